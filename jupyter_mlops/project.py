@@ -1,0 +1,124 @@
+"""Finding the project (the folder holding `.mlops/`) and reading its configuration."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import InvalidInput, NotFound, ProjectNotFound
+
+MLOPS_DIR = ".mlops"
+CONFIG_FILE = "config.toml"
+
+DEFAULT_CONFIG_TEXT = """\
+# jupyter-mlops project configuration.
+
+[tracking]
+# A running run writes a heartbeat this often; a run whose heartbeat is older
+# than `stale_after_seconds` is shown as `killed` (its process died).
+heartbeat_seconds = 30
+stale_after_seconds = 120
+"""
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    heartbeat_seconds: float = 30.0
+    stale_after_seconds: float = 120.0
+
+
+@dataclass(frozen=True)
+class Project:
+    """A project root and the paths inside its `.mlops/` folder."""
+
+    root: Path
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+    @property
+    def home(self) -> Path:
+        return self.root / MLOPS_DIR
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "mlops.db"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.home / "artifacts"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+
+def find_project(start: str | os.PathLike[str] | None = None,
+                 environ: Mapping[str, str] | None = None) -> Project:
+    """Return the project governing `start` (default: the working directory).
+
+    `MLOPS_HOME` in `environ` (default: `os.environ`) names the project root and
+    wins over the walk up from `start`. Raises `ProjectNotFound`.
+    """
+    environ = os.environ if environ is None else environ
+    override = environ.get("MLOPS_HOME")
+    if override:
+        root = Path(override).expanduser().resolve()
+        if root.name == MLOPS_DIR:
+            root = root.parent
+        if not (root / MLOPS_DIR).is_dir():
+            raise NotFound(
+                f"MLOPS_HOME={override!r} holds no {MLOPS_DIR}/ folder; "
+                f"run `mlops init {override}` or unset MLOPS_HOME"
+            )
+        return _load(root)
+    here = Path(start if start is not None else os.getcwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / MLOPS_DIR).is_dir():
+            return _load(folder)
+    raise ProjectNotFound(str(here))
+
+
+def init_project(root: str | os.PathLike[str]) -> tuple[Project, bool]:
+    """Create `.mlops/` (folders and a default config) under `root`.
+
+    Idempotent: an existing project is left as it is. Returns the project and
+    whether it was created now. The database is created by `Store.migrate()`.
+    """
+    root_path = Path(root).expanduser().resolve()
+    if root_path.exists() and not root_path.is_dir():
+        raise InvalidInput(f"cannot create a project in {root_path}: it is a file")
+    home = root_path / MLOPS_DIR
+    created = not home.exists()
+    for folder in (home, home / "artifacts", home / "cache"):
+        folder.mkdir(parents=True, exist_ok=True)
+    config = home / CONFIG_FILE
+    if not config.exists():
+        config.write_text(DEFAULT_CONFIG_TEXT, encoding="utf-8")
+    return _load(root_path), created
+
+
+def _load(root: Path) -> Project:
+    config_path = root / MLOPS_DIR / CONFIG_FILE
+    if not config_path.exists():
+        return Project(root=root)
+    import tomllib
+
+    try:
+        data = tomllib.loads(config_path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"{config_path}: not valid TOML: {exc}") from None
+    tracking = data.get("tracking", {})
+    try:
+        config = TrackingConfig(
+            heartbeat_seconds=float(tracking.get("heartbeat_seconds", 30.0)),
+            stale_after_seconds=float(tracking.get("stale_after_seconds", 120.0)),
+        )
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"{config_path}: [tracking] values must be numbers: {exc}") from None
+    if config.heartbeat_seconds <= 0 or config.stale_after_seconds <= config.heartbeat_seconds:
+        raise InvalidInput(
+            f"{config_path}: need 0 < heartbeat_seconds < stale_after_seconds, got "
+            f"{config.heartbeat_seconds} and {config.stale_after_seconds}"
+        )
+    return Project(root=root, tracking=config)

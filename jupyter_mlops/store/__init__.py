@@ -1,0 +1,59 @@
+"""The embedded metadata store: one SQLite file, reached only through `Store`.
+
+`Store` is the narrow interface the rest of the package uses; each resource has
+its own repository (`store.runs`, `store.datasets`, ...) that hands out frozen
+dataclasses. A server database can later implement the same repositories.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import NotFound
+from . import schema
+from .artifacts import ArtifactRepository
+from .connection import connect
+from .datasets import DatasetRepository
+from .environments import EnvironmentRepository
+from .models import ModelRepository
+from .runs import RunRepository
+
+
+class Store:
+    """An open store. Opening never creates or changes tables: call `migrate()`."""
+
+    def __init__(self, path: str | os.PathLike[str], *, stale_after_seconds: float = 120.0,
+                 create: bool = False) -> None:
+        self.path = Path(path)
+        if not create and not self.path.exists():
+            raise NotFound(f"no store at {self.path}; run `mlops init` first")
+        self._conn = connect(self.path)
+        self.runs = RunRepository(self._conn, stale_after_seconds)
+        self.datasets = DatasetRepository(self._conn)
+        self.artifacts = ArtifactRepository(self._conn)
+        self.models = ModelRepository(self._conn)
+        self.environments = EnvironmentRepository(self._conn)
+
+    def migrate(self) -> list[int]:
+        """Apply pending migrations (idempotent, safe when many processes start at once)."""
+        return schema.migrate(self._conn)
+
+    @property
+    def schema_version(self) -> int:
+        return schema.current_version(self._conn)
+
+    def needs_migration(self) -> bool:
+        return self.schema_version < schema.SCHEMA_VERSION
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+__all__ = ["Store"]

@@ -1,0 +1,42 @@
+"""Records of stored artifacts (by digest) and their links to runs.
+
+The bytes themselves live in the content-addressed folder (`jupyter_mlops.artifacts`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+
+from .connection import write
+from .records import ArtifactLink
+
+
+class ArtifactRepository:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def link(self, run_id: int, name: str, digest: str, size: int, kind: str) -> ArtifactLink:
+        with write(self._conn) as conn:
+            conn.execute("INSERT OR IGNORE INTO artifacts VALUES (?, ?, ?)",
+                         (digest, size, time.time()))
+            conn.execute("INSERT OR REPLACE INTO run_artifacts VALUES (?, ?, ?, ?)",
+                         (run_id, name, digest, kind))
+        return ArtifactLink(run_id=run_id, name=name, digest=digest, size=size, kind=kind)
+
+    def record(self, digest: str, size: int) -> None:
+        """Record stored bytes that belong to no run (yet)."""
+        with write(self._conn) as conn:
+            conn.execute("INSERT OR IGNORE INTO artifacts VALUES (?, ?, ?)",
+                         (digest, size, time.time()))
+
+    def for_run(self, run_id: int) -> list[ArtifactLink]:
+        rows = self._conn.execute(
+            "SELECT ra.run_id, ra.name, ra.digest, a.size, ra.kind FROM run_artifacts ra "
+            "JOIN artifacts a ON a.digest = ra.digest WHERE ra.run_id = ? ORDER BY ra.rowid",
+            (run_id,)).fetchall()
+        return [ArtifactLink(*row) for row in rows]
+
+    def all_digests(self) -> Iterator[tuple[str, int]]:
+        yield from self._conn.execute("SELECT digest, size FROM artifacts ORDER BY digest")

@@ -1,0 +1,193 @@
+"""The run filter language, compiled to parameterized SQL.
+
+    metrics.acc > 0.9 and (params.C = '0.5' or tags.team = "churn")
+    status != 'failed' and started_at >= '2026-11-01' and not name like 'tmp%'
+
+A comparison is `FIELD OP VALUE`: FIELD is `metrics.KEY`, `params.KEY`,
+`tags.KEY` or a run attribute (see `ATTRIBUTES`); OP is one of
+= != < <= > >= like; VALUE is a number or a quoted string. Comparisons join with
+`and` / `or` / `not` and parentheses. Values only ever travel as SQL parameters.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from ..errors import FilterSyntaxError
+
+# Attribute name -> SQL expression over the `runs` table aliased `r`.
+# `status` is the effective status: a running run with a stale heartbeat is killed.
+ATTRIBUTES = {
+    "id": "r.id", "uuid": "r.uuid", "name": "r.name", "notebook": "r.notebook",
+    "source_kind": "r.source_kind", "code_digest": "r.code_digest",
+    "git_commit": "r.git_commit", "git_branch": "r.git_branch", "git_dirty": "r.git_dirty",
+    "python": "r.python", "host": "r.host", "user": "r.user",
+    "started_at": "r.started_at", "ended_at": "r.ended_at",
+    "status": "(CASE WHEN r.status = 'running' AND r.heartbeat_at < :stale_before"
+              " THEN 'killed' ELSE r.status END)",
+}
+_TIME_ATTRIBUTES = {"started_at", "ended_at"}
+_OPERATORS = {"=": "=", "==": "=", "!=": "!=", "<>": "!=", "<": "<", "<=": "<=", ">": ">",
+              ">=": ">=", "like": "LIKE"}
+
+_TOKEN = re.compile(
+    r"""
+    (?P<space>\s+)
+  | (?P<lparen>\()
+  | (?P<rparen>\))
+  | (?P<op><=|>=|==|!=|<>|=|<|>)
+  | (?P<string>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
+  | (?P<number>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?![\w.]))
+  | (?P<field>(?:metrics|params|tags)\.(?:`[^`]+`|[\w.\-/]+)|[A-Za-z_]\w*)
+    """,
+    re.VERBOSE,
+)
+_KEYWORDS = {"and", "or", "not", "like"}
+_DESCRIPTIONS = {"field": "a field", "op": "an operator", "like": "an operator",
+                 "string": "a quoted string", "number": "a number", "rparen": "')'"}
+
+
+@dataclass(frozen=True)
+class _Token:
+    kind: str
+    text: str
+    position: int
+
+
+@dataclass(frozen=True)
+class CompiledFilter:
+    """A SQL condition over `runs r` and its named parameters (`:stale_before` is the caller's)."""
+
+    sql: str
+    params: dict[str, object]
+
+
+def _tokenize(expression: str) -> list[_Token]:
+    tokens: list[_Token] = []
+    position = 0
+    while position < len(expression):
+        match = _TOKEN.match(expression, position)
+        if match is None:
+            raise FilterSyntaxError(expression, position,
+                                    f"unexpected character {expression[position]!r}")
+        kind = match.lastgroup or ""
+        text = match.group()
+        if kind == "field" and text.lower() in _KEYWORDS:
+            kind = text.lower()
+        if kind != "space":
+            tokens.append(_Token(kind, text, position))
+        position = match.end()
+    return tokens
+
+
+class _Parser:
+    def __init__(self, expression: str) -> None:
+        self.expression = expression
+        self.tokens = _tokenize(expression)
+        self.index = 0
+        self.params: dict[str, object] = {}
+
+    def error(self, problem: str, token: _Token | None = None) -> FilterSyntaxError:
+        position = token.position if token else len(self.expression)
+        return FilterSyntaxError(self.expression, position, problem)
+
+    def peek(self) -> _Token | None:
+        return self.tokens[self.index] if self.index < len(self.tokens) else None
+
+    def take(self, *kinds: str) -> _Token:
+        token = self.peek()
+        wanted = " or ".join(dict.fromkeys(_DESCRIPTIONS[kind] for kind in kinds))
+        if token is None:
+            raise self.error(f"expected {wanted}, found the end")
+        if token.kind not in kinds:
+            raise self.error(f"expected {wanted}, found {token.text!r}", token)
+        self.index += 1
+        return token
+
+    def parse(self) -> str:
+        if not self.tokens:
+            raise self.error("empty filter")
+        sql = self.parse_or()
+        leftover = self.peek()
+        if leftover is not None:
+            raise self.error(f"unexpected {leftover.text!r}", leftover)
+        return sql
+
+    def parse_or(self) -> str:
+        parts = [self.parse_and()]
+        while (token := self.peek()) is not None and token.kind == "or":
+            self.index += 1
+            parts.append(self.parse_and())
+        return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
+
+    def parse_and(self) -> str:
+        parts = [self.parse_not()]
+        while (token := self.peek()) is not None and token.kind == "and":
+            self.index += 1
+            parts.append(self.parse_not())
+        return parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")"
+
+    def parse_not(self) -> str:
+        token = self.peek()
+        if token is not None and token.kind == "not":
+            self.index += 1
+            return f"(NOT {self.parse_not()})"
+        if token is not None and token.kind == "lparen":
+            self.index += 1
+            inner = self.parse_or()
+            self.take("rparen")
+            return inner
+        return self.parse_comparison()
+
+    def bind(self, value: object) -> str:
+        name = f"p{len(self.params)}"
+        self.params[name] = value
+        return f":{name}"
+
+    def parse_comparison(self) -> str:
+        field = self.take("field")
+        op_token = self.take("op", "like")
+        op = _OPERATORS[op_token.text.lower()]
+        value_token = self.take("string", "number")
+        is_number = value_token.kind == "number"
+        value: object = float(value_token.text) if is_number else _unquote(value_token.text)
+        if op == "LIKE" and is_number:
+            raise self.error("`like` needs a quoted pattern", value_token)
+
+        namespace, dot, key = field.text.partition(".")
+        if dot and namespace in ("metrics", "params", "tags"):
+            key = key.strip("`")
+            if namespace == "metrics":
+                if not is_number:
+                    raise self.error(f"metrics are numbers: compare {field.text} with a number",
+                                     value_token)
+                return (f"r.id IN (SELECT run_id FROM latest_metrics WHERE key = {self.bind(key)}"
+                        f" AND value {op} {self.bind(value)})")
+            column = "CAST(value AS REAL)" if is_number else "value"
+            return (f"r.id IN (SELECT run_id FROM {namespace} WHERE key = {self.bind(key)}"
+                    f" AND {column} {op} {self.bind(value)})")
+        if field.text not in ATTRIBUTES:
+            known = ", ".join(sorted(ATTRIBUTES))
+            raise self.error(f"unknown field {field.text!r} (use metrics.KEY, params.KEY, "
+                             f"tags.KEY or one of: {known})", field)
+        if field.text in _TIME_ATTRIBUTES and not is_number:
+            try:
+                value = datetime.fromisoformat(str(value)).astimezone().timestamp()
+            except ValueError:
+                raise self.error(f"{field.text} takes a number (epoch seconds) or an ISO date",
+                                 value_token) from None
+        return f"{ATTRIBUTES[field.text]} {op} {self.bind(value)}"
+
+
+def _unquote(text: str) -> str:
+    body = text[1:-1]
+    return re.sub(r"\\(.)", r"\1", body)
+
+
+def compile_filter(expression: str) -> CompiledFilter:
+    """Compile a filter expression; raises `FilterSyntaxError` pointing at the bad token."""
+    parser = _Parser(expression)
+    sql = parser.parse()
+    return CompiledFilter(sql=sql, params=parser.params)

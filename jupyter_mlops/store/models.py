@@ -1,0 +1,72 @@
+"""Model versions: a stored model file registered under a name and a number."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..errors import InvalidInput, NotFound
+from .connection import write
+from .records import ModelVersion
+
+_COLUMNS = "name, version, run_id, digest, flavor, signature, created_at, input_datasets"
+
+
+class ModelRepository:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def register(self, name: str, *, digest: str, flavor: str, run_id: int | None,
+                 signature: Mapping[str, Any] | None, input_datasets: Sequence[str]
+                 ) -> ModelVersion:
+        """Add the next version of model `name`; the number is taken under the write lock."""
+        created = time.time()
+        with write(self._conn) as conn:
+            version = conn.execute("SELECT coalesce(max(version), 0) + 1 FROM model_versions"
+                                   " WHERE name = ?", (name,)).fetchone()[0]
+            conn.execute(
+                f"INSERT INTO model_versions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (name, version, run_id, digest, flavor,
+                 None if signature is None else json.dumps(signature), created,
+                 json.dumps(list(input_datasets))))
+        return self.get(name, version)
+
+    def get(self, name: str, version: int | None = None) -> ModelVersion:
+        """A version, or the latest one when `version` is None."""
+        if version is None:
+            row = self._conn.execute(f"SELECT {_COLUMNS} FROM model_versions WHERE name = ? "
+                                     "ORDER BY version DESC LIMIT 1", (name,)).fetchone()
+        else:
+            row = self._conn.execute(f"SELECT {_COLUMNS} FROM model_versions WHERE name = ? "
+                                     "AND version = ?", (name, version)).fetchone()
+        if row is None:
+            what = name if version is None else f"{name}:{version}"
+            raise NotFound(f"no model version {what}")
+        return _model(row)
+
+    def for_run(self, run_id: int) -> list[ModelVersion]:
+        rows = self._conn.execute(f"SELECT {_COLUMNS} FROM model_versions WHERE run_id = ? "
+                                  "ORDER BY name, version", (run_id,)).fetchall()
+        return [_model(row) for row in rows]
+
+    def names(self) -> list[str]:
+        return [row[0] for row in self._conn.execute(
+            "SELECT DISTINCT name FROM model_versions ORDER BY name")]
+
+
+def parse_model_ref(ref: str) -> tuple[str, int | None]:
+    """`churn:3` -> ("churn", 3); `churn` -> ("churn", None) meaning the latest."""
+    name, sep, version = ref.strip().partition(":")
+    if not name or (sep and not version.isdigit()):
+        raise InvalidInput(f"model reference {ref!r} should look like NAME or NAME:VERSION")
+    return name, int(version) if sep else None
+
+
+def _model(row: tuple) -> ModelVersion:
+    name, version, run_id, digest, flavor, signature, created, inputs = row
+    return ModelVersion(name=name, version=version, run_id=run_id, digest=digest, flavor=flavor,
+                        signature=None if signature is None else json.loads(signature),
+                        created_at=created, input_datasets=tuple(json.loads(inputs or "[]")))

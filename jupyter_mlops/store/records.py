@@ -1,0 +1,102 @@
+"""The values the store hands out: frozen dataclasses, never rows."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+RUN_STATUSES = ("running", "finished", "failed", "killed")
+DATASET_ROLES = ("input", "output")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One execution that recorded something; `metrics` holds each key's latest value."""
+
+    id: int
+    uuid: str
+    name: str | None
+    status: str
+    started_at: float
+    ended_at: float | None
+    notebook: str | None
+    source_kind: str
+    code_digest: str | None
+    git_commit: str | None
+    git_branch: str | None
+    git_dirty: bool | None
+    python: str | None
+    env_digest: str | None
+    host: str | None
+    user: str | None
+    error: str | None
+    params: Mapping[str, str] = field(default_factory=dict)
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.ended_at is None else self.ended_at - self.started_at
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    key: str
+    value: float
+    step: int | None
+    timestamp: float
+
+
+@dataclass(frozen=True)
+class DatasetVersion:
+    """A content digest of a file, folder or DataFrame, with what we know of its shape."""
+
+    digest: str
+    kind: str  # file | folder | dataframe
+    size: int | None
+    rows: int | None
+    schema: Mapping[str, str] | None
+
+
+@dataclass(frozen=True)
+class RunDataset:
+    """A dataset version as one run used it."""
+
+    dataset: DatasetVersion
+    role: str
+    source: str  # the path, or the variable name of a DataFrame
+
+
+@dataclass(frozen=True)
+class ArtifactLink:
+    """Stored bytes (by digest) linked to a run under a name."""
+
+    run_id: int
+    name: str
+    digest: str
+    size: int
+    kind: str  # artifact | notebook | source | git-diff | model
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    name: str
+    version: int
+    run_id: int | None
+    digest: str
+    flavor: str
+    signature: Mapping[str, Any] | None
+    created_at: float
+    input_datasets: tuple[str, ...] = ()
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.version}"
+
+
+@dataclass(frozen=True)
+class Environment:
+    digest: str
+    python: str
+    packages: Mapping[str, str]

@@ -1,0 +1,101 @@
+"""The store's tables, created and changed only by explicit, numbered migrations.
+
+The schema version lives in SQLite's `user_version`. `migrate()` takes the
+write lock before reading it, so when many processes start at once each
+migration runs exactly once and the others find the work done.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+from .connection import write
+
+SCHEMA_VERSION = 1
+
+
+def _v1(db) -> None:  # db: sqlite_utils.Database
+    db.create_table("environments", {"digest": str, "python": str, "packages": str},
+                    pk="digest")
+    db.create_table(
+        "runs",
+        {
+            "id": int, "uuid": str, "name": str, "status": str,
+            "started_at": float, "ended_at": float, "heartbeat_at": float,
+            "notebook": str, "source_kind": str, "code_digest": str,
+            "git_commit": str, "git_branch": str, "git_dirty": int,
+            "python": str, "env_digest": str, "host": str, "user": str, "pid": int,
+            "error": str,
+        },
+        pk="id",
+        not_null={"uuid", "status", "started_at", "source_kind"},
+        foreign_keys=[("env_digest", "environments", "digest")],
+    )
+    db["runs"].create_index(["uuid"], unique=True)
+    db["runs"].create_index(["status"])
+    db["runs"].create_index(["name"])
+    db.create_table("params", {"run_id": int, "key": str, "value": str},
+                    pk=("run_id", "key"), not_null={"value"},
+                    foreign_keys=[("run_id", "runs", "id")])
+    db["params"].create_index(["key", "value"])
+    db.create_table("tags", {"run_id": int, "key": str, "value": str},
+                    pk=("run_id", "key"), not_null={"value"},
+                    foreign_keys=[("run_id", "runs", "id")])
+    db["tags"].create_index(["key", "value"])
+    db.create_table("metrics", {"run_id": int, "key": str, "value": float, "step": int,
+                                "timestamp": float},
+                    not_null={"run_id", "key", "timestamp"},
+                    foreign_keys=[("run_id", "runs", "id")])
+    db["metrics"].create_index(["run_id", "key", "step"])
+    # One row per (run, key): the latest value, so filters never scan history.
+    db.create_table("latest_metrics", {"run_id": int, "key": str, "value": float, "step": int,
+                                       "timestamp": float},
+                    pk=("run_id", "key"), foreign_keys=[("run_id", "runs", "id")])
+    db["latest_metrics"].create_index(["key", "value"])
+    db.create_table("dataset_versions", {"digest": str, "kind": str, "size": int, "rows": int,
+                                         "schema": str, "created_at": float},
+                    pk="digest", not_null={"kind", "created_at"})
+    db.create_table("run_datasets", {"run_id": int, "digest": str, "role": str, "source": str},
+                    pk=("run_id", "digest", "role"),
+                    foreign_keys=[("run_id", "runs", "id"),
+                                  ("digest", "dataset_versions", "digest")])
+    db["run_datasets"].create_index(["digest"])
+    db.create_table("artifacts", {"digest": str, "size": int, "created_at": float},
+                    pk="digest", not_null={"size", "created_at"})
+    db.create_table("run_artifacts", {"run_id": int, "name": str, "digest": str, "kind": str},
+                    pk=("run_id", "name"), not_null={"digest", "kind"},
+                    foreign_keys=[("run_id", "runs", "id"), ("digest", "artifacts", "digest")])
+    db.create_table("model_versions", {"name": str, "version": int, "run_id": int,
+                                       "digest": str, "flavor": str, "signature": str,
+                                       "input_datasets": str, "created_at": float},
+                    pk=("name", "version"), not_null={"digest", "flavor", "created_at"},
+                    foreign_keys=[("run_id", "runs", "id"), ("digest", "artifacts", "digest")])
+    db["model_versions"].create_index(["run_id"])
+
+
+MIGRATIONS: list[Callable] = [_v1]
+assert len(MIGRATIONS) == SCHEMA_VERSION
+
+
+def current_version(conn: sqlite3.Connection) -> int:
+    return conn.execute("PRAGMA user_version").fetchone()[0]
+
+
+def migrate(conn: sqlite3.Connection) -> list[int]:
+    """Bring the schema up to `SCHEMA_VERSION`; return the versions applied now."""
+    if current_version(conn) >= SCHEMA_VERSION:
+        return []
+    import sqlite_utils  # 0.3-0.5 s to import (it loads pandas): only when migrating
+
+    db = sqlite_utils.Database(conn)
+    if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        conn.execute("PRAGMA journal_mode=WAL")
+    applied = []
+    with write(conn):
+        version = current_version(conn)  # read again under the write lock
+        for number in range(version + 1, SCHEMA_VERSION + 1):
+            MIGRATIONS[number - 1](db)
+            applied.append(number)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
+    return applied
