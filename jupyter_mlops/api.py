@@ -1,0 +1,111 @@
+"""The module-level Python API, over one lazily created `Tracker` per process.
+
+The tracker is made on first use (never at import), shared with the `%mlops`
+magics so that `%mlops start` and `mlops.log_model(...)` record into the same
+run. `use_tracker()` swaps it (tests, or a second project in one process).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .inspection import Comparison, RunDetail, compare_runs, describe_run
+from .project import Project, init_project
+from .store import Store
+from .store.records import ArtifactLink, DatasetVersion, ModelVersion, Run
+from .tracking import ActiveRun, Tracker
+
+_tracker: Tracker | None = None
+
+
+def tracker() -> Tracker:
+    """The process's shared tracker, created on first call."""
+    global _tracker
+    if _tracker is None:
+        _tracker = Tracker()
+    return _tracker
+
+
+def use_tracker(new: Tracker | None) -> Tracker | None:
+    """Replace the shared tracker (None: make a fresh one on next use); return the old one."""
+    global _tracker
+    old, _tracker = _tracker, new
+    return old
+
+
+def init(path: str | os.PathLike[str] = ".") -> Project:
+    """Create `.mlops/` under `path` with an up-to-date database; idempotent."""
+    project, _ = init_project(path)
+    with Store(project.db_path, create=True) as store:
+        store.migrate()
+    return project
+
+
+def start_run(name: str | None = None, *, tags: Mapping[str, object] | None = None,
+              params: Mapping[str, object] | None = None) -> ActiveRun:
+    return tracker().start_run(name, tags=tags, params=params)
+
+
+def active_run() -> ActiveRun | None:
+    run = tracker().active_run
+    return None if run is None or run.ended else run
+
+
+def end_run(status: str = "finished") -> Run:
+    return tracker().end_run(status)
+
+
+def log_param(key: str, value: object) -> None:
+    tracker().require_run().log_param(key, value)
+
+
+def log_params(params: Mapping[str, object]) -> None:
+    tracker().require_run().log_params(params)
+
+
+def set_tags(tags: Mapping[str, object]) -> None:
+    tracker().require_run().set_tags(tags)
+
+
+def log_metric(key: str, value: float, step: int | None = None) -> None:
+    tracker().require_run().log_metric(key, value, step)
+
+
+def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
+    tracker().require_run().log_metrics(metrics, step)
+
+
+def log_dataset(data: Any, role: str = "input", name: str | None = None) -> DatasetVersion:
+    return tracker().require_run().log_dataset(data, role, name)
+
+
+def log_artifact(path: str | os.PathLike[str], name: str | None = None) -> list[ArtifactLink]:
+    return tracker().require_run().log_artifact(path, name)
+
+
+def log_model(model: Any, name: str, input_example: Any = None) -> ModelVersion:
+    return tracker().require_run().log_model(model, name, input_example)
+
+
+def load_model(ref: str, trusted: Iterable[str] | None = None) -> Any:
+    """Load `name` (latest version) or `name:version`; the digest is verified first."""
+    return tracker().load_model(ref, trusted)
+
+
+def get_run(ref: str | int) -> Run:
+    return tracker().get_run(ref)
+
+
+def search_runs(filter: str | None = None, *, limit: int = 100, offset: int = 0) -> list[Run]:
+    """Runs matching a filter (`metrics.acc > 0.9 and params.C = '0.5'`), newest first."""
+    return tracker().search_runs(filter, limit=limit, offset=offset)
+
+
+def show_run(ref: str | int) -> RunDetail:
+    return describe_run(tracker().store, ref)
+
+
+def compare(*refs: str | int) -> Comparison:
+    return compare_runs(tracker().store, refs)

@@ -1,0 +1,172 @@
+"""What a run captures without being asked: source, git state, environment, host."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import blake3
+
+from .hashing import digest_file, format_digest
+from .store.records import Environment
+
+NOTEBOOK_ENV = "MLOPS_NOTEBOOK_PATH"  # set by `mlops run` (and pipelines) for the kernel
+_GIT_TIMEOUT = 10
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the code of a run lives: a notebook, a script, or an interactive session."""
+
+    kind: str  # jupyter | papermill | script | interactive
+    path: Path | None
+
+
+@dataclass(frozen=True)
+class GitState:
+    commit: str | None
+    branch: str | None
+    dirty: bool
+    diff: bytes  # `git diff HEAD --binary`; empty when clean
+
+
+def detect_source(environ: dict[str, str] | None = None) -> Source:
+    """Find the notebook or script being run, trying the most specific signal first."""
+    env = os.environ if environ is None else environ
+    explicit = env.get(NOTEBOOK_ENV)
+    if explicit:
+        return Source("papermill", Path(explicit).resolve())
+    session = env.get("JPY_SESSION_NAME")
+    if session:
+        return Source("jupyter", _resolve_session_path(session))
+    papermill_input = _papermill_input_from_parent()
+    if papermill_input is not None:
+        return Source("papermill", papermill_input)
+    main = sys.modules.get("__main__")
+    main_file = getattr(main, "__file__", None)
+    if main_file and Path(main_file).suffix == ".py" and "ipykernel" not in main_file:
+        return Source("script", Path(main_file).resolve())
+    return Source("interactive", None)
+
+
+def _resolve_session_path(session: str) -> Path | None:
+    """`JPY_SESSION_NAME` is absolute in recent servers, relative to the server root before."""
+    candidate = Path(session)
+    if candidate.is_absolute():
+        return candidate
+    cwd = Path.cwd()
+    for path in (cwd / candidate, cwd / candidate.name):
+        if path.exists():
+            return path.resolve()
+    return cwd / candidate.name
+
+
+def _papermill_input_from_parent() -> Path | None:
+    """Under the `papermill` CLI the kernel's parent is `papermill IN.ipynb OUT.ipynb`."""
+    try:
+        raw = Path(f"/proc/{os.getppid()}/cmdline").read_bytes()
+    except OSError:
+        return None
+    args = [a.decode(errors="replace") for a in raw.split(b"\0") if a]
+    if not any(Path(a).name == "papermill" for a in args[:2]):
+        return None
+    notebooks = [a for a in args if a.endswith(".ipynb")]
+    if not notebooks:
+        return None
+    try:
+        parent_cwd = Path(os.readlink(f"/proc/{os.getppid()}/cwd"))
+    except OSError:
+        parent_cwd = Path.cwd()
+    return (parent_cwd / notebooks[0]).resolve()
+
+
+def notebook_code_digest(path: Path) -> str:
+    """Digest of a notebook's code cells only: outputs, metadata and markdown don't count.
+
+    Read with `json` rather than nbformat (1.6 s to import).
+    """
+    with open(path, encoding="utf-8") as f:
+        notebook = json.load(f)
+    hasher = blake3.blake3()
+    hasher.update(b"jupyter-mlops code cells v1\n")
+    for cell in notebook.get("cells", []):
+        if cell.get("cell_type") != "code":
+            continue
+        source = cell.get("source", "")
+        text = "".join(source) if isinstance(source, list) else str(source)
+        encoded = text.encode("utf-8")
+        hasher.update(len(encoded).to_bytes(8, "little") + encoded)
+    return format_digest(hasher.hexdigest())
+
+
+def code_digest(source: Source) -> str | None:
+    if source.path is None or not source.path.is_file():
+        return None
+    if source.path.suffix == ".ipynb":
+        try:
+            return notebook_code_digest(source.path)
+        except (OSError, ValueError):
+            return None
+    return digest_file(source.path)
+
+
+def git_state(cwd: Path) -> GitState | None:
+    """Commit, branch, dirty flag and uncommitted diff; None outside a git work tree."""
+    try:
+        status = subprocess.run(
+            ["git", "status", "--porcelain=v2", "--branch", "--untracked-files=no"],
+            cwd=cwd, capture_output=True, timeout=_GIT_TIMEOUT, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if status.returncode != 0:
+        return None
+    commit = branch = None
+    dirty = False
+    for line in status.stdout.decode(errors="replace").splitlines():
+        if line.startswith("# branch.oid "):
+            oid = line.split(" ", 2)[2]
+            commit = None if oid == "(initial)" else oid
+        elif line.startswith("# branch.head "):
+            head = line.split(" ", 2)[2]
+            branch = None if head == "(detached)" else head
+        elif not line.startswith("#"):
+            dirty = True
+    diff = b""
+    if dirty and commit:
+        result = subprocess.run(["git", "diff", "HEAD", "--binary"], cwd=cwd,
+                                capture_output=True, timeout=_GIT_TIMEOUT, check=False)
+        diff = result.stdout if result.returncode == 0 else b""
+    return GitState(commit=commit, branch=branch, dirty=dirty, diff=diff)
+
+
+def environment() -> Environment:
+    """The Python version and every installed distribution's version."""
+    from importlib import metadata
+
+    packages: dict[str, str] = {}
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"]
+        if name:
+            packages[name.lower()] = dist.version
+    python = platform.python_version()
+    payload = json.dumps({"python": python, "packages": packages}, sort_keys=True).encode()
+    return Environment(digest=format_digest(blake3.blake3(payload).hexdigest()), python=python,
+                       packages=dict(sorted(packages.items())))
+
+
+def host() -> str:
+    return socket.gethostname()
+
+
+def user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid()) if hasattr(os, "getuid") else "unknown"

@@ -1,0 +1,44 @@
+"""Entry point of the `mlops` command: builds the parser, maps errors to exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ..errors import MlopsError
+from . import init, run_notebook, runs, verify
+
+COMMAND_GROUPS = (init, runs, run_notebook, verify)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mlops",
+        description="Track, compare and verify the runs of a jupyter-mlops project. "
+                    "The project is the nearest folder holding .mlops/ (MLOPS_HOME overrides).",
+    )
+    parser.add_argument("--version", action="version", version="%(prog)s 0.1.0")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    for group in COMMAND_GROUPS:
+        group.add_parser(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except MlopsError as exc:
+        print(f"mlops: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("mlops: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

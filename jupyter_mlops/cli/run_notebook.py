@@ -1,0 +1,107 @@
+"""`mlops run NOTEBOOK`: execute a notebook with papermill under tracking, print its run."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from ..artifacts import ArtifactStore
+from ..capture import NOTEBOOK_ENV
+from ..errors import InvalidInput, NotFound
+from ..inspection import describe_run
+from ..project import find_project
+from ..store import Store
+from ..views import run_detail_text
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "run", help="execute a notebook with papermill and print the run it recorded",
+        description="Execute NOTEBOOK in a fresh kernel (papermill), in the project root, "
+                    "with the given parameters. The notebook records its run with the "
+                    "%%mlops magics; the executed notebook is stored with that run, which is "
+                    "printed at the end.")
+    parser.add_argument("notebook", help="path of the .ipynb to execute")
+    parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="parameter for the notebook's `parameters` cell (repeatable); "
+                             "VALUE is read as a Python literal, else as a string")
+    parser.add_argument("-o", "--output", default=None,
+                        help="where to write the executed notebook "
+                             "(default: .mlops/cache/executed/NAME.ipynb)")
+    parser.add_argument("--kernel", default=None, help="kernel name (default: the notebook's)")
+    parser.set_defaults(func=run)
+
+
+def parse_assignment(text: str) -> tuple[str, object]:
+    name, sep, raw = text.partition("=")
+    name = name.strip()
+    if not sep or not name.isidentifier():
+        raise InvalidInput(f"parameter {text!r} should look like NAME=VALUE")
+    try:
+        value = ast.literal_eval(raw.strip())
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        value = raw.strip()
+    return name, value
+
+
+def run(args: argparse.Namespace) -> int:
+    notebook = Path(args.notebook).resolve()
+    if not notebook.is_file() or notebook.suffix != ".ipynb":
+        raise NotFound(f"no notebook {args.notebook} (expected an existing .ipynb file)")
+    params = dict(parse_assignment(p) for p in args.param)
+    project = find_project()
+    output = Path(args.output).resolve() if args.output else (
+        project.cache_dir / "executed" / notebook.name)
+    output.parent.mkdir(parents=True, exist_ok=True)
+
+    with Store(project.db_path) as store:
+        store.migrate()
+        before = store.runs.search(limit=1)
+    last_id = before[0].id if before else 0
+
+    import papermill as pm  # 2 s to import: only for this command
+
+    env_keys = {NOTEBOOK_ENV: str(notebook), "MLOPS_HOME": str(project.root),
+                "MLOPS_RUN_PARAMS": json.dumps(params, default=str)}
+    saved = {key: os.environ.get(key) for key in env_keys}
+    os.environ.update(env_keys)  # the kernel inherits this process's environment
+    failure = None
+    started = time.time()
+    try:
+        pm.execute_notebook(str(notebook), str(output), parameters=params, cwd=str(project.root),
+                            kernel_name=args.kernel, progress_bar=sys.stderr.isatty(),
+                            log_output=False)
+    except pm.PapermillExecutionError as exc:
+        failure = (f"cell {exc.exec_count} raised {exc.ename}: {exc.evalue} "
+                   f"(executed notebook saved at {output})")
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    elapsed = time.time() - started
+
+    with Store(project.db_path, stale_after_seconds=project.tracking.stale_after_seconds
+               ) as store:
+        recorded = [r for r in store.runs.search(f"id > {last_id}", limit=1000)
+                    if r.notebook == str(notebook)]
+        for found in recorded:
+            digest, size = ArtifactStore(project.artifacts_dir).put_file(output)
+            store.artifacts.link(found.id, f"executed/{notebook.name}", digest, size, "notebook")
+        if not recorded:
+            print(f"executed {notebook.name} in {elapsed:.1f}s, but it recorded no run: add "
+                  "`%load_ext jupyter_mlops` and `%mlops start` to it", file=sys.stderr)
+        for found in reversed(recorded):
+            print(run_detail_text(describe_run(store, found.id)))
+    if failure:
+        print(f"mlops: error: {notebook.name}: {failure}", file=sys.stderr)
+        return 1
+    print(f"\nexecuted {notebook.name} in {elapsed:.1f}s; output notebook: {output}",
+          file=sys.stderr)
+    return 0

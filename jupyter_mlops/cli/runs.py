@@ -1,0 +1,97 @@
+"""`mlops runs ls|show|compare`: list, inspect and compare recorded runs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..inspection import compare_runs, describe_run
+from ..project import find_project
+from ..store import Store
+from ..store.filters import ATTRIBUTES
+from ..views import comparison_text, run_detail_text, runs_text, to_jsonable
+
+FILTER_HELP = (
+    "filter expression, e.g. \"metrics.acc > 0.9 and params.C = '0.5'\"; fields: "
+    "metrics.KEY, params.KEY, tags.KEY, " + ", ".join(sorted(ATTRIBUTES))
+    + "; operators: = != < <= > >= like; join with and/or/not and parentheses"
+)
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("runs", help="list, show and compare runs",
+                                 description="List, show and compare recorded runs.")
+    sub = parser.add_subparsers(title="runs commands", metavar="COMMAND", required=True)
+
+    ls = sub.add_parser("ls", help="list runs, newest first",
+                        description="List runs, newest first.")
+    ls.add_argument("--filter", "-f", default=None, help=FILTER_HELP)
+    ls.add_argument("--limit", "-n", type=_positive, default=20,
+                    help="show at most N runs (default: 20)")
+    ls.add_argument("--offset", type=_non_negative, default=0, help="skip the first N matches")
+    ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ls.set_defaults(func=list_runs)
+
+    show = sub.add_parser("show", help="everything recorded about one run",
+                          description="Everything recorded about one run.")
+    show.add_argument("run", help="run id (e.g. 12) or uuid prefix")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    show.add_argument("--packages", action="store_true", help="list every package version")
+    show.set_defaults(func=show_run)
+
+    compare = sub.add_parser("compare", help="runs side by side, differences marked",
+                             description="Runs side by side: params, metrics, data, "
+                                         "environment and code; rows that differ are marked.")
+    compare.add_argument("runs", nargs="+", metavar="RUN", help="two or more run ids")
+    compare.add_argument("--json", action="store_true", help="print JSON")
+    compare.set_defaults(func=compare)
+
+
+def _positive(text: str) -> int:
+    value = _non_negative(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return value
+
+
+def _open_store() -> Store:
+    project = find_project()
+    store = Store(project.db_path, stale_after_seconds=project.tracking.stale_after_seconds)
+    if store.needs_migration():
+        store.migrate()
+    return store
+
+
+def list_runs(args: argparse.Namespace) -> int:
+    with _open_store() as store:
+        runs = store.runs.search(args.filter, limit=args.limit, offset=args.offset)
+    print(json.dumps(to_jsonable(runs), indent=2) if args.json else runs_text(runs))
+    return 0
+
+
+def show_run(args: argparse.Namespace) -> int:
+    with _open_store() as store:
+        detail = describe_run(store, args.run)
+    if args.json:
+        print(json.dumps(to_jsonable(detail), indent=2))
+    else:
+        print(run_detail_text(detail, packages=args.packages))
+    return 0
+
+
+def compare(args: argparse.Namespace) -> int:
+    with _open_store() as store:
+        comparison = compare_runs(store, args.runs)
+    print(json.dumps(to_jsonable(comparison), indent=2) if args.json
+          else comparison_text(comparison))
+    return 0

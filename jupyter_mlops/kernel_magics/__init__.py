@@ -1,0 +1,20 @@
+"""The `%mlops` magics: one small module per subcommand, dispatched from `magics.COMMANDS`."""
+
+from __future__ import annotations
+
+
+def register(ipython) -> None:  # noqa: ANN001 - IPython's InteractiveShell
+    from .magics import MlopsMagics
+
+    magics = MlopsMagics(shell=ipython)
+    ipython.register_magics(magics)
+    ipython.events.register("post_run_cell", magics.after_cell)
+
+
+def unregister(ipython) -> None:  # noqa: ANN001
+    magics = ipython.magics_manager.registry.get("MlopsMagics")
+    if magics is not None:
+        try:
+            ipython.events.unregister("post_run_cell", magics.after_cell)
+        except ValueError:
+            pass

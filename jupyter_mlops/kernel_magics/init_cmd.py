@@ -1,0 +1,23 @@
+"""`%mlops init [FOLDER]`: create a project."""
+
+from __future__ import annotations
+
+from ..api import init
+from ..project import Project
+from .parsing import MagicParser
+
+HELP = "create .mlops/ in a folder (default: the current folder)"
+
+
+def parser() -> MagicParser:
+    p = MagicParser(prog="%mlops init", description="Create .mlops/ (database, artifact store, "
+                    "config) in FOLDER. Safe to run again.")
+    p.add_argument("folder", nargs="?", default=".")
+    return p
+
+
+def run(magics, args) -> None:  # noqa: ANN001
+    project = init(args.folder)
+    if magics.tracker.active_run is None:
+        magics.tracker._project = Project(project.root, project.tracking)
+    magics.show(f"project ready: {project.home}")

@@ -1,0 +1,396 @@
+"""The run lifecycle: start, log, heartbeat, end.
+
+A `Tracker` is one process's tracking session: it finds the project, opens the
+store, and holds at most one active run. The `%mlops` magics and the module
+level API (`jupyter_mlops.start_run`, ...) share one tracker per process; tests
+build their own.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import numbers
+import operator
+import os
+import re
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from . import capture
+from .artifacts import ArtifactStore, check_artifact_name
+from .datasets import describe_dataframe, describe_path, is_dataframe
+from .errors import InvalidInput, MlopsError, NoActiveRun, NotFound
+from .hashing import StatCache
+from .models import FLAVOR, load_model_bytes, save_model, signature
+from .project import Project, find_project
+from .store import Store
+from .store.models import parse_model_ref
+from .store.records import ArtifactLink, DatasetVersion, ModelVersion, Run
+from .store.runs import MAX_KEY_LENGTH, NewRun, check_key
+
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}")
+
+
+def format_param(value: object) -> str:
+    """Params are stored as text: strings as they are, other values as JSON."""
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def check_metric(key: object, value: object, step: object) -> tuple[str, float, int | None]:
+    if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH:
+        check_key("metric", key)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InvalidInput(f"metric {key!r} must be a number, got {type(value).__name__} "
+                           f"{str(value)[:40]!r}")
+    if step is not None:
+        if isinstance(step, bool):
+            raise InvalidInput(f"step of metric {key!r} must be an integer, got a bool")
+        try:
+            step = operator.index(step)
+        except TypeError:
+            raise InvalidInput(f"step of metric {key!r} must be an integer, "
+                               f"got {step!r}") from None
+    return key, float(value), step
+
+
+class ActiveRun:
+    """A run being recorded. Every call commits before it returns."""
+
+    def __init__(self, tracker: Tracker, run_id: int, run_uuid: str, name: str | None,
+                 source: capture.Source) -> None:
+        self._tracker = tracker
+        self._store = tracker.store
+        self.id = run_id
+        self.uuid = run_uuid
+        self.name = name
+        self.source = source
+        self.ended = False
+        self._heartbeat_stop = threading.Event()
+        self._heartbeat: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        return f"<ActiveRun {self.id} {self.name or ''}>".replace(" >", ">")
+
+    # -- params, tags, metrics ---------------------------------------------
+
+    def log_param(self, key: str, value: object) -> None:
+        self.log_params({key: value})
+
+    def log_params(self, params: Mapping[str, object]) -> None:
+        self._check_open()
+        self._store.runs.log_params(self.id, {k: format_param(v) for k, v in params.items()})
+
+    def set_tag(self, key: str, value: object) -> None:
+        self.set_tags({key: value})
+
+    def set_tags(self, tags: Mapping[str, object]) -> None:
+        self._check_open()
+        self._store.runs.set_tags(self.id, {k: format_param(v) for k, v in tags.items()})
+
+    def log_metric(self, key: str, value: float, step: int | None = None) -> None:
+        self._check_open()
+        key, value, step = check_metric(key, value, step)
+        self._store.runs.log_metrics(self.id, [(key, value, step, time.time())])
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """Log many metrics in one transaction (the primitive `log_metric` mirrors)."""
+        self._check_open()
+        now = time.time()
+        points = []
+        for key, value in metrics.items():
+            key, value, checked_step = check_metric(key, value, step)
+            points.append((key, value, checked_step, now))
+        if points:
+            self._store.runs.log_metrics(self.id, points)
+
+    # -- data, artifacts, models -------------------------------------------
+
+    def log_dataset(self, data: Any, role: str = "input", name: str | None = None
+                    ) -> DatasetVersion:
+        """Record a file, folder or DataFrame by content digest, as an input or output."""
+        self._check_open()
+        if is_dataframe(data):
+            version = describe_dataframe(data)
+            source = name or "dataframe"
+        elif isinstance(data, (str, os.PathLike)):
+            path = Path(data)
+            version = describe_path(path, self._tracker.stat_cache, self._store.datasets.get)
+            source = name or self._tracker.display_path(path)
+        else:
+            raise InvalidInput(f"log_dataset takes a path or a pandas DataFrame, "
+                               f"got {type(data).__name__}")
+        self._store.datasets.link(self.id, version, role, source)
+        return version
+
+    def log_artifact(self, path: str | os.PathLike[str], name: str | None = None
+                     ) -> list[ArtifactLink]:
+        """Store a file (or every file of a folder) and link it to the run."""
+        self._check_open()
+        source = Path(path)
+        if not source.exists():
+            raise NotFound(f"no file or folder {source}")
+        base = check_artifact_name(name) if name is not None else self._default_name(source)
+        if source.is_dir():
+            from .hashing import list_folder_files
+
+            pairs = [(f"{base}/{rel}", full) for rel, full in list_folder_files(source)]
+        else:
+            pairs = [(base, source)]
+        return [self._store_file(artifact_name, full) for artifact_name, full in pairs]
+
+    def _default_name(self, source: Path) -> str:
+        try:
+            relative = source.resolve().relative_to(Path.cwd().resolve()).as_posix()
+        except ValueError:
+            relative = source.name
+        return check_artifact_name(relative)
+
+    def _store_file(self, name: str, path: Path, kind: str = "artifact") -> ArtifactLink:
+        digest, size = self._tracker.artifacts.put_file(path)
+        return self._store.artifacts.link(self.id, name, digest, size, kind)
+
+    def _store_bytes(self, name: str, data: bytes, kind: str) -> ArtifactLink:
+        digest, size = self._tracker.artifacts.put_bytes(data)
+        return self._store.artifacts.link(self.id, name, digest, size, kind)
+
+    def log_model(self, model: Any, name: str, input_example: Any = None) -> ModelVersion:
+        """Save a scikit-learn model with skops as the next version of `name`."""
+        self._check_open()
+        if not isinstance(name, str) or not MODEL_NAME.fullmatch(name):
+            raise InvalidInput(f"model name {str(name)[:80]!r} refused: use letters, digits, "
+                               "'_', '-' and '.', starting with a letter or digit (at most 100)")
+        data = save_model(model)
+        inputs = self._store.datasets.for_run(self.id, role="input")
+        sig = signature(model, input_example,
+                        [d.dataset.schema for d in inputs if d.dataset.schema])
+        digest, size = self._tracker.artifacts.put_bytes(data)
+        self._store.artifacts.record(digest, size)
+        version = self._store.models.register(
+            name, digest=digest, flavor=FLAVOR, run_id=self.id, signature=sig,
+            input_datasets=[d.dataset.digest for d in inputs])
+        self._store.artifacts.link(self.id, f"models/{name}-v{version.version}.skops", digest,
+                                   size, "model")
+        return version
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self.ended:
+            raise MlopsError(f"run {self.id} has ended; start a new one")
+
+    def start_heartbeat(self, interval: float) -> None:
+        """Refresh `heartbeat_at` from a daemon thread with its own connection."""
+        db_path = self._store.path
+
+        def beat() -> None:
+            store = Store(db_path)
+            try:
+                while not self._heartbeat_stop.wait(interval):
+                    store.runs.heartbeat(self.id)
+            finally:
+                store.close()
+
+        self._heartbeat = threading.Thread(target=beat, name=f"mlops-heartbeat-{self.id}",
+                                           daemon=True)
+        self._heartbeat.start()
+
+    def end(self, status: str = "finished", error: str | None = None) -> Run:
+        """Store the source snapshot, then mark the run ended. Ending twice is a no-op."""
+        if self.ended:
+            return self._store.runs.get(self.id)
+        self._heartbeat_stop.set()
+        self._snapshot_source()
+        self._store.runs.end(self.id, status, error)
+        self.ended = True
+        if self._tracker.active_run is self:
+            self._tracker.active_run = None
+        return self._store.runs.get(self.id)
+
+    def _snapshot_source(self) -> None:
+        path = self.source.path
+        if path is not None and path.is_file():
+            kind = "notebook" if path.suffix == ".ipynb" else "source"
+            self._store_file(f"source/{path.name}", path, kind)
+            digest = capture.code_digest(self.source)
+            self._store.runs.update_source(self.id, notebook=str(path), code_digest=digest)
+        elif self._tracker.history is not None:
+            text = self._tracker.history()
+            if text:
+                self._store_bytes("source/session.py", text.encode("utf-8"), "source")
+
+    def __enter__(self) -> ActiveRun:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is None:
+            self.end("finished")
+        elif isinstance(exc, KeyboardInterrupt):
+            self.end("killed", "KeyboardInterrupt")
+        else:
+            self.end("failed", "".join(traceback.format_exception_only(exc)).strip())
+
+
+class Tracker:
+    """One process's tracking session. Nothing is opened until first used."""
+
+    def __init__(self, project: Project | None = None) -> None:
+        self._project = project
+        self._store: Store | None = None
+        self._stat_cache: StatCache | None = None
+        self.active_run: ActiveRun | None = None
+        # Set by the IPython extension: the session's input history, and the
+        # error of the last executed cell (None when it succeeded).
+        self.history: Callable[[], str] | None = None
+        self.last_error: str | None = None
+        self._atexit_registered = False
+
+    @property
+    def project(self) -> Project:
+        if self._project is None:
+            self._project = find_project()
+        return self._project
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            store = Store(self.project.db_path, create=True,
+                          stale_after_seconds=self.project.tracking.stale_after_seconds)
+            store.migrate()
+            self._store = store
+        return self._store
+
+    @property
+    def artifacts(self) -> ArtifactStore:
+        return ArtifactStore(self.project.artifacts_dir)
+
+    @property
+    def stat_cache(self) -> StatCache:
+        if self._stat_cache is None:
+            self._stat_cache = StatCache(self.project.cache_dir / "stat-cache.db")
+        return self._stat_cache
+
+    def display_path(self, path: Path) -> str:
+        try:
+            return path.resolve().relative_to(self.project.root).as_posix()
+        except ValueError:
+            return str(path.resolve())
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        if self._stat_cache is not None:
+            self._stat_cache.close()
+            self._stat_cache = None
+
+    # -- runs ------------------------------------------------------------------
+
+    def start_run(self, name: str | None = None, *, tags: Mapping[str, object] | None = None,
+                  params: Mapping[str, object] | None = None,
+                  source: capture.Source | None = None) -> ActiveRun:
+        """Start recording a run; the previous active run, if any, must be ended first."""
+        if self.active_run is not None and not self.active_run.ended:
+            raise MlopsError(f"run {self.active_run.id} is still active; end it first "
+                             "(`%mlops end` or `run.end()`)")
+        if name is not None and (not isinstance(name, str) or len(name) > 200
+                                 or any(ord(c) < 32 for c in name)):
+            raise InvalidInput(f"run name must be a string of at most 200 printable "
+                               f"characters, got {str(name)[:80]!r}")
+        store = self.store
+        source = source or capture.detect_source()
+        git = capture.git_state(source.path.parent if source.path else Path.cwd())
+        env = capture.environment()
+        store.environments.save(env)
+        run_uuid = uuid.uuid4().hex
+        run_id = store.runs.create(NewRun(
+            uuid=run_uuid, name=name, started_at=time.time(), source_kind=source.kind,
+            notebook=str(source.path) if source.path else None,
+            code_digest=capture.code_digest(source),
+            git_commit=git.commit if git else None, git_branch=git.branch if git else None,
+            git_dirty=git.dirty if git else None, python=env.python, env_digest=env.digest,
+            host=capture.host(), user=capture.user(), pid=os.getpid()))
+        run = ActiveRun(self, run_id, run_uuid, name, source)
+        self.active_run = run
+        self.last_error = None
+        if git and git.diff:
+            run._store_bytes("git/uncommitted.diff", git.diff, "git-diff")
+        if tags:
+            run.set_tags(tags)
+        env_params = os.environ.get("MLOPS_RUN_PARAMS")
+        if env_params:
+            run.log_params(json.loads(env_params))
+        if params:
+            run.log_params(params)
+        run.start_heartbeat(self.project.tracking.heartbeat_seconds)
+        if not self._atexit_registered:
+            atexit.register(self._end_at_exit)
+            self._atexit_registered = True
+        return run
+
+    def require_run(self) -> ActiveRun:
+        if self.active_run is None or self.active_run.ended:
+            raise NoActiveRun()
+        return self.active_run
+
+    def end_run(self, status: str = "finished", error: str | None = None) -> Run:
+        return self.require_run().end(status, error)
+
+    def _end_at_exit(self) -> None:
+        """At interpreter exit, end a run left open: failed if the last cell or script raised."""
+        run = self.active_run
+        if run is None or run.ended:
+            return
+        error = self.last_error
+        if error is None and self.history is None and getattr(sys, "last_value", None):
+            error = "".join(traceback.format_exception_only(sys.last_value)).strip()
+        try:
+            run.end("failed" if error else "finished", error)
+        except Exception as exc:  # the process is exiting: report, never raise
+            print(f"jupyter-mlops: could not end run {run.id}: {exc}", file=sys.stderr)
+
+    def get_run(self, ref: str | int) -> Run:
+        return self.store.runs.resolve(ref)
+
+    def search_runs(self, filter: str | None = None, *, limit: int = 100, offset: int = 0
+                    ) -> list[Run]:
+        return self.store.runs.search(filter, limit=limit, offset=offset)
+
+    # -- models ------------------------------------------------------------------
+
+    def get_model_version(self, ref: str) -> ModelVersion:
+        name, version = parse_model_ref(ref)
+        return self.store.models.get(name, version)
+
+    def load_model(self, ref: str, trusted: Iterable[str] | None = None) -> Any:
+        """Load `name` (latest) or `name:version`, verifying its digest first."""
+        version = self.get_model_version(ref)
+        data = self.artifacts.read_bytes(version.digest)
+        return load_model_bytes(data, trusted)
+
+    # -- integrity -----------------------------------------------------------------
+
+    def verify(self, progress: Callable[[int, int], None] | None = None
+               ) -> list[tuple[str, str]]:
+        """Re-hash every stored artifact; return (digest, problem) for each bad one."""
+        digests = list(self.store.artifacts.all_digests())
+        store = self.artifacts
+        problems = []
+        for index, (digest, _size) in enumerate(digests, 1):
+            problem = store.check(digest)
+            if problem:
+                problems.append((digest, problem))
+            if progress is not None:
+                progress(index, len(digests))
+        return problems

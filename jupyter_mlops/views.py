@@ -1,0 +1,202 @@
+"""Rendering recorded data as text, HTML or JSON-ready dicts, for every adapter.
+
+Pure functions over the store's dataclasses: user strings are always escaped
+in HTML.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import math
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .inspection import Comparison, RunDetail
+from .store.records import Run
+
+MAX_METRIC_COLUMNS = 4
+
+
+def to_jsonable(value: Any) -> Any:
+    """Dataclasses (and what they hold) as plain JSON values; NaN/inf become None."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        result = {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        for name in ("duration", "differs", "ref"):
+            if hasattr(type(value), name) and isinstance(getattr(type(value), name), property):
+                result[name] = to_jsonable(getattr(value, name))
+        return result
+    if isinstance(value, dict | Counter) or hasattr(value, "items"):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def format_time(epoch: float | None) -> str:
+    if epoch is None:
+        return ""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _metric_columns(runs: Sequence[Run]) -> list[str]:
+    counts = Counter(key for run in runs for key in run.metrics)
+    return [key for key, _ in counts.most_common(MAX_METRIC_COLUMNS)]
+
+
+def runs_table(runs: Sequence[Run]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the runs list, with the most common metrics as columns."""
+    metrics = _metric_columns(runs)
+    header = ["id", "status", "name", "notebook", "started", "duration", *metrics]
+    rows = []
+    for run in runs:
+        rows.append([
+            str(run.id), run.status, run.name or "", Path(run.notebook).name if run.notebook else "",
+            format_time(run.started_at), format_duration(run.duration),
+            *[_fmt(run.metrics.get(key)) for key in metrics],
+        ])
+    return header, rows
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [len(h) for h in header]
+    for row in rows:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip(),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+              for row in rows]
+    return "\n".join(lines)
+
+
+def html_table(header: Sequence[str], rows: Sequence[Sequence[str]],
+               highlight: Sequence[bool] | None = None) -> str:
+    esc = html.escape
+    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+    body = []
+    for index, row in enumerate(rows):
+        marked = highlight is not None and highlight[index]
+        style = ' style="background: rgba(255, 200, 0, 0.25)"' if marked else ""
+        body.append(f"<tr{style}>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>")
+    return (f'<table class="mlops-table"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table>")
+
+
+def runs_text(runs: Sequence[Run]) -> str:
+    if not runs:
+        return "no runs"
+    return text_table(*runs_table(runs))
+
+
+def runs_html(runs: Sequence[Run]) -> str:
+    if not runs:
+        return "<p>no runs</p>"
+    return html_table(*runs_table(runs))
+
+
+def _detail_sections(detail: RunDetail) -> list[tuple[str, list[list[str]]]]:
+    run = detail.run
+    sections: list[tuple[str, list[list[str]]]] = [
+        ("run", [["id", str(run.id)], ["uuid", run.uuid], ["name", run.name or ""],
+                 ["status", run.status], ["started", format_time(run.started_at)],
+                 ["ended", format_time(run.ended_at)],
+                 ["duration", format_duration(run.duration)], ["error", run.error or ""],
+                 ["source", run.source_kind], ["notebook", run.notebook or ""],
+                 ["code digest", run.code_digest or ""], ["git commit", run.git_commit or ""],
+                 ["git branch", run.git_branch or ""],
+                 ["git dirty", "" if run.git_dirty is None else str(run.git_dirty).lower()],
+                 ["python", run.python or ""], ["host", run.host or ""],
+                 ["user", run.user or ""]]),
+        ("params", [[k, v] for k, v in sorted(run.params.items())]),
+        ("tags", [[k, v] for k, v in sorted(run.tags.items())]),
+        ("metrics", [[p.key, _fmt(p.value), "" if p.step is None else str(p.step)]
+                     for p in detail.metric_history]),
+        ("datasets", [[d.role, d.source, d.dataset.digest, _fmt(d.dataset.rows),
+                       ", ".join(f"{k}:{v}" for k, v in (d.dataset.schema or {}).items())]
+                      for d in detail.datasets]),
+        ("artifacts", [[a.kind, a.name, a.digest, str(a.size)] for a in detail.artifacts]),
+        ("models", [[m.ref, m.digest, m.flavor] for m in detail.models]),
+    ]
+    if detail.environment:
+        sections.append(("packages", [[k, v] for k, v in detail.environment.packages.items()]))
+    return sections
+
+
+_DETAIL_HEADERS = {
+    "run": ["field", "value"], "params": ["param", "value"], "tags": ["tag", "value"],
+    "metrics": ["metric", "value", "step"],
+    "datasets": ["role", "source", "digest", "rows", "schema"],
+    "artifacts": ["kind", "name", "digest", "bytes"], "models": ["version", "digest", "flavor"],
+    "packages": ["package", "version"],
+}
+
+
+def run_detail_text(detail: RunDetail, packages: bool = False) -> str:
+    parts = []
+    for title, rows in _detail_sections(detail):
+        if title == "packages" and not packages:
+            parts.append(f"packages: {len(rows)} recorded (--packages to list)")
+            continue
+        if title != "run" and not rows:
+            continue
+        body = text_table(_DETAIL_HEADERS[title], rows)
+        parts.append(f"{title}:\n" + "\n".join("  " + line for line in body.splitlines()))
+    return "\n\n".join(parts)
+
+
+def run_detail_html(detail: RunDetail) -> str:
+    parts = []
+    for title, rows in _detail_sections(detail):
+        if title == "packages" or (title != "run" and not rows):
+            continue
+        parts.append(f"<h4>{html.escape(title)}</h4>" + html_table(_DETAIL_HEADERS[title], rows))
+    return "".join(parts)
+
+
+def comparison_table(comparison: Comparison) -> tuple[list[str], list[list[str]], list[bool]]:
+    header = ["", "", *[f"run {run.id}" for run in comparison.runs]]
+    rows, differs = [], []
+    for row in comparison.rows:
+        rows.append([row.section, row.key, *[v if v is not None else "-" for v in row.values]])
+        differs.append(row.differs)
+    return header, rows, differs
+
+
+def comparison_text(comparison: Comparison) -> str:
+    header, rows, differs = comparison_table(comparison)
+    marked = [["*" if d else " ", *row] for row, d in zip(rows, differs, strict=True)]
+    table = text_table(["", *header], marked)
+    return (table + f"\n\n* differs; {comparison.identical_packages} identical packages "
+            "not shown")
+
+
+def comparison_html(comparison: Comparison) -> str:
+    header, rows, differs = comparison_table(comparison)
+    return (html_table(header, rows, differs)
+            + f"<p>highlighted rows differ; {comparison.identical_packages} identical "
+              "packages not shown</p>")
