@@ -119,6 +119,16 @@ def runs_html(runs: Sequence[Run]) -> str:
     return html_table(*runs_table(runs))
 
 
+def schema_summary(schema: dict[str, str] | None, width: int = 60) -> str:
+    """`a:int64, b:str` cut to `width` characters, saying how many columns there are."""
+    if not schema:
+        return ""
+    text = ", ".join(f"{k}:{v}" for k, v in schema.items())
+    if len(text) <= width:
+        return text
+    return f"{len(schema)} columns: {text[:width].rstrip()}..."
+
+
 def _detail_sections(detail: RunDetail) -> list[tuple[str, list[list[str]]]]:
     run = detail.run
     sections: list[tuple[str, list[list[str]]]] = [
@@ -137,8 +147,7 @@ def _detail_sections(detail: RunDetail) -> list[tuple[str, list[list[str]]]]:
         ("metrics", [[p.key, _fmt(p.value), "" if p.step is None else str(p.step)]
                      for p in detail.metric_history]),
         ("datasets", [[d.role, d.source, d.dataset.digest, _fmt(d.dataset.rows),
-                       ", ".join(f"{k}:{v}" for k, v in (d.dataset.schema or {}).items())]
-                      for d in detail.datasets]),
+                       schema_summary(d.dataset.schema)] for d in detail.datasets]),
         ("artifacts", [[a.kind, a.name, a.digest, str(a.size)] for a in detail.artifacts]),
         ("models", [[m.ref, m.digest, m.flavor] for m in detail.models]),
     ]

@@ -1,0 +1,37 @@
+"""Helpers shared by tests (plain functions; fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+
+
+def run_python(code: str, env: dict[str, str] | None = None, **kwargs) -> subprocess.CompletedProcess:
+    """Run `code` in a new Python process (a real separate process, not a thread)."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=full_env, timeout=kwargs.pop("timeout", 300), **kwargs)
+
+
+def wait_for(condition, timeout: float = 30.0, interval: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return condition()
+
+
+def sample_frame(n: int = 1000) -> pd.DataFrame:
+    """A DataFrame with one column of each kind of dtype we hash differently."""
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({
+        "f": rng.random(n), "i": rng.integers(0, 10, n),
+        "s": rng.choice(["a", "b", None], n), "c": pd.Categorical(rng.choice(["x", "y"], n)),
+        "n": pd.array(rng.integers(0, 5, n), dtype="Int64"), "b": rng.random(n) > 0.5,
+    })
