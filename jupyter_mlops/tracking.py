@@ -310,7 +310,7 @@ class Tracker:
                                f"characters, got {str(name)[:80]!r}")
         store = self.store
         source = source or capture.detect_source()
-        git = capture.git_state(source.path.parent if source.path else Path.cwd())
+        git = capture.git_state(self._git_folder(source))
         env = capture.environment()
         store.environments.save(env)
         run_uuid = uuid.uuid4().hex
@@ -338,6 +338,13 @@ class Tracker:
             atexit.register(self._end_at_exit)
             self._atexit_registered = True
         return run
+
+    def _git_folder(self, source: capture.Source) -> Path:
+        """The source's folder when it lies in the project, else the project root."""
+        root = self.project.root
+        if source.path is not None and source.path.parent.is_relative_to(root):
+            return source.path.parent
+        return root
 
     def require_run(self) -> ActiveRun:
         if self.active_run is None or self.active_run.ended:
