@@ -75,7 +75,8 @@ def _papermill_input_from_parent() -> Path | None:
     except OSError:
         return None
     args = [a.decode(errors="replace") for a in raw.split(b"\0") if a]
-    if not any(Path(a).name == "papermill" for a in args[:2]):
+    # `papermill ...`, `python /venv/bin/papermill ...` or `python -m papermill ...`
+    if not any(Path(a).name == "papermill" or a == "papermill" for a in args[:3]):
         return None
     notebooks = [a for a in args if a.endswith(".ipynb")]
     if not notebooks:
@@ -112,8 +113,8 @@ def code_digest(source: Source) -> str | None:
     if source.path.suffix == ".ipynb":
         try:
             return notebook_code_digest(source.path)
-        except (OSError, ValueError):
-            return None
+        except (OSError, ValueError, TypeError, AttributeError):
+            return None  # not a notebook we can read: the run simply has no code digest
     return digest_file(source.path)
 
 

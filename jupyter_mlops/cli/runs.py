@@ -23,28 +23,28 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                                  description="List, show and compare recorded runs.")
     sub = parser.add_subparsers(title="runs commands", metavar="COMMAND", required=True)
 
-    ls = sub.add_parser("ls", help="list runs, newest first",
+    ls_parser = sub.add_parser("ls", help="list runs, newest first",
                         description="List runs, newest first.")
-    ls.add_argument("--filter", "-f", default=None, help=FILTER_HELP)
-    ls.add_argument("--limit", "-n", type=_positive, default=20,
+    ls_parser.add_argument("--filter", "-f", default=None, help=FILTER_HELP)
+    ls_parser.add_argument("--limit", "-n", type=_positive, default=20,
                     help="show at most N runs (default: 20)")
-    ls.add_argument("--offset", type=_non_negative, default=0, help="skip the first N matches")
-    ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    ls.set_defaults(func=list_runs)
+    ls_parser.add_argument("--offset", type=_non_negative, default=0, help="skip the first N matches")
+    ls_parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ls_parser.set_defaults(func=list_runs)
 
-    show = sub.add_parser("show", help="everything recorded about one run",
+    show_parser = sub.add_parser("show", help="everything recorded about one run",
                           description="Everything recorded about one run.")
-    show.add_argument("run", help="run id (e.g. 12) or uuid prefix")
-    show.add_argument("--json", action="store_true", help="print JSON")
-    show.add_argument("--packages", action="store_true", help="list every package version")
-    show.set_defaults(func=show_run)
+    show_parser.add_argument("run", help="run id (e.g. 12) or uuid prefix")
+    show_parser.add_argument("--json", action="store_true", help="print JSON")
+    show_parser.add_argument("--packages", action="store_true", help="list every package version")
+    show_parser.set_defaults(func=show_run)
 
-    compare = sub.add_parser("compare", help="runs side by side, differences marked",
+    compare_parser = sub.add_parser("compare", help="runs side by side, differences marked",
                              description="Runs side by side: params, metrics, data, "
                                          "environment and code; rows that differ are marked.")
-    compare.add_argument("runs", nargs="+", metavar="RUN", help="two or more run ids")
-    compare.add_argument("--json", action="store_true", help="print JSON")
-    compare.set_defaults(func=compare)
+    compare_parser.add_argument("runs", nargs="+", metavar="RUN", help="two or more run ids")
+    compare_parser.add_argument("--json", action="store_true", help="print JSON")
+    compare_parser.set_defaults(func=compare)
 
 
 def _positive(text: str) -> int:

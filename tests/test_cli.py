@@ -1,0 +1,97 @@
+"""The `mlops` command, called as a user would (a subprocess) or through `main()`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from jupyter_mlops.cli.main import build_parser, main
+
+
+def mlops(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "jupyter_mlops.cli.main", *args],
+                          capture_output=True, text=True, timeout=120, cwd=cwd)
+
+
+def test_init_creates_a_project(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("MLOPS_HOME")
+    result = mlops("init", cwd=tmp_path)
+    assert result.returncode == 0 and ".mlops" in result.stdout
+    assert (tmp_path / ".mlops" / "mlops.db").exists()
+    assert mlops("init", cwd=tmp_path).returncode == 0  # idempotent
+
+
+def test_commands_outside_a_project_say_what_to_do(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("MLOPS_HOME")
+    result = mlops("runs", "ls", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "mlops init" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_runs_ls_show_compare(store_with_runs, project, capsys) -> None:
+    assert main(["runs", "ls"]) == 0
+    table = capsys.readouterr().out
+    assert "run-2" in table and "acc" in table and table.index("run-2") < table.index("run-0")
+    assert main(["runs", "ls", "--json", "--filter", "metrics.acc > 0.85", "--limit", "1"]) == 0
+    [only] = json.loads(capsys.readouterr().out)
+    assert only["name"] == "run-2" and only["status"] == "failed"
+    assert main(["runs", "show", "2"]) == 0
+    assert "solver" in capsys.readouterr().out
+    assert main(["runs", "show", "2", "--json"]) == 0
+    detail = json.loads(capsys.readouterr().out)
+    assert detail["run"]["params"]["C"] == "0.5" and detail["environment"]["packages"]
+    assert main(["runs", "compare", "1", "2", "--json"]) == 0
+    comparison = json.loads(capsys.readouterr().out)
+    differing = {row["key"] for row in comparison["rows"] if row["differs"]}
+    assert {"C", "acc", "name"} <= differing and "solver" not in differing
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["runs", "ls", "--filter", "metrics.acc >> 1"], "bad filter"),
+    (["runs", "show", "404"], "no run with id 404"),
+    (["runs", "show", "../../etc/passwd"], "no run"),
+    (["runs", "compare", "1"], "at least two"),
+])
+def test_errors_are_one_line_and_exit_1(store_with_runs, project, capsys, args, message) -> None:
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.startswith("mlops: error:")
+
+
+@pytest.mark.parametrize("args", [["runs", "ls", "--limit", "-3"], ["runs", "ls", "--limit", "x"],
+                                  ["nope"], []])
+def test_usage_errors_exit_2(args) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 2
+
+
+def test_verify_reports_corruption(tracker, project) -> None:
+    path = project.root / "a.txt"
+    path.write_text("artifact")
+    with tracker.start_run() as run:
+        [link] = run.log_artifact(path)
+    ok = mlops("verify", cwd=project.root)
+    assert ok.returncode == 0 and "0 bad" in ok.stdout
+    stored = tracker.artifacts.path_for(link.digest)
+    os.chmod(stored, 0o644)
+    stored.write_text("changed")
+    bad = mlops("verify", cwd=project.root)
+    assert bad.returncode == 1 and f"BAD {link.digest}" in bad.stdout
+    stored.unlink()
+    missing = mlops("verify", cwd=project.root)
+    assert missing.returncode == 1 and "missing" in missing.stdout
+
+
+def test_every_command_has_help(capsys) -> None:
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    for name, sub in commands.items():
+        assert sub.description, name
+        with pytest.raises(SystemExit):
+            main([name, "--help"])
+        assert "usage: mlops" in capsys.readouterr().out
