@@ -38,7 +38,8 @@ class FilterSyntaxError(InvalidInput):
         self.position = position
         self.problem = problem
         pointer = " " * position + "^"
-        super().__init__(f"bad filter: {problem} at position {position}\n  {expression}\n  {pointer}")
+        super().__init__(
+            f"bad filter: {problem} at position {position}\n  {expression}\n  {pointer}")
 
 
 class Conflict(MlopsError):

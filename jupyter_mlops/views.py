@@ -68,7 +68,8 @@ def runs_table(runs: Sequence[Run]) -> tuple[list[str], list[list[str]]]:
     rows = []
     for run in runs:
         rows.append([
-            str(run.id), run.status, run.name or "", Path(run.notebook).name if run.notebook else "",
+            str(run.id), run.status, run.name or "",
+            Path(run.notebook).name if run.notebook else "",
             format_time(run.started_at), format_duration(run.duration),
             *[_fmt(run.metrics.get(key)) for key in metrics],
         ])

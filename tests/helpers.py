@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 
-def run_python(code: str, env: dict[str, str] | None = None, **kwargs) -> subprocess.CompletedProcess:
+def run_python(code: str, env: dict[str, str] | None = None,
+               **kwargs) -> subprocess.CompletedProcess:
     """Run `code` in a new Python process (a real separate process, not a thread)."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

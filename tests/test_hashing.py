@@ -4,7 +4,6 @@ import os
 from pathlib import Path
 
 import blake3
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -71,10 +70,10 @@ def test_dataframe_digest_is_stable_and_sensitive() -> None:
 
 def test_dataframe_digest_is_the_same_in_a_new_process(tmp_path: Path) -> None:
     code = (
-        "import sys; sys.path.insert(0, %r)\n"
+        f"import sys; sys.path.insert(0, {str(Path(__file__).parent.parent)!r})\n"
         "from tests.helpers import sample_frame\n"
         "from jupyter_mlops.hashing import digest_dataframe\n"
-        "print(digest_dataframe(sample_frame()))" % str(Path(__file__).parent.parent)
+        "print(digest_dataframe(sample_frame()))"
     )
     result = run_python(code, env={"PYTHONHASHSEED": "123"})
     assert result.returncode == 0, result.stderr

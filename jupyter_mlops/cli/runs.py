@@ -28,7 +28,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     ls_parser.add_argument("--filter", "-f", default=None, help=FILTER_HELP)
     ls_parser.add_argument("--limit", "-n", type=_positive, default=20,
                     help="show at most N runs (default: 20)")
-    ls_parser.add_argument("--offset", type=_non_negative, default=0, help="skip the first N matches")
+    ls_parser.add_argument("--offset", type=_non_negative, default=0,
+                           help="skip the first N matches")
     ls_parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ls_parser.set_defaults(func=list_runs)
 

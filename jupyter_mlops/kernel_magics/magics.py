@@ -87,7 +87,9 @@ class MlopsMagics(Magics):
     def show(self, text: str, html: str | None = None) -> None:
         from IPython.display import display
 
-        display(Rendered(text, html) if html is not None else Rendered(text, f"<pre>{_esc(text)}</pre>"))
+        if html is None:
+            html = f"<pre>{_esc(text)}</pre>"
+        display(Rendered(text, html))
 
     def widgets_available(self) -> bool:
         if not self.widgets or self.shell is None:

@@ -32,7 +32,7 @@ _MISSING = object()
 
 
 def resolve_value(text: str, namespace: Mapping[str, Any]) -> Any:
-    """A Python literal (`0.5`, `[1, 2]`), else a variable of the user's namespace, else the text."""
+    """A Python literal (`0.5`, `[1, 2]`), else a variable of the user's namespace, else text."""
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError, MemoryError, RecursionError):
