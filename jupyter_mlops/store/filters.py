@@ -159,15 +159,17 @@ class _Parser:
         namespace, dot, key = field.text.partition(".")
         if dot and namespace in ("metrics", "params", "tags"):
             key = key.strip("`")
-            if namespace == "metrics":
-                if not is_number:
-                    raise self.error(f"metrics are numbers: compare {field.text} with a number",
-                                     value_token)
-                return (f"r.id IN (SELECT run_id FROM latest_metrics WHERE key = {self.bind(key)}"
-                        f" AND value {op} {self.bind(value)})")
-            column = "CAST(value AS REAL)" if is_number else "value"
-            return (f"r.id IN (SELECT run_id FROM {namespace} WHERE key = {self.bind(key)}"
-                    f" AND {column} {op} {self.bind(value)})")
+            if namespace == "metrics" and not is_number:
+                raise self.error(f"metrics are numbers: compare {field.text} with a number",
+                                 value_token)
+            table = "latest_metrics" if namespace == "metrics" else namespace
+            # params and tags are text: a number compares them numerically.
+            numeric_text = is_number and namespace != "metrics"
+            column = "CAST(v.value AS REAL)" if numeric_text else "v.value"
+            # A correlated EXISTS walks runs newest first and stops at LIMIT, using the
+            # (run_id, key) primary key: fast for the usual "first N matches" query.
+            return (f"EXISTS (SELECT 1 FROM {table} v WHERE v.run_id = r.id"
+                    f" AND v.key = {self.bind(key)} AND {column} {op} {self.bind(value)})")
         if field.text not in ATTRIBUTES:
             known = ", ".join(sorted(ATTRIBUTES))
             raise self.error(f"unknown field {field.text!r} (use metrics.KEY, params.KEY, "
