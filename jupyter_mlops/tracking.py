@@ -328,9 +328,16 @@ class Tracker:
             run._store_bytes("git/uncommitted.diff", git.diff, "git-diff")
         if tags:
             run.set_tags(tags)
-        env_params = os.environ.get("MLOPS_RUN_PARAMS")
+        env_params = os.environ.get("MLOPS_RUN_PARAMS")  # set by `mlops run -p`
         if env_params:
-            run.log_params(json.loads(env_params))
+            try:
+                given = json.loads(env_params)
+            except ValueError:
+                given = None
+            if not isinstance(given, dict):
+                raise InvalidInput(f"MLOPS_RUN_PARAMS must hold a JSON object, got "
+                                   f"{env_params[:80]!r}")
+            run.log_params(given)
         if params:
             run.log_params(params)
         run.start_heartbeat(self.project.tracking.heartbeat_seconds)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -32,6 +33,11 @@ def test_papermill_cli_run_is_recorded_with_its_notebook(tracker: Tracker, proje
     assert run.notebook == str(notebook)
     assert run.code_digest == notebook_code_digest(notebook)
     assert run.params == {"alpha": "0.25"} and run.metrics == {"score": 0.75}
+    # In a real kernel `%mlops runs` is the ipywidgets view.
+    executed = json.loads((tmp_path / "out.ipynb").read_text())
+    outputs = [o for cell in executed["cells"] if "".join(cell["source"]) == "%mlops runs"
+               for o in cell["outputs"]]
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
 
 
 def test_papermill_api_with_the_notebook_named_in_the_environment(

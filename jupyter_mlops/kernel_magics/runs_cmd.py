@@ -20,18 +20,20 @@ def parser() -> MagicParser:
     return p
 
 
-def run(magics, args) -> object:  # noqa: ANN001
+def run(magics, args) -> None:  # noqa: ANN001
     limit = args.limit if args.limit is not None else magics.max_rows
     if limit < 1:
         from IPython.core.error import UsageError
 
         raise UsageError("%mlops runs: --limit must be at least 1")
     store = magics.tracker.store
-    runs = store.runs.search(args.filter, limit=limit)
+    runs = store.runs.search(args.filter, limit=limit)  # a bad filter fails here, clearly
     if not args.static and magics.widgets_available():
+        from IPython.display import display
+
         from .runs_browser import RunsBrowser
 
-        browser = RunsBrowser(store, limit=limit, initial_filter=args.filter or "")
-        return browser.widget
+        display(RunsBrowser(store, limit=limit, initial_filter=args.filter or "").widget)
+        return None
     magics.show(runs_text(runs), runs_html(runs))
     return None
