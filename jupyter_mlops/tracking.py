@@ -287,6 +287,14 @@ class Tracker:
         except ValueError:
             return str(path.resolve())
 
+    def switch_project(self, project: Project) -> None:
+        """Record into `project` from now on (e.g. after `%mlops init`)."""
+        if self.active_run is not None and not self.active_run.ended:
+            raise MlopsError(f"run {self.active_run.id} is active; end it before switching "
+                             "projects")
+        self.close()
+        self._project = project
+
     def close(self) -> None:
         if self._store is not None:
             self._store.close()

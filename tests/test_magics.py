@@ -178,3 +178,12 @@ def test_a_raising_cell_is_remembered_for_exit(ipython, tracker) -> None:
 def test_rendered_has_text_and_html() -> None:
     shown = Rendered("plain", "<b>html</b>")
     assert repr(shown) == "plain" and shown._repr_html_() == "<b>html</b>"
+
+
+def test_init_creates_a_project_and_records_into_it(ipython, tracker, tmp_path) -> None:
+    target = tmp_path / "elsewhere"
+    magic(ipython, f"init {target}")
+    assert (target / ".mlops" / "mlops.db").exists()
+    magic(ipython, "start --name there")
+    assert tracker.project.root == target.resolve()
+    magic(ipython, "end")

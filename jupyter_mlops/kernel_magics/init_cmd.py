@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from ..api import init
-from ..project import Project
 from .parsing import MagicParser
 
 HELP = "create .mlops/ in a folder (default: the current folder)"
@@ -18,6 +17,7 @@ def parser() -> MagicParser:
 
 def run(magics, args) -> None:  # noqa: ANN001
     project = init(args.folder)
-    if magics.tracker.active_run is None:
-        magics.tracker._project = Project(project.root, project.tracking)
+    active = magics.tracker.active_run
+    if active is None or active.ended:
+        magics.tracker.switch_project(project)
     magics.show(f"project ready: {project.home}")
