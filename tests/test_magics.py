@@ -187,3 +187,12 @@ def test_init_creates_a_project_and_records_into_it(ipython, tracker, tmp_path) 
     magic(ipython, "start --name there")
     assert tracker.project.root == target.resolve()
     magic(ipython, "end")
+
+
+def test_no_project_tells_how_to_make_one(ipython, tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("MLOPS_HOME")
+    monkeypatch.chdir(tmp_path)
+    magics = ipython.magics_manager.registry["MlopsMagics"]
+    monkeypatch.setattr(magics, "tracker", Tracker())
+    with pytest.raises(UsageError, match="%mlops init"):
+        magic(ipython, "start")
