@@ -189,9 +189,9 @@ def test_init_creates_a_project_and_records_into_it(ipython, tracker, tmp_path) 
     magic(ipython, "end")
 
 
-def test_no_project_tells_how_to_make_one(ipython, tmp_path, monkeypatch) -> None:
+def test_no_project_tells_how_to_make_one(ipython, tmp_path_factory, monkeypatch) -> None:
     monkeypatch.delenv("MLOPS_HOME")
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path_factory.mktemp("no-project"))  # not under the fixture project
     magics = ipython.magics_manager.registry["MlopsMagics"]
     monkeypatch.setattr(magics, "tracker", Tracker())
     with pytest.raises(UsageError, match="%mlops init"):
