@@ -27,12 +27,13 @@ from . import capture
 from .artifacts import ArtifactStore, check_artifact_name
 from .datasets import describe_dataframe, describe_path, is_dataframe
 from .errors import InvalidInput, MlopsError, NoActiveRun, NotFound
-from .hashing import StatCache
+from .hashing import StatCache, list_folder_files
 from .models import FLAVOR, load_model_bytes, save_model, signature
 from .project import Project, find_project
+from .recorders import OUTBOX_ENV, GlueRecorder, Recorder, StoreRecorder
 from .store import Store
 from .store.models import parse_model_ref
-from .store.records import ArtifactLink, DatasetVersion, ModelVersion, Run
+from .store.records import DATASET_ROLES, ArtifactLink, DatasetVersion, ModelVersion, Run
 from .store.runs import MAX_KEY_LENGTH, NewRun, check_key
 
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}")
@@ -66,22 +67,28 @@ def check_metric(key: object, value: object, step: object) -> tuple[str, float, 
 
 
 class ActiveRun:
-    """A run being recorded. Every call commits before it returns."""
+    """A run being recorded. Every call commits (or glues) before it returns.
 
-    def __init__(self, tracker: Tracker, run_id: int, run_uuid: str, name: str | None,
-                 source: capture.Source) -> None:
+    `id` is the store's run id, or None inside a pipeline step, where the
+    runner creates the run when it ingests the step.
+    """
+
+    def __init__(self, tracker: Tracker, recorder: Recorder, run_id: int | None,
+                 run_uuid: str, name: str | None, source: capture.Source) -> None:
         self._tracker = tracker
-        self._store = tracker.store
+        self._recorder = recorder
         self.id = run_id
         self.uuid = run_uuid
         self.name = name
         self.source = source
+        self.started_at = time.time()
         self.ended = False
+        self.status = "running"
         self._heartbeat_stop = threading.Event()
-        self._heartbeat: threading.Thread | None = None
 
     def __repr__(self) -> str:
-        return f"<ActiveRun {self.id} {self.name or ''}>".replace(" >", ">")
+        label = f" {self.name}" if self.name else ""
+        return f"<ActiveRun {self.id if self.id is not None else 'step'}{label}>"
 
     # -- params, tags, metrics ---------------------------------------------
 
@@ -90,19 +97,19 @@ class ActiveRun:
 
     def log_params(self, params: Mapping[str, object]) -> None:
         self._check_open()
-        self._store.runs.log_params(self.id, {k: format_param(v) for k, v in params.items()})
+        self._recorder.log_params(self.id, {k: format_param(v) for k, v in params.items()})
 
     def set_tag(self, key: str, value: object) -> None:
         self.set_tags({key: value})
 
     def set_tags(self, tags: Mapping[str, object]) -> None:
         self._check_open()
-        self._store.runs.set_tags(self.id, {k: format_param(v) for k, v in tags.items()})
+        self._recorder.set_tags(self.id, {k: format_param(v) for k, v in tags.items()})
 
     def log_metric(self, key: str, value: float, step: int | None = None) -> None:
         self._check_open()
         key, value, step = check_metric(key, value, step)
-        self._store.runs.log_metrics(self.id, [(key, value, step, time.time())])
+        self._recorder.log_metrics(self.id, [(key, value, step, time.time())])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         """Log many metrics in one transaction (the primitive `log_metric` mirrors)."""
@@ -113,7 +120,7 @@ class ActiveRun:
             key, value, checked_step = check_metric(key, value, step)
             points.append((key, value, checked_step, now))
         if points:
-            self._store.runs.log_metrics(self.id, points)
+            self._recorder.log_metrics(self.id, points)
 
     # -- data, artifacts, models -------------------------------------------
 
@@ -121,17 +128,21 @@ class ActiveRun:
                     ) -> DatasetVersion:
         """Record a file, folder or DataFrame by content digest, as an input or output."""
         self._check_open()
+        if role not in DATASET_ROLES:
+            raise InvalidInput(f"dataset role must be one of {', '.join(DATASET_ROLES)}, "
+                               f"got {role!r}")
         if is_dataframe(data):
             version = describe_dataframe(data)
             source = name or "dataframe"
         elif isinstance(data, (str, os.PathLike)):
             path = Path(data)
-            version = describe_path(path, self._tracker.stat_cache, self._store.datasets.get)
+            version = describe_path(path, self._recorder.stat_cache,
+                                    self._recorder.known_dataset)
             source = name or self._tracker.display_path(path)
         else:
             raise InvalidInput(f"log_dataset takes a path or a pandas DataFrame, "
                                f"got {type(data).__name__}")
-        self._store.datasets.link(self.id, version, role, source)
+        self._recorder.log_dataset(self.id, version, role, source)
         return version
 
     def log_artifact(self, path: str | os.PathLike[str], name: str | None = None
@@ -143,12 +154,11 @@ class ActiveRun:
             raise NotFound(f"no file or folder {source}")
         base = check_artifact_name(name) if name is not None else self._default_name(source)
         if source.is_dir():
-            from .hashing import list_folder_files
-
             pairs = [(f"{base}/{rel}", full) for rel, full in list_folder_files(source)]
         else:
             pairs = [(base, source)]
-        return [self._store_file(artifact_name, full) for artifact_name, full in pairs]
+        return [self._recorder.put_file(self.id, artifact_name, full, "artifact")
+                for artifact_name, full in pairs]
 
     def _default_name(self, source: Path) -> str:
         try:
@@ -157,14 +167,6 @@ class ActiveRun:
             relative = source.name
         return check_artifact_name(relative)
 
-    def _store_file(self, name: str, path: Path, kind: str = "artifact") -> ArtifactLink:
-        digest, size = self._tracker.artifacts.put_file(path)
-        return self._store.artifacts.link(self.id, name, digest, size, kind)
-
-    def _store_bytes(self, name: str, data: bytes, kind: str) -> ArtifactLink:
-        digest, size = self._tracker.artifacts.put_bytes(data)
-        return self._store.artifacts.link(self.id, name, digest, size, kind)
-
     def log_model(self, model: Any, name: str, input_example: Any = None) -> ModelVersion:
         """Save a scikit-learn model with skops as the next version of `name`."""
         self._check_open()
@@ -172,17 +174,9 @@ class ActiveRun:
             raise InvalidInput(f"model name {str(name)[:80]!r} refused: use letters, digits, "
                                "'_', '-' and '.', starting with a letter or digit (at most 100)")
         data = save_model(model)
-        inputs = self._store.datasets.for_run(self.id, role="input")
-        sig = signature(model, input_example,
-                        [d.dataset.schema for d in inputs if d.dataset.schema])
-        digest, size = self._tracker.artifacts.put_bytes(data)
-        self._store.artifacts.record(digest, size)
-        version = self._store.models.register(
-            name, digest=digest, flavor=FLAVOR, run_id=self.id, signature=sig,
-            input_datasets=[d.dataset.digest for d in inputs])
-        self._store.artifacts.link(self.id, f"models/{name}-v{version.version}.skops", digest,
-                                   size, "model")
-        return version
+        schemas = [d.schema for d in self._recorder.input_datasets(self.id) if d.schema]
+        return self._recorder.register_model(self.id, name, data, FLAVOR,
+                                             signature(model, input_example, schemas))
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -190,10 +184,8 @@ class ActiveRun:
         if self.ended:
             raise MlopsError(f"run {self.id} has ended; start a new one")
 
-    def start_heartbeat(self, interval: float) -> None:
+    def start_heartbeat(self, db_path: Path, interval: float) -> None:
         """Refresh `heartbeat_at` from a daemon thread with its own connection."""
-        db_path = self._store.path
-
         def beat() -> None:
             store = Store(db_path)
             try:
@@ -202,33 +194,35 @@ class ActiveRun:
             finally:
                 store.close()
 
-        self._heartbeat = threading.Thread(target=beat, name=f"mlops-heartbeat-{self.id}",
-                                           daemon=True)
-        self._heartbeat.start()
+        threading.Thread(target=beat, name=f"mlops-heartbeat-{self.id}", daemon=True).start()
 
-    def end(self, status: str = "finished", error: str | None = None) -> Run:
-        """Store the source snapshot, then mark the run ended. Ending twice is a no-op."""
-        if self.ended:
-            return self._store.runs.get(self.id)
-        self._heartbeat_stop.set()
-        self._snapshot_source()
-        self._store.runs.end(self.id, status, error)
-        self.ended = True
-        if self._tracker.active_run is self:
-            self._tracker.active_run = None
-        return self._store.runs.get(self.id)
+    def end(self, status: str = "finished", error: str | None = None) -> Run | None:
+        """Store the source snapshot, then mark the run ended; ending twice is a no-op.
 
-    def _snapshot_source(self) -> None:
+        Returns the recorded run, or None inside a pipeline step.
+        """
+        if not self.ended:
+            self._heartbeat_stop.set()
+            notebook, digest = self._snapshot_source()
+            self._recorder.end(self.id, status, error, notebook, digest)
+            self.ended = True
+            self.status = status
+            if self._tracker.active_run is self:
+                self._tracker.active_run = None
+        return None if self.id is None else self._tracker.store.runs.get(self.id)
+
+    def _snapshot_source(self) -> tuple[str | None, str | None]:
         path = self.source.path
         if path is not None and path.is_file():
             kind = "notebook" if path.suffix == ".ipynb" else "source"
-            self._store_file(f"source/{path.name}", path, kind)
-            digest = capture.code_digest(self.source)
-            self._store.runs.update_source(self.id, notebook=str(path), code_digest=digest)
-        elif self._tracker.history is not None:
+            self._recorder.put_file(self.id, f"source/{path.name}", path, kind)
+            return str(path), capture.code_digest(self.source)
+        if self._tracker.history is not None:
             text = self._tracker.history()
             if text:
-                self._store_bytes("source/session.py", text.encode("utf-8"), "source")
+                self._recorder.put_bytes(self.id, "source/session.py", text.encode("utf-8"),
+                                         "source")
+        return None, None
 
     def __enter__(self) -> ActiveRun:
         return self
@@ -316,24 +310,25 @@ class Tracker:
                                  or any(ord(c) < 32 for c in name)):
             raise InvalidInput(f"run name must be a string of at most 200 printable "
                                f"characters, got {str(name)[:80]!r}")
-        store = self.store
         source = source or capture.detect_source()
+        recorder = self.recorder()
         git = capture.git_state(self._git_folder(source))
         env = capture.environment()
-        store.environments.save(env)
+        if isinstance(recorder, StoreRecorder):
+            recorder.store.environments.save(env)
         run_uuid = uuid.uuid4().hex
-        run_id = store.runs.create(NewRun(
+        run_id = recorder.start(NewRun(
             uuid=run_uuid, name=name, started_at=time.time(), source_kind=source.kind,
             notebook=str(source.path) if source.path else None,
             code_digest=capture.code_digest(source),
             git_commit=git.commit if git else None, git_branch=git.branch if git else None,
             git_dirty=git.dirty if git else None, python=env.python, env_digest=env.digest,
             host=capture.host(), user=capture.user(), pid=os.getpid()))
-        run = ActiveRun(self, run_id, run_uuid, name, source)
+        run = ActiveRun(self, recorder, run_id, run_uuid, name, source)
         self.active_run = run
         self.last_error = None
         if git and git.diff:
-            run._store_bytes("git/uncommitted.diff", git.diff, "git-diff")
+            recorder.put_bytes(run_id, "git/uncommitted.diff", git.diff, "git-diff")
         if tags:
             run.set_tags(tags)
         env_params = os.environ.get("MLOPS_RUN_PARAMS")  # set by `mlops run -p`
@@ -348,7 +343,8 @@ class Tracker:
             run.log_params(given)
         if params:
             run.log_params(params)
-        run.start_heartbeat(self.project.tracking.heartbeat_seconds)
+        if run_id is not None:
+            run.start_heartbeat(self.store.path, self.project.tracking.heartbeat_seconds)
         if not self._atexit_registered:
             atexit.register(self._end_at_exit)
             self._atexit_registered = True
@@ -361,12 +357,19 @@ class Tracker:
             return source.path.parent
         return root
 
+    def recorder(self) -> Recorder:
+        """Glue into the notebook inside a pipeline step, else write to the store."""
+        outbox = os.environ.get(OUTBOX_ENV)
+        if outbox:
+            return GlueRecorder(outbox)
+        return StoreRecorder(self.store, self.artifacts, self.stat_cache)
+
     def require_run(self) -> ActiveRun:
         if self.active_run is None or self.active_run.ended:
             raise NoActiveRun()
         return self.active_run
 
-    def end_run(self, status: str = "finished", error: str | None = None) -> Run:
+    def end_run(self, status: str = "finished", error: str | None = None) -> Run | None:
         return self.require_run().end(status, error)
 
     def _end_at_exit(self) -> None:

@@ -19,4 +19,7 @@ def parser() -> MagicParser:
 
 def run(magics, args) -> None:  # noqa: ANN001
     ended = magics.tracker.end_run(args.status)
+    if ended is None:  # inside a pipeline step: the runner records the run
+        magics.show(f"step run {args.status}; the pipeline runner records it")
+        return
     magics.show(f"run {ended.id} {ended.status} after {format_duration(ended.duration)}")

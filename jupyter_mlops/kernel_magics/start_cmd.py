@@ -23,4 +23,5 @@ def run(magics, args) -> None:  # noqa: ANN001
     active = magics.tracker.start_run(args.name, tags=tags)
     where = active.source.path.name if active.source.path else active.source.kind
     label = f" ({active.name})" if active.name else ""
-    magics.show(f"run {active.id}{label} started, recording {where}")
+    number = "in this pipeline step" if active.id is None else str(active.id)
+    magics.show(f"run {number}{label} started, recording {where}")

@@ -81,8 +81,10 @@ class ArtifactLink:
 
 @dataclass(frozen=True)
 class ModelVersion:
+    """A registered model; `version` is None until a pipeline step's records are ingested."""
+
     name: str
-    version: int
+    version: int | None
     run_id: int | None
     digest: str
     flavor: str
@@ -92,7 +94,7 @@ class ModelVersion:
 
     @property
     def ref(self) -> str:
-        return f"{self.name}:{self.version}"
+        return f"{self.name}:{'(pending)' if self.version is None else self.version}"
 
 
 @dataclass(frozen=True)

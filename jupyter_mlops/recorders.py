@@ -1,0 +1,187 @@
+"""Where a run's records go: straight to the store, or glued into the notebook.
+
+`StoreRecorder` writes to the project's store and artifact folder (an
+interactive session, a script). `GlueRecorder` is used inside a pipeline step:
+every record becomes a scrapbook scrap in the output notebook, and files
+(artifacts, models) are copied into the step's outbox folder, so the step
+needs no database. The pipeline runner later replays the glued records through
+a `StoreRecorder` (`jupyter_mlops.pipelines.ingest`): one set of store calls.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Protocol
+
+from .artifacts import ArtifactStore
+from .glue import RECORD_PREFIX, glue
+from .hashing import StatCache, digest_bytes, digest_file
+from .store import Store
+from .store.records import ArtifactLink, DatasetVersion, ModelVersion
+from .store.runs import NewRun
+
+OUTBOX_ENV = "MLOPS_STEP_OUTBOX"  # set by the pipeline runner for a step's kernel
+RECORD_VERSION = 1
+
+
+class Recorder(Protocol):
+    """The calls an `ActiveRun` makes; `run_id` is None inside a pipeline step."""
+
+    stat_cache: StatCache | None
+
+    def start(self, new: NewRun) -> int | None: ...
+    def heartbeat(self, run_id: int | None) -> None: ...
+    def log_params(self, run_id: int | None, params: dict[str, str]) -> None: ...
+    def set_tags(self, run_id: int | None, tags: dict[str, str]) -> None: ...
+    def log_metrics(self, run_id: int | None,
+                    points: list[tuple[str, float, int | None, float]]) -> None: ...
+    def log_dataset(self, run_id: int | None, version: DatasetVersion, role: str,
+                    source: str) -> None: ...
+    def known_dataset(self, digest: str) -> DatasetVersion | None: ...
+    def input_datasets(self, run_id: int | None) -> list[DatasetVersion]: ...
+    def put_file(self, run_id: int | None, name: str, path: Path, kind: str) -> ArtifactLink: ...
+    def put_bytes(self, run_id: int | None, name: str, data: bytes, kind: str
+                  ) -> ArtifactLink: ...
+    def register_model(self, run_id: int | None, name: str, data: bytes, flavor: str,
+                       signature: dict[str, Any] | None) -> ModelVersion: ...
+    def end(self, run_id: int | None, status: str, error: str | None, notebook: str | None,
+            code_digest: str | None) -> None: ...
+
+
+class StoreRecorder:
+    """Records straight into the store; every call commits before it returns."""
+
+    def __init__(self, store: Store, artifacts: ArtifactStore,
+                 stat_cache: StatCache | None = None) -> None:
+        self.store = store
+        self.artifacts = artifacts
+        self.stat_cache = stat_cache
+
+    def start(self, new: NewRun) -> int:
+        return self.store.runs.create(new)
+
+    def heartbeat(self, run_id: int | None) -> None:
+        self.store.runs.heartbeat(run_id)
+
+    def log_params(self, run_id, params) -> None:  # noqa: ANN001 - see Recorder
+        self.store.runs.log_params(run_id, params)
+
+    def set_tags(self, run_id, tags) -> None:  # noqa: ANN001
+        self.store.runs.set_tags(run_id, tags)
+
+    def log_metrics(self, run_id, points) -> None:  # noqa: ANN001
+        self.store.runs.log_metrics(run_id, points)
+
+    def log_dataset(self, run_id, version, role, source) -> None:  # noqa: ANN001
+        self.store.datasets.link(run_id, version, role, source)
+
+    def known_dataset(self, digest: str) -> DatasetVersion | None:
+        return self.store.datasets.get(digest)
+
+    def input_datasets(self, run_id) -> list[DatasetVersion]:  # noqa: ANN001
+        return [d.dataset for d in self.store.datasets.for_run(run_id, role="input")]
+
+    def put_file(self, run_id, name, path, kind) -> ArtifactLink:  # noqa: ANN001
+        digest, size = self.artifacts.put_file(path)
+        return self.store.artifacts.link(run_id, name, digest, size, kind)
+
+    def put_bytes(self, run_id, name, data, kind) -> ArtifactLink:  # noqa: ANN001
+        digest, size = self.artifacts.put_bytes(data)
+        return self.store.artifacts.link(run_id, name, digest, size, kind)
+
+    def register_model(self, run_id, name, data, flavor, signature) -> ModelVersion:  # noqa: ANN001
+        digest, size = self.artifacts.put_bytes(data)
+        self.store.artifacts.record(digest, size)
+        inputs = [d.digest for d in self.input_datasets(run_id)]
+        version = self.store.models.register(name, digest=digest, flavor=flavor, run_id=run_id,
+                                             signature=signature, input_datasets=inputs)
+        self.store.artifacts.link(run_id, f"models/{name}-v{version.version}.skops", digest,
+                                  size, "model")
+        return version
+
+    def end(self, run_id, status, error, notebook, code_digest) -> None:  # noqa: ANN001
+        if notebook is not None or code_digest is not None:
+            self.store.runs.update_source(run_id, notebook=notebook, code_digest=code_digest)
+        self.store.runs.end(run_id, status, error)
+
+
+class GlueRecorder:
+    """Glues each record into the output notebook; files go to the step's outbox."""
+
+    stat_cache = None  # a step touches no project database, not even the stat cache
+
+    def __init__(self, outbox: str | os.PathLike[str]) -> None:
+        self.outbox = Path(outbox)
+        self._counter = itertools.count(1)
+        self._inputs: list[DatasetVersion] = []
+
+    def _glue(self, op: str, **fields: Any) -> None:
+        record = {"version": RECORD_VERSION, "op": op, **fields}
+        glue(f"{RECORD_PREFIX}{next(self._counter):06d}", record)
+
+    def _stage(self, path: Path | None, data: bytes | None) -> tuple[str, int]:
+        """Copy bytes into the outbox under their digest; return (digest, size)."""
+        self.outbox.mkdir(parents=True, exist_ok=True)
+        if data is None:
+            assert path is not None
+            digest, size = digest_file(path), path.stat().st_size
+            target = self.outbox / digest.replace(":", "-")
+            if not target.exists():
+                shutil.copyfile(path, target)
+        else:
+            digest, size = digest_bytes(data), len(data)
+            target = self.outbox / digest.replace(":", "-")
+            if not target.exists():
+                target.write_bytes(data)
+        return digest, size
+
+    def start(self, new: NewRun) -> None:
+        self._glue("start", run=asdict(new))
+
+    def heartbeat(self, run_id: None) -> None:
+        return None  # the runner watches the step's kernel
+
+    def log_params(self, run_id, params) -> None:  # noqa: ANN001
+        self._glue("params", params=params)
+
+    def set_tags(self, run_id, tags) -> None:  # noqa: ANN001
+        self._glue("tags", tags=tags)
+
+    def log_metrics(self, run_id, points) -> None:  # noqa: ANN001
+        self._glue("metrics", points=[list(p) for p in points])
+
+    def log_dataset(self, run_id, version, role, source) -> None:  # noqa: ANN001
+        if role == "input":
+            self._inputs.append(version)
+        self._glue("dataset", dataset=asdict(version), role=role, source=source)
+
+    def known_dataset(self, digest: str) -> None:
+        return None
+
+    def input_datasets(self, run_id) -> list[DatasetVersion]:  # noqa: ANN001
+        return list(self._inputs)
+
+    def put_file(self, run_id, name, path, kind) -> ArtifactLink:  # noqa: ANN001
+        digest, size = self._stage(path, None)
+        self._glue("artifact", name=name, digest=digest, size=size, kind=kind)
+        return ArtifactLink(run_id=run_id, name=name, digest=digest, size=size, kind=kind)
+
+    def put_bytes(self, run_id, name, data, kind) -> ArtifactLink:  # noqa: ANN001
+        digest, size = self._stage(None, data)
+        self._glue("artifact", name=name, digest=digest, size=size, kind=kind)
+        return ArtifactLink(run_id=run_id, name=name, digest=digest, size=size, kind=kind)
+
+    def register_model(self, run_id, name, data, flavor, signature) -> ModelVersion:  # noqa: ANN001
+        digest, size = self._stage(None, data)
+        self._glue("model", name=name, digest=digest, size=size, flavor=flavor,
+                   signature=signature)
+        return ModelVersion(name=name, version=None, run_id=None, digest=digest, flavor=flavor,
+                            signature=signature, created_at=0.0,
+                            input_datasets=tuple(d.digest for d in self._inputs))
+
+    def end(self, run_id, status, error, notebook, code_digest) -> None:  # noqa: ANN001
+        self._glue("end", status=status, error=error)
