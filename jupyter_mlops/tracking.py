@@ -276,8 +276,11 @@ class Tracker:
         return self._stat_cache
 
     def display_path(self, path: Path) -> str:
+        """A path as recorded: relative to the project root (the working directory in a
+        pipeline step, whose kernel may run where no project exists)."""
+        base = Path.cwd() if os.environ.get(OUTBOX_ENV) else self.project.root
         try:
-            return path.resolve().relative_to(self.project.root).as_posix()
+            return path.resolve().relative_to(base.resolve()).as_posix()
         except ValueError:
             return str(path.resolve())
 
@@ -312,9 +315,11 @@ class Tracker:
                                f"characters, got {str(name)[:80]!r}")
         source = source or capture.detect_source()
         recorder = self.recorder()
-        git = capture.git_state(self._git_folder(source))
-        env = capture.environment()
-        if isinstance(recorder, StoreRecorder):
+        # Inside a pipeline step the runner captures git and environment for the step.
+        in_step = isinstance(recorder, GlueRecorder)
+        git = None if in_step else capture.git_state(self._git_folder(source))
+        env = None if in_step else capture.environment()
+        if env is not None and isinstance(recorder, StoreRecorder):
             recorder.store.environments.save(env)
         run_uuid = uuid.uuid4().hex
         run_id = recorder.start(NewRun(
@@ -322,7 +327,8 @@ class Tracker:
             notebook=str(source.path) if source.path else None,
             code_digest=capture.code_digest(source),
             git_commit=git.commit if git else None, git_branch=git.branch if git else None,
-            git_dirty=git.dirty if git else None, python=env.python, env_digest=env.digest,
+            git_dirty=git.dirty if git else None, python=env.python if env else None,
+            env_digest=env.digest if env else None,
             host=capture.host(), user=capture.user(), pid=os.getpid()))
         run = ActiveRun(self, recorder, run_id, run_uuid, name, source)
         self.active_run = run

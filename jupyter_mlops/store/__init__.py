@@ -17,6 +17,7 @@ from .connection import connect
 from .datasets import DatasetRepository
 from .environments import EnvironmentRepository
 from .models import ModelRepository
+from .pipelines import PipelineRepository
 from .runs import RunRepository
 
 
@@ -34,6 +35,7 @@ class Store:
         self.artifacts = ArtifactRepository(self._conn)
         self.models = ModelRepository(self._conn)
         self.environments = EnvironmentRepository(self._conn)
+        self.pipelines = PipelineRepository(self._conn, stale_after_seconds)
 
     def migrate(self) -> list[int]:
         """Apply pending migrations (idempotent, safe when many processes start at once)."""

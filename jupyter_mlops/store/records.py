@@ -102,3 +102,41 @@ class Environment:
     digest: str
     python: str
     packages: Mapping[str, str]
+
+
+PIPELINE_STATUSES = ("running", "finished", "failed", "killed")
+# A step is `finished` when it executed, `cached` when a previous execution with
+# the same key was reused, `skipped` when a step it needs did not succeed.
+STEP_STATUSES = ("pending", "running", "finished", "cached", "failed", "skipped", "killed")
+
+
+@dataclass(frozen=True)
+class StepRun:
+    id: int
+    pipeline_run_id: int
+    step: str
+    status: str
+    run_id: int | None
+    cache_key: str | None
+    cached_from: int | None
+    params: Mapping[str, Any]
+    outputs: Mapping[str, Any]
+    output_files: Mapping[str, str]
+    started_at: float | None
+    ended_at: float | None
+    error: str | None
+    notebook_path: str | None
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    id: int
+    name: str
+    spec_path: str
+    spec_digest: str | None
+    status: str
+    trigger: str  # manual | schedule
+    started_at: float
+    ended_at: float | None
+    error: str | None
+    steps: tuple[StepRun, ...] = ()

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from .connection import write
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def _v1(db) -> None:  # db: sqlite_utils.Database
@@ -74,7 +74,31 @@ def _v1(db) -> None:  # db: sqlite_utils.Database
     db["model_versions"].create_index(["run_id"])
 
 
-MIGRATIONS: list[Callable] = [_v1]
+def _v2(db) -> None:
+    """Pipelines: one row per pipeline run, one per step of it."""
+    db.create_table(
+        "pipeline_runs",
+        {"id": int, "name": str, "spec_path": str, "spec_digest": str, "status": str,
+         "trigger": str, "started_at": float, "ended_at": float, "heartbeat_at": float,
+         "error": str},
+        pk="id", not_null={"name", "status", "started_at", "trigger"},
+    )
+    db["pipeline_runs"].create_index(["name"])
+    db.create_table(
+        "step_runs",
+        {"id": int, "pipeline_run_id": int, "step": str, "status": str, "run_id": int,
+         "cache_key": str, "cached_from": int, "params": str, "outputs": str,
+         "output_files": str, "started_at": float, "ended_at": float, "error": str,
+         "notebook_path": str},
+        pk="id", not_null={"pipeline_run_id", "step", "status"},
+        foreign_keys=[("pipeline_run_id", "pipeline_runs", "id"), ("run_id", "runs", "id"),
+                      ("cached_from", "step_runs", "id")],
+    )
+    db["step_runs"].create_index(["pipeline_run_id", "step"], unique=True)
+    db["step_runs"].create_index(["cache_key", "status"])
+
+
+MIGRATIONS: list[Callable] = [_v1, _v2]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 

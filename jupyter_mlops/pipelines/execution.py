@@ -1,0 +1,150 @@
+"""Executing one step's notebook with papermill; runs in-process or on a Dask worker.
+
+`run_step_task` is the unit of work: a plain function of a picklable
+`StepTask`, returning a picklable `StepResult` with the executed notebook and
+the files the step staged in its outbox, so a remote worker needs no access
+to the project's database.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..capture import NOTEBOOK_ENV
+from ..recorders import OUTBOX_ENV
+
+
+@dataclass(frozen=True)
+class StepTask:
+    step: str
+    notebook: str  # absolute path of the source notebook
+    params: Mapping[str, Any]
+    cwd: str  # the project root
+    kernel_name: str | None = None
+    outbox: str | None = None  # local: write staged files here; None: a temp dir, sent back
+    output_path: str | None = None  # local: write the executed notebook here
+
+
+@dataclass
+class StepResult:
+    step: str
+    notebook_json: bytes  # the executed (or partly executed) notebook
+    outbox_files: dict[str, bytes] = field(default_factory=dict)  # remote only
+    error: str | None = None  # "cell N raised Ename: evalue"
+    report_html: bytes | None = None  # nbconvert's HTML of the executed notebook
+    seconds: float = 0.0
+
+
+class KernelRegistry:
+    """Kernel process ids started for steps, so an interrupt can stop them all."""
+
+    def __init__(self) -> None:
+        self._pids: set[int] = set()
+        self._lock = threading.Lock()
+
+    def add(self, pid: int) -> None:
+        with self._lock:
+            self._pids.add(pid)
+
+    def discard(self, pid: int) -> None:
+        with self._lock:
+            self._pids.discard(pid)
+
+    def kill_all(self) -> int:
+        with self._lock:
+            pids = list(self._pids)
+            self._pids.clear()
+        for pid in pids:
+            try:
+                os.killpg(os.getpgid(pid), signal.SIGKILL)  # kernels run in their own session
+            except (ProcessLookupError, PermissionError):
+                pass
+        return len(pids)
+
+
+def _kernel_manager_class(env: Mapping[str, str], registry: KernelRegistry | None):
+    """An AsyncKernelManager that starts its kernel with `env` added, and registers it."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class StepKernelManager(AsyncKernelManager):
+        async def _async_pre_start_kernel(self, **kw: Any):
+            kw["env"] = {**os.environ, **kw.get("env", {}), **env}
+            return await super()._async_pre_start_kernel(**kw)
+
+        async def _async_post_start_kernel(self, **kw: Any) -> None:
+            await super()._async_post_start_kernel(**kw)
+            pid = getattr(self.provisioner, "pid", None)
+            if registry is not None and pid:
+                registry.add(pid)
+                self._registered_pid = pid
+
+        async def _async_shutdown_kernel(self, *args: Any, **kw: Any) -> None:
+            pid = getattr(self, "_registered_pid", None)
+            await super()._async_shutdown_kernel(*args, **kw)
+            if registry is not None and pid:
+                registry.discard(pid)
+
+    StepKernelManager.shutdown_kernel = StepKernelManager._async_shutdown_kernel  # type: ignore
+    return StepKernelManager
+
+
+def run_step_task(task: StepTask, registry: KernelRegistry | None = None) -> StepResult:
+    """Execute the task's notebook in a fresh kernel; never raises for a failing cell."""
+    import papermill as pm
+
+    started = time.monotonic()
+    temp = None
+    outbox = task.outbox
+    output_path = task.output_path
+    if outbox is None or output_path is None:
+        temp = tempfile.mkdtemp(prefix=f"mlops-step-{task.step}-")
+        outbox = outbox or os.path.join(temp, "outbox")
+        output_path = output_path or os.path.join(temp, Path(task.notebook).name)
+    env = {OUTBOX_ENV: outbox, NOTEBOOK_ENV: task.notebook}
+    error = None
+    try:
+        pm.execute_notebook(
+            task.notebook, output_path, parameters=dict(task.params), cwd=task.cwd,
+            kernel_name=task.kernel_name, progress_bar=False, log_output=False,
+            kernel_manager_class=_kernel_manager_class(env, registry))
+    except pm.PapermillExecutionError as exc:
+        error = f"cell {exc.exec_count} raised {exc.ename}: {exc.evalue}"
+    except Exception as exc:  # a dead kernel, a timeout, a notebook papermill cannot read
+        error = f"{type(exc).__name__}: {exc}"
+    try:
+        notebook_json = Path(output_path).read_bytes()
+    except OSError:
+        notebook_json = b""
+    result = StepResult(step=task.step, notebook_json=notebook_json, error=error,
+                        report_html=render_report(notebook_json),
+                        seconds=time.monotonic() - started)
+    if temp is not None:
+        staged = Path(outbox)
+        if staged.is_dir():
+            result.outbox_files = {f.name: f.read_bytes() for f in staged.iterdir()}
+        shutil.rmtree(temp, ignore_errors=True)
+    return result
+
+
+def render_report(notebook_json: bytes) -> bytes | None:
+    """The executed notebook as a standalone HTML page (nbconvert), or None if unreadable."""
+    if not notebook_json:
+        return None
+    import nbconvert
+    import nbformat
+
+    try:
+        notebook = nbformat.reads(notebook_json.decode("utf-8"), as_version=4)
+        body, _ = nbconvert.HTMLExporter().from_notebook_node(notebook)
+    except Exception:  # a report is evidence, not a reason to fail the step
+        return None
+    return body.encode("utf-8")

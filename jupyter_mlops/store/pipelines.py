@@ -1,0 +1,120 @@
+"""Pipeline runs and their step runs (the step cache lives here too)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import NotFound
+from .connection import write
+from .records import PipelineRun, StepRun
+
+_STEP_COLUMNS = ("id, pipeline_run_id, step, status, run_id, cache_key, cached_from, params, "
+                 "outputs, output_files, started_at, ended_at, error, notebook_path")
+_RUN_COLUMNS = ("id, name, spec_path, spec_digest, status, trigger, started_at, ended_at, "
+                "error, heartbeat_at")
+
+
+class PipelineRepository:
+    def __init__(self, conn: sqlite3.Connection, stale_after_seconds: float) -> None:
+        self._conn = conn
+        self._stale_after = stale_after_seconds
+
+    def start(self, name: str, spec_path: str, spec_digest: str, trigger: str,
+              steps: list[str]) -> int:
+        """A new pipeline run with every step `pending`."""
+        now = time.time()
+        with write(self._conn) as conn:
+            run_id = conn.execute(
+                "INSERT INTO pipeline_runs (name, spec_path, spec_digest, status, trigger,"
+                " started_at, heartbeat_at) VALUES (?, ?, ?, 'running', ?, ?, ?)",
+                (name, spec_path, spec_digest, trigger, now, now)).lastrowid
+            conn.executemany("INSERT INTO step_runs (pipeline_run_id, step, status) "
+                             "VALUES (?, ?, 'pending')", [(run_id, step) for step in steps])
+        return int(run_id)
+
+    def heartbeat(self, pipeline_run_id: int) -> None:
+        with write(self._conn) as conn:
+            conn.execute("UPDATE pipeline_runs SET heartbeat_at = ? WHERE id = ?",
+                         (time.time(), pipeline_run_id))
+
+    def update_step(self, pipeline_run_id: int, step: str, **fields: Any) -> None:
+        """Set step fields; mappings are stored as JSON."""
+        allowed = {"status", "run_id", "cache_key", "cached_from", "params", "outputs",
+                   "output_files", "started_at", "ended_at", "error", "notebook_path"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"unknown step fields {sorted(unknown)}")
+        values = {k: json.dumps(v) if isinstance(v, Mapping) else v for k, v in fields.items()}
+        assignments = ", ".join(f"{key} = :{key}" for key in values)
+        with write(self._conn) as conn:
+            conn.execute(f"UPDATE step_runs SET {assignments} WHERE pipeline_run_id = :pr "
+                         "AND step = :step", {**values, "pr": pipeline_run_id, "step": step})
+
+    def finish(self, pipeline_run_id: int, status: str, error: str | None = None) -> None:
+        """End the run; steps still pending or running end as `killed`/`skipped`."""
+        now = time.time()
+        with write(self._conn) as conn:
+            conn.execute("UPDATE step_runs SET status = 'killed', ended_at = ? "
+                         "WHERE pipeline_run_id = ? AND status = 'running'",
+                         (now, pipeline_run_id))
+            conn.execute("UPDATE step_runs SET status = 'skipped' "
+                         "WHERE pipeline_run_id = ? AND status = 'pending'", (pipeline_run_id,))
+            conn.execute("UPDATE pipeline_runs SET status = ?, ended_at = ?, error = ? "
+                         "WHERE id = ?", (status, now, error, pipeline_run_id))
+
+    def cached_step(self, cache_key: str) -> StepRun | None:
+        """The latest successful execution with this cache key."""
+        row = self._conn.execute(
+            f"SELECT {_STEP_COLUMNS} FROM step_runs WHERE cache_key = ? AND status = 'finished'"
+            " ORDER BY id DESC LIMIT 1", (cache_key,)).fetchone()
+        return None if row is None else _step(row)
+
+    def get(self, pipeline_run_id: int) -> PipelineRun:
+        row = self._conn.execute(f"SELECT {_RUN_COLUMNS} FROM pipeline_runs WHERE id = ?",
+                                 (pipeline_run_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no pipeline run {pipeline_run_id}")
+        return self._pipeline(row)
+
+    def recent(self, name: str | None = None, limit: int = 20) -> list[PipelineRun]:
+        sql = f"SELECT {_RUN_COLUMNS} FROM pipeline_runs"
+        args: list[object] = []
+        if name is not None:
+            sql += " WHERE name = ?"
+            args.append(name)
+        rows = self._conn.execute(sql + " ORDER BY id DESC LIMIT ?", [*args, limit]).fetchall()
+        return [self._pipeline(row) for row in rows]
+
+    def is_running(self, name: str) -> bool:
+        """True when a pipeline run of `name` is running with a fresh heartbeat."""
+        row = self._conn.execute(
+            "SELECT 1 FROM pipeline_runs WHERE name = ? AND status = 'running' "
+            "AND heartbeat_at >= ? LIMIT 1", (name, time.time() - self._stale_after)).fetchone()
+        return row is not None
+
+    def _pipeline(self, row: tuple) -> PipelineRun:
+        (run_id, name, spec_path, digest, status, trigger, started, ended, error,
+         heartbeat) = row
+        if status == "running" and heartbeat is not None and \
+                heartbeat < time.time() - self._stale_after:
+            status = "killed"
+        steps = tuple(_step(r) for r in self._conn.execute(
+            f"SELECT {_STEP_COLUMNS} FROM step_runs WHERE pipeline_run_id = ? ORDER BY id",
+            (run_id,)))
+        return PipelineRun(id=run_id, name=name, spec_path=spec_path, spec_digest=digest,
+                           status=status, trigger=trigger, started_at=started, ended_at=ended,
+                           error=error, steps=steps)
+
+
+def _step(row: tuple) -> StepRun:
+    (step_id, pr, step, status, run_id, key, cached_from, params, outputs, files, started,
+     ended, error, notebook_path) = row
+    return StepRun(id=step_id, pipeline_run_id=pr, step=step, status=status, run_id=run_id,
+                   cache_key=key, cached_from=cached_from, params=json.loads(params or "{}"),
+                   outputs=json.loads(outputs or "{}"),
+                   output_files=json.loads(files or "{}"), started_at=started, ended_at=ended,
+                   error=error, notebook_path=notebook_path)
