@@ -1,0 +1,157 @@
+"""`mlops pipeline run|show|runs`: notebook pipelines."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..errors import InvalidInput
+from ..pipelines.executors import Executor
+from ..pipelines.runner import PipelineRunner
+from ..pipelines.spec import load_spec
+from ..project import find_project
+from ..store import Store
+from ..views import format_duration, format_time, text_table, to_jsonable
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "pipeline", help="run, inspect and list notebook pipelines",
+        description="Run, inspect and list notebook pipelines (YAML specs chaining "
+                    "parameterized notebooks).")
+    sub = parser.add_subparsers(title="pipeline commands", metavar="COMMAND", required=True)
+
+    run_parser = sub.add_parser(
+        "run", help="run a pipeline; unchanged steps are cached",
+        description="Run the pipeline in SPEC. A step whose notebook code, parameters, "
+                    "inputs, upstream steps and environment are unchanged is reused "
+                    "(cached). Exits 1 when a step fails, 130 when interrupted.")
+    run_parser.add_argument("spec", help="pipeline spec, e.g. pipelines/train.yaml")
+    run_parser.add_argument("-p", "--param", action="append", default=[],
+                            metavar="[STEP.]NAME=VALUE",
+                            help="override a pipeline parameter, or one step's (repeatable)")
+    run_parser.add_argument("--jobs", "-j", type=int, default=1,
+                            help="independent steps to run at once (default: 1)")
+    run_parser.add_argument("--force", action="append", default=[], metavar="STEP|all",
+                            help="execute STEP even if cached (repeatable; `all` for every step)")
+    run_parser.add_argument("--executor", choices=("local", "dask"), default="local",
+                            help="local kernels (default) or a Dask distributed cluster")
+    run_parser.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                            help="Dask scheduler address (default: a LocalCluster)")
+    run_parser.add_argument("--trigger", choices=("manual", "schedule"), default="manual",
+                            help=argparse.SUPPRESS)
+    run_parser.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    run_parser.set_defaults(func=run)
+
+    show_parser = sub.add_parser(
+        "show", help="the DAG and what would run or be cached",
+        description="Show the steps in order, what each needs, and whether it would run or "
+                    "be reused from the cache. Runs nothing.")
+    show_parser.add_argument("spec")
+    show_parser.add_argument("-p", "--param", action="append", default=[],
+                             metavar="[STEP.]NAME=VALUE")
+    show_parser.add_argument("--force", action="append", default=[], metavar="STEP|all")
+    show_parser.add_argument("--json", action="store_true", help="print JSON")
+    show_parser.set_defaults(func=show)
+
+    runs_parser = sub.add_parser("runs", help="past pipeline runs with step status",
+                                 description="Past pipeline runs, newest first, with the "
+                                             "status of each step.")
+    runs_parser.add_argument("--name", default=None, help="only this pipeline")
+    runs_parser.add_argument("--limit", "-n", type=int, default=20)
+    runs_parser.add_argument("--json", action="store_true", help="print JSON")
+    runs_parser.set_defaults(func=list_runs)
+
+
+def _open():
+    project = find_project()
+    store = Store(project.db_path, stale_after_seconds=project.tracking.stale_after_seconds)
+    store.migrate()
+    return project, store
+
+
+def make_executor(name: str, scheduler: str | None) -> Executor | None:
+    if name == "dask":
+        from ..pipelines.executors import DaskExecutor
+
+        return DaskExecutor(scheduler)
+    if scheduler:
+        raise InvalidInput("--scheduler goes with --executor dask")
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    project, store = _open()
+    executor = None
+    try:
+        spec = load_spec(args.spec, project.root)
+        executor = make_executor(args.executor, args.scheduler)
+        runner = PipelineRunner(spec, project, store, overrides=args.param, jobs=args.jobs,
+                                force=args.force, executor=executor, trigger=args.trigger,
+                                progress=lambda line: print(line, file=sys.stderr, flush=True))
+        outcome = runner.run()
+    finally:
+        if executor is not None:
+            executor.close()
+        store.close()
+    if args.json:
+        print(json.dumps(to_jsonable(outcome), indent=2))
+    else:
+        rows = [[o.step, o.status, "" if o.run_id is None else str(o.run_id),
+                 f"{o.seconds:.1f}s" if o.seconds else ""] for o in outcome.steps.values()]
+        print(text_table(["step", "status", "run", "time"], rows))
+        print(f"\npipeline {outcome.name!r} run {outcome.pipeline_run_id}: {outcome.status}")
+    if not outcome.ok:
+        failed = [o for o in outcome.steps.values() if o.status == "failed"]
+        for o in failed:
+            print(f"mlops: error: {o.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def show(args: argparse.Namespace) -> int:
+    project, store = _open()
+    with store:
+        spec = load_spec(args.spec, project.root)
+        plan = PipelineRunner(spec, project, store, overrides=args.param,
+                              force=args.force).plan()
+    if args.json:
+        print(json.dumps([{"step": p.step.name, "needs": list(p.step.needs),
+                           "notebook": str(p.step.notebook.relative_to(spec.root)),
+                           "params": p.params, "key": p.key,
+                           "would": _would(p), "cached_run": p.cached.run_id if p.cached else None}
+                          for p in plan], indent=2, default=str))
+        return 0
+    print(f"pipeline {spec.name!r} ({spec.path})" + (f", schedule {spec.schedule}"
+                                                     if spec.schedule else ""))
+    rows = [[p.step.name, ", ".join(p.step.needs), str(p.step.notebook.relative_to(spec.root)),
+             _would(p), p.key.split(":")[1][:12]] for p in plan]
+    print(text_table(["step", "needs", "notebook", "would", "key"], rows))
+    return 0
+
+
+def _would(planned) -> str:  # noqa: ANN001
+    if planned.forced:
+        return "run (forced)"
+    if planned.cached is not None:
+        return f"cached (run {planned.cached.run_id})"
+    return "run"
+
+
+def list_runs(args: argparse.Namespace) -> int:
+    _, store = _open()
+    with store:
+        runs = store.pipelines.recent(args.name, limit=args.limit)
+    if args.json:
+        print(json.dumps(to_jsonable(runs), indent=2))
+        return 0
+    if not runs:
+        print("no pipeline runs")
+        return 0
+    rows = [[str(r.id), r.name, r.status, r.trigger, format_time(r.started_at),
+             format_duration(None if r.ended_at is None else r.ended_at - r.started_at),
+             " ".join(f"{s.step}:{s.status}" for s in r.steps)] for r in runs]
+    print(text_table(["id", "pipeline", "status", "trigger", "started", "duration", "steps"],
+                     rows))
+    return 0

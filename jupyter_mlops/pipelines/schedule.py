@@ -1,0 +1,92 @@
+"""Cron schedules for pipelines (croniter parses the expressions).
+
+A pipeline is due when a cron slot has passed since its last scheduled run
+(or since the scheduler started, for a pipeline never scheduled before).
+After downtime that covers several slots it runs once, not once per slot.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+
+from ..store import Store
+from .spec import PipelineSpec
+
+
+def last_slot(expression: str, now: float) -> float:
+    """The latest cron slot at or before `now` (epoch seconds, local time)."""
+    from croniter import croniter
+
+    base = datetime.fromtimestamp(now).astimezone()
+    itr = croniter(expression, base)
+    if croniter.match(expression, base.replace(second=0, microsecond=0)) and base.second == 0:
+        return base.timestamp()
+    return itr.get_prev(datetime).timestamp()
+
+
+def next_slot(expression: str, after: float) -> float:
+    from croniter import croniter
+
+    return croniter(expression, datetime.fromtimestamp(after).astimezone()).get_next(
+        datetime).timestamp()
+
+
+def is_due(expression: str, last_run: float | None, since: float, now: float) -> bool:
+    """Due when a slot lies in (last scheduled run or scheduler start, now]."""
+    reference = last_run if last_run is not None else since
+    return last_slot(expression, now) > reference
+
+
+def last_scheduled_run(store: Store, name: str) -> float | None:
+    runs = [r for r in store.pipelines.recent(name, limit=50) if r.trigger == "schedule"]
+    return runs[0].started_at if runs else None
+
+
+def crontab_lines(specs: Sequence[PipelineSpec], mlops_command: str | None = None) -> list[str]:
+    """One crontab line per scheduled pipeline, running it from the project root."""
+    command = mlops_command or shlex.quote(str(Path(sys.executable).with_name("mlops")))
+    lines = []
+    for spec in specs:
+        if not spec.schedule:
+            continue
+        relative = spec.path.relative_to(spec.root) if spec.path.is_relative_to(spec.root) \
+            else spec.path
+        log = f".mlops/logs/{spec.name}.log"
+        lines.append(f"{spec.schedule} cd {shlex.quote(str(spec.root))} && mkdir -p .mlops/logs "
+                     f"&& {command} pipeline run {shlex.quote(str(relative))} "
+                     f"--trigger schedule >> {shlex.quote(log)} 2>&1")
+    return lines
+
+
+def run_scheduler(load_specs: Callable[[], list[PipelineSpec]], store: Store,
+                  run_pipeline: Callable[[PipelineSpec], None], *, once: bool = False,
+                  poll_seconds: float = 30.0, log: Callable[[str], None] = print,
+                  clock: Callable[[], float] = time.time,
+                  sleep: Callable[[float], None] = time.sleep) -> int:
+    """Run each scheduled pipeline when due; specs are re-read every pass.
+
+    Returns the number of pipeline runs started. With `once`, checks one time.
+    """
+    started_at = clock()
+    count = 0
+    while True:
+        now = clock()
+        for spec in load_specs():
+            if not spec.schedule:
+                continue
+            if not is_due(spec.schedule, last_scheduled_run(store, spec.name), started_at, now):
+                continue
+            if store.pipelines.is_running(spec.name):
+                log(f"{spec.name}: due, but a run is still going; waiting for it")
+                continue
+            log(f"{spec.name}: due ({spec.schedule}), starting")
+            run_pipeline(spec)
+            count += 1
+        if once:
+            return count
+        sleep(poll_seconds)
