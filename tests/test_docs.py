@@ -34,5 +34,6 @@ def test_cli_command_is_documented(command: str) -> None:
 
 def test_readme_starts_with_the_two_commands() -> None:
     blocks = README.split("```bash\n")[1:3]
-    assert blocks[0].startswith("pip install -e . && mlops init && mlops run notebooks/train.ipynb")
+    assert blocks[0].startswith(
+        "pip install -e . && mlops init && mlops pipeline run pipelines/train.yaml")
     assert blocks[1].startswith("pip install -e '.[test]' && pytest")

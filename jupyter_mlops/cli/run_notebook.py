@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import ast
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -64,27 +63,14 @@ def run(args: argparse.Namespace) -> int:
         before = store.runs.search(limit=1)
     last_id = before[0].id if before else 0
 
-    import papermill as pm  # 2 s to import: only for this command
+    from ..pipelines.execution import execute_notebook  # papermill: only for this command
 
-    env_keys = {NOTEBOOK_ENV: str(notebook), "MLOPS_HOME": str(project.root),
-                "MLOPS_RUN_PARAMS": json.dumps(params, default=str)}
-    saved = {key: os.environ.get(key) for key in env_keys}
-    os.environ.update(env_keys)  # the kernel inherits this process's environment
-    failure = None
+    env = {NOTEBOOK_ENV: str(notebook), "MLOPS_HOME": str(project.root),
+           "MLOPS_RUN_PARAMS": json.dumps(params, default=str)}
     started = time.time()
-    try:
-        pm.execute_notebook(str(notebook), str(output), parameters=params, cwd=str(project.root),
-                            kernel_name=args.kernel, progress_bar=sys.stderr.isatty(),
-                            log_output=False)
-    except pm.PapermillExecutionError as exc:
-        failure = (f"cell {exc.exec_count} raised {exc.ename}: {exc.evalue} "
-                   f"(executed notebook saved at {output})")
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    error = execute_notebook(str(notebook), str(output), params, str(project.root), env,
+                             kernel_name=args.kernel, progress_bar=sys.stderr.isatty())
+    failure = None if error is None else f"{error} (executed notebook saved at {output})"
     elapsed = time.time() - started
 
     with Store(project.db_path, stale_after_seconds=project.tracking.stale_after_seconds

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..capture import NOTEBOOK_ENV
+from ..glue import SCRAP_MIME_PREFIX
 from ..recorders import OUTBOX_ENV
 
 
@@ -97,10 +98,33 @@ def _kernel_manager_class(env: Mapping[str, str], registry: KernelRegistry | Non
     return StepKernelManager
 
 
-def run_step_task(task: StepTask, registry: KernelRegistry | None = None) -> StepResult:
-    """Execute the task's notebook in a fresh kernel; never raises for a failing cell."""
+def execute_notebook(notebook: str, output_path: str, params: Mapping[str, Any], cwd: str,
+                     env: Mapping[str, str], *, kernel_name: str | None = None,
+                     registry: KernelRegistry | None = None,
+                     progress_bar: bool = False) -> str | None:
+    """Run a notebook with papermill in a fresh kernel whose environment adds `env`.
+
+    Returns None on success, else "cell N raised Ename: evalue" (N counts the
+    cells of the user's notebook, 1-based). The executed notebook is written
+    to `output_path` either way.
+    """
     import papermill as pm
 
+    try:
+        pm.execute_notebook(
+            notebook, output_path, parameters=dict(params), cwd=cwd, kernel_name=kernel_name,
+            progress_bar=progress_bar, log_output=False,
+            kernel_manager_class=_kernel_manager_class(env, registry))
+    except pm.PapermillExecutionError as exc:
+        return f"cell {_source_position(output_path, exc.cell_index)} raised {exc.ename}: " \
+               f"{exc.evalue}"
+    except Exception as exc:  # a dead kernel, a timeout, a notebook papermill cannot read
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def run_step_task(task: StepTask, registry: KernelRegistry | None = None) -> StepResult:
+    """Execute the task's notebook in a fresh kernel; never raises for a failing cell."""
     started = time.monotonic()
     temp = None
     outbox = task.outbox
@@ -110,16 +134,8 @@ def run_step_task(task: StepTask, registry: KernelRegistry | None = None) -> Ste
         outbox = outbox or os.path.join(temp, "outbox")
         output_path = output_path or os.path.join(temp, Path(task.notebook).name)
     env = {OUTBOX_ENV: outbox, NOTEBOOK_ENV: task.notebook}
-    error = None
-    try:
-        pm.execute_notebook(
-            task.notebook, output_path, parameters=dict(task.params), cwd=task.cwd,
-            kernel_name=task.kernel_name, progress_bar=False, log_output=False,
-            kernel_manager_class=_kernel_manager_class(env, registry))
-    except pm.PapermillExecutionError as exc:
-        error = f"cell {exc.exec_count} raised {exc.ename}: {exc.evalue}"
-    except Exception as exc:  # a dead kernel, a timeout, a notebook papermill cannot read
-        error = f"{type(exc).__name__}: {exc}"
+    error = execute_notebook(task.notebook, output_path, task.params, task.cwd, env,
+                             kernel_name=task.kernel_name, registry=registry)
     try:
         notebook_json = Path(output_path).read_bytes()
     except OSError:
@@ -144,7 +160,29 @@ def render_report(notebook_json: bytes) -> bytes | None:
 
     try:
         notebook = nbformat.reads(notebook_json.decode("utf-8"), as_version=4)
+        for cell in notebook.cells:  # scraps are data for the runner, not for readers
+            if cell.get("outputs"):
+                cell.outputs = [o for o in cell.outputs if not _only_scraps(o)]
         body, _ = nbconvert.HTMLExporter().from_notebook_node(notebook)
     except Exception:  # a report is evidence, not a reason to fail the step
         return None
     return body.encode("utf-8")
+
+
+def _only_scraps(output: Any) -> bool:
+    data = output.get("data") or {}
+    return bool(data) and all(mime.startswith(SCRAP_MIME_PREFIX) for mime in data)
+
+
+def _source_position(output_path: str, cell_index: int) -> int:
+    """1-based position of a cell in the user's notebook: papermill's injected
+    parameters cell, present only in the executed copy, is not counted."""
+    import json
+
+    try:
+        cells = json.loads(Path(output_path).read_text(encoding="utf-8"))["cells"]
+    except (OSError, ValueError, KeyError):
+        return cell_index + 1
+    injected = sum(1 for cell in cells[:cell_index]
+                   if "injected-parameters" in cell.get("metadata", {}).get("tags", []))
+    return cell_index - injected + 1

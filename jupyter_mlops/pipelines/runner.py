@@ -31,7 +31,7 @@ from .cache import input_digests, step_key
 from .execution import StepResult, StepTask
 from .executors import Executor, LocalExecutor
 from .ingest import ingest
-from .spec import PipelineSpec, StepSpec
+from .spec import PipelineSpec, StepSpec, declared_parameters
 
 
 @dataclass(frozen=True)
@@ -128,8 +128,11 @@ class PipelineRunner:
     # -- planning ------------------------------------------------------------------
 
     def merged_params(self, step: StepSpec) -> dict[str, Any]:
-        return {**self.spec.params, **self.pipeline_overrides, **step.params,
-                **self.step_overrides.get(step.name, {})}
+        """Pipeline params the notebook declares, then the step's own (which always go)."""
+        declared = declared_parameters(step.notebook)
+        pipeline = {k: v for k, v in {**self.spec.params, **self.pipeline_overrides}.items()
+                    if k in declared}
+        return {**pipeline, **step.params, **self.step_overrides.get(step.name, {})}
 
     def environment(self):
         if self._environment is None:

@@ -271,13 +271,37 @@ def _project_path(text: str, root: Path, at: tuple, where: str, errors: _Errors)
     return root / pure
 
 
-def _has_parameters_cell(notebook: Path) -> bool:
+def _parameters_cells(notebook: Path) -> list[str]:
+    """Sources of the cells tagged `parameters` (read with json: nbformat is slow)."""
     try:
         data = json.loads(notebook.read_text(encoding="utf-8"))
-        return any("parameters" in (cell.get("metadata", {}).get("tags") or [])
-                   for cell in data.get("cells", []))
-    except (OSError, ValueError, AttributeError, TypeError):
-        return False
+        cells = [cell for cell in data.get("cells", [])
+                 if "parameters" in (cell.get("metadata", {}).get("tags") or [])]
+        return ["".join(c["source"]) if isinstance(c["source"], list) else str(c["source"])
+                for c in cells]
+    except (OSError, ValueError, AttributeError, TypeError, KeyError):
+        return []
+
+
+def _has_parameters_cell(notebook: Path) -> bool:
+    return bool(_parameters_cells(notebook))
+
+
+def declared_parameters(notebook: Path) -> set[str]:
+    """Names assigned in the notebook's `parameters` cell."""
+    import ast
+
+    names: set[str] = set()
+    for source in _parameters_cells(notebook):
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            targets = node.targets if isinstance(node, ast.Assign) else (
+                [node.target] if isinstance(node, ast.AnnAssign) else [])
+            names.update(t.id for t in targets if isinstance(t, ast.Name))
+    return names
 
 
 def _topological_order(steps: Mapping[str, StepSpec], pipeline: str,
