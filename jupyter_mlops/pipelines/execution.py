@@ -41,7 +41,6 @@ class StepResult:
     notebook_json: bytes  # the executed (or partly executed) notebook
     outbox_files: dict[str, bytes] = field(default_factory=dict)  # remote only
     error: str | None = None  # "cell N raised Ename: evalue"
-    report_html: bytes | None = None  # nbconvert's HTML of the executed notebook
     seconds: float = 0.0
 
 
@@ -141,7 +140,6 @@ def run_step_task(task: StepTask, registry: KernelRegistry | None = None) -> Ste
     except OSError:
         notebook_json = b""
     result = StepResult(step=task.step, notebook_json=notebook_json, error=error,
-                        report_html=render_report(notebook_json),
                         seconds=time.monotonic() - started)
     if temp is not None:
         staged = Path(outbox)
@@ -149,6 +147,13 @@ def run_step_task(task: StepTask, registry: KernelRegistry | None = None) -> Ste
             result.outbox_files = {f.name: f.read_bytes() for f in staged.iterdir()}
         shutil.rmtree(temp, ignore_errors=True)
     return result
+
+
+def warm_up_reports() -> None:
+    """Import nbconvert and compile its HTML template (0.5 s the first time), so that
+    the first real report costs what the others do. Run it while kernels start."""
+    empty = b'{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
+    render_report(empty)
 
 
 def render_report(notebook_json: bytes) -> bytes | None:

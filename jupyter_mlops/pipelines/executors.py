@@ -28,6 +28,10 @@ class LocalExecutor:
     remote = False
 
     def __init__(self) -> None:
+        # Import papermill (and jupyter_client) here, in one thread: step threads and
+        # the report thread importing it at once can see a half-initialized module.
+        import papermill  # noqa: F401
+
         self.kernels = KernelRegistry()
 
     def execute(self, task: StepTask) -> StepResult:

@@ -28,7 +28,7 @@ from ..store.runs import NewRun
 from ..tracking import format_param
 from . import references
 from .cache import input_digests, step_key
-from .execution import StepResult, StepTask
+from .execution import StepResult, StepTask, render_report, warm_up_reports
 from .executors import Executor, LocalExecutor
 from .ingest import ingest
 from .spec import PipelineSpec, StepSpec, declared_parameters
@@ -177,6 +177,9 @@ class PipelineRunner:
         running: dict[Future, tuple[str, int, float]] = {}
         waiting = list(self.spec.order)
         pool = None
+        # Reports render on their own thread, overlapping the next steps' execution.
+        self._reports = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlops-report")
+        self._pending_reports: list[tuple[Future, int, str]] = []
         try:
             while waiting or running:
                 for name in list(waiting):
@@ -198,10 +201,11 @@ class PipelineRunner:
                         outcomes[name] = started
                         continue
                     task, run_id = started
+                    executor = self._executor()
                     if pool is None:
                         pool = ThreadPoolExecutor(max_workers=self.jobs,
                                                   thread_name_prefix="mlops-step")
-                    executor = self._executor()
+                        self._reports.submit(warm_up_reports)
                     running[pool.submit(executor.execute, task)] = (name, run_id,
                                                                     time.monotonic())
                 if not running:
@@ -213,18 +217,28 @@ class PipelineRunner:
                     outcomes[name] = self._complete(pipeline_run, plan[name], run_id,
                                                     future.result(), started_at)
                 self._heartbeat(pipeline_run, [run_id for _, run_id, _ in running.values()])
+            self._store_reports()
         except BaseException:
             self._interrupt(pipeline_run, running)
             raise
         finally:
             if pool is not None:
                 pool.shutdown(wait=False, cancel_futures=True)
+            self._reports.shutdown(wait=False, cancel_futures=True)
         failed = [o for o in outcomes.values() if o.status in ("failed", "skipped")]
         status = "failed" if failed else "finished"
         self.store.pipelines.finish(pipeline_run, status,
                                     None if not failed else "; ".join(
                                         o.error or o.status for o in failed)[:2000])
         return PipelineOutcome(pipeline_run, self.spec.name, status, outcomes)
+
+    def _store_reports(self) -> None:
+        """Wait for the HTML reports and store each with its step's run."""
+        for future, run_id, step in self._pending_reports:
+            html = future.result()
+            if html:
+                self.recorder.put_bytes(run_id, f"report/{step}.html", html, "report")
+        self._pending_reports.clear()
 
     def _executor(self) -> Executor:
         if self.executor is None:
@@ -358,9 +372,8 @@ class PipelineRunner:
         if result.notebook_json:
             self.recorder.put_bytes(run_id, f"executed/{step.notebook.name}",
                                     result.notebook_json, "notebook")
-        if result.report_html:
-            self.recorder.put_bytes(run_id, f"report/{step.name}.html", result.report_html,
-                                    "report")
+            self._pending_reports.append(
+                (self._reports.submit(render_report, result.notebook_json), run_id, step.name))
         self.recorder.put_file(run_id, f"source/{step.notebook.name}", step.notebook,
                                "notebook")
         output_files: dict[str, str] = {}
