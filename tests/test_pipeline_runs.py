@@ -266,3 +266,21 @@ def test_cli_run_show_and_runs(project: Project, chain: Path) -> None:
     assert bad.returncode == 1 and "no step ghost" in bad.stderr
     failing = mlops("pipeline", "run", "chain.yaml", "-p", "use.fail=true")
     assert failing.returncode == 1 and "cell 3 raised ValueError" in failing.stderr
+
+
+def test_dask_missing_is_a_clear_error(monkeypatch) -> None:
+    from jupyter_mlops.errors import MlopsError
+    from jupyter_mlops.pipelines.executors import DaskExecutor
+
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if not installed
+    with pytest.raises(MlopsError, match=r"pip install 'jupyter-mlops\[dask\]'"):
+        DaskExecutor()
+
+
+def test_unreachable_dask_scheduler_is_a_clear_error() -> None:
+    pytest.importorskip("distributed")
+    from jupyter_mlops.errors import MlopsError
+    from jupyter_mlops.pipelines.executors import DaskExecutor
+
+    with pytest.raises(MlopsError, match="cannot reach the Dask scheduler"):
+        DaskExecutor("tcp://127.0.0.1:9")
