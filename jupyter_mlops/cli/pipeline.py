@@ -10,9 +10,8 @@ from ..errors import InvalidInput
 from ..pipelines.executors import Executor
 from ..pipelines.runner import PipelineRunner
 from ..pipelines.spec import load_spec
-from ..project import find_project
-from ..store import Store
 from ..views import format_duration, format_time, text_table, to_jsonable
+from .common import open_store
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -64,13 +63,6 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     runs_parser.set_defaults(func=list_runs)
 
 
-def _open():
-    project = find_project()
-    store = Store(project.db_path, stale_after_seconds=project.tracking.stale_after_seconds)
-    store.migrate()
-    return project, store
-
-
 def make_executor(name: str, scheduler: str | None) -> Executor | None:
     if name == "dask":
         from ..pipelines.executors import DaskExecutor
@@ -82,7 +74,7 @@ def make_executor(name: str, scheduler: str | None) -> Executor | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    project, store = _open()
+    project, store = open_store()
     executor = None
     try:
         spec = load_spec(args.spec, project.root)
@@ -111,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def show(args: argparse.Namespace) -> int:
-    project, store = _open()
+    project, store = open_store()
     with store:
         spec = load_spec(args.spec, project.root)
         plan = PipelineRunner(spec, project, store, overrides=args.param,
@@ -140,7 +132,7 @@ def _would(planned) -> str:  # noqa: ANN001
 
 
 def list_runs(args: argparse.Namespace) -> int:
-    _, store = _open()
+    _, store = open_store()
     with store:
         runs = store.pipelines.recent(args.name, limit=args.limit)
     if args.json:

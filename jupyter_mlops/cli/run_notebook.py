@@ -13,9 +13,8 @@ from ..artifacts import ArtifactStore
 from ..capture import NOTEBOOK_ENV
 from ..errors import InvalidInput, NotFound
 from ..inspection import describe_run
-from ..project import find_project
-from ..store import Store
 from ..views import run_detail_text
+from .common import open_store
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -53,14 +52,13 @@ def run(args: argparse.Namespace) -> int:
     if not notebook.is_file() or notebook.suffix != ".ipynb":
         raise NotFound(f"no notebook {args.notebook} (expected an existing .ipynb file)")
     params = dict(parse_assignment(p) for p in args.param)
-    project = find_project()
+    project, store = open_store()
+    with store:
+        before = store.runs.search(limit=1)
     output = Path(args.output).resolve() if args.output else (
         project.cache_dir / "executed" / notebook.name)
     output.parent.mkdir(parents=True, exist_ok=True)
 
-    with Store(project.db_path) as store:
-        store.migrate()
-        before = store.runs.search(limit=1)
     last_id = before[0].id if before else 0
 
     from ..pipelines.execution import execute_notebook  # papermill: only for this command
@@ -73,8 +71,7 @@ def run(args: argparse.Namespace) -> int:
     failure = None if error is None else f"{error} (executed notebook saved at {output})"
     elapsed = time.time() - started
 
-    with Store(project.db_path, stale_after_seconds=project.tracking.stale_after_seconds
-               ) as store:
+    with open_store()[1] as store:
         recorded = [r for r in store.runs.search(f"id > {last_id}", limit=1000)
                     if r.notebook == str(notebook)]
         for found in recorded:

@@ -6,10 +6,9 @@ import argparse
 import json
 
 from ..inspection import compare_runs, describe_run
-from ..project import find_project
-from ..store import Store
 from ..store.filters import ATTRIBUTES
 from ..views import comparison_text, run_detail_text, runs_text, to_jsonable
+from .common import open_store
 
 FILTER_HELP = (
     "filter expression, e.g. \"metrics.acc > 0.9 and params.C = '0.5'\"; fields: "
@@ -65,23 +64,15 @@ def _non_negative(text: str) -> int:
     return value
 
 
-def _open_store() -> Store:
-    project = find_project()
-    store = Store(project.db_path, stale_after_seconds=project.tracking.stale_after_seconds)
-    if store.needs_migration():
-        store.migrate()
-    return store
-
-
 def list_runs(args: argparse.Namespace) -> int:
-    with _open_store() as store:
+    with open_store()[1] as store:
         runs = store.runs.search(args.filter, limit=args.limit, offset=args.offset)
     print(json.dumps(to_jsonable(runs), indent=2) if args.json else runs_text(runs))
     return 0
 
 
 def show_run(args: argparse.Namespace) -> int:
-    with _open_store() as store:
+    with open_store()[1] as store:
         detail = describe_run(store, args.run)
     if args.json:
         print(json.dumps(to_jsonable(detail), indent=2))
@@ -91,7 +82,7 @@ def show_run(args: argparse.Namespace) -> int:
 
 
 def compare(args: argparse.Namespace) -> int:
-    with _open_store() as store:
+    with open_store()[1] as store:
         comparison = compare_runs(store, args.runs)
     print(json.dumps(to_jsonable(comparison), indent=2) if args.json
           else comparison_text(comparison))

@@ -12,7 +12,7 @@ from ..pipelines.runner import PipelineRunner
 from ..pipelines.schedule import crontab_lines, run_scheduler
 from ..pipelines.spec import PipelineSpec, load_spec
 from ..project import find_project
-from ..store import Store
+from .common import open_store
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -47,9 +47,7 @@ def _spec_paths(patterns: list[str], root: Path) -> list[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    project = find_project()
-    store = Store(project.db_path, stale_after_seconds=project.tracking.stale_after_seconds)
-    store.migrate()
+    project, store = open_store()
     paths = _spec_paths(args.specs, project.root)
 
     def log(line: str) -> None:
