@@ -46,6 +46,10 @@ class Conflict(MlopsError):
     """The request contradicts what is already recorded (e.g. a param logged twice)."""
 
 
+class PermissionDenied(MlopsError):
+    """The acting user may not do this (a role is missing, or it is their own request)."""
+
+
 class NoActiveRun(MlopsError):
     """A logging call was made while no run was started."""
 

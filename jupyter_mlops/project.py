@@ -20,6 +20,29 @@ DEFAULT_CONFIG_TEXT = """\
 # than `stale_after_seconds` is shown as `killed` (its process died).
 heartbeat_seconds = 30
 stale_after_seconds = 120
+
+[registry]
+# Aliases that move only through an approved release request.
+protected_aliases = ["production"]
+# Data on which `mlops gates run` evaluates both sides of a comparison.
+# evaluation_data = "data/test.parquet"
+# evaluation_target = "target"
+
+# Gates every release is checked against: METRIC OP NUMBER, or
+# METRIC OP ALIAS.METRIC [+|- NUMBER]. Metrics: accuracy, precision, recall,
+# f1, roc_auc, brier, log_loss (classifiers); mae, rmse, r2 (regressors).
+# [[gates]]
+# check = "accuracy >= 0.9"
+# [[gates]]
+# check = "recall >= production.recall - 0.01"
+# [[gates]]
+# check = "brier <= 0.1"
+# models = ["churn"]       # optional: only these models
+
+# Who may do what, by login (the dashboard) or OS user (the CLI).
+# Roles: reviewer (approves, rejects), admin (may also override failing gates).
+# [users.alice]
+# roles = ["reviewer"]
 """
 
 
@@ -30,11 +53,27 @@ class TrackingConfig:
 
 
 @dataclass(frozen=True)
+class GateConfig:
+    check: str
+    models: tuple[str, ...] = ()  # empty: every model
+
+
+@dataclass(frozen=True)
+class RegistryConfig:
+    protected_aliases: tuple[str, ...] = ("production",)
+    evaluation_data: str | None = None
+    evaluation_target: str | None = None
+    gates: tuple[GateConfig, ...] = ()
+    roles: dict[str, tuple[str, ...]] = field(default_factory=dict)  # user -> roles
+
+
+@dataclass(frozen=True)
 class Project:
     """A project root and the paths inside its `.mlops/` folder."""
 
     root: Path
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    registry: RegistryConfig = field(default_factory=RegistryConfig)
 
     @property
     def home(self) -> Path:
@@ -121,4 +160,31 @@ def _load(root: Path) -> Project:
             f"{config_path}: need 0 < heartbeat_seconds < stale_after_seconds, got "
             f"{config.heartbeat_seconds} and {config.stale_after_seconds}"
         )
-    return Project(root=root, tracking=config)
+    return Project(root=root, tracking=config, registry=_registry(data, config_path))
+
+
+def _registry(data: dict, config_path: Path) -> RegistryConfig:
+    section = data.get("registry", {})
+    gates_raw = data.get("gates", [])
+    users = data.get("users", {})
+    try:
+        protected = tuple(str(a) for a in section.get("protected_aliases", ["production"]))
+        gates = tuple(GateConfig(check=str(g["check"]),
+                                 models=tuple(str(m) for m in g.get("models", [])))
+                      for g in gates_raw)
+        roles = {str(user): tuple(str(r) for r in body.get("roles", []))
+                 for user, body in users.items()}
+    except (TypeError, KeyError, AttributeError) as exc:
+        raise InvalidInput(f"{config_path}: [registry], [[gates]] or [users] is malformed: "
+                           f"{exc!r} (see the comments in a fresh `mlops init` config)") from None
+    for user_roles in roles.values():
+        unknown = set(user_roles) - {"reviewer", "admin"}
+        if unknown:
+            raise InvalidInput(f"{config_path}: unknown role {sorted(unknown)[0]!r} "
+                               "(roles: reviewer, admin)")
+    data_path = section.get("evaluation_data")
+    target = section.get("evaluation_target")
+    return RegistryConfig(protected_aliases=protected,
+                          evaluation_data=None if data_path is None else str(data_path),
+                          evaluation_target=None if target is None else str(target),
+                          gates=gates, roles=roles)

@@ -97,8 +97,10 @@ class StoreRecorder:
         digest, size = self.artifacts.put_bytes(data)
         self.store.artifacts.record(digest, size)
         inputs = [d.digest for d in self.input_datasets(run_id)]
+        actor = self.store.runs.get(run_id).user if run_id is not None else None
         version = self.store.models.register(name, digest=digest, flavor=flavor, run_id=run_id,
-                                             signature=signature, input_datasets=inputs)
+                                             signature=signature, input_datasets=inputs,
+                                             actor=actor or "unknown")
         self.store.artifacts.link(run_id, f"models/{name}-v{version.version}.skops", digest,
                                   size, "model")
         return version

@@ -401,11 +401,15 @@ class Tracker:
     # -- models ------------------------------------------------------------------
 
     def get_model_version(self, ref: str) -> ModelVersion:
-        name, version = parse_model_ref(ref)
+        name, version, alias = parse_model_ref(ref)
+        if alias is not None:
+            version = self.store.releases.alias_version(name, alias)
+            if version is None:
+                raise NotFound(f"model {name!r} has no alias {alias!r}")
         return self.store.models.get(name, version)
 
     def load_model(self, ref: str, trusted: Iterable[str] | None = None) -> Any:
-        """Load `name` (latest) or `name:version`, verifying its digest first."""
+        """Load `name` (latest), `name:version` or `name@alias`, verifying its digest first."""
         version = self.get_model_version(ref)
         data = self.artifacts.read_bytes(version.digest)
         return load_model_bytes(data, trusted)

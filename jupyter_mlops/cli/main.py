@@ -7,9 +7,9 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import MlopsError
-from . import init, pipeline, run_notebook, runs, schedule, verify
+from . import audit, init, models, pipeline, release, run_notebook, runs, schedule, verify
 
-COMMAND_GROUPS = (init, runs, run_notebook, pipeline, schedule, verify)
+COMMAND_GROUPS = (init, runs, run_notebook, pipeline, schedule, models, release, audit, verify)
 
 
 def build_parser() -> argparse.ArgumentParser:

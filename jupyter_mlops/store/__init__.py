@@ -13,11 +13,14 @@ from pathlib import Path
 from ..errors import NotFound
 from . import schema
 from .artifacts import ArtifactRepository
+from .audit import AuditRepository
 from .connection import connect
 from .datasets import DatasetRepository
 from .environments import EnvironmentRepository
+from .gates import GateRepository
 from .models import ModelRepository
 from .pipelines import PipelineRepository
+from .releases import ReleaseRepository
 from .runs import RunRepository
 
 
@@ -36,6 +39,9 @@ class Store:
         self.models = ModelRepository(self._conn)
         self.environments = EnvironmentRepository(self._conn)
         self.pipelines = PipelineRepository(self._conn, stale_after_seconds)
+        self.releases = ReleaseRepository(self._conn)
+        self.gates = GateRepository(self._conn)
+        self.audit = AuditRepository(self._conn)
 
     def migrate(self) -> list[int]:
         """Apply pending migrations (idempotent, safe when many processes start at once)."""

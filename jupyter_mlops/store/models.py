@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import InvalidInput, NotFound
+from . import audit
 from .connection import write
 from .records import ModelVersion
 
@@ -20,9 +21,12 @@ class ModelRepository:
         self._conn = conn
 
     def register(self, name: str, *, digest: str, flavor: str, run_id: int | None,
-                 signature: Mapping[str, Any] | None, input_datasets: Sequence[str]
-                 ) -> ModelVersion:
-        """Add the next version of model `name`; the number is taken under the write lock."""
+                 signature: Mapping[str, Any] | None, input_datasets: Sequence[str],
+                 actor: str = "unknown") -> ModelVersion:
+        """Add the next version of model `name`; the number is taken under the write lock.
+
+        The registration is appended to the audit log in the same transaction.
+        """
         created = time.time()
         with write(self._conn) as conn:
             version = conn.execute("SELECT coalesce(max(version), 0) + 1 FROM model_versions"
@@ -32,6 +36,9 @@ class ModelRepository:
                 (name, version, run_id, digest, flavor,
                  None if signature is None else json.dumps(signature), created,
                  json.dumps(list(input_datasets))))
+            audit.append(conn, actor=actor, action="version registered",
+                         subject=f"{name}:{version}",
+                         payload={"run": run_id, "digest": digest, "flavor": flavor})
         return self.get(name, version)
 
     def get(self, name: str, version: int | None = None) -> ModelVersion:
@@ -57,12 +64,31 @@ class ModelRepository:
             "SELECT DISTINCT name FROM model_versions ORDER BY name")]
 
 
-def parse_model_ref(ref: str) -> tuple[str, int | None]:
-    """`churn:3` -> ("churn", 3); `churn` -> ("churn", None) meaning the latest."""
-    name, sep, version = ref.strip().partition(":")
+    def count(self) -> int:
+        return self._conn.execute("SELECT count(*) FROM model_versions").fetchone()[0]
+
+    def versions(self, name: str) -> list[ModelVersion]:
+        """Every version of `name`, newest first."""
+        rows = self._conn.execute(f"SELECT {_COLUMNS} FROM model_versions WHERE name = ? "
+                                  "ORDER BY version DESC", (name,)).fetchall()
+        return [_model(row) for row in rows]
+
+
+def parse_model_ref(ref: str) -> tuple[str, int | None, str | None]:
+    """`churn:3` -> ("churn", 3, None); `churn@production` -> ("churn", None, "production");
+    `churn` -> ("churn", None, None), meaning the latest version."""
+    text = ref.strip()
+    name, at, alias = text.partition("@")
+    if at:
+        if not name or not alias or ":" in text:
+            raise InvalidInput(f"model reference {ref!r} should look like NAME, NAME:VERSION "
+                               "or NAME@ALIAS")
+        return name, None, alias
+    name, sep, version = text.partition(":")
     if not name or (sep and not version.isdigit()):
-        raise InvalidInput(f"model reference {ref!r} should look like NAME or NAME:VERSION")
-    return name, int(version) if sep else None
+        raise InvalidInput(f"model reference {ref!r} should look like NAME, NAME:VERSION "
+                           "or NAME@ALIAS")
+    return name, int(version) if sep else None, None
 
 
 def _model(row: tuple) -> ModelVersion:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from .connection import write
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _v1(db) -> None:  # db: sqlite_utils.Database
@@ -98,7 +98,45 @@ def _v2(db) -> None:
     db["step_runs"].create_index(["cache_key", "status"])
 
 
-MIGRATIONS: list[Callable] = [_v1, _v2]
+def _v3(db) -> None:
+    """Governance: aliases, evaluations, gate results, release requests, the audit log."""
+    db.create_table("aliases", {"name": str, "alias": str, "version": int, "updated_at": float},
+                    pk=("name", "alias"), not_null={"version", "updated_at"})
+    db.create_table(
+        "evaluations",
+        {"id": int, "name": str, "version": int, "dataset_digest": str, "metrics": str,
+         "created_at": float},
+        pk="id", not_null={"name", "version", "dataset_digest", "metrics", "created_at"})
+    db["evaluations"].create_index(["name", "version"])
+    db.create_table(
+        "gate_results",
+        {"id": int, "name": str, "version": int, "gate": str, "against": str,
+         "against_version": int, "passed": int, "value": float, "threshold": float,
+         "dataset_digest": str, "reason": str, "evaluated_at": float},
+        pk="id", not_null={"name", "version", "gate", "passed", "evaluated_at"})
+    db["gate_results"].create_index(["name", "version"])
+    db.create_table(
+        "release_requests",
+        {"id": int, "name": str, "version": int, "alias": str, "requester": str,
+         "reason": str, "evidence": str, "status": str, "created_at": float,
+         "decided_by": str, "decided_at": float, "decision_reason": str,
+         "override_reason": str},
+        pk="id", not_null={"name", "version", "alias", "requester", "reason", "status",
+                           "created_at"})
+    db["release_requests"].create_index(["status"])
+    db.create_table(
+        "audit_log",
+        {"id": int, "at": float, "actor": str, "action": str, "subject": str, "reason": str,
+         "payload": str, "prev_hash": str, "hash": str},
+        pk="id", not_null={"at", "actor", "action", "subject", "payload", "prev_hash", "hash"})
+    # The audit log is append-only: SQLite itself refuses to change or remove a row.
+    db.execute("CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log "
+               "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END")
+    db.execute("CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log "
+               "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END")
+
+
+MIGRATIONS: list[Callable] = [_v1, _v2, _v3]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
