@@ -7,9 +7,21 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import MlopsError
-from . import audit, init, models, pipeline, release, run_notebook, runs, schedule, verify
+from . import (
+    audit,
+    dashboard,
+    init,
+    models,
+    pipeline,
+    release,
+    run_notebook,
+    runs,
+    schedule,
+    verify,
+)
 
-COMMAND_GROUPS = (init, runs, run_notebook, pipeline, schedule, models, release, audit, verify)
+COMMAND_GROUPS = (init, runs, run_notebook, pipeline, schedule, models, release, audit,
+                  dashboard, verify)
 
 
 def build_parser() -> argparse.ArgumentParser:

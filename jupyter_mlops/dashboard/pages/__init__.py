@@ -1,0 +1,1 @@
+"""One module per page; `layout.py` holds the frame they share."""

@@ -1,0 +1,23 @@
+"""The audit log, newest first, with the state of its hash chain."""
+
+from __future__ import annotations
+
+import panel as pn
+
+from ...views import format_time, html_table
+from ..context import DashboardContext
+from .layout import frame, message
+
+
+def audit_page(context: DashboardContext) -> pn.viewable.Viewable:
+    with context.registry() as registry:
+        report = registry.store.audit.verify()
+        entries = registry.store.audit.entries(limit=500)
+    status = (message(f"hash chain intact ({report.rows} rows)") if report.ok else
+              message(f"hash chain BROKEN at row {report.first_broken}: {report.problem}",
+                      error=True))
+    rows = [[str(e.id), format_time(e.at), e.actor, e.action, e.subject, e.reason or "",
+             e.hash[7:19]] for e in entries]
+    body = pn.pane.HTML(status + html_table(["#", "when", "who", "what", "subject", "why",
+                                             "hash"], rows), sizing_mode="stretch_width")
+    return frame(context, "audit", body)

@@ -1,0 +1,136 @@
+"""Pending releases: candidate beside current production, and the decision."""
+
+from __future__ import annotations
+
+import panel as pn
+
+from ...errors import MlopsError
+from ...store.releases import ReleaseRequest
+from ...views import html_table
+from ..auth import session_user
+from ..context import DashboardContext
+from .layout import frame, message, text
+
+
+def _side_by_side(request: ReleaseRequest) -> str:
+    evidence = request.evidence
+    candidate = evidence.get("candidate") or {}
+    current = evidence.get("current") or {}
+    metrics = sorted(set(candidate.get("metrics", {})) | set(current.get("metrics", {})))
+
+    def fmt(value: object) -> str:
+        return f"{value:.4g}" if isinstance(value, float) else ("" if value is None else
+                                                                str(value))
+
+    rows = [["version", candidate.get("ref", ""), current.get("ref", "none")],
+            ["run", fmt(candidate.get("run")), fmt(current.get("run"))],
+            ["evaluation data", candidate.get("dataset") or "", current.get("dataset") or ""]]
+    rows += [[m, fmt(candidate.get("metrics", {}).get(m)), fmt(current.get("metrics", {}).get(m))]
+             for m in metrics]
+    return html_table(["", "candidate", f"current {request.alias}"], rows)
+
+
+def _gates(request: ReleaseRequest) -> str:
+    gates = request.evidence.get("gates", [])
+    if not gates:
+        return "<p>No gates apply.</p>"
+    return html_table(["gate", "result", "why"],
+                      [[g["gate"], "PASS" if g["passed"] else "FAIL", g["reason"]]
+                       for g in gates])
+
+
+def _reports(context: DashboardContext, request: ReleaseRequest) -> str:
+    """Links to HTML reports stored with the candidate's pipeline run."""
+    with context.registry() as registry:
+        store = registry.store
+        version = store.models.get(request.name, request.version)
+        if version.run_id is None:
+            return ""
+        run = store.runs.get(version.run_id)
+        related = [run.id]
+        pipeline_run = run.tags.get("mlops.pipeline_run")
+        if pipeline_run:
+            related = [r.id for r in store.runs.search(
+                f"tags.`mlops.pipeline_run` = '{pipeline_run}'", limit=50)]
+        links = [(a.name, a.digest) for rid in related for a in store.artifacts.for_run(rid)
+                 if a.kind == "report"]
+    if not links:
+        return ""
+    return "<p>Reports: " + ", ".join(
+        f'<a href="/artifact/{text(digest)}" target="_blank">{text(name)}</a>'
+        for name, digest in links) + "</p>"
+
+
+def releases_page(context: DashboardContext) -> pn.viewable.Viewable:
+    identity = context.identity(session_user())
+    feedback = pn.pane.HTML("", sizing_mode="stretch_width")
+    listing = pn.Column(sizing_mode="stretch_width")
+
+    def card(request: ReleaseRequest) -> pn.viewable.Viewable:
+        gates_ok = request.evidence.get("gates_passed", True)
+        header = (f"<h3>#{request.id}: {text(request.ref)} &rarr; {text(request.alias)}</h3>"
+                  f"<p>requested by <b>{text(request.requester)}</b>: {text(request.reason)}"
+                  f"</p><p class=\"{'mlops-pass' if gates_ok else 'mlops-fail'}\">"
+                  f"gates {'passed' if gates_ok else 'FAILED'}</p>")
+        parts: list = [pn.pane.HTML(header + _side_by_side(request) + _gates(request)
+                                    + _reports(context, request), sizing_mode="stretch_width")]
+        with context.registry() as registry:
+            may_approve = identity is not None and registry.can_approve(request, identity)
+        may_reject = identity is not None and identity.is_reviewer
+        if not (may_approve or may_reject):
+            reason = ("you requested this release: another reviewer must approve it"
+                      if identity is not None and identity.user == request.requester
+                      else "only reviewers decide releases")
+            parts.append(pn.pane.HTML(message(reason)))
+            return pn.Column(*parts, styles={"border": "1px solid #ddd", "padding": "8px"},
+                             sizing_mode="stretch_width")
+        reason_box = pn.widgets.TextAreaInput(name="Reason (required)", max_length=2000,
+                                              placeholder="why approve or reject",
+                                              css_classes=[f"reason-{request.id}"])
+        override_box = None
+        if not gates_ok and identity is not None and identity.is_admin:
+            override_box = pn.widgets.TextInput(name="Override failing gates because (admins)",
+                                                max_length=2000)
+            parts.append(override_box)
+        parts.append(reason_box)
+        buttons = []
+        if may_approve:
+            approve = pn.widgets.Button(name="Approve", button_type="success",
+                                        css_classes=[f"approve-{request.id}"])
+            approve.on_click(lambda _e: decide(request, "approve", reason_box.value,
+                                               override_box.value if override_box else None))
+            buttons.append(approve)
+        reject = pn.widgets.Button(name="Reject", button_type="danger",
+                                   css_classes=[f"reject-{request.id}"])
+        reject.on_click(lambda _e: decide(request, "reject", reason_box.value, None))
+        buttons.append(reject)
+        parts.append(pn.Row(*buttons))
+        return pn.Column(*parts, styles={"border": "1px solid #ddd", "padding": "8px"},
+                         sizing_mode="stretch_width")
+
+    def decide(request: ReleaseRequest, verb: str, reason: str, override: str | None) -> None:
+        try:
+            with context.registry() as registry:
+                if identity is None:
+                    raise MlopsError("sign in first")
+                if verb == "approve":
+                    done = registry.approve(request.id, identity, reason, override or None)
+                else:
+                    done = registry.reject(request.id, identity, reason)
+        except MlopsError as exc:
+            feedback.object = message(str(exc), error=True)
+            return
+        moved = f"; {done.alias} now points at {done.ref}" if done.status == "approved" else ""
+        feedback.object = message(f"release #{done.id} {done.status}{moved}")
+        refresh()
+
+    def refresh() -> None:
+        with context.registry() as registry:
+            pending = registry.store.releases.list("pending", limit=200)
+        listing.objects = ([card(r) for r in pending] if pending
+                           else [pn.pane.HTML("<p>No pending releases.</p>")])
+
+    refresh()
+    body = pn.Column(pn.pane.HTML("<h3>Pending releases</h3>"), feedback, listing,
+                     sizing_mode="stretch_width")
+    return frame(context, "releases", body)

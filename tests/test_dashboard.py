@@ -1,0 +1,164 @@
+"""The dashboard in a real Panel server, driven by Playwright in Debian's chromium."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+
+import jupyter_mlops as mlops
+from jupyter_mlops.dashboard.credentials import add_user
+from jupyter_mlops.store import Store
+
+CHROMIUM = "/usr/bin/chromium"
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def browser():
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: .ci/run must install Debian's chromium")
+        pytest.skip(f"browser tests need Debian's chromium at {CHROMIUM}")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM,
+                                              args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def dashboard(project, tracker, tmp_path_factory):
+    """A project with two model versions, a pending release by bob, and a running server."""
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    with mlops.start_run(name=HOSTILE):
+        mlops.log_metric("acc", 0.9)
+        mlops.log_model(LogisticRegression(max_iter=300).fit(X, y), name="iris")
+        mlops.log_model(LogisticRegression(max_iter=300, C=0.1).fit(X, y), name="iris")
+    with Store(project.db_path) as store:
+        store.releases.request("iris", 1, "production", requester="bob",
+                               reason="first release <b>bold?</b>",
+                               evidence={"gates": [], "gates_passed": True,
+                                         "candidate": {"ref": "iris:1", "metrics": {}}})
+    creds = tmp_path_factory.mktemp("creds") / "credentials.json"
+    add_user(creds, "alice", "alice-password", ["reviewer"])
+    add_user(creds, "bob", "bob-password", [])
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "jupyter_mlops.cli.main", "dashboard",
+                               "--port", str(port), "--auth", str(creds)], cwd=project.root,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(base + "/login", timeout=2)
+            break
+        except OSError:
+            if server.poll() is not None:
+                pytest.fail(f"the dashboard exited: {server.stdout.read()}")
+            time.sleep(0.3)
+    yield base, project
+    server.terminate()
+    server.wait(timeout=30)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):  # noqa: ANN002, ANN003
+        return None
+
+
+@pytest.mark.parametrize("path", ["/releases", "/models", "/runs", "/audit"])
+def test_unauthenticated_requests_get_the_login_page(dashboard, path: str) -> None:
+    base, _ = dashboard
+    opener = urllib.request.build_opener(_NoRedirect)
+    with pytest.raises(urllib.error.HTTPError) as info:
+        opener.open(base + path, timeout=10)
+    assert info.value.code == 302 and "/login" in info.value.headers["Location"]
+    page = urllib.request.urlopen(base + path, timeout=10).read().decode()
+    assert "Sign in" in page and "iris" not in page
+
+
+def test_artifacts_need_a_login_and_a_digest(dashboard) -> None:
+    base, _ = dashboard
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(base + "/artifact/blake3:" + "0" * 64, timeout=10)
+    assert info.value.code == 403
+
+
+def test_a_wrong_password_is_refused(dashboard, browser) -> None:
+    base, _ = dashboard
+    page = browser.new_page()
+    page.goto(base + "/login")
+    page.fill("input[name=username]", "alice")
+    page.fill("input[name=password]", "not-her-password")
+    page.click("#login")
+    assert "Wrong user name or password" in page.content()
+
+
+def _login(browser, base: str, user: str, password: str):
+    page = browser.new_context().new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(base + "/releases")
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", password)
+    page.click("#login")
+    page.wait_for_url("**/releases")
+    page.get_by_text("Pending releases").first.wait_for()
+    return page, dialogs
+
+
+def test_the_requester_sees_no_approve_button(dashboard, browser) -> None:
+    base, _ = dashboard
+    page, _ = _login(browser, base, "bob", "bob-password")
+    page.get_by_text("#1: iris:1").wait_for()
+    assert page.get_by_role("button", name="Approve").count() == 0
+    assert page.get_by_text("you requested this release").count() == 1
+    assert page.get_by_text("first release <b>bold?</b>").count() == 1  # shown as text
+
+
+def test_a_reviewer_approves_and_the_alias_moves(dashboard, browser) -> None:
+    base, project = dashboard
+    page, dialogs = _login(browser, base, "alice", "alice-password")
+    page.get_by_role("button", name="Approve").click()
+    page.get_by_text("Reason is required").first.wait_for()  # a reason is required
+    page.get_by_placeholder("why approve or reject").fill("metrics checked, ship it")
+    page.get_by_placeholder("why approve or reject").press("Tab")
+    page.get_by_role("button", name="Approve").click()
+    page.get_by_text("production now points at iris:1").wait_for()
+    with Store(project.db_path) as store:
+        assert store.releases.alias_version("iris", "production") == 1
+    page.goto(base + "/audit")
+    page.get_by_text("alias moved").first.wait_for()
+    assert page.get_by_text("hash chain intact").count() == 1
+    assert page.get_by_text("metrics checked, ship it").count() >= 1
+    page.screenshot(path=str(project.root / "approved.png"), full_page=True)
+    assert dialogs == []
+
+
+def test_hostile_run_names_render_as_text(dashboard, browser) -> None:
+    base, _ = dashboard
+    page, dialogs = _login(browser, base, "alice", "alice-password")
+    page.goto(base + "/runs")
+    page.get_by_text(HOSTILE).first.wait_for()
+    page.get_by_role("combobox").first.click()  # open the run picker, where labels render
+    page.wait_for_timeout(300)
+    assert page.locator("img[src=x]").count() == 0
+    assert dialogs == []
