@@ -15,7 +15,7 @@ import pytest
 
 from jupyter_mlops.pipelines.runner import PipelineRunner
 from jupyter_mlops.pipelines.spec import load_spec
-from jupyter_mlops.project import Project
+from jupyter_mlops.project import Project, find_project
 from jupyter_mlops.store import Store
 
 from .conftest import NOTEBOOKS
@@ -284,3 +284,23 @@ def test_unreachable_dask_scheduler_is_a_clear_error() -> None:
 
     with pytest.raises(MlopsError, match="cannot reach the Dask scheduler"):
         DaskExecutor("tcp://127.0.0.1:9")
+
+
+@pytest.mark.parametrize(("threshold", "status"), [(0.5, "finished"), (0.999, "failed")])
+def test_a_step_can_run_the_gates_and_fail_on_them(project: Project, tracker, threshold: float,
+                                                   status: str) -> None:
+    from sklearn.datasets import load_iris
+
+    shutil.copy(FIXTURES / "fit.ipynb", project.root / "fit.ipynb")
+    load_iris(as_frame=True).frame.to_csv(project.root / "eval.csv", index=False)
+    (project.home / "config.toml").write_text(
+        "[registry]\nevaluation_data = 'eval.csv'\nevaluation_target = 'target'\n"
+        f"[[gates]]\ncheck = 'accuracy >= {threshold}'\n")
+    spec = project.root / "gated.yaml"
+    spec.write_text("name: gated\nsteps:\n  fit:\n    notebook: fit.ipynb\n    gates: true\n")
+    outcome, steps = run_pipeline(find_project(project.root), spec)  # re-read the config
+    assert steps["fit"].status == status
+    gates = tracker.store.gates.latest("iris", 1)
+    assert [g.passed for g in gates] == [status == "finished"]
+    if status == "failed":
+        assert "gates failed: iris:1: accuracy >= 0.999" in steps["fit"].error

@@ -23,6 +23,7 @@ class Ingested:
     status: str | None = None  # what the notebook's `%mlops end` said, if it ran
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)  # refs of the versions registered
 
 
 def ingest(notebook: dict[str, Any], recorder: StoreRecorder, run_id: int,
@@ -61,8 +62,9 @@ def _replay(record: dict[str, Any], recorder: StoreRecorder, run_id: int,
     elif op == "artifact":
         recorder.put_bytes(run_id, record["name"], staged(record["digest"]), record["kind"])
     elif op == "model":
-        recorder.register_model(run_id, record["name"], staged(record["digest"]),
-                                record["flavor"], record.get("signature"))
+        version = recorder.register_model(run_id, record["name"], staged(record["digest"]),
+                                          record["flavor"], record.get("signature"))
+        result.models.append(version.ref)
     elif op == "end":
         result.status = record.get("status")
         result.error = record.get("error")

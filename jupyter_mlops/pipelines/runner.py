@@ -326,6 +326,24 @@ class PipelineRunner:
                       f" (run {run_id})")
         return task, run_id
 
+    def _check_gates(self, models: list[str]) -> str | None:
+        """Run the registry's gates on each model version the step logged."""
+        from ..registry.identity import identity_for
+        from ..registry.releases import Registry
+
+        if not models:
+            return "`gates: true`, but the step logged no model"
+        registry = Registry(self.project, self.store)
+        identity = identity_for(capture.user(), self.project)
+        failed = []
+        for ref in models:
+            for result in registry.run_gates(ref, identity):
+                self.progress(f"    gate {'PASS' if result.passed else 'FAIL'} {ref}: "
+                              f"{result.reason}")
+                if not result.passed:
+                    failed.append(f"{ref}: {result.gate} ({result.reason})")
+        return f"gates failed: {'; '.join(failed)}" if failed else None
+
     def _lookup(self, step: StepSpec, ref: references.Reference,
                 outcomes: Mapping[str, StepOutcome]) -> Any:
         line = self.spec.lines.get(("steps", step.name, "params"), step.line)
@@ -350,6 +368,7 @@ class PipelineRunner:
         error = result.error
         outputs: dict[str, Any] = {}
         warnings: list[str] = []
+        ingested = None
         try:
             notebook = json.loads(result.notebook_json) if result.notebook_json else {}
         except ValueError:
@@ -393,6 +412,8 @@ class PipelineRunner:
                     digest, _ = self.artifacts.put_file(path)
                     self.store.artifacts.record(digest, path.stat().st_size)
                     output_files[relative] = digest
+        if error is None and step.gates:
+            error = self._check_gates(ingested.models if ingested else [])
         status = "failed" if error else "finished"
         seconds = time.monotonic() - started_at
         if error:

@@ -50,6 +50,7 @@ _STEP_KEYS: dict[str, tuple[tuple[type, ...], bool, str]] = {
     "inputs": ((list,), False, "a list of paths"),
     "outputs": ((list,), False, "a list of paths"),
     "needs": ((list,), False, "a list of step names"),
+    "gates": ((bool,), False, "true to check the registry's gates on the models it logs"),
 }
 
 
@@ -62,6 +63,7 @@ class StepSpec:
     outputs: tuple[str, ...]
     needs: tuple[str, ...]
     line: int
+    gates: bool = False
 
 
 @dataclass(frozen=True)
@@ -205,7 +207,8 @@ def load_spec(path: str | Path, root: str | Path) -> PipelineSpec:
             files[kind] = tuple(items)
         steps[step_name] = StepSpec(name=step_name, notebook=notebook, params=step_params,
                                     inputs=files["inputs"], outputs=files["outputs"],
-                                    needs=files["needs"], line=lines.get(at, 0))
+                                    needs=files["needs"], line=lines.get(at, 0),
+                                    gates=bool(body.get("gates", False)))
 
     for step in steps.values():
         for index, needed in enumerate(step.needs):
@@ -235,7 +238,7 @@ def _check_keys(body: dict, allowed: Mapping[str, tuple[tuple[type, ...], bool, 
         value = body[key]
         if value is None and not required:
             continue
-        if not isinstance(value, types) or isinstance(value, bool) and bool not in types:
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
             raise errors.fail(f"{where}: `{key}` must be {description}, got "
                               f"{type(value).__name__}", at + (key,))
 
