@@ -162,3 +162,27 @@ def test_hostile_run_names_render_as_text(dashboard, browser) -> None:
     page.wait_for_timeout(300)
     assert page.locator("img[src=x]").count() == 0
     assert dialogs == []
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ([], "needs a credentials file"),
+    (["--dev", "--address", "0.0.0.0"], "only on localhost"),
+    (["--auth", "missing.json"], "no credentials file"),
+])
+def test_the_dashboard_refuses_to_start_unsafely(project, args: list[str], message: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "jupyter_mlops.cli.main", "dashboard", *args],
+                            capture_output=True, text=True, cwd=project.root, timeout=120)
+    assert result.returncode == 1 and message in result.stderr
+
+
+def test_plain_text_passwords_are_refused(tmp_path) -> None:
+    import json
+
+    from jupyter_mlops.dashboard.credentials import load_credentials
+    from jupyter_mlops.errors import InvalidInput
+
+    path = tmp_path / "creds.json"
+    path.write_text(json.dumps({"cookie_secret": "x" * 40,
+                                "users": {"alice": {"password": "hunter22", "roles": []}}}))
+    with pytest.raises(InvalidInput, match="plain-text passwords are refused"):
+        load_credentials(path)

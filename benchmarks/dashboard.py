@@ -1,0 +1,117 @@
+"""How fast the pending-releases page paints with a big store.
+
+    python benchmarks/dashboard.py
+
+Seeds a project with 10,000 runs, 1,000 model versions and 20 pending release
+requests, starts `mlops dashboard`, signs in with Playwright in Debian's
+chromium, and times, from navigation to the first release card being visible,
+the pending-releases page. Baseline: the static login page in the same browser.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+DATA = Path(__file__).parent / ".data"
+
+
+def seed(root: Path, runs: int = 10_000, versions: int = 1_000, pending: int = 20) -> None:
+    import jupyter_mlops as mlops
+    from jupyter_mlops.store import Store
+
+    project = mlops.init(root)
+    conn = sqlite3.connect(project.db_path, isolation_level=None)
+    now = time.time()
+    conn.execute("BEGIN")
+    conn.executemany(
+        "INSERT INTO runs (id, uuid, name, status, started_at, ended_at, heartbeat_at,"
+        " source_kind, user) VALUES (?, ?, ?, 'finished', ?, ?, ?, 'script', 'bench')",
+        ((i, uuid.uuid4().hex, f"run-{i}", now - i, now - i + 5, now) for i in range(1, runs + 1)))
+    conn.executemany("INSERT INTO latest_metrics VALUES (?, 'acc', ?, NULL, ?)",
+                     ((i, (i % 100) / 100, now) for i in range(1, runs + 1)))
+    conn.execute("INSERT INTO artifacts VALUES (?, 1, ?)", ("blake3:" + "1" * 64, now))
+    conn.executemany(
+        "INSERT INTO model_versions (name, version, run_id, digest, flavor, created_at, "
+        "input_datasets) VALUES (?, ?, ?, ?, 'sklearn-skops', ?, '[]')",
+        ((f"model-{i % 50}", i // 50 + 1, i + 1, "blake3:" + "1" * 64, now)
+         for i in range(versions)))
+    conn.execute("COMMIT")
+    conn.close()
+    with Store(project.db_path) as store:
+        for i in range(pending):
+            store.releases.request(
+                f"model-{i}", 2, "production", requester="bob", reason=f"release {i}",
+                evidence={"gates": [{"gate": "accuracy >= 0.9", "passed": True,
+                                     "reason": "0.95 >= 0.9", "against_version": None}],
+                          "gates_passed": True,
+                          "candidate": {"ref": f"model-{i}:2", "metrics": {"accuracy": 0.95}},
+                          "current": None})
+
+
+def main() -> None:
+    from playwright.sync_api import sync_playwright
+
+    from jupyter_mlops.dashboard.credentials import add_user
+
+    root = DATA / "dashboard"
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    seed(root)
+    creds = root / "credentials.json"
+    add_user(creds, "alice", "alice-password", ["reviewer"])
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "jupyter_mlops.cli.main", "dashboard",
+                               "--port", str(port), "--auth", str(creds)], cwd=root,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(base + "/login", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
+                                                 args=["--no-sandbox"])
+            page = browser.new_page()
+            page.goto(base + "/login")
+            page.fill("input[name=username]", "alice")
+            page.fill("input[name=password]", "alice-password")
+            page.click("#login")
+            page.get_by_text("#1: model-0:2").wait_for()  # warm: first session imports
+            login_s, releases_s = [], []
+            for _ in range(5):
+                start = time.perf_counter()
+                page.goto(base + "/login")
+                page.get_by_text("Sign in to review").wait_for()
+                login_s.append(time.perf_counter() - start)
+                start = time.perf_counter()
+                page.goto(base + "/releases")
+                page.get_by_text("#20: model-19:2").wait_for()
+                releases_s.append(time.perf_counter() - start)
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    result = {"runs": 10_000, "model_versions": 1_000, "pending_requests": 20,
+              "releases_page_s": statistics.median(releases_s),
+              "login_page_s": statistics.median(login_s)}
+    print(json.dumps(result, indent=2))
+    (Path(__file__).parent / "dashboard-results.json").write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
