@@ -32,7 +32,6 @@ from .models import FLAVOR, load_model_bytes, save_model, signature
 from .project import Project, find_project
 from .recorders import OUTBOX_ENV, GlueRecorder, Recorder, StoreRecorder
 from .store import Store
-from .store.models import parse_model_ref
 from .store.records import DATASET_ROLES, ArtifactLink, DatasetVersion, ModelVersion, Run
 from .store.runs import MAX_KEY_LENGTH, NewRun, check_key
 
@@ -401,12 +400,7 @@ class Tracker:
     # -- models ------------------------------------------------------------------
 
     def get_model_version(self, ref: str) -> ModelVersion:
-        name, version, alias = parse_model_ref(ref)
-        if alias is not None:
-            version = self.store.releases.alias_version(name, alias)
-            if version is None:
-                raise NotFound(f"model {name!r} has no alias {alias!r}")
-        return self.store.models.get(name, version)
+        return self.store.models.resolve(ref)
 
     def load_model(self, ref: str, trusted: Iterable[str] | None = None) -> Any:
         """Load `name` (latest), `name:version` or `name@alias`, verifying its digest first."""

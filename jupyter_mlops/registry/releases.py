@@ -17,14 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from ..artifacts import ArtifactStore
-from ..errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from ..errors import Conflict, InvalidInput, PermissionDenied
 from ..hashing import digest_file
 from ..models import load_model_bytes
 from ..project import Project
 from ..store import Store
 from ..store.audit import AuditEntry
 from ..store.gates import Evaluation, GateResult
-from ..store.models import parse_model_ref
 from ..store.records import ModelVersion, Run, RunDataset
 from ..store.releases import ReleaseRequest
 from .gates import compute_metrics, evaluate_gates, gates_for, load_evaluation_data
@@ -74,12 +73,7 @@ class Registry:
     # -- versions and aliases ----------------------------------------------------------
 
     def resolve(self, ref: str) -> ModelVersion:
-        name, version, alias = parse_model_ref(ref)
-        if alias is not None:
-            version = self.store.releases.alias_version(name, alias)
-            if version is None:
-                raise NotFound(f"model {name!r} has no alias {alias!r}")
-        return self.store.models.get(name, version)
+        return self.store.models.resolve(ref)
 
     def load(self, version: ModelVersion, trusted: list[str] | None = None) -> Any:
         return load_model_bytes(self.artifacts.read_bytes(version.digest), trusted)

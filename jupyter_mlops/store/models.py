@@ -54,6 +54,17 @@ class ModelRepository:
             raise NotFound(f"no model version {what}")
         return _model(row)
 
+    def resolve(self, ref: str) -> ModelVersion:
+        """A version from `NAME`, `NAME:VERSION` or `NAME@ALIAS`."""
+        name, version, alias = parse_model_ref(ref)
+        if alias is not None:
+            row = self._conn.execute("SELECT version FROM aliases WHERE name = ? AND alias = ?",
+                                     (name, alias)).fetchone()
+            if row is None:
+                raise NotFound(f"model {name!r} has no alias {alias!r}")
+            version = row[0]
+        return self.get(name, version)
+
     def for_run(self, run_id: int) -> list[ModelVersion]:
         rows = self._conn.execute(f"SELECT {_COLUMNS} FROM model_versions WHERE run_id = ? "
                                   "ORDER BY name, version", (run_id,)).fetchall()
