@@ -57,6 +57,14 @@ __all__ = [
 ]
 
 
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    return [{"src": "labextension", "dest": "jupyter-mlops"}]
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    return [{"module": "jupyter_mlops.server"}]
+
+
 def load_ipython_extension(ipython) -> None:  # noqa: ANN001 - IPython's shell
     """`%load_ext jupyter_mlops`: register the `%mlops` magics."""
     from .kernel_magics import register

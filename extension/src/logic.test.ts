@@ -1,0 +1,130 @@
+import { describe, expect, it } from 'vitest';
+
+import {
+  Backoff,
+  fingerprint,
+  formatDuration,
+  IRun,
+  liveRunId,
+  metricColumns,
+  metricSeries,
+  polylinePoints,
+  runsQuery,
+  statusClass
+} from './logic';
+
+function run(id: number, extra: Partial<IRun> = {}): IRun {
+  return {
+    id,
+    uuid: `u${id}`,
+    name: `run-${id}`,
+    status: 'finished',
+    started_at: 0,
+    ended_at: 1,
+    notebook: null,
+    code_digest: null,
+    params: {},
+    metrics: {},
+    tags: {},
+    duration: 1,
+    ...extra
+  };
+}
+
+describe('formatting', () => {
+  it('formats durations', () => {
+    expect(formatDuration(null)).toBe('');
+    expect(formatDuration(3.21)).toBe('3.2s');
+    expect(formatDuration(125)).toBe('2m05s');
+    expect(formatDuration(3 * 3600 + 7 * 60)).toBe('3h07m');
+  });
+
+  it('maps statuses to badge classes, unknown ones to a neutral class', () => {
+    expect(statusClass('failed')).toBe('jp-mlops-status-failed');
+    expect(statusClass('<script>')).toBe('jp-mlops-status-unknown');
+  });
+});
+
+describe('runs', () => {
+  it('picks the most common metrics as columns', () => {
+    const runs = [
+      run(1, { metrics: { acc: 1, loss: 2 } }),
+      run(2, { metrics: { acc: 1 } }),
+      run(3, { metrics: { f1: 1, acc: 0 } })
+    ];
+    expect(metricColumns(runs, 2)).toEqual(['acc', 'f1']);
+  });
+
+  it('builds the query, encoding the filter', () => {
+    const query = runsQuery({
+      filter: " metrics.acc > 0.9 and params.C = '0.5' ",
+      notebook: 'work/a b.ipynb',
+      limit: 50,
+      offset: 100
+    });
+    const params = new URLSearchParams(query.split('?')[1]);
+    expect(params.get('filter')).toBe("metrics.acc > 0.9 and params.C = '0.5'");
+    expect(params.get('notebook')).toBe('work/a b.ipynb');
+    expect(params.get('offset')).toBe('100');
+  });
+
+  it('highlights the newest running run of the active notebook', () => {
+    const runs = [
+      run(1, { status: 'running', notebook: '/p/work/a.ipynb' }),
+      run(2, { status: 'running', notebook: '/p/work/a.ipynb' }),
+      run(3, { status: 'finished', notebook: '/p/work/a.ipynb' }),
+      run(4, { status: 'running', notebook: '/p/other.ipynb' })
+    ];
+    expect(liveRunId(runs, 'work/a.ipynb')).toBe(2);
+    expect(liveRunId(runs, null)).toBeNull();
+  });
+
+  it('fingerprints what is shown', () => {
+    const page = { runs: [run(1)], has_more: false, limit: 50, offset: 0 };
+    const same = { runs: [run(1)], has_more: false, limit: 50, offset: 0 };
+    const changed = {
+      runs: [run(1, { metrics: { acc: 2 } })],
+      has_more: false,
+      limit: 50,
+      offset: 0
+    };
+    expect(fingerprint(page)).toBe(fingerprint(same));
+    expect(fingerprint(page)).not.toBe(fingerprint(changed));
+  });
+});
+
+describe('metrics chart', () => {
+  it('groups stepped points by key and sorts by step', () => {
+    const series = metricSeries([
+      { key: 'loss', value: 0.5, step: 2, timestamp: 0 },
+      { key: 'loss', value: 0.9, step: 1, timestamp: 0 },
+      { key: 'acc', value: 0.9, step: null, timestamp: 0 }
+    ]);
+    expect([...series.keys()]).toEqual(['loss']);
+    expect(series.get('loss')!.map(p => p.step)).toEqual([1, 2]);
+  });
+
+  it('scales points into the box', () => {
+    const points = polylinePoints(
+      [
+        { step: 0, value: 1 },
+        { step: 10, value: 0 }
+      ],
+      100,
+      20
+    );
+    expect(points).toBe('0.0,0.0 100.0,20.0');
+    expect(polylinePoints([{ step: 3, value: 3 }], 100, 20)).toBe('50.0,10.0');
+  });
+});
+
+describe('back-off', () => {
+  it('doubles while nothing changes and resets on change', () => {
+    const backoff = new Backoff(1000, 5000);
+    expect(backoff.next(false, false)).toBe(2000);
+    expect(backoff.next(false, false)).toBe(4000);
+    expect(backoff.next(false, false)).toBe(5000);
+    expect(backoff.next(true, false)).toBe(1000);
+    expect(backoff.next(false, true)).toBe(1000);
+  });
+});

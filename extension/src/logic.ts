@@ -1,0 +1,198 @@
+/**
+ * Pure logic of the panel: no DOM, no JupyterLab, unit-tested with vitest.
+ */
+
+export interface IRun {
+  id: number;
+  uuid: string;
+  name: string | null;
+  status: string;
+  started_at: number;
+  ended_at: number | null;
+  notebook: string | null;
+  code_digest: string | null;
+  params: Record<string, string>;
+  metrics: Record<string, number | null>;
+  tags: Record<string, string>;
+  duration: number | null;
+}
+
+export interface IRunsPage {
+  runs: IRun[];
+  has_more: boolean;
+  limit: number;
+  offset: number;
+}
+
+export interface IMetricPoint {
+  key: string;
+  value: number | null;
+  step: number | null;
+  timestamp: number;
+}
+
+export interface IComparisonRow {
+  section: string;
+  key: string;
+  values: (string | null)[];
+  differs: boolean;
+}
+
+export const STATUSES = ['running', 'finished', 'failed', 'killed'];
+
+/** The CSS class of a status badge; unknown statuses get a neutral one. */
+export function statusClass(status: string): string {
+  return STATUSES.includes(status)
+    ? `jp-mlops-status-${status}`
+    : 'jp-mlops-status-unknown';
+}
+
+export function formatDuration(seconds: number | null): string {
+  if (seconds === null || seconds === undefined || !isFinite(seconds)) {
+    return '';
+  }
+  if (seconds < 60) {
+    return `${seconds.toFixed(1)}s`;
+  }
+  const minutes = Math.floor(seconds / 60);
+  const hours = Math.floor(minutes / 60);
+  return hours > 0
+    ? `${hours}h${String(minutes % 60).padStart(2, '0')}m`
+    : `${minutes}m${String(Math.floor(seconds % 60)).padStart(2, '0')}s`;
+}
+
+export function formatTime(epochSeconds: number): string {
+  const d = new Date(epochSeconds * 1000);
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return (
+    `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
+    `${pad(d.getHours())}:${pad(d.getMinutes())}`
+  );
+}
+
+export function formatNumber(value: number | null | undefined): string {
+  if (value === null || value === undefined) {
+    return '';
+  }
+  return Number.isInteger(value) ? String(value) : value.toPrecision(4);
+}
+
+/** The metric keys most runs on the page have, as table columns. */
+export function metricColumns(runs: IRun[], max = 3): string[] {
+  const counts = new Map<string, number>();
+  for (const run of runs) {
+    for (const key of Object.keys(run.metrics)) {
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+    }
+  }
+  return [...counts.entries()]
+    .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+    .slice(0, max)
+    .map(([key]) => key);
+}
+
+/** Query string of the runs route. */
+export function runsQuery(options: {
+  filter: string;
+  notebook: string | null;
+  limit: number;
+  offset: number;
+}): string {
+  const params = new URLSearchParams();
+  if (options.filter.trim()) {
+    params.set('filter', options.filter.trim());
+  }
+  if (options.notebook) {
+    params.set('notebook', options.notebook);
+  }
+  params.set('limit', String(options.limit));
+  params.set('offset', String(options.offset));
+  return `runs?${params.toString()}`;
+}
+
+/** Stepped metrics as one series per key, sorted by step, ready to plot. */
+export function metricSeries(
+  history: IMetricPoint[]
+): Map<string, { step: number; value: number }[]> {
+  const series = new Map<string, { step: number; value: number }[]>();
+  for (const point of history) {
+    if (point.step === null || point.value === null) {
+      continue;
+    }
+    const list = series.get(point.key) ?? [];
+    list.push({ step: point.step, value: point.value });
+    series.set(point.key, list);
+  }
+  for (const list of series.values()) {
+    list.sort((a, b) => a.step - b.step);
+  }
+  return series;
+}
+
+/** An SVG polyline's points for a series, scaled into width x height. */
+export function polylinePoints(
+  points: { step: number; value: number }[],
+  width: number,
+  height: number
+): string {
+  if (points.length === 0) {
+    return '';
+  }
+  const steps = points.map(p => p.step);
+  const values = points.map(p => p.value);
+  const [minX, maxX] = [Math.min(...steps), Math.max(...steps)];
+  const [minY, maxY] = [Math.min(...values), Math.max(...values)];
+  const sx = (x: number) =>
+    maxX === minX ? width / 2 : ((x - minX) / (maxX - minX)) * width;
+  const sy = (y: number) =>
+    maxY === minY ? height / 2 : height - ((y - minY) / (maxY - minY)) * height;
+  return points
+    .map(p => `${sx(p.step).toFixed(1)},${sy(p.value).toFixed(1)}`)
+    .join(' ');
+}
+
+/**
+ * Polling interval with back-off: quick while runs are live and changing,
+ * doubling up to `max` while nothing changes, back to `min` on any change.
+ */
+export class Backoff {
+  constructor(
+    readonly min = 2000,
+    readonly max = 30000
+  ) {
+    this.current = min;
+  }
+
+  current: number;
+
+  next(changed: boolean, anyRunning: boolean): number {
+    if (changed || anyRunning) {
+      this.current = this.min;
+    } else {
+      this.current = Math.min(this.current * 2, this.max);
+    }
+    return this.current;
+  }
+
+  reset(): void {
+    this.current = this.min;
+  }
+}
+
+/** A fingerprint of a page of runs: changes when anything shown changes. */
+export function fingerprint(page: IRunsPage): string {
+  return JSON.stringify(
+    page.runs.map(r => [r.id, r.status, r.ended_at, r.metrics])
+  );
+}
+
+/** The run to highlight: the newest running run of the active notebook. */
+export function liveRunId(runs: IRun[], notebookPath: string | null): number | null {
+  if (!notebookPath) {
+    return null;
+  }
+  const live = runs.filter(
+    r => r.status === 'running' && r.notebook !== null && r.notebook.endsWith(notebookPath)
+  );
+  return live.length ? Math.max(...live.map(r => r.id)) : null;
+}
