@@ -17,10 +17,13 @@ import statistics
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+
+from seed import seed_runs  # noqa: E402
+
 DATA = HERE / ".data"
 
 
@@ -184,27 +187,11 @@ def bench_load_ext() -> dict:
 
 
 def bench_search(runs: int) -> dict:
-    import sqlite3
-
     from jupyter_mlops.store import Store
 
     project = fresh_project("search")
     db = project.db_path
-    conn = sqlite3.connect(db, isolation_level=None)
-    now = time.time()
-    conn.execute("BEGIN")
-    conn.executemany(
-        "INSERT INTO runs (id, uuid, name, status, started_at, ended_at, heartbeat_at,"
-        " source_kind) VALUES (?, ?, ?, 'finished', ?, ?, ?, 'script')",
-        ((i, uuid.uuid4().hex, f"run-{i}", now - i, now - i + 5, now) for i in range(1, runs + 1)))
-    conn.executemany("INSERT INTO params VALUES (?, 'C', ?)",
-                     ((i, str(i % 10 / 10)) for i in range(1, runs + 1)))
-    conn.executemany("INSERT INTO latest_metrics VALUES (?, ?, ?, NULL, ?)",
-                     ((i, key, (i * 7919 % 1000) / 1000, now) for i in range(1, runs + 1)
-                      for key in ("acc", "loss")))
-    conn.execute("COMMIT")
-    conn.execute("ANALYZE")
-    conn.close()
+    seed_runs(db, runs)
     with Store(db) as store:
         baseline = median_time(lambda: store._conn.execute(
             "SELECT * FROM runs ORDER BY id DESC LIMIT 1000").fetchall(), 20)
