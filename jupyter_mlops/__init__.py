@@ -25,6 +25,7 @@ from .api import (
     log_model,
     log_param,
     log_params,
+    log_predictions,
     search_runs,
     set_tags,
     show_run,
@@ -52,8 +53,8 @@ __all__ = [
     "MlopsError", "NoActiveRun", "NotFound", "ProjectNotFound", "Tracker", "UntrustedModel",
     "active_run", "compare", "end_run", "get_run", "init", "load_ipython_extension",
     "load_model", "log_artifact", "log_dataset", "log_metric", "log_metrics", "log_model",
-    "log_param", "log_params", "search_runs", "set_tags", "show_run", "start_run", "tracker",
-    "use_tracker",
+    "log_param", "log_params", "log_predictions", "search_runs", "set_tags", "show_run",
+    "start_run", "tracker", "use_tracker",
 ]
 
 

@@ -89,6 +89,11 @@ def log_model(model: Any, name: str, input_example: Any = None) -> ModelVersion:
     return tracker().require_run().log_model(model, name, input_example)
 
 
+def log_predictions(model: str, inputs: Any, outputs: Any) -> int:
+    """Log a batch of predictions of `model` (NAME:VERSION) for monitoring."""
+    return tracker().require_run().log_predictions(model, inputs, outputs)
+
+
 def load_model(ref: str, trusted: Iterable[str] | None = None) -> Any:
     """Load `name` (latest version) or `name:version`; the digest is verified first."""
     return tracker().load_model(ref, trusted)

@@ -39,6 +39,16 @@ protected_aliases = ["production"]
 # check = "brier <= 0.1"
 # models = ["churn"]       # optional: only these models
 
+[monitoring]
+# Thresholds of `mlops monitor check` and the dashboard's verdicts.
+max_error_rate = 0.05
+max_latency_p95_ms = 250
+alpha = 0.01              # KS / chi-squared drift tests (small samples)
+psi_threshold = 0.2       # numeric drift on large samples
+js_threshold = 0.1        # categorical drift on large samples
+max_ece = 0.1             # expected calibration error, once labels arrive
+# min_accuracy = 0.9
+
 # Who may do what, by login (the dashboard) or OS user (the CLI).
 # Roles: reviewer (approves, rejects), admin (may also override failing gates).
 # [users.alice]
@@ -68,12 +78,25 @@ class RegistryConfig:
 
 
 @dataclass(frozen=True)
+class MonitoringConfig:
+    max_error_rate: float = 0.05
+    max_latency_p95_ms: float = 250.0
+    alpha: float = 0.01  # KS and chi-squared significance
+    psi_threshold: float = 0.2
+    js_threshold: float = 0.1
+    min_rows: int = 30
+    min_accuracy: float | None = None
+    max_ece: float = 0.1
+
+
+@dataclass(frozen=True)
 class Project:
     """A project root and the paths inside its `.mlops/` folder."""
 
     root: Path
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
+    monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
 
     @property
     def home(self) -> Path:
@@ -160,7 +183,29 @@ def _load(root: Path) -> Project:
             f"{config_path}: need 0 < heartbeat_seconds < stale_after_seconds, got "
             f"{config.heartbeat_seconds} and {config.stale_after_seconds}"
         )
-    return Project(root=root, tracking=config, registry=_registry(data, config_path))
+    return Project(root=root, tracking=config, registry=_registry(data, config_path),
+                   monitoring=_monitoring(data, config_path))
+
+
+def _monitoring(data: dict, config_path: Path) -> MonitoringConfig:
+    section = data.get("monitoring", {})
+    defaults = MonitoringConfig()
+    values: dict = {}
+    for name in ("max_error_rate", "max_latency_p95_ms", "alpha", "psi_threshold",
+                 "js_threshold", "min_accuracy", "max_ece"):
+        if name in section:
+            try:
+                values[name] = float(section[name])
+            except (TypeError, ValueError):
+                raise InvalidInput(f"{config_path}: [monitoring] {name} must be a number, got "
+                                   f"{section[name]!r}") from None
+    if "min_rows" in section:
+        values["min_rows"] = int(section["min_rows"])
+    unknown = set(section) - set(values)
+    if unknown:
+        raise InvalidInput(f"{config_path}: unknown [monitoring] setting "
+                           f"{sorted(unknown)[0]!r}")
+    return MonitoringConfig(**{**defaults.__dict__, **values})
 
 
 def _registry(data: dict, config_path: Path) -> RegistryConfig:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .artifacts import ArtifactStore
+from .errors import MlopsError
 from .glue import RECORD_PREFIX, glue
 from .hashing import StatCache, digest_bytes, digest_file
 from .store import Store
@@ -47,7 +48,9 @@ class Recorder(Protocol):
     def put_bytes(self, run_id: int | None, name: str, data: bytes, kind: str
                   ) -> ArtifactLink: ...
     def register_model(self, run_id: int | None, name: str, data: bytes, flavor: str,
-                       signature: dict[str, Any] | None) -> ModelVersion: ...
+                       signature: dict[str, Any] | None,
+                       profile: dict[str, Any] | None = None) -> ModelVersion: ...
+    def log_predictions(self, run_id: int | None, name: str, frame: Any) -> None: ...
     def end(self, run_id: int | None, status: str, error: str | None, notebook: str | None,
             code_digest: str | None) -> None: ...
 
@@ -56,10 +59,16 @@ class StoreRecorder:
     """Records straight into the store; every call commits before it returns."""
 
     def __init__(self, store: Store, artifacts: ArtifactStore,
-                 stat_cache: StatCache | None = None) -> None:
+                 stat_cache: StatCache | None = None, predictions: Any = None) -> None:
         self.store = store
         self.artifacts = artifacts
         self.stat_cache = stat_cache
+        self.predictions = predictions  # a monitoring PredictionLog
+
+    def log_predictions(self, run_id, name, frame) -> None:  # noqa: ANN001
+        if self.predictions is None:
+            raise MlopsError("this recorder has no prediction log")
+        self.predictions.write(self.store, name, frame, "batch")
 
     def start(self, new: NewRun) -> int:
         return self.store.runs.create(new)
@@ -93,7 +102,8 @@ class StoreRecorder:
         digest, size = self.artifacts.put_bytes(data)
         return self.store.artifacts.link(run_id, name, digest, size, kind)
 
-    def register_model(self, run_id, name, data, flavor, signature) -> ModelVersion:  # noqa: ANN001
+    def register_model(self, run_id, name, data, flavor, signature,  # noqa: ANN001
+                       profile=None) -> ModelVersion:  # noqa: ANN001
         digest, size = self.artifacts.put_bytes(data)
         self.store.artifacts.record(digest, size)
         inputs = [d.digest for d in self.input_datasets(run_id)]
@@ -103,6 +113,8 @@ class StoreRecorder:
                                              actor=actor or "unknown")
         self.store.artifacts.link(run_id, f"models/{name}-v{version.version}.skops", digest,
                                   size, "model")
+        if profile is not None:
+            self.store.predictions.save_profile(name, version.version, profile)
         return version
 
     def end(self, run_id, status, error, notebook, code_digest) -> None:  # noqa: ANN001
@@ -177,13 +189,22 @@ class GlueRecorder:
         self._glue("artifact", name=name, digest=digest, size=size, kind=kind)
         return ArtifactLink(run_id=run_id, name=name, digest=digest, size=size, kind=kind)
 
-    def register_model(self, run_id, name, data, flavor, signature) -> ModelVersion:  # noqa: ANN001
+    def register_model(self, run_id, name, data, flavor, signature,  # noqa: ANN001
+                       profile=None) -> ModelVersion:  # noqa: ANN001
         digest, size = self._stage(None, data)
         self._glue("model", name=name, digest=digest, size=size, flavor=flavor,
-                   signature=signature)
+                   signature=signature, profile=profile)
         return ModelVersion(name=name, version=None, run_id=None, digest=digest, flavor=flavor,
                             signature=signature, created_at=0.0,
                             input_datasets=tuple(d.digest for d in self._inputs))
+
+    def log_predictions(self, run_id, name, frame) -> None:  # noqa: ANN001
+        import io
+
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        digest, size = self._stage(None, buffer.getvalue())
+        self._glue("predictions", name=name, digest=digest, rows=len(frame))
 
     def end(self, run_id, status, error, notebook, code_digest) -> None:  # noqa: ANN001
         self._glue("end", status=status, error=error)

@@ -167,15 +167,41 @@ class ActiveRun:
         return check_artifact_name(relative)
 
     def log_model(self, model: Any, name: str, input_example: Any = None) -> ModelVersion:
-        """Save a scikit-learn model with skops as the next version of `name`."""
+        """Save a scikit-learn model with skops as the next version of `name`.
+
+        `input_example`, a DataFrame of training inputs, gives the signature's dtypes and
+        the reference profile that monitoring compares live inputs with.
+        """
         self._check_open()
         if not isinstance(name, str) or not MODEL_NAME.fullmatch(name):
             raise InvalidInput(f"model name {str(name)[:80]!r} refused: use letters, digits, "
                                "'_', '-' and '.', starting with a letter or digit (at most 100)")
         data = save_model(model)
         schemas = [d.schema for d in self._recorder.input_datasets(self.id) if d.schema]
+        profile = None
+        if input_example is not None and is_dataframe(input_example):
+            from .monitoring.profile import build_profile, model_outputs
+
+            profile = build_profile(input_example, model_outputs(model, input_example))
         return self._recorder.register_model(self.id, name, data, FLAVOR,
-                                             signature(model, input_example, schemas))
+                                             signature(model, input_example, schemas), profile)
+
+    def log_predictions(self, model: str, inputs: Any, outputs: Any) -> int:
+        """Log a batch of predictions of `model` (NAME:VERSION) for monitoring."""
+        self._check_open()
+        from .monitoring.predlog import prediction_frame
+        from .store.models import parse_model_ref
+
+        name, version, alias = parse_model_ref(model)
+        if version is None or alias is not None:
+            raise InvalidInput(f"log_predictions needs NAME:VERSION, got {model!r}")
+        if not is_dataframe(inputs):
+            raise InvalidInput("log_predictions takes the inputs as a pandas DataFrame")
+        if len(inputs) != len(outputs):
+            raise InvalidInput(f"{len(inputs)} input rows but {len(outputs)} outputs")
+        frame = prediction_frame(inputs, outputs, version=version)
+        self._recorder.log_predictions(self.id, name, frame)
+        return len(frame)
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -367,7 +393,10 @@ class Tracker:
         outbox = os.environ.get(OUTBOX_ENV)
         if outbox:
             return GlueRecorder(outbox)
-        return StoreRecorder(self.store, self.artifacts, self.stat_cache)
+        from .monitoring.predlog import PredictionLog
+
+        return StoreRecorder(self.store, self.artifacts, self.stat_cache,
+                             PredictionLog(self.project))
 
     def require_run(self) -> ActiveRun:
         if self.active_run is None or self.active_run.ended:

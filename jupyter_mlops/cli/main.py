@@ -12,16 +12,18 @@ from . import (
     dashboard,
     init,
     models,
+    monitor,
     pipeline,
     release,
     run_notebook,
     runs,
     schedule,
+    serve,
     verify,
 )
 
 COMMAND_GROUPS = (init, runs, run_notebook, pipeline, schedule, models, release, audit,
-                  dashboard, verify)
+                  serve, monitor, dashboard, verify)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -52,6 +52,7 @@ def build(project: Project, credentials: Credentials | None, dev: bool
     """The pages and the `pn.serve` options; nothing is started."""
     from .pages.audit import audit_page
     from .pages.models import models_page
+    from .pages.monitoring import monitoring_page
     from .pages.releases import releases_page
     from .pages.runs import runs_page
 
@@ -65,7 +66,8 @@ def build(project: Project, credentials: Credentials | None, dev: bool
         return render
 
     pages = {"releases": page(releases_page), "models": page(models_page),
-             "runs": page(runs_page), "audit": page(audit_page)}
+             "runs": page(runs_page), "monitoring": page(monitoring_page),
+             "audit": page(audit_page)}
     options: dict[str, Any] = {
         "extra_patterns": [(r"/artifact/([^/]+)", ArtifactHandler,
                             {"store": ArtifactStore(project.artifacts_dir),

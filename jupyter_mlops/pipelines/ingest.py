@@ -63,8 +63,16 @@ def _replay(record: dict[str, Any], recorder: StoreRecorder, run_id: int,
         recorder.put_bytes(run_id, record["name"], staged(record["digest"]), record["kind"])
     elif op == "model":
         version = recorder.register_model(run_id, record["name"], staged(record["digest"]),
-                                          record["flavor"], record.get("signature"))
+                                          record["flavor"], record.get("signature"),
+                                          record.get("profile"))
         result.models.append(version.ref)
+    elif op == "predictions":
+        import io
+
+        import pandas as pd
+
+        frame = pd.read_parquet(io.BytesIO(staged(record["digest"])))
+        recorder.log_predictions(run_id, record["name"], frame)
     elif op == "end":
         result.status = record.get("status")
         result.error = record.get("error")

@@ -1,9 +1,12 @@
 """`${...}` references in step params: plain substitution from declared values.
 
-Two forms exist: `${params.NAME}` (a pipeline parameter) and
-`${steps.STEP.outputs.NAME}` (a value step STEP glued). A string that is exactly
-one reference takes the value with its type; a reference inside a longer
-string is replaced by the value's text. Nothing is ever evaluated.
+Three forms exist: `${params.NAME}` (a pipeline parameter),
+`${steps.STEP.outputs.NAME}` (a value step STEP glued) and
+`${models.NAME@ALIAS}` or `${models.NAME:VERSION}` (a registered model, given
+to the notebook as {"path", "ref", "digest"} of a verified copy of its file).
+A string that is exactly one reference takes the value with its type; a
+reference inside a longer string is replaced by the value's text. Nothing is
+ever evaluated.
 """
 
 from __future__ import annotations
@@ -16,12 +19,13 @@ from typing import Any
 REFERENCE = re.compile(r"\$\{([^${}]*)\}")
 _PARAM = re.compile(r"params\.([A-Za-z_][A-Za-z0-9_]*)")
 _OUTPUT = re.compile(r"steps\.([A-Za-z_][A-Za-z0-9_\-]*)\.outputs\.([^\s${}]+)")
+_MODEL = re.compile(r"models\.([A-Za-z0-9][A-Za-z0-9_.\-]*(?:@[a-z0-9][a-z0-9_\-]*|:\d+))")
 
 
 @dataclass(frozen=True)
 class Reference:
     text: str  # the whole `${...}`
-    kind: str  # params | outputs
+    kind: str  # params | outputs | models
     step: str | None
     name: str
 
@@ -36,7 +40,10 @@ def parse(expression: str) -> Reference:
         return Reference(expression, "params", None, match.group(1))
     if match := _OUTPUT.fullmatch(inner):
         return Reference(expression, "outputs", match.group(1), match.group(2))
-    raise BadReference(f"{expression} is not ${{params.NAME}} or ${{steps.STEP.outputs.NAME}}")
+    if match := _MODEL.fullmatch(inner):
+        return Reference(expression, "models", None, match.group(1))
+    raise BadReference(f"{expression} is not ${{params.NAME}}, ${{steps.STEP.outputs.NAME}} "
+                       "or ${models.NAME@ALIAS}")
 
 
 def find(value: Any) -> list[Reference]:

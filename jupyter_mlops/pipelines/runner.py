@@ -20,6 +20,7 @@ from ..artifacts import ArtifactStore
 from ..datasets import describe_path
 from ..errors import InvalidInput, MlopsError
 from ..hashing import StatCache, digest_file
+from ..monitoring.predlog import PredictionLog
 from ..project import Project
 from ..recorders import StoreRecorder
 from ..store import Store
@@ -122,7 +123,8 @@ class PipelineRunner:
         self.trigger = trigger
         self.progress = progress or (lambda message: None)
         self.artifacts = ArtifactStore(project.artifacts_dir)
-        self.recorder = StoreRecorder(store, self.artifacts)
+        self.recorder = StoreRecorder(store, self.artifacts,
+                                      predictions=PredictionLog(project))
         self._environment = None
 
     # -- planning ------------------------------------------------------------------
@@ -150,8 +152,13 @@ class PipelineRunner:
                 step = self.spec.steps[name]
                 params = self.merged_params(step)
                 external = tuple(p for p in step.inputs if p not in produced)
+                # A model reference counts by the digest it points at now, so moving an
+                # alias re-executes the steps that use it.
+                key_params = references.substitute(
+                    params, lambda ref: self.store.models.resolve(ref.name).digest
+                    if ref.kind == "models" else ref.text)
                 key = step_key(
-                    notebook=step.notebook, params=params,
+                    notebook=step.notebook, params=key_params,
                     inputs=input_digests(self.spec.root, external, cache, name),
                     needs={need: keys[need] for need in step.needs},
                     environment=self.environment().digest)
@@ -351,6 +358,16 @@ class PipelineRunner:
         if ref.kind == "params":
             merged = {**self.spec.params, **self.pipeline_overrides}
             return merged[ref.name]
+        if ref.kind == "models":
+            try:
+                version = self.store.models.resolve(ref.name)
+            except MlopsError as exc:
+                raise InvalidInput(f"{where}: {ref.text}: {exc}") from None
+            target = self.project.cache_dir / "models" / (version.digest.split(":")[1] + ".skops")
+            if not target.exists():
+                self.artifacts.export(version.digest, target)
+            return {"path": str(target.relative_to(self.spec.root)), "ref": version.ref,
+                    "digest": version.digest}
         outputs = outcomes[ref.step].outputs
         if ref.name not in outputs:
             glued = ", ".join(sorted(outputs)) or "nothing"

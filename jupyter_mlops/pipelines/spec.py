@@ -343,6 +343,8 @@ def _check_references(spec: PipelineSpec, step: StepSpec, errors: _Errors) -> No
             if ref.kind == "params" and ref.name not in spec.params:
                 raise errors.fail(f"{where}: {ref.text} names no pipeline parameter "
                                   f"(declared: {', '.join(spec.params) or 'none'})", at)
+            if ref.kind == "models":
+                continue  # resolved against the registry when the step runs
             if ref.kind == "outputs" and ref.step not in upstream:
                 raise errors.fail(f"{where}: {ref.text} refers to step {ref.step!r}, which "
                                   f"this step does not need (add it to `needs`)", at)

@@ -20,6 +20,7 @@ from .environments import EnvironmentRepository
 from .gates import GateRepository
 from .models import ModelRepository
 from .pipelines import PipelineRepository
+from .predictions import PredictionRepository
 from .releases import ReleaseRepository
 from .runs import RunRepository
 
@@ -42,6 +43,7 @@ class Store:
         self.releases = ReleaseRepository(self._conn)
         self.gates = GateRepository(self._conn)
         self.audit = AuditRepository(self._conn)
+        self.predictions = PredictionRepository(self._conn)
 
     def migrate(self) -> list[int]:
         """Apply pending migrations (idempotent, safe when many processes start at once)."""

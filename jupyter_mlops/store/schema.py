@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from .connection import write
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def _v1(db) -> None:  # db: sqlite_utils.Database
@@ -136,7 +136,24 @@ def _v3(db) -> None:
                "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END")
 
 
-MIGRATIONS: list[Callable] = [_v1, _v2, _v3]
+def _v4(db) -> None:
+    """Monitoring: reference profiles, and indexes of prediction and label batch files."""
+    db.create_table("model_profiles", {"name": str, "version": int, "profile": str},
+                    pk=("name", "version"), not_null={"profile"})
+    db.create_table(
+        "prediction_batches",
+        {"id": int, "name": str, "version": int, "path": str, "rows": int, "errors": int,
+         "first_at": float, "last_at": float, "source": str, "created_at": float},
+        pk="id", not_null={"name", "path", "rows", "first_at", "last_at", "created_at"})
+    db["prediction_batches"].create_index(["name", "last_at"])
+    db.create_table(
+        "label_batches",
+        {"id": int, "name": str, "path": str, "rows": int, "created_at": float},
+        pk="id", not_null={"name", "path", "rows", "created_at"})
+    db["label_batches"].create_index(["name"])
+
+
+MIGRATIONS: list[Callable] = [_v1, _v2, _v3, _v4]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 

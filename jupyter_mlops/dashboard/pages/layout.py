@@ -10,7 +10,7 @@ from ..auth import session_user
 from ..context import DashboardContext
 
 PAGES = (("releases", "Pending releases"), ("models", "Models"), ("runs", "Runs"),
-         ("audit", "Audit log"))
+         ("monitoring", "Monitoring"), ("audit", "Audit log"))
 CSS = """
 .mlops-table{border-collapse:collapse;font-size:13px}
 .mlops-table td,.mlops-table th{border:1px solid #ccc;padding:3px 8px;text-align:left}

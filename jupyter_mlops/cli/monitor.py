@@ -1,0 +1,114 @@
+"""`mlops monitor labels|report|check`: monitoring from the shell."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..errors import InvalidInput, NotFound
+from ..views import text_table, to_jsonable
+from .common import open_store
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("monitor", help="drift, quality, calibration, latency",
+                                 description="Monitor a model from its logged predictions.")
+    sub = parser.add_subparsers(title="monitor commands", metavar="COMMAND", required=True)
+    labels = sub.add_parser("labels", help="add late-arriving ground truth",
+                            description="Add labels: a CSV or Parquet file with the columns "
+                                        "request_id (from the service's or batch log) and "
+                                        "label.")
+    labels.add_argument("model", help="model name")
+    labels.add_argument("file")
+    labels.set_defaults(func=add_labels)
+    for name, help_text in (("report", "the monitoring report of a window"),
+                            ("check", "exit 1 and say why when a threshold is crossed")):
+        p = sub.add_parser(name, help=help_text,
+                           description=f"{help_text.capitalize()}: per model version, "
+                                       "requests, error rate, latency p50/p95/p99, drift per "
+                                       "feature and of the output, quality and calibration "
+                                       "once labels arrive. Thresholds: [monitoring] in "
+                                       ".mlops/config.toml.")
+        p.add_argument("model", help="model name")
+        p.add_argument("--window", default=None, help="e.g. 1h, 1d, 7d (default: everything)")
+        p.add_argument("--last", type=int, default=None, help="only the last N predictions")
+        p.add_argument("--json", action="store_true", help="print JSON")
+        p.set_defaults(func=report if name == "report" else check)
+
+
+def _report(args: argparse.Namespace):  # noqa: ANN202
+    import time
+
+    from ..monitoring.predlog import parse_window
+    from ..monitoring.report import build_report
+
+    if args.last is not None and args.last < 1:
+        raise InvalidInput("--last must be at least 1")
+    since = time.time() - parse_window(args.window) if args.window else None
+    project, store = open_store()
+    with store:
+        return build_report(project, store, args.model, since=since, last=args.last)
+
+
+def _print(result, args: argparse.Namespace) -> None:  # noqa: ANN001
+    if args.json:
+        print(json.dumps(to_jsonable(result), indent=2))
+        return
+    print(f"{result.name}: {result.rows} predictions")
+    for v in result.versions:
+        release = (f", released by {v.release.decided_by} (request #{v.release.request_id})"
+                   if v.release else "")
+        print(f"\nversion {v.version}{release}: {v.rows} rows, {v.errors} errors "
+              f"({v.error_rate:.2%}), latency p50 {v.latency_ms['p50']:.1f} ms, p95 "
+              f"{v.latency_ms['p95']:.1f} ms, p99 {v.latency_ms['p99']:.1f} ms")
+        if v.drift:
+            print(text_table(["feature", "test", "statistic", "threshold", "drift"],
+                             [[d.feature, d.test, "" if d.statistic is None else
+                               f"{d.statistic:.4g}", f"{d.threshold:g}",
+                               "DRIFT" if d.drifted else "ok"] for d in v.drift]))
+        if v.quality:
+            print("quality: " + ", ".join(f"{k} {val:.4g}" for k, val in v.quality.items())
+                  + f" ({v.labelled} labelled)")
+        if v.calibration:
+            print(f"calibration: brier {v.calibration.brier:.4g}, ECE {v.calibration.ece:.4g}")
+
+
+def add_labels(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from ..monitoring.predlog import PredictionLog
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise NotFound(f"no file {path}")
+    try:
+        frame = pd.read_parquet(path) if path.suffix in (".parquet", ".pq") else pd.read_csv(path)
+    except (ValueError, OSError) as exc:
+        raise InvalidInput(f"cannot read {path}: {exc}") from None
+    project, store = open_store()
+    with store:
+        count = PredictionLog(project).write_labels(store, args.model, frame)
+    print(f"{count} labels added for {args.model}")
+    return 0
+
+
+def report(args: argparse.Namespace) -> int:
+    _print(_report(args), args)
+    return 0
+
+
+def check(args: argparse.Namespace) -> int:
+    result = _report(args)
+    failed = [c for c in result.checks if not c.passed]
+    if args.json:
+        print(json.dumps(to_jsonable(result.checks), indent=2))
+    else:
+        for c in result.checks:
+            print(f"{'ok  ' if c.passed else 'FAIL'} {c.name}: {c.detail}")
+    if failed:
+        print(f"mlops: {len(failed)} check(s) failed for {args.model}: "
+              + "; ".join(c.name for c in failed), file=sys.stderr)
+        return 1
+    return 0

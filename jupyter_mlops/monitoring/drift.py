@@ -1,0 +1,129 @@
+"""Input and output drift against a reference profile, the test chosen by
+feature type and sample size.
+
+- numeric, fewer than `SMALL_SAMPLE` rows: Kolmogorov-Smirnov against the
+  reference distribution function (rebuilt from its 101 quantiles), drift when
+  p < `alpha`;
+- numeric, larger samples: population stability index over the reference's
+  decile bins, drift when PSI > `psi_threshold` (a p-value would flag
+  negligible shifts once samples are large);
+- categorical, small: chi-squared goodness of fit to the reference
+  frequencies, drift when p < `alpha`;
+- categorical, large: Jensen-Shannon distance (base 2), drift when above
+  `js_threshold`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+SMALL_SAMPLE = 1000
+_EPS = 1e-4
+
+
+@dataclass(frozen=True)
+class DriftThresholds:
+    alpha: float = 0.01
+    psi_threshold: float = 0.2
+    js_threshold: float = 0.1
+    min_rows: int = 30  # fewer rows than this: no verdict
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    feature: str
+    kind: str  # numeric | categorical
+    test: str  # ks | psi | chi2 | jensen-shannon | none
+    statistic: float | None
+    threshold: float
+    drifted: bool
+    rows: int
+    detail: str
+
+
+def numeric_drift(feature: str, reference: dict[str, Any], values: Any,
+                  thresholds: DriftThresholds = DriftThresholds()) -> DriftResult:
+    import numpy as np
+
+    data = np.asarray(values, dtype=float)
+    data = data[~np.isnan(data)]
+    n = int(data.size)
+    if n < thresholds.min_rows or not reference.get("quantiles"):
+        return DriftResult(feature, "numeric", "none", None, 0.0, False, n,
+                           f"{n} rows: too few for a verdict")
+    if n < SMALL_SAMPLE:
+        from scipy import stats
+
+        quantiles = np.asarray(reference["quantiles"])
+        probabilities = np.linspace(0, 1, quantiles.size)
+        ordered = np.sort(data)
+        cdf = np.interp(ordered, quantiles, probabilities, left=0.0, right=1.0)
+        ranks = np.arange(1, n + 1)
+        d = float(max((ranks / n - cdf).max(), (cdf - (ranks - 1) / n).max()))
+        p = float(stats.kstwo.sf(d, n))
+        return DriftResult(feature, "numeric", "ks", d, thresholds.alpha,
+                           p < thresholds.alpha, n, f"KS D={d:.3f}, p={p:.3g}")
+    edges = np.asarray(reference["bins"])
+    expected = np.asarray(reference["counts"], dtype=float)
+    if edges.size < 2:
+        return DriftResult(feature, "numeric", "none", None, 0.0, False, n,
+                           "constant in the reference: no bins")
+    index = np.clip(np.searchsorted(edges, data, side="right") - 1, 0, expected.size - 1)
+    observed = np.bincount(index, minlength=expected.size).astype(float)
+    e = np.maximum(expected / expected.sum(), _EPS)
+    o = np.maximum(observed / observed.sum(), _EPS)
+    psi = float(((o - e) * np.log(o / e)).sum())
+    return DriftResult(feature, "numeric", "psi", psi, thresholds.psi_threshold,
+                       psi > thresholds.psi_threshold, n, f"PSI={psi:.3f}")
+
+
+def categorical_drift(feature: str, reference: dict[str, Any], values: Any,
+                      thresholds: DriftThresholds = DriftThresholds()) -> DriftResult:
+    import numpy as np
+    import pandas as pd
+
+    series = pd.Series(values).dropna().astype(str)
+    n = int(series.size)
+    frequencies: dict[str, float] = dict(reference.get("frequencies", {}))
+    if n < thresholds.min_rows or not frequencies:
+        return DriftResult(feature, "categorical", "none", None, 0.0, False, n,
+                           f"{n} rows: too few for a verdict")
+    known = [k for k in frequencies if k != "__other__"]
+    counts = series.value_counts()
+    observed = np.array([float(counts.get(k, 0)) for k in known]
+                        + [float(counts[~counts.index.isin(known)].sum())])
+    expected_p = np.array([frequencies[k] for k in known] + [frequencies.get("__other__", 0.0)])
+    expected_p = np.maximum(expected_p, _EPS)
+    expected_p = expected_p / expected_p.sum()
+    if n < SMALL_SAMPLE:
+        from scipy import stats
+
+        chi2, p = stats.chisquare(observed, expected_p * n)
+        return DriftResult(feature, "categorical", "chi2", float(chi2), thresholds.alpha,
+                           float(p) < thresholds.alpha, n, f"chi2={chi2:.2f}, p={p:.3g}")
+    from scipy.spatial.distance import jensenshannon
+
+    js = float(jensenshannon(observed / observed.sum(), expected_p, base=2))
+    return DriftResult(feature, "categorical", "jensen-shannon", js, thresholds.js_threshold,
+                       js > thresholds.js_threshold, n, f"JS={js:.3f}")
+
+
+def feature_drift(feature: str, reference: dict[str, Any], values: Any,
+                  thresholds: DriftThresholds = DriftThresholds()) -> DriftResult:
+    if reference.get("type") == "categorical":
+        return categorical_drift(feature, reference, values, thresholds)
+    return numeric_drift(feature, reference, values, thresholds)
+
+
+def drift_report(profile: dict[str, Any], frame: Any, outputs: Any = None,
+                 thresholds: DriftThresholds = DriftThresholds()) -> list[DriftResult]:
+    """Drift of every profiled feature present in `frame`, and of the outputs."""
+    results = []
+    for feature, reference in profile.get("features", {}).items():
+        if feature in frame:
+            results.append(feature_drift(feature, reference, frame[feature], thresholds))
+    if outputs is not None and "prediction" in profile:
+        results.append(feature_drift("(prediction)", profile["prediction"], outputs,
+                                     thresholds))
+    return results

@@ -1,0 +1,148 @@
+"""The prediction log: Parquet batch files under `.mlops/predictions/NAME/`,
+indexed in the store. One row per prediction:
+
+    request_id  at (epoch s)  version  latency_ms  status (ok | invalid | error)  error
+    output (a number: P(positive) or the prediction)   in.<feature> for each input
+
+Files are written whole (temp file + rename), so a reader never sees half a batch.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidInput, NotFound
+from ..project import Project
+from ..store import Store
+
+INPUT_PREFIX = "in."
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_window(text: str) -> float:
+    """`30m`, `6h`, `1d`, `2w` -> seconds."""
+    match = _DURATION.fullmatch(text.strip().lower())
+    if match is None:
+        raise InvalidInput(f"window {text[:40]!r} should look like 30m, 6h, 1d or 2w")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def prediction_frame(inputs: Any, outputs: Any, *, version: int | None,
+                     latency_ms: Any = None, request_ids: list[str] | None = None,
+                     at: float | None = None) -> Any:
+    """Rows of the log for a batch of successful predictions."""
+    import numpy as np
+    import pandas as pd
+
+    n = len(inputs)
+    frame = pd.DataFrame({
+        "request_id": request_ids or [uuid.uuid4().hex for _ in range(n)],
+        "at": np.full(n, time.time() if at is None else at),
+        "version": np.full(n, -1 if version is None else version, dtype="int64"),
+        "latency_ms": np.asarray(latency_ms if latency_ms is not None else np.zeros(n),
+                                 dtype=float) * np.ones(n),
+        "status": ["ok"] * n, "error": [""] * n,
+        "output": np.asarray(outputs, dtype=float),
+    })
+    for column in inputs.columns:
+        frame[INPUT_PREFIX + str(column)] = inputs[column].to_numpy()
+    return frame
+
+
+class PredictionLog:
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self.root = project.home / "predictions"
+
+    def folder(self, name: str) -> Path:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}", name):
+            raise InvalidInput(f"model name {name[:80]!r} refused")
+        return self.root / name
+
+    def write(self, store: Store, name: str, frame: Any, source: str) -> Path:
+        """Write one batch file and index it."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if len(frame) == 0:
+            raise InvalidInput("no predictions to log")
+        folder = self.folder(name)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}.parquet"
+        tmp = path.with_suffix(".tmp")
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp)
+        os.replace(tmp, path)
+        versions = [int(v) for v in frame["version"].unique() if int(v) >= 0]
+        store.predictions.add_batch(
+            name, versions[0] if len(versions) == 1 else None,
+            str(path.relative_to(self.project.home)), len(frame),
+            int((frame["status"] != "ok").sum()), float(frame["at"].min()),
+            float(frame["at"].max()), source)
+        return path
+
+    def read(self, store: Store, name: str, since: float | None = None,
+             last: int | None = None) -> Any:
+        """Logged rows of `name` (newer than `since`, or the `last` N), oldest first."""
+        import pandas as pd
+        import pyarrow.parquet as pq
+
+        self.folder(name)  # refuses malformed names
+        batches = store.predictions.batches(name, since)
+        if not batches and since is None:
+            raise NotFound(f"no predictions logged for {name!r}")
+        if last is not None:
+            kept, total = [], 0
+            for batch in reversed(batches):
+                kept.append(batch)
+                total += batch.rows
+                if total >= last:
+                    break
+            batches = list(reversed(kept))
+        tables = [pq.read_table(self.project.home / b.path) for b in batches]
+        if not tables:
+            return pd.DataFrame()
+        import pyarrow as pa
+
+        frame = pa.concat_tables(tables, promote_options="default").to_pandas()
+        if since is not None:
+            frame = frame[frame["at"] >= since]
+        if last is not None:
+            frame = frame.iloc[-last:]
+        return frame.reset_index(drop=True)
+
+    def write_labels(self, store: Store, name: str, frame: Any) -> int:
+        """Store late-arriving labels: a frame with `request_id` and `label`."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        missing = {"request_id", "label"} - set(frame.columns)
+        if missing:
+            raise InvalidInput(f"labels need the columns request_id and label; missing "
+                               f"{', '.join(sorted(missing))}")
+        frame = frame[["request_id", "label"]].dropna(subset=["request_id"])
+        frame = frame.astype({"request_id": str})
+        if frame.empty:
+            raise InvalidInput("no labels in the file")
+        folder = self.folder(name)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"labels-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}.parquet"
+        tmp = path.with_suffix(".tmp")
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp)
+        os.replace(tmp, path)
+        store.predictions.add_labels(name, str(path.relative_to(self.project.home)), len(frame))
+        return len(frame)
+
+    def labels(self, store: Store, name: str) -> Any:
+        import pandas as pd
+
+        files = store.predictions.label_files(name)
+        if not files:
+            return pd.DataFrame(columns=["request_id", "label"])
+        frame = pd.concat([pd.read_parquet(self.project.home / f) for f in files])
+        return frame.drop_duplicates("request_id", keep="last")

@@ -1,0 +1,71 @@
+"""Reference profiles: what a model's training data looked like, feature by feature.
+
+A profile is plain JSON stored with the model version:
+
+    {"version": 1, "rows": 426,
+     "features": {"age": {"type": "numeric", "quantiles": [...101 values...],
+                          "bins": [...edges...], "counts": [...], "missing": 0.0},
+                  "plan": {"type": "categorical", "frequencies": {"a": 0.6, ...},
+                           "missing": 0.01}},
+     "prediction": {...the same, for the model's output on that data...}}
+
+101 quantiles let drift tests rebuild the reference distribution function
+without keeping the training rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PROFILE_VERSION = 1
+QUANTILES = 101
+BINS = 10
+MAX_CATEGORIES = 50
+
+
+def feature_profile(values: Any) -> dict[str, Any]:
+    """Profile of one column (a pandas Series)."""
+    import numpy as np
+    import pandas as pd
+
+    series = pd.Series(values)
+    missing = float(series.isna().mean()) if len(series) else 0.0
+    present = series.dropna()
+    if pd.api.types.is_bool_dtype(present) or not pd.api.types.is_numeric_dtype(present):
+        counts = present.astype(str).value_counts(normalize=True)
+        top = counts.iloc[:MAX_CATEGORIES]
+        frequencies = {str(k): float(v) for k, v in top.items()}
+        other = float(counts.iloc[MAX_CATEGORIES:].sum())
+        if other > 0:
+            frequencies["__other__"] = other
+        return {"type": "categorical", "frequencies": frequencies, "missing": missing}
+    data = present.to_numpy(dtype=float)
+    if data.size == 0:
+        return {"type": "numeric", "quantiles": [], "bins": [], "counts": [],
+                "missing": missing}
+    quantiles = np.quantile(data, np.linspace(0, 1, QUANTILES))
+    edges = np.unique(np.quantile(data, np.linspace(0, 1, BINS + 1)))
+    counts = np.histogram(data, bins=edges)[0] if edges.size > 1 else np.array([data.size])
+    return {"type": "numeric", "quantiles": [float(q) for q in quantiles],
+            "bins": [float(e) for e in edges], "counts": [int(c) for c in counts],
+            "missing": missing, "mean": float(data.mean()), "std": float(data.std())}
+
+
+def build_profile(frame: Any, predictions: Any = None) -> dict[str, Any]:
+    """Profile every column of a DataFrame, and the predictions made on it."""
+    profile: dict[str, Any] = {"version": PROFILE_VERSION, "rows": int(len(frame)),
+                               "features": {str(c): feature_profile(frame[c])
+                                            for c in frame.columns}}
+    if predictions is not None:
+        profile["prediction"] = feature_profile(predictions)
+    return profile
+
+
+def model_outputs(model: Any, frame: Any) -> Any:
+    """What we monitor of a model's output: P(positive) for a binary classifier with
+    probabilities, else the prediction itself."""
+    import numpy as np
+
+    if hasattr(model, "predict_proba") and len(getattr(model, "classes_", [])) == 2:
+        return np.asarray(model.predict_proba(frame))[:, 1]
+    return np.asarray(model.predict(frame))

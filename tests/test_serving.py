@@ -1,0 +1,179 @@
+"""The scoring service on loopback: validation, concurrent load, an alias switch
+mid-load with zero failed requests, and every request logged exactly once."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from sklearn.datasets import load_breast_cancer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+import jupyter_mlops as mlops
+from jupyter_mlops.monitoring.predlog import PredictionLog
+from jupyter_mlops.store import Store
+
+X, Y = load_breast_cancer(return_X_y=True, as_frame=True)
+
+
+def _port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def service(project, tracker):
+    with mlops.start_run(name="train"):
+        for c in (1.0, 0.01):
+            model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=500))
+            mlops.log_model(model.fit(X, Y), name="cancer", input_example=X)
+    with Store(project.db_path) as store:
+        store.releases.set_alias("cancer", "production", 1, actor="test", reason="first")
+    port = _port()
+    proc = subprocess.Popen([sys.executable, "-m", "jupyter_mlops.cli.main", "serve",
+                             "cancer@production", "--port", str(port), "--poll", "0.2"],
+                            cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(base + "/health", timeout=1)
+            break
+        except OSError:
+            if proc.poll() is not None:
+                pytest.fail(proc.stderr.read())
+            time.sleep(0.1)
+    yield base, project, proc
+    if proc.poll() is None:
+        proc.kill()
+
+
+def post(base: str, body: bytes | dict) -> tuple[int, dict]:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(base + "/predict", data=data,
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+def row(i: int = 0) -> dict:
+    return {k: float(v) for k, v in X.iloc[i].items()}
+
+
+def stop(proc) -> str:
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    return out
+
+
+def test_metadata_health_and_openapi(service) -> None:
+    base, _, _ = service
+    health = json.loads(urllib.request.urlopen(base + "/health").read())
+    assert health == {"status": "ok", "model": "cancer:1"}
+    meta = json.loads(urllib.request.urlopen(base + "/metadata").read())
+    assert meta["ref"] == "cancer:1" and meta["digest"].startswith("blake3:")
+    assert meta["signature"]["inputs"][0] == {"name": "mean radius", "dtype": "float64"}
+    spec = json.loads(urllib.request.urlopen(base + "/openapi.json").read())
+    instance = spec["components"]["schemas"]["Instance"]
+    assert instance["properties"]["mean radius"] == {"type": "number"}
+    assert len(instance["required"]) == 30 and instance["additionalProperties"] is False
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    (b"{not json", "body"),
+    ({"rows": []}, "rows"),
+    ({"instances": []}, "instances"),
+    ({"instances": [5]}, "instances[0]"),
+    ({"instances": [{k: v for k, v in row().items() if k != "mean area"}]},
+     "instances[0].mean area"),
+    ({"instances": [{**row(), "mean area": "large"}]}, "instances[0].mean area"),
+    ({"instances": [{**row(), "mean area": True}]}, "instances[0].mean area"),
+    ({"instances": [{**row(), "<script>": 1}]}, "instances[0].<script>"),
+    ({"instances": [row()] * 1001}, "instances"),
+])
+def test_bad_payloads_are_422_naming_the_field(service, body, field) -> None:
+    base, _, _ = service
+    status, reply = post(base, body)
+    assert status == 422 and reply["field"] == field, reply
+
+
+def test_non_finite_numbers_and_huge_bodies(service) -> None:
+    base, _, _ = service
+    status, reply = post(base, json.dumps({"instances": [{**row(), "mean area": float("nan")}]}
+                                          ).encode())
+    assert status == 422 and "finite" in reply["message"]
+    request = urllib.request.Request(base + "/predict", data=b"x" * (2 << 20))
+    with pytest.raises((urllib.error.HTTPError, urllib.error.URLError, ConnectionError)):
+        urllib.request.urlopen(request, timeout=30)
+    assert json.loads(urllib.request.urlopen(base + "/health").read())["status"] == "ok"
+
+
+def test_load_with_an_alias_switch_mid_way_loses_and_fails_nothing(service) -> None:
+    base, project, proc = service
+    results: list[tuple[int, dict]] = []
+    lock = threading.Lock()
+    deadline = time.monotonic() + 60
+    after_switch = threading.Semaphore(0)
+
+    def client(worker: int) -> None:
+        i = 0
+        while time.monotonic() < deadline:
+            outcome = post(base, {"instances": [row((worker * 97 + i) % len(X))]})
+            i += 1
+            with lock:
+                results.append(outcome)
+            if outcome[1].get("model") == "cancer:2":
+                after_switch.release()
+                if i > 40:
+                    return
+            elif i > 2000:
+                return
+
+    threads = [threading.Thread(target=client, args=(w,)) for w in range(8)]
+    for thread in threads:
+        thread.start()
+    while len(results) < 100:
+        time.sleep(0.05)
+    with Store(project.db_path) as store:  # an approved release would do exactly this
+        store.releases.set_alias("cancer", "production", 2, actor="test", reason="switch")
+    for thread in threads:
+        thread.join()
+    assert all(status == 200 for status, _ in results), [r for r in results if r[0] != 200][:3]
+    models = [reply["model"] for _, reply in results]
+    assert set(models) == {"cancer:1", "cancer:2"}
+    meta = json.loads(urllib.request.urlopen(base + "/metadata").read())
+    assert meta["ref"] == "cancer:2" and meta["switches"] == 1
+    out = stop(proc)
+    assert f"{len(results)} predictions logged" in out
+    with Store(project.db_path) as store:
+        logged = PredictionLog(project).read(store, "cancer")
+    ids = [rid for _, reply in results for rid in reply["request_ids"]]
+    assert len(logged) == len(results) and sorted(logged["request_id"]) == sorted(ids)
+    assert set(logged["version"]) == {1, 2} and (logged["status"] == "ok").all()
+    assert logged["latency_ms"].gt(0).all()
+
+
+def test_invalid_requests_are_logged_too(service) -> None:
+    base, project, proc = service
+    post(base, {"instances": [{**row(), "mean area": "x"}]})
+    post(base, {"instances": [row(1), row(2)]})
+    stop(proc)
+    with Store(project.db_path) as store:
+        logged = PredictionLog(project).read(store, "cancer")
+    assert sorted(logged["status"]) == ["invalid", "ok", "ok"]
+    assert "mean area" in logged.loc[logged["status"] == "invalid", "error"].iloc[0]
