@@ -186,3 +186,32 @@ def test_plain_text_passwords_are_refused(tmp_path) -> None:
                                 "users": {"alice": {"password": "hunter22", "roles": []}}}))
     with pytest.raises(InvalidInput, match="plain-text passwords are refused"):
         load_credentials(path)
+
+
+def test_the_monitoring_page_ties_charts_to_the_release(dashboard, browser) -> None:
+    import numpy as np
+
+    from jupyter_mlops.monitoring.predlog import PredictionLog, prediction_frame
+    from jupyter_mlops.monitoring.profile import build_profile
+
+    base, project = dashboard
+    X, _ = load_iris(return_X_y=True, as_frame=True)
+    rng = np.random.default_rng(0)
+    with Store(project.db_path) as store:
+        store.releases.decide(1, decision="approve", actor="alice", reason="ship it")
+        store.predictions.save_profile("iris", 1, build_profile(X, rng.uniform(0, 1, len(X))))
+        live = X.sample(200, replace=True, random_state=1)
+        live["petal length (cm)"] += 3  # drifted
+        frame = prediction_frame(live, rng.uniform(0, 1, 200), version=1,
+                                 latency_ms=rng.uniform(1, 9, 200))
+        PredictionLog(project).write(store, "iris", frame, "service")
+    page, dialogs = _login(browser, base, "alice", "alice-password")
+    page.goto(base + "/monitoring")
+    page.get_by_text("200 predictions").wait_for()
+    assert page.get_by_text("in force since release").count() == 1
+    assert page.get_by_text("approved by alice").count() == 1
+    assert page.get_by_text("ALERT: iris:1 drift petal length (cm)").count() == 1
+    assert page.get_by_text("ok: iris:1 drift sepal width (cm)").count() == 1
+    assert page.locator("svg[aria-label='latency p95 (ms)']").count() == 1
+    assert page.locator(".mlops-dist svg").count() >= 4
+    assert dialogs == []

@@ -178,3 +178,12 @@ def test_labels_without_the_columns_are_refused(logged) -> None:
     result = mlops_cli(project, "monitor", "labels", "m", "bad.csv")
     assert result.returncode == 1 and "request_id and label" in result.stderr
     assert Store(project.db_path).predictions.label_files("m") == []
+
+
+def test_tied_values_are_not_mistaken_for_drift() -> None:
+    rng = np.random.default_rng(8)
+    reference = feature_profile(rng.integers(0, 6, 20_000).astype(float))
+    alarms = sum(numeric_drift("count", reference, rng.integers(0, 6, 500).astype(float)).drifted
+                 for _ in range(50))
+    assert alarms <= 2
+    assert numeric_drift("count", reference, rng.integers(1, 7, 500).astype(float)).drifted

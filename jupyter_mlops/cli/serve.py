@@ -22,6 +22,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--address", default="127.0.0.1", help="interface to bind")
     parser.add_argument("--poll", type=float, default=1.0,
                         help="seconds between checks of the alias (default: 1)")
+    parser.add_argument("--no-log", action="store_true",
+                        help="log nothing (load tests of the service itself; monitoring "
+                             "then sees no traffic)")
     parser.set_defaults(func=run)
 
 
@@ -35,5 +38,5 @@ def run(args: argparse.Namespace) -> int:
     if args.poll <= 0:
         raise InvalidInput("--poll must be positive")
     asyncio.run(run_service(find_project(), args.model, port=args.port, address=args.address,
-                            poll_seconds=args.poll))
+                            poll_seconds=args.poll, log=not args.no_log))
     return 0

@@ -55,12 +55,7 @@ def numeric_drift(feature: str, reference: dict[str, Any], values: Any,
     if n < SMALL_SAMPLE:
         from scipy import stats
 
-        quantiles = np.asarray(reference["quantiles"])
-        probabilities = np.linspace(0, 1, quantiles.size)
-        ordered = np.sort(data)
-        cdf = np.interp(ordered, quantiles, probabilities, left=0.0, right=1.0)
-        ranks = np.arange(1, n + 1)
-        d = float(max((ranks / n - cdf).max(), (cdf - (ranks - 1) / n).max()))
+        d = _ks_distance(np.asarray(reference["quantiles"]), data)
         p = float(stats.kstwo.sf(d, n))
         return DriftResult(feature, "numeric", "ks", d, thresholds.alpha,
                            p < thresholds.alpha, n, f"KS D={d:.3f}, p={p:.3g}")
@@ -76,6 +71,28 @@ def numeric_drift(feature: str, reference: dict[str, Any], values: Any,
     psi = float(((o - e) * np.log(o / e)).sum())
     return DriftResult(feature, "numeric", "psi", psi, thresholds.psi_threshold,
                        psi > thresholds.psi_threshold, n, f"PSI={psi:.3f}")
+
+
+def _ks_distance(quantiles: Any, data: Any) -> float:
+    """Largest gap between the sample's distribution function and the reference's,
+    both taken as step functions and compared on both sides of every observed
+    value, so that tied values (discrete features) are not mistaken for drift.
+    The reference is known to its percentiles (a 1% resolution)."""
+    import numpy as np
+
+    q = np.sort(quantiles)
+    p = np.linspace(0, 1, q.size)
+    values, counts = np.unique(data, return_counts=True)
+    n = data.size
+    sample_right = np.cumsum(counts) / n
+    sample_left = sample_right - counts / n
+
+    def reference(side: str) -> Any:
+        index = np.searchsorted(q, values, side=side) - 1
+        return np.where(index >= 0, p[np.clip(index, 0, q.size - 1)], 0.0)
+
+    return float(max(np.abs(sample_right - reference("right")).max(),
+                     np.abs(sample_left - reference("left")).max()))
 
 
 def categorical_drift(feature: str, reference: dict[str, Any], values: Any,

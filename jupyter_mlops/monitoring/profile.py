@@ -43,7 +43,9 @@ def feature_profile(values: Any) -> dict[str, Any]:
     if data.size == 0:
         return {"type": "numeric", "quantiles": [], "bins": [], "counts": [],
                 "missing": missing}
-    quantiles = np.quantile(data, np.linspace(0, 1, QUANTILES))
+    # Quantiles that are values of the data ("inverted CDF"), so that features with
+    # ties (counts, rounded measurements) keep their steps.
+    quantiles = np.quantile(data, np.linspace(0, 1, QUANTILES), method="inverted_cdf")
     edges = np.unique(np.quantile(data, np.linspace(0, 1, BINS + 1)))
     counts = np.histogram(data, bins=edges)[0] if edges.size > 1 else np.array([data.size])
     return {"type": "numeric", "quantiles": [float(q) for q in quantiles],

@@ -199,13 +199,20 @@ def make_app(holder: ModelHolder, logger: BufferedLogger) -> tornado.web.Applica
     ])
 
 
+class NoLogger(BufferedLogger):
+    """For load tests of the service itself: nothing is logged."""
+
+    def add(self, rows: list[dict[str, Any]]) -> None:
+        return None
+
+
 async def run_service(project: Project, ref: str, *, port: int, address: str,
                       poll_seconds: float = 1.0, flush_seconds: float = 1.0,
-                      ready: Any = None) -> None:
+                      log: bool = True, ready: Any = None) -> None:
     """Serve until SIGINT/SIGTERM; then stop accepting, flush the log, return."""
     holder = ModelHolder(project, ref)
     holder.refresh()
-    logger = BufferedLogger(project, holder.name)
+    logger = (BufferedLogger if log else NoLogger)(project, holder.name)
     server = make_app(holder, logger).listen(port, address=address, max_body_size=MAX_BODY)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
