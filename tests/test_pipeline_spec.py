@@ -61,7 +61,7 @@ def test_a_valid_spec_loads_in_order(root: Path) -> None:
     (("${steps.make.outputs.count}", "${steps.use.outputs.count}"),
      "refers to step 'use', which this step does not need"),
     (("${steps.make.outputs.count}", "${__import__('os').system('x')}"),
-     "is not ${params.NAME} or ${steps.STEP.outputs.NAME}"),
+     "is not ${params.NAME}, ${steps.STEP.outputs.NAME} or ${models.NAME@ALIAS}"),
     (("outputs: [out/numbers.txt]", "outputs: [../../etc/passwd]"), "stay inside it"),
     (("outputs: [out/numbers.txt]", "outputs: [/etc/passwd]"), "stay inside it"),
     (("  use:\n", "  <script>:\n"), "step name '<script>'"),
@@ -113,3 +113,12 @@ def test_references_are_substituted_never_evaluated() -> None:
     assert references.substitute({"x": ["${params.n}"]}, lookup) == {"x": [3]}
     with pytest.raises(references.BadReference):
         references.find("${1 + 1}")
+
+
+def test_model_references_are_accepted_and_checked() -> None:
+    ref = references.parse("${models.churn@production}")
+    assert (ref.kind, ref.name) == ("models", "churn@production")
+    assert references.parse("${models.churn:3}").name == "churn:3"
+    for bad in ("${models.churn}", "${models.churn@Prod;rm}", "${models.../x@p}"):
+        with pytest.raises(references.BadReference):
+            references.parse(bad)
