@@ -34,12 +34,13 @@ def _port() -> int:
 
 
 def project_with_model():
-    import jupyter_mlops as mlops
-    from jupyter_mlops.store import Store
     from sklearn.datasets import load_breast_cancer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
+
+    import jupyter_mlops as mlops
+    from jupyter_mlops.store import Store
 
     root = DATA / "serving"
     shutil.rmtree(root, ignore_errors=True)

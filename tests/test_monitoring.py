@@ -187,3 +187,13 @@ def test_tied_values_are_not_mistaken_for_drift() -> None:
                  for _ in range(50))
     assert alarms <= 2
     assert numeric_drift("count", reference, rng.integers(1, 7, 500).astype(float)).drifted
+
+
+def test_quality_and_calibration_over_time(logged, tracker) -> None:
+    project, _ = logged
+    PredictionLog(project).write_labels(tracker.store, "m",
+                                        pd.read_csv(project.root / "labels.csv"))
+    report = build_report(project, tracker.store, "m", buckets=4)
+    labelled = [b for b in report.timeline if b.labelled]
+    assert sum(b.labelled for b in labelled) == 2000
+    assert all(0.4 < b.accuracy < 0.9 and 0.1 < b.brier < 0.25 for b in labelled)

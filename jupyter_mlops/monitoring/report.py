@@ -51,6 +51,9 @@ class TimeBucket:
     error_rate: float
     latency_p95_ms: float
     version: int | None
+    labelled: int = 0
+    accuracy: float | None = None  # of the labelled rows, at a 0.5 threshold for scores
+    brier: float | None = None  # when the outputs are probabilities of a 0/1 label
 
 
 @dataclass(frozen=True)
@@ -144,15 +147,17 @@ def build_report(project: Project, store: Store, name: str, *, since: float | No
             checks.append(Check(f"{label} accuracy", quality["accuracy"] >= settings.min_accuracy,
                                 f"{quality['accuracy']:.3f} (min {settings.min_accuracy:g})"))
     return MonitorReport(name=name, since=since, until=time.time(), rows=len(frame),
-                         versions=tuple(versions), timeline=_timeline(frame, buckets),
+                         versions=tuple(versions), timeline=_timeline(frame, labels, buckets),
                          checks=tuple(checks))
 
 
-def _timeline(frame: Any, buckets: int) -> tuple[TimeBucket, ...]:
+def _timeline(frame: Any, labels: Any, buckets: int) -> tuple[TimeBucket, ...]:
     import numpy as np
 
     if len(frame) == 0:
         return ()
+    if len(labels):
+        frame = frame.merge(labels, on="request_id", how="left")
     start, end = float(frame["at"].min()), float(frame["at"].max())
     width = max((end - start) / buckets, 1e-9)
     index = np.minimum(((frame["at"].to_numpy() - start) / width).astype(int), buckets - 1)
@@ -162,10 +167,19 @@ def _timeline(frame: Any, buckets: int) -> tuple[TimeBucket, ...]:
         if len(part) == 0:
             continue
         versions = part["version"].mode()
+        accuracy = brier = None
+        labelled = part[part["status"] == "ok"]
+        labelled = labelled[labelled["label"].notna()] if "label" in labelled else labelled[:0]
+        if len(labelled):
+            y = labelled["label"].to_numpy(dtype=float)
+            scores = labelled["output"].to_numpy(dtype=float)
+            accuracy = float(((scores >= 0.5) == (y >= 0.5)).mean())
+            if set(np.unique(y)) <= {0.0, 1.0} and scores.min() >= 0 and scores.max() <= 1:
+                brier = float(((scores - y) ** 2).mean())
         result.append(TimeBucket(
             start=start + b * width, rows=len(part),
             error_rate=float((part["status"] != "ok").mean()),
             latency_p95_ms=float(np.percentile(part["latency_ms"], 95)),
             version=int(versions.iloc[0]) if len(versions) and int(versions.iloc[0]) >= 0
-            else None))
+            else None, labelled=len(labelled), accuracy=accuracy, brier=brier))
     return tuple(result)

@@ -49,9 +49,19 @@ def _line_chart(points: list[tuple[float, float]], labels: list[str], title: str
 def _timeline(report: MonitorReport) -> str:
     buckets: list[TimeBucket] = list(report.timeline)
     labels = [f"{format_time(b.start)}, version {b.version}" for b in buckets]
+    labelled = [(b, label) for b, label in zip(buckets, labels, strict=True) if b.labelled]
+    quality = ""
+    if labelled:
+        quality = _line_chart([(b.start, b.accuracy or 0.0) for b, _ in labelled],
+                              [label for _, label in labelled], "accuracy (labelled rows)")
+        briers = [(b, label) for b, label in labelled if b.brier is not None]
+        if briers:
+            quality += _line_chart([(b.start, b.brier or 0.0) for b, _ in briers],
+                                   [label for _, label in briers], "Brier score")
     return (_line_chart([(b.start, b.latency_p95_ms) for b in buckets], labels,
                         "latency p95 (ms)")
-            + _line_chart([(b.start, b.error_rate) for b in buckets], labels, "error rate"))
+            + _line_chart([(b.start, b.error_rate) for b in buckets], labels, "error rate")
+            + quality)
 
 
 def _bars(reference: list[float], current: list[float], labels: list[str]) -> str:
