@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from jupyter_mlops.store import Store
 from jupyter_mlops.tracking import Tracker
 
 NOTEBOOKS = Path(__file__).parent / "notebooks"
+CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture
@@ -65,3 +67,18 @@ def ipython(tracker: Tracker):
     shell.run_line_magic("unload_ext", "jupyter_mlops")
 
 
+
+
+@pytest.fixture
+def browser():
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: .ci/run must install Debian's chromium")
+        pytest.skip(f"browser tests need Debian's chromium at {CHROMIUM}")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM,
+                                              args=["--no-sandbox"])
+        yield launched
+        launched.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -36,3 +37,10 @@ def sample_frame(n: int = 1000) -> pd.DataFrame:
         "s": rng.choice(["a", "b", None], n), "c": pd.Categorical(rng.choice(["x", "y"], n)),
         "n": pd.array(rng.integers(0, 5, n), dtype="Int64"), "b": rng.random(n) > 0.5,
     })
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 from sklearn.datasets import load_iris
@@ -19,29 +16,10 @@ import jupyter_mlops as mlops
 from jupyter_mlops.dashboard.credentials import add_user
 from jupyter_mlops.store import Store
 
-CHROMIUM = "/usr/bin/chromium"
+from .helpers import free_port
+
 HOSTILE = "<img src=x onerror=alert(1)>"
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def browser():
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing: .ci/run must install Debian's chromium")
-        pytest.skip(f"browser tests need Debian's chromium at {CHROMIUM}")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM,
-                                              args=["--no-sandbox"])
-        yield launched
-        launched.close()
 
 
 @pytest.fixture
@@ -60,7 +38,7 @@ def dashboard(project, tracker, tmp_path_factory):
     creds = tmp_path_factory.mktemp("creds") / "credentials.json"
     add_user(creds, "alice", "alice-password", ["reviewer"])
     add_user(creds, "bob", "bob-password", [])
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "jupyter_mlops.cli.main", "dashboard",
                                "--port", str(port), "--auth", str(creds)], cwd=project.root,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,15 +12,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from .test_dashboard import CHROMIUM, browser  # noqa: F401 - the shared browser fixture
+from .helpers import free_port
 
 TOKEN = "mlops-test-token"
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -35,7 +29,7 @@ def lab(project, tmp_path_factory):
                                        "language": "python"}
     nbformat.write(notebook, project.root / "live.ipynb")
     settings = tmp_path_factory.mktemp("lab-settings")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "MLOPS_HOME": str(project.root)}
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}",
@@ -71,7 +65,7 @@ def _run_cell(page, source: str) -> None:
     page.keyboard.press("Shift+Enter")
 
 
-def test_runs_appear_update_and_compare_in_the_panel(lab, browser) -> None:  # noqa: F811
+def test_runs_appear_update_and_compare_in_the_panel(lab, browser) -> None:
     base, project = lab
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     page.goto(f"{base}/lab/tree/live.ipynb?token={TOKEN}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,13 +22,10 @@ import jupyter_mlops as mlops
 from jupyter_mlops.monitoring.predlog import PredictionLog
 from jupyter_mlops.store import Store
 
+from .helpers import free_port
+
 X, Y = load_breast_cancer(return_X_y=True, as_frame=True)
 
-
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -40,7 +36,7 @@ def service(project, tracker):
             mlops.log_model(model.fit(X, Y), name="cancer", input_example=X)
     with Store(project.db_path) as store:
         store.releases.set_alias("cancer", "production", 1, actor="test", reason="first")
-    port = _port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "jupyter_mlops.cli.main", "serve",
                              "cancer@production", "--port", str(port), "--poll", "0.2"],
                             cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

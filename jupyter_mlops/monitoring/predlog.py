@@ -65,19 +65,25 @@ class PredictionLog:
             raise InvalidInput(f"model name {name[:80]!r} refused")
         return self.root / name
 
-    def write(self, store: Store, name: str, frame: Any, source: str) -> Path:
-        """Write one batch file and index it."""
+    def _write_file(self, name: str, prefix: str, frame: Any) -> Path:
+        """Write `frame` as a new Parquet file in `name`'s folder: temp file, then rename."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        if len(frame) == 0:
-            raise InvalidInput("no predictions to log")
         folder = self.folder(name)
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}.parquet"
+        path = folder / f"{prefix}{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}.parquet"
         tmp = path.with_suffix(".tmp")
         pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp)
         os.replace(tmp, path)
+        return path
+
+    def write(self, store: Store, name: str, frame: Any, source: str) -> Path:
+        """Write one batch file and index it."""
+
+        if len(frame) == 0:
+            raise InvalidInput("no predictions to log")
+        path = self._write_file(name, "", frame)
         versions = [int(v) for v in frame["version"].unique() if int(v) >= 0]
         store.predictions.add_batch(
             name, versions[0] if len(versions) == 1 else None,
@@ -118,8 +124,6 @@ class PredictionLog:
 
     def write_labels(self, store: Store, name: str, frame: Any) -> int:
         """Store late-arriving labels: a frame with `request_id` and `label`."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
 
         missing = {"request_id", "label"} - set(frame.columns)
         if missing:
@@ -129,12 +133,7 @@ class PredictionLog:
         frame = frame.astype({"request_id": str})
         if frame.empty:
             raise InvalidInput("no labels in the file")
-        folder = self.folder(name)
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"labels-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}.parquet"
-        tmp = path.with_suffix(".tmp")
-        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp)
-        os.replace(tmp, path)
+        path = self._write_file(name, "labels-", frame)
         store.predictions.add_labels(name, str(path.relative_to(self.project.home)), len(frame))
         return len(frame)
 
