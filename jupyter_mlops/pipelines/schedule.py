@@ -22,18 +22,9 @@ def last_slot(expression: str, now: float) -> float:
     """The latest cron slot at or before `now` (epoch seconds, local time)."""
     from croniter import croniter
 
-    base = datetime.fromtimestamp(now).astimezone()
-    itr = croniter(expression, base)
-    if croniter.match(expression, base.replace(second=0, microsecond=0)) and base.second == 0:
-        return base.timestamp()
-    return itr.get_prev(datetime).timestamp()
-
-
-def next_slot(expression: str, after: float) -> float:
-    from croniter import croniter
-
-    return croniter(expression, datetime.fromtimestamp(after).astimezone()).get_next(
-        datetime).timestamp()
+    # get_prev is strictly before its base: start a second later to include `now`.
+    base = datetime.fromtimestamp(now + 1).astimezone()
+    return croniter(expression, base).get_prev(datetime).timestamp()
 
 
 def is_due(expression: str, last_run: float | None, since: float, now: float) -> bool:

@@ -75,9 +75,6 @@ class ModelRepository:
             "SELECT DISTINCT name FROM model_versions ORDER BY name")]
 
 
-    def count(self) -> int:
-        return self._conn.execute("SELECT count(*) FROM model_versions").fetchone()[0]
-
     def versions(self, name: str) -> list[ModelVersion]:
         """Every version of `name`, newest first."""
         rows = self._conn.execute(f"SELECT {_COLUMNS} FROM model_versions WHERE name = ? "

@@ -104,14 +104,13 @@ class Environment:
     packages: Mapping[str, str]
 
 
-PIPELINE_STATUSES = ("running", "finished", "failed", "killed")
-# A step is `finished` when it executed, `cached` when a previous execution with
-# the same key was reused, `skipped` when a step it needs did not succeed.
-STEP_STATUSES = ("pending", "running", "finished", "cached", "failed", "skipped", "killed")
-
 
 @dataclass(frozen=True)
 class StepRun:
+    """One step of a pipeline run. Status: pending, running, finished (it executed),
+    cached (a previous execution with the same key was reused), failed, skipped (a step
+    it needs did not succeed) or killed."""
+
     id: int
     pipeline_run_id: int
     step: str
@@ -134,7 +133,7 @@ class PipelineRun:
     name: str
     spec_path: str
     spec_digest: str | None
-    status: str
+    status: str  # running | finished | failed | killed
     trigger: str  # manual | schedule
     started_at: float
     ended_at: float | None

@@ -165,15 +165,6 @@ class RunRepository:
         return self._load(f"SELECT {_RUN_COLUMNS} FROM runs r WHERE {where} "
                           "ORDER BY r.id DESC LIMIT :limit OFFSET :offset", params)
 
-    def count(self, expression: str | None = None) -> int:
-        where, params = "1", {}
-        if expression and expression.strip():
-            compiled = compile_filter(expression)
-            where, params = compiled.sql, dict(compiled.params)
-        params["stale_before"] = time.time() - self._stale_after
-        return self._conn.execute(f"SELECT count(*) FROM runs r WHERE {where}", params
-                                  ).fetchone()[0]
-
     def metric_history(self, run_id: int, key: str | None = None) -> list[MetricPoint]:
         sql = "SELECT key, value, step, timestamp FROM metrics WHERE run_id = ?"
         args: list[object] = [run_id]
