@@ -11,7 +11,7 @@ import html
 import math
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ def to_jsonable(value: Any) -> Any:
             if hasattr(type(value), name) and isinstance(getattr(type(value), name), property):
                 result[name] = to_jsonable(getattr(value, name))
         return result
-    if isinstance(value, dict | Counter) or hasattr(value, "items"):
+    if isinstance(value, Mapping):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [to_jsonable(v) for v in value]

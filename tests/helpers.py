@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 
 import numpy as np
 import pandas as pd
@@ -44,3 +45,21 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def wait_until_serving(url: str, server: subprocess.Popen, timeout: float = 90.0) -> None:
+    """Wait until `url` answers; fail with the server's output if it exits or never does."""
+    import pytest
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            if server.poll() is not None:
+                output = server.stdout.read() if server.stdout else ""
+                errors = server.stderr.read() if server.stderr else ""
+                pytest.fail(f"the server exited ({server.returncode}): {output}{errors}")
+            time.sleep(0.2)
+    pytest.fail(f"{url} did not answer within {timeout:.0f} s")

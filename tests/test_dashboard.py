@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
@@ -16,7 +15,7 @@ import jupyter_mlops as mlops
 from jupyter_mlops.dashboard.credentials import add_user
 from jupyter_mlops.store import Store
 
-from .helpers import free_port
+from .helpers import free_port, wait_until_serving
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 
@@ -43,15 +42,7 @@ def dashboard(project, tracker, tmp_path_factory):
                                "--port", str(port), "--auth", str(creds)], cwd=project.root,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(base + "/login", timeout=2)
-            break
-        except OSError:
-            if server.poll() is not None:
-                pytest.fail(f"the dashboard exited: {server.stdout.read()}")
-            time.sleep(0.3)
+    wait_until_serving(base + "/login", server)
     yield base, project
     server.terminate()
     server.wait(timeout=30)

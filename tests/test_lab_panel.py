@@ -5,14 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from .helpers import free_port
+from .helpers import free_port, wait_until_serving
 
 TOKEN = "mlops-test-token"
 
@@ -38,14 +36,7 @@ def lab(project, tmp_path_factory):
          f"--LabApp.workspaces_dir={settings}", "--allow-root"],
         cwd=project.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            urllib.request.urlopen(f"{base}/api/status?token={TOKEN}", timeout=1)
-            break
-        except OSError:
-            if server.poll() is not None:
-                pytest.fail(f"jupyter lab exited: {server.stdout.read()}")
-            time.sleep(0.2)
+    wait_until_serving(f"{base}/api/status?token={TOKEN}", server)
     yield base, project
     server.terminate()
     try:

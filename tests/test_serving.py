@@ -22,7 +22,7 @@ import jupyter_mlops as mlops
 from jupyter_mlops.monitoring.predlog import PredictionLog
 from jupyter_mlops.store import Store
 
-from .helpers import free_port
+from .helpers import free_port, wait_until_serving
 
 X, Y = load_breast_cancer(return_X_y=True, as_frame=True)
 
@@ -42,14 +42,7 @@ def service(project, tracker):
                             cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     base = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            urllib.request.urlopen(base + "/health", timeout=1)
-            break
-        except OSError:
-            if proc.poll() is not None:
-                pytest.fail(proc.stderr.read())
-            time.sleep(0.1)
+    wait_until_serving(base + "/health", proc)
     yield base, project, proc
     if proc.poll() is None:
         proc.kill()

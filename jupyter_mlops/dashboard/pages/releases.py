@@ -5,6 +5,7 @@ from __future__ import annotations
 import panel as pn
 
 from ...errors import MlopsError
+from ...registry.releases import Registry
 from ...store.releases import ReleaseRequest
 from ...views import html_table
 from ..auth import session_user
@@ -39,21 +40,20 @@ def _gates(request: ReleaseRequest) -> str:
                        for g in gates])
 
 
-def _reports(context: DashboardContext, request: ReleaseRequest) -> str:
+def _reports(registry: Registry, request: ReleaseRequest) -> str:
     """Links to HTML reports stored with the candidate's pipeline run."""
-    with context.registry() as registry:
-        store = registry.store
-        version = store.models.get(request.name, request.version)
-        if version.run_id is None:
-            return ""
-        run = store.runs.get(version.run_id)
-        related = [run.id]
-        pipeline_run = run.tags.get("mlops.pipeline_run")
-        if pipeline_run:
-            related = [r.id for r in store.runs.search(
-                f"tags.`mlops.pipeline_run` = '{pipeline_run}'", limit=50)]
-        links = [(a.name, a.digest) for rid in related for a in store.artifacts.for_run(rid)
-                 if a.kind == "report"]
+    store = registry.store
+    version = store.models.get(request.name, request.version)
+    if version.run_id is None:
+        return ""
+    run = store.runs.get(version.run_id)
+    related = [run.id]
+    pipeline_run = run.tags.get("mlops.pipeline_run")
+    if pipeline_run and pipeline_run.isdigit():
+        related = [r.id for r in store.runs.search(
+            f"tags.`mlops.pipeline_run` = '{pipeline_run}'", limit=50)]
+    links = [(a.name, a.digest) for rid in related for a in store.artifacts.for_run(rid)
+             if a.kind == "report"]
     if not links:
         return ""
     return "<p>Reports: " + ", ".join(
@@ -72,10 +72,11 @@ def releases_page(context: DashboardContext) -> pn.viewable.Viewable:
                   f"<p>requested by <b>{text(request.requester)}</b>: {text(request.reason)}"
                   f"</p><p class=\"{'mlops-pass' if gates_ok else 'mlops-fail'}\">"
                   f"gates {'passed' if gates_ok else 'FAILED'}</p>")
-        parts: list = [pn.pane.HTML(header + _side_by_side(request) + _gates(request)
-                                    + _reports(context, request), sizing_mode="stretch_width")]
         with context.registry() as registry:
+            reports = _reports(registry, request)
             may_approve = identity is not None and registry.can_approve(request, identity)
+        parts: list = [pn.pane.HTML(header + _side_by_side(request) + _gates(request) + reports,
+                                    sizing_mode="stretch_width")]
         may_reject = identity is not None and identity.is_reviewer
         if not (may_approve or may_reject):
             reason = ("you requested this release: another reviewer must approve it"
