@@ -49,6 +49,21 @@ js_threshold = 0.1        # categorical drift on large samples
 max_ece = 0.1             # expected calibration error, once labels arrive
 # min_accuracy = 0.9
 
+[store]
+# Files under .mlops/ are private to your account (folders 0700, files 0600).
+# For a team folder shared through a Unix group, set group_shared = true
+# (folders 2770, files 0660).
+# group_shared = false
+# SQLite loses data on network filesystems (NFS, SMB/CIFS, ...) when several
+# processes write at once, so a store there is refused. Set this only if you
+# are sure a single process writes at a time.
+# allow_network_fs = false
+
+[audit]
+# Audit rows are chained with an HMAC under a key kept outside the database:
+# .mlops/audit.key (created by `mlops init`, mode 0600) unless you name another.
+# key_file = "/etc/jupyter-mlops/audit.key"
+
 # Who may do what, by login (the dashboard) or OS user (the CLI).
 # Roles: reviewer (approves, rejects), admin (may also override failing gates).
 # [users.alice]
@@ -90,6 +105,21 @@ class MonitoringConfig:
 
 
 @dataclass(frozen=True)
+class StoreConfig:
+    group_shared: bool = False  # modes for a team folder shared through a Unix group
+    allow_network_fs: bool = False  # accept a store on NFS/SMB/CIFS (unsafe with many writers)
+    audit_key_file: str | None = None  # default: .mlops/audit.key
+
+    @property
+    def dir_mode(self) -> int:
+        return 0o2770 if self.group_shared else 0o700
+
+    @property
+    def file_mode(self) -> int:
+        return 0o660 if self.group_shared else 0o600
+
+
+@dataclass(frozen=True)
 class Project:
     """A project root and the paths inside its `.mlops/` folder."""
 
@@ -97,6 +127,7 @@ class Project:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
 
     @property
     def home(self) -> Path:
@@ -113,6 +144,14 @@ class Project:
     @property
     def cache_dir(self) -> Path:
         return self.home / "cache"
+
+    @property
+    def audit_key_path(self) -> Path:
+        """The audit chain's HMAC key: `[audit] key_file`, else `.mlops/audit.key`."""
+        if self.store.audit_key_file is None:
+            return self.home / "audit.key"
+        path = Path(self.store.audit_key_file).expanduser()
+        return path if path.is_absolute() else self.root / path
 
 
 def find_project(start: str | os.PathLike[str] | None = None,
@@ -184,7 +223,31 @@ def _load(root: Path) -> Project:
             f"{config.heartbeat_seconds} and {config.stale_after_seconds}"
         )
     return Project(root=root, tracking=config, registry=_registry(data, config_path),
-                   monitoring=_monitoring(data, config_path))
+                   monitoring=_monitoring(data, config_path),
+                   store=_store(data, config_path))
+
+
+def _store(data: dict, config_path: Path) -> StoreConfig:
+    section = data.get("store", {})
+    audit = data.get("audit", {})
+    if not isinstance(section, dict) or not isinstance(audit, dict):
+        raise InvalidInput(f"{config_path}: [store] and [audit] must be tables")
+    unknown = (set(section) - {"group_shared", "allow_network_fs"}) | {
+        f"audit.{k}" for k in set(audit) - {"key_file"}}
+    if unknown:
+        raise InvalidInput(f"{config_path}: unknown setting {sorted(unknown)[0]!r} in "
+                           "[store] or [audit]")
+    flags = {}
+    for name in ("group_shared", "allow_network_fs"):
+        value = section.get(name, False)
+        if not isinstance(value, bool):
+            raise InvalidInput(f"{config_path}: [store] {name} must be true or false, got "
+                               f"{value!r}")
+        flags[name] = value
+    key_file = audit.get("key_file")
+    if key_file is not None and (not isinstance(key_file, str) or not key_file.strip()):
+        raise InvalidInput(f"{config_path}: [audit] key_file must be a path, got {key_file!r}")
+    return StoreConfig(**flags, audit_key_file=key_file)
 
 
 def _monitoring(data: dict, config_path: Path) -> MonitoringConfig:

@@ -1,0 +1,55 @@
+"""Which `Host` a local web server answers: the defence against DNS rebinding.
+
+A page on `evil.example` whose name is made to resolve to 127.0.0.1 reaches a
+server bound to loopback with `Host: evil.example`. Answering only the names
+the server was started for (the bound address, the loopback names, and what
+the admin adds with `--allow-host`) closes that door. The dashboard and
+`mlops serve` both check every request and websocket with these functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def allowed_hosts(bind_address: str, extra: Iterable[str] = ()) -> frozenset[str]:
+    """Host names (lowercase, no port, IPv6 without brackets) a server answers."""
+    names = {*LOOPBACK_NAMES, _bare(bind_address)}
+    names.update(_bare(name) for name in extra)
+    names.discard("")
+    names.discard("0.0.0.0")  # a wildcard bind is not a name anyone should send
+    names.discard("::")
+    return frozenset(names)
+
+
+def host_allowed(host_header: str | None, allowed: frozenset[str]) -> bool:
+    """Whether a request's `Host` header (with or without a port) names this server."""
+    if not host_header:
+        return False
+    return _bare(_strip_port(host_header.strip())) in allowed
+
+
+def origin_host(origin: str | None) -> str | None:
+    """The host name of an `Origin` header, or None when absent or `null`."""
+    if not origin or origin == "null":
+        return None
+    try:
+        host = urlsplit(origin).hostname
+    except ValueError:
+        return None
+    return host.lower() if host else None
+
+
+def _strip_port(host: str) -> str:
+    if host.startswith("["):  # [::1]:8080
+        return host[: host.find("]") + 1] if "]" in host else host
+    if host.count(":") == 1:
+        return host.split(":", 1)[0]
+    return host
+
+
+def _bare(name: str) -> str:
+    return name.strip().lower().removeprefix("[").removesuffix("]").rstrip(".")
