@@ -196,7 +196,29 @@ def init_project(root: str | os.PathLike[str]) -> tuple[Project, bool]:
     config = home / CONFIG_FILE
     if not config.exists():
         config.write_text(DEFAULT_CONFIG_TEXT, encoding="utf-8")
-    return _load(root_path), created
+    project = _load(root_path)
+    create_audit_key(project.audit_key_path)
+    return project, created
+
+
+def create_audit_key(path: Path) -> bool:
+    """Write a fresh random HMAC key (hex, mode 0600) at `path` unless one exists.
+
+    Returns whether a key was written. `O_EXCL` makes concurrent inits agree on
+    one key: the loser sees the winner's file.
+    """
+    import secrets
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w", encoding="ascii") as out:
+        out.write(secrets.token_hex(32) + "\n")
+        out.flush()
+        os.fsync(out.fileno())
+    return True
 
 
 def _load(root: Path) -> Project:
