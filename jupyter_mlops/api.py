@@ -12,10 +12,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .inspection import Comparison, RunDetail, compare_runs, describe_run
-from .project import Project, init_project
-from .store import Store
+from .project import Project, apply_modes, init_project
 from .store.records import ArtifactLink, DatasetVersion, ModelVersion, Run
-from .tracking import ActiveRun, Tracker
+from .tracking import ActiveRun, Tracker, open_project_store
 
 _tracker: Tracker | None = None
 
@@ -36,10 +35,15 @@ def use_tracker(new: Tracker | None) -> Tracker | None:
 
 
 def init(path: str | os.PathLike[str] = ".") -> Project:
-    """Create `.mlops/` under `path` with an up-to-date database; idempotent."""
+    """Create `.mlops/` under `path` with an up-to-date database; idempotent.
+
+    Folders and files get private modes (or group-shared ones, per the config).
+    Raises `NetworkFilesystem` when `.mlops/` is on NFS, SMB/CIFS, ... unless
+    `[store] allow_network_fs = true`.
+    """
     project, _ = init_project(path)
-    with Store(project.db_path, create=True) as store:
-        store.migrate()
+    open_project_store(project, create=True).close()
+    apply_modes(project)  # the database files SQLite just created
     return project
 
 

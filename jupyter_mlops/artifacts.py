@@ -2,141 +2,425 @@
 
 Layout: `<root>/blake3/<first 2 hex>/<rest of hex>`. Writes go to a temporary
 file in `<root>/tmp/` and are renamed into place, so no partial file ever sits
-under its final name.
+under its final name. A writer holds an exclusive `flock` on its temporary
+until the rename, so `mlops gc` never removes a file a live writer holds.
+
+The store never follows a symbolic link: blobs are opened with `O_NOFOLLOW`,
+every folder between the root and a blob is checked with `lstat` (a link is
+refused) and its resolved path must stay under the store's root. A planted
+link is reported (`UnsafeStorePath`, `mlops verify`), never read through or
+written through. Source files are opened with `O_NOFOLLOW` too: callers that
+mean to follow a link the user named resolve it first.
 """
 
 from __future__ import annotations
 
+import fcntl
+import mmap
 import os
-import shutil
+import stat
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager as ContextManager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import blake3
 
-from .errors import IntegrityError, InvalidInput, NotFound
-from .hashing import ALGORITHM, format_digest, split_digest
+from .errors import IntegrityError, InvalidInput, MlopsError, NotFound
+from .hashing import format_digest
+from .project import modes_for
+from .validation import MAX_NAME_LENGTH, check_artifact_name, split_digest
+
+__all__ = ["MAX_NAME_LENGTH", "ArtifactStore", "GcReport", "UnsafeStorePath",
+           "check_artifact_name"]
 
 _CHUNK = 1 << 20
-MAX_NAME_LENGTH = 255
+_HEX = frozenset("0123456789abcdef")
 
 
-def check_artifact_name(name: object) -> str:
-    """Return `name` if it is a safe relative POSIX name, else raise `InvalidInput`."""
-    if not isinstance(name, str) or not name.strip():
-        raise InvalidInput("artifact name must be a non-empty string")
-    problem = None
-    if len(name) > MAX_NAME_LENGTH:
-        problem = f"longer than {MAX_NAME_LENGTH} characters"
-    elif any(ord(c) < 32 or ord(c) == 127 for c in name):
-        problem = "it holds control characters"
-    elif "\\" in name:
-        problem = "it holds a backslash (use / between folders)"
-    elif name.startswith("/") or (len(name) > 1 and name[1] == ":"):
-        problem = "it is an absolute path"
-    elif any(part in ("..", ".", "") for part in name.split("/")):
-        problem = "it has an empty, . or .. path segment"
-    if problem:
-        raise InvalidInput(f"artifact name {name[:80]!r} refused: {problem}")
-    return name
+class UnsafeStorePath(IntegrityError):
+    """A path inside the blob store is a symbolic link or leads outside the store."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+        MlopsError.__init__(
+            self, f"refusing {path}: {problem}; the artifact store never follows links. "
+                  "Remove it and run `mlops verify` (someone or something changed .mlops/)")
+        self.what, self.expected, self.actual = str(path), "a file of the store", problem
+
+
+@dataclass(frozen=True)
+class GcReport:
+    """What `mlops gc` found (and removed)."""
+
+    temporaries_removed: int = 0
+    temporary_bytes: int = 0
+    temporaries_busy: int = 0  # held by a live writer, or younger than the threshold
+    unreferenced: int = 0
+    unreferenced_bytes: int = 0
+    deleted: int = 0
+    deleted_bytes: int = 0
 
 
 class ArtifactStore:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
+        self._real_root: str | None = None
+        self._modes: tuple[int, int] | None = None
+
+    # -- paths ---------------------------------------------------------------------
+
+    @property
+    def real_root(self) -> str:
+        if self._real_root is None:
+            self._real_root = os.path.realpath(self.root)
+        return self._real_root
+
+    @property
+    def modes(self) -> tuple[int, int]:
+        """(folder mode, blob mode): private 0700 / 0400, group-shared 2770 / 0440."""
+        if self._modes is None:
+            dir_mode, file_mode = modes_for(self.root)
+            self._modes = (dir_mode, file_mode & 0o444)
+        return self._modes
 
     def path_for(self, digest: str) -> Path:
+        """Where `digest` lives; raises `InvalidDigest` unless it is `blake3:<64 hex>`."""
         algorithm, hexdigest = split_digest(digest)
         return self.root / algorithm / hexdigest[:2] / hexdigest[2:]
 
-    def _store(self, write_into: Callable[[object, object], int]) -> tuple[str, int]:
+    def _folder(self, folder: Path, create: bool) -> bool:
+        """Check each folder from the root down to `folder`: a real folder, no link,
+        resolving under the root. Creates missing ones when `create`; returns
+        whether `folder` exists. Raises `UnsafeStorePath`."""
+        current = self.root
+        for part in folder.relative_to(self.root).parts:
+            current = current / part
+            try:
+                st = os.lstat(current)
+            except FileNotFoundError:
+                if not create:
+                    return False
+                self._mkdir(current)
+                st = os.lstat(current)
+            if stat.S_ISLNK(st.st_mode):
+                raise UnsafeStorePath(current, "it is a symbolic link")
+            if not stat.S_ISDIR(st.st_mode):
+                raise UnsafeStorePath(current, "it is not a folder")
+        real = os.path.realpath(folder)
+        if not real.startswith(self.real_root + os.sep):
+            raise UnsafeStorePath(folder, f"it resolves to {real}, outside the store")
+        return True
+
+    def _mkdir(self, path: Path) -> None:
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            return
+        os.chmod(path, self.modes[0])
+
+    def _open_blob(self, digest: str) -> tuple[int, Path]:
+        """An fd on the blob, opened without following links. Raises `NotFound`,
+        `UnsafeStorePath` or `InvalidDigest`."""
+        path = self.path_for(digest)
+        if not self._folder(path.parent, create=False):
+            raise NotFound(f"artifact {digest} is missing from the artifact store")
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+        except FileNotFoundError:
+            raise NotFound(f"artifact {digest} is missing from the artifact store") from None
+        except OSError as exc:
+            if os.path.islink(path):
+                raise UnsafeStorePath(path, "the blob is a symbolic link") from None
+            raise IntegrityError(f"artifact {digest}", "a readable file", str(exc)) from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise UnsafeStorePath(path, "the blob is not a regular file")
+        return fd, path
+
+    # -- writing ---------------------------------------------------------------------
+
+    def _store(self, write_into: Callable[[BinaryIO, object], int]) -> tuple[str, int]:
         tmp_dir = self.root / "tmp"
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        hasher = blake3.blake3()
+        self._folder(tmp_dir, create=True)
         fd, tmp_name = tempfile.mkstemp(dir=tmp_dir, prefix="incoming-")
         try:
             with os.fdopen(fd, "wb") as out:
+                fcntl.flock(out.fileno(), fcntl.LOCK_EX)  # gc: a live writer holds this
+                hasher = blake3.blake3()
                 size = write_into(out, hasher)
                 out.flush()
                 os.fsync(out.fileno())
-            digest = format_digest(hasher.hexdigest())
-            final = self.path_for(digest)
-            if final.exists():
-                os.unlink(tmp_name)
-            else:
-                final.parent.mkdir(parents=True, exist_ok=True)
-                os.chmod(tmp_name, 0o444)
-                os.replace(tmp_name, final)
+                digest = format_digest(hasher.hexdigest())
+                self._place(out.fileno(), tmp_name, digest)
         except BaseException:
-            if os.path.exists(tmp_name):
+            if os.path.lexists(tmp_name):
                 os.unlink(tmp_name)
             raise
         return digest, size
 
-    def put_file(self, source: str | os.PathLike[str]) -> tuple[str, int]:
-        """Copy a file in (hashing while copying); return (digest, size)."""
-        path = Path(source)
-        if not path.is_file():
-            raise NotFound(f"no file {path}")
+    def _place(self, fd: int, tmp_name: str, digest: str) -> None:
+        """Rename the temporary into place, or drop it when the blob is already there."""
+        final = self.path_for(digest)
+        self._folder(final.parent, create=True)
+        try:
+            existing = os.lstat(final)
+        except FileNotFoundError:
+            existing = None
+        if existing is not None and stat.S_ISREG(existing.st_mode):
+            os.unlink(tmp_name)
+            try:
+                os.utime(final)  # recently used: gc's age threshold spares it
+            except OSError:
+                pass  # another member's blob in a group-shared store
+            return
+        os.fchmod(fd, self.modes[1])
+        os.replace(tmp_name, final)  # also replaces a planted link, never writes through it
 
-        def copy(out, hasher) -> int:
-            size = 0
-            with open(path, "rb") as src:
+    def put_file(self, source: str | os.PathLike[str]) -> tuple[str, int]:
+        """Copy a file in (hashing while copying); return (digest, size).
+
+        `source` is opened with `O_NOFOLLOW`: a symbolic link is refused
+        (`InvalidInput`); resolve it first to store its target on purpose.
+        """
+        with os.fdopen(_open_source(Path(source)), "rb") as src:
+
+            def copy(out: BinaryIO, hasher: object) -> int:
+                size = 0
                 while chunk := src.read(_CHUNK):
-                    hasher.update(chunk)
+                    hasher.update(chunk)  # type: ignore[attr-defined]
                     out.write(chunk)
                     size += len(chunk)
-            return size
+                return size
 
-        return self._store(copy)
+            return self._store(copy)
 
     def put_bytes(self, data: bytes) -> tuple[str, int]:
-        def write(out, hasher) -> int:
-            hasher.update(data)
+        def write(out: BinaryIO, hasher: object) -> int:
+            hasher.update(data)  # type: ignore[attr-defined]
             out.write(data)
             return len(data)
 
         return self._store(write)
 
+    def ensure_present(self, digest: str, store_again: Callable[[], tuple[str, int]]) -> None:
+        """After a writer recorded `digest` in the database, make sure its blob exists.
+
+        `mlops gc --delete` removes only blobs with no row, deciding under the
+        database's write lock; a blob it removed between this writer's put and
+        its commit is stored again here. Once the row is committed no later gc
+        can remove it, so this one check closes the race.
+        """
+        if os.path.lexists(self.path_for(digest)):
+            return
+        again, _ = store_again()
+        if again != digest:
+            raise IntegrityError(f"artifact {digest}", digest,
+                                 f"{again} (the source changed while it was being stored)")
+
+    # -- reading ---------------------------------------------------------------------
+
     def check(self, digest: str) -> str | None:
         """Re-hash stored bytes; None when intact, else what is wrong."""
-        path = self.path_for(digest)
-        if not path.is_file():
+        try:
+            fd, _ = self._open_blob(digest)
+        except NotFound:
             return "missing"
-        hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
-        if path.stat().st_size:
-            hasher.update_mmap(path)
+        except UnsafeStorePath as exc:
+            return exc.problem + " (refused: never followed)"
+        except InvalidInput as exc:
+            return str(exc)
+        try:
+            hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
+            if os.fstat(fd).st_size:
+                with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mapped:
+                    hasher.update(mapped)
+        finally:
+            os.close(fd)
         actual = format_digest(hasher.hexdigest())
         return None if actual == digest else f"content hashes to {actual}"
 
     def read_bytes(self, digest: str) -> bytes:
         """The stored bytes, after checking they still hash to `digest`."""
-        path = self.path_for(digest)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise NotFound(f"artifact {digest} is missing from {self.root}") from None
-        algorithm, _ = split_digest(digest)
-        if algorithm != ALGORITHM:
-            raise InvalidInput(f"unsupported digest algorithm {algorithm!r}")
+        fd, path = self._open_blob(digest)
+        with os.fdopen(fd, "rb") as blob:
+            data = blob.read()
         actual = format_digest(blake3.blake3(data).hexdigest())
         if actual != digest:
-            raise IntegrityError(f"artifact {path}", digest, actual)
+            raise IntegrityError(f"artifact {digest}", digest, actual)
         return data
 
-    def export(self, digest: str, destination: str | os.PathLike[str]) -> Path:
-        """Copy verified bytes to `destination` atomically."""
-        problem = self.check(digest)
-        if problem == "missing":
-            raise NotFound(f"artifact {digest} is missing from {self.root}")
-        if problem:
-            raise IntegrityError(f"artifact {self.path_for(digest)}", digest, problem)
+    def export(self, digest: str, destination: str | os.PathLike[str],
+               mode: int = 0o644) -> Path:
+        """Copy verified bytes to `destination` atomically, with `mode`.
+
+        Exports into `.mlops/` pass the project's file mode (0600 or 0660).
+        """
+        fd, _ = self._open_blob(digest)
         dest = Path(destination)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
-        os.close(fd)
-        shutil.copyfile(self.path_for(digest), tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
+        out_fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
+        try:
+            hasher = blake3.blake3()
+            with os.fdopen(fd, "rb") as blob, os.fdopen(out_fd, "wb") as out:
+                while chunk := blob.read(_CHUNK):
+                    hasher.update(chunk)
+                    out.write(chunk)
+                os.fchmod(out.fileno(), mode)
+            actual = format_digest(hasher.hexdigest())
+            if actual != digest:
+                raise IntegrityError(f"artifact {digest}", digest, actual)
+            os.replace(tmp, dest)
+        except BaseException:
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+            raise
         return dest
+
+    # -- inventory and garbage collection ------------------------------------------
+
+    def unsafe_entries(self) -> list[tuple[Path, str]]:
+        """Links and stray entries anywhere in the store (what `mlops verify` reports)."""
+        found: list[tuple[Path, str]] = []
+        if not self.root.is_dir():
+            return found
+        pending = [self.root]
+        while pending:
+            folder = pending.pop()
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    if entry.is_symlink():
+                        found.append((Path(entry.path),
+                                      f"symbolic link to {_readlink(entry.path)}"))
+                    elif entry.is_dir(follow_symlinks=False):
+                        pending.append(Path(entry.path))
+        return sorted(found)
+
+    def blobs(self) -> Iterator[tuple[str, Path, os.stat_result]]:
+        """(digest, path, lstat) of every regular blob file; links are skipped."""
+        top = self.root / "blake3"
+        if not self._folder(top, create=False):
+            return
+        with os.scandir(top) as prefixes:
+            for prefix in prefixes:
+                if prefix.is_symlink() or not prefix.is_dir(follow_symlinks=False) \
+                        or len(prefix.name) != 2 or not set(prefix.name) <= _HEX:
+                    continue
+                with os.scandir(prefix.path) as entries:
+                    for entry in entries:
+                        if len(entry.name) == 62 and set(entry.name) <= _HEX \
+                                and entry.is_file(follow_symlinks=False):
+                            yield (f"blake3:{prefix.name}{entry.name}", Path(entry.path),
+                                   entry.stat(follow_symlinks=False))
+
+    def remove_stale_temporaries(self, older_than: float, now: float | None = None
+                                 ) -> tuple[int, int, int]:
+        """Remove temporaries older than `older_than` seconds that no writer holds.
+
+        A writer holds an exclusive flock on its temporary until it renames it
+        into place, so a lock we can take means its writer is gone (killed).
+        Returns (removed, bytes, kept).
+        """
+        tmp_dir = self.root / "tmp"
+        if not self._folder(tmp_dir, create=False):
+            return 0, 0, 0
+        now = time.time() if now is None else now
+        removed = size = kept = 0
+        with os.scandir(tmp_dir) as entries:
+            for entry in entries:
+                st = entry.stat(follow_symlinks=False)
+                if now - st.st_mtime < older_than:
+                    kept += 1
+                elif _remove_if_unlocked(entry.path, st):
+                    removed += 1
+                    size += st.st_size
+                else:
+                    kept += 1
+        return removed, size, kept
+
+
+    def collect_garbage(self, locked_references: Callable[[], ContextManager[set[str]]], *,
+                        older_than: float = 3600.0, delete: bool = False,
+                        now: float | None = None) -> GcReport:
+        """Remove stale temporaries; count (and with `delete`, remove) unreferenced blobs.
+
+        `locked_references()` (the store's `artifacts.locked_references`) yields
+        the referenced digests while holding the database's write lock; the
+        decision and the deletions happen inside it. Blobs younger than
+        `older_than` seconds are never deleted, and a writer re-checks its blob
+        after committing its row (`ensure_present`), so a concurrent writer
+        never ends up referring to a deleted blob.
+        """
+        now = time.time() if now is None else now
+        removed, removed_bytes, busy = self.remove_stale_temporaries(older_than, now)
+        unreferenced = unreferenced_bytes = deleted = deleted_bytes = 0
+        with locked_references() as referenced:
+            for digest, path, st in self.blobs():
+                if digest in referenced:
+                    continue
+                unreferenced += 1
+                unreferenced_bytes += st.st_size
+                if delete and now - st.st_mtime >= older_than:
+                    os.unlink(path)
+                    deleted += 1
+                    deleted_bytes += st.st_size
+        return GcReport(temporaries_removed=removed, temporary_bytes=removed_bytes,
+                        temporaries_busy=busy, unreferenced=unreferenced,
+                        unreferenced_bytes=unreferenced_bytes, deleted=deleted,
+                        deleted_bytes=deleted_bytes)
+
+
+def _remove_if_unlocked(path: str, st: os.stat_result) -> bool:
+    """Unlink `path` if no process holds a lock on it (links are unlinked, not followed)."""
+    if not stat.S_ISREG(st.st_mode):
+        os.unlink(path)
+        return True
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False  # renamed into place meanwhile
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # a live writer
+        try:
+            now = os.lstat(path)
+        except FileNotFoundError:
+            return False
+        held = os.fstat(fd)
+        if (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino):
+            return False
+        os.unlink(path)
+        return True
+    finally:
+        os.close(fd)
+
+
+def _open_source(path: Path) -> int:
+    """Open a file to store without following a link; raises `NotFound` or `InvalidInput`."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise NotFound(f"no file {path}") from None
+    except OSError:
+        if os.path.islink(path):
+            raise InvalidInput(f"{path} is a symbolic link (to {_readlink(path)}); links are "
+                               "not followed when storing files: store its target") from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise NotFound(f"no file {path} (it is not a regular file)")
+    os.set_blocking(fd, True)
+    return fd
+
+
+def _readlink(path: str | os.PathLike[str]) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return "?"

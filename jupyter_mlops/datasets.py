@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InvalidInput, NotFound
-from .hashing import StatCache, digest_dataframe, digest_file, digest_folder
+from .hashing import StatCache, digest_dataframe, digest_file, digest_folder, list_folder_files
 from .store.records import DatasetVersion
 
 _CSV_SAMPLE_ROWS = 1000
@@ -41,8 +41,10 @@ def describe_path(path: str | os.PathLike[str], cache: StatCache | None = None,
     if not p.exists():
         raise NotFound(f"no file or folder {p}")
     if p.is_dir():
+        # The walk refuses links and unsafe names inside the folder (SymlinkRefused,
+        # InvalidInput), so the size counts exactly the files the digest covers.
         digest = digest_folder(p, cache)
-        size = sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+        size = sum(full.stat().st_size for _, full in list_folder_files(p))
         return DatasetVersion(digest=digest, kind="folder", size=size, rows=None, schema=None)
     digest = digest_file(p, cache)
     previous = known(digest) if known is not None else None

@@ -22,6 +22,14 @@ from typing import Any
 
 import blake3
 
+from .errors import InvalidInput
+from .project import create_file_with_mode, make_dirs
+from .validation import check_relative_path, split_digest
+
+__all__ = ["ALGORITHM", "StatCache", "SymlinkRefused", "digest_bytes", "digest_dataframe",
+           "digest_file", "digest_folder", "digest_path", "format_digest",
+           "list_folder_files", "split_digest"]
+
 ALGORITHM = "blake3"
 _FOLDER_HEADER = b"jupyter-mlops folder v1\n"
 _FRAME_HEADER = b"jupyter-mlops dataframe v1\n"
@@ -32,18 +40,6 @@ _RACY_SECONDS = 0.05
 
 def format_digest(hexdigest: str) -> str:
     return f"{ALGORITHM}:{hexdigest}"
-
-
-def split_digest(digest: str) -> tuple[str, str]:
-    """Return (algorithm, hex) of a stored digest; raises ValueError when malformed."""
-    algorithm, sep, hexdigest = digest.partition(":")
-    if not sep or not algorithm or len(hexdigest) < 16 or not _is_hex(hexdigest):
-        raise ValueError(f"malformed digest {digest!r}")
-    return algorithm, hexdigest
-
-
-def _is_hex(text: str) -> bool:
-    return all(c in "0123456789abcdef" for c in text)
 
 
 def digest_bytes(data: bytes | memoryview) -> str:
@@ -70,7 +66,8 @@ class StatCache:
 
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(self.path.parent)
+            create_file_with_mode(self.path)  # -wal and -shm take its mode
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
                                    check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
@@ -120,21 +117,53 @@ def digest_file(path: str | os.PathLike[str], cache: StatCache | None = None) ->
     return digest
 
 
+class SymlinkRefused(InvalidInput):
+    """A logged folder holds a symbolic link, which jupyter-mlops does not follow."""
+
+    def __init__(self, folder: Path, relative: str, target: str) -> None:
+        self.folder = folder
+        self.relative = relative
+        self.target = target
+        super().__init__(
+            f"{folder} holds a symbolic link, {relative!r} -> {target!r}: links inside a "
+            "logged folder are refused, so that no bytes from outside the folder are "
+            "recorded or stored. Replace the link with a copy of the file, or log its "
+            "target itself.")
+
+
 def list_folder_files(folder: Path) -> list[tuple[str, Path]]:
     """Files under `folder` as sorted (relative POSIX path, path) pairs.
 
-    Symbolic links are followed for files; `.git` folders are skipped.
+    `.git` folders are skipped. A symbolic link anywhere inside (to a file or
+    a folder) raises `SymlinkRefused`, and a file whose relative path fails
+    the name check (a newline, a backslash, ...) raises `InvalidInput`, both
+    naming the entry. `folder` itself may be a link: the user named it. Uses
+    `os.scandir`, whose entries know their type without another `stat`.
     """
     files: list[tuple[str, Path]] = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = [d for d in dirnames if d != ".git"]
-        base = Path(dirpath)
-        for name in filenames:
-            full = base / name
-            if full.is_file():
-                files.append((full.relative_to(folder).as_posix(), full))
+    pending = [("", os.fspath(folder))]
+    while pending:
+        prefix, path = pending.pop()
+        with os.scandir(path) as entries:
+            for entry in entries:
+                relative = prefix + entry.name
+                if entry.is_symlink():
+                    raise SymlinkRefused(Path(folder), relative, _link_target(entry.path))
+                if entry.is_dir(follow_symlinks=False):
+                    if entry.name != ".git":
+                        check_relative_path(relative, folder)
+                        pending.append((relative + "/", entry.path))
+                elif entry.is_file(follow_symlinks=False):
+                    files.append((check_relative_path(relative, folder), Path(entry.path)))
     files.sort(key=lambda item: item[0])
     return files
+
+
+def _link_target(path: str) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return "?"
 
 
 def digest_folder(path: str | os.PathLike[str], cache: StatCache | None = None) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -183,22 +184,117 @@ def find_project(start: str | os.PathLike[str] | None = None,
 def init_project(root: str | os.PathLike[str]) -> tuple[Project, bool]:
     """Create `.mlops/` (folders and a default config) under `root`.
 
-    Idempotent: an existing project is left as it is. Returns the project and
-    whether it was created now. The database is created by `Store.migrate()`.
+    Idempotent: an existing project keeps its content, but its folders and
+    files get the modes the configuration asks for (private, or group-shared),
+    so running it again fixes an older project's world-readable files. Returns
+    the project and whether it was created now. The database is created by
+    `Store.migrate()`.
     """
     root_path = Path(root).expanduser().resolve()
     if root_path.exists() and not root_path.is_dir():
         raise InvalidInput(f"cannot create a project in {root_path}: it is a file")
     home = root_path / MLOPS_DIR
     created = not home.exists()
-    for folder in (home, home / "artifacts", home / "cache"):
-        folder.mkdir(parents=True, exist_ok=True)
+    root_path.mkdir(parents=True, exist_ok=True)  # the user's folder: their umask applies
+    make_dirs(home, 0o700)
     config = home / CONFIG_FILE
     if not config.exists():
-        config.write_text(DEFAULT_CONFIG_TEXT, encoding="utf-8")
+        write_new_file(config, DEFAULT_CONFIG_TEXT.encode("utf-8"), 0o600)
     project = _load(root_path)
+    apply_modes(project)
     create_audit_key(project.audit_key_path)
     return project, created
+
+
+def apply_modes(project: Project) -> None:
+    """Give `.mlops/`, its standard folders and files the configured modes.
+
+    Folders 0700 and files 0600, or 2770 and 0660 with `[store] group_shared`
+    (setgid: new files take the folder's group). Code that creates entries
+    later derives their modes from the folder they go in (`modes_for`), so
+    this is the one place where the configuration is read.
+    """
+    dir_mode, file_mode = project.store.dir_mode, project.store.file_mode
+    home = project.home
+    os.chmod(home, dir_mode)
+    for folder in (project.artifacts_dir, project.artifacts_dir / "tmp", project.cache_dir):
+        make_dirs(folder, dir_mode)
+        os.chmod(folder, dir_mode)
+    for name in (CONFIG_FILE, "mlops.db", "mlops.db-wal", "mlops.db-shm",
+                 "cache/stat-cache.db", "cache/stat-cache.db-wal", "cache/stat-cache.db-shm"):
+        path = home / name
+        if path.is_file() and not path.is_symlink():
+            os.chmod(path, file_mode)
+
+
+def modes_for(folder: str | os.PathLike[str]) -> tuple[int, int]:
+    """(folder mode, file mode) for a new entry in `folder` under `.mlops/`.
+
+    A setgid folder (what `group_shared = true` makes) gives 2770 / 0660,
+    anything else the private 0700 / 0600. Deriving the modes from the parent
+    lets low layers (the store, the blob store, the stat cache) create files
+    with the right mode without being handed the configuration.
+    """
+    try:
+        shared = os.stat(folder).st_mode & stat.S_ISGID
+    except FileNotFoundError:
+        shared = 0
+    return (0o2770, 0o660) if shared else (0o700, 0o600)
+
+
+def make_dirs(path: str | os.PathLike[str], mode: int | None = None) -> Path:
+    """Create `path` and its missing parents with `mode` set explicitly (not via umask).
+
+    `mode=None` takes the modes of the nearest existing parent (`modes_for`).
+    Folders that already exist are left as they are.
+    """
+    target = Path(path)
+    missing: list[Path] = []
+    folder = target
+    while not folder.exists():
+        missing.append(folder)
+        if folder.parent == folder:
+            break
+        folder = folder.parent
+    if mode is None:
+        mode = modes_for(folder)[0]
+    for new in reversed(missing):
+        try:
+            os.mkdir(new, 0o700)
+        except FileExistsError:
+            continue  # created by a concurrent process: its creator sets the mode
+        os.chmod(new, mode)
+    return target
+
+
+def write_new_file(path: Path, data: bytes, mode: int) -> bool:
+    """Create `path` holding `data` with `mode`, unless it exists; never follows a link."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "wb") as out:
+        os.fchmod(out.fileno(), mode)
+        out.write(data)
+    return True
+
+
+def create_file_with_mode(path: str | os.PathLike[str]) -> None:
+    """Create an empty file (if missing) with the mode its folder asks for.
+
+    Used before SQLite opens a new database: SQLite creates the -wal and -shm
+    files with the database file's mode, so setting it here makes them private
+    too, with no moment at which any of them is world-readable.
+    """
+    file_mode = modes_for(Path(path).parent)[1]
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        return
+    try:
+        os.fchmod(fd, file_mode)
+    finally:
+        os.close(fd)
 
 
 def create_audit_key(path: Path) -> bool:

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import itertools
 import os
-import shutil
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol
 
+import blake3
+
 from .artifacts import ArtifactStore
-from .errors import MlopsError
+from .errors import InvalidInput, MlopsError
 from .glue import RECORD_PREFIX, glue
-from .hashing import StatCache, digest_bytes, digest_file
+from .hashing import StatCache, digest_bytes, format_digest
+from .project import make_dirs, modes_for
 from .store import Store
 from .store.records import ArtifactLink, DatasetVersion, ModelVersion
 from .store.runs import NewRun
@@ -96,16 +99,28 @@ class StoreRecorder:
 
     def put_file(self, run_id, name, path, kind) -> ArtifactLink:  # noqa: ANN001
         digest, size = self.artifacts.put_file(path)
-        return self.store.artifacts.link(run_id, name, digest, size, kind)
+        link = self.store.artifacts.link(run_id, name, digest, size, kind)
+        self.artifacts.ensure_present(digest, lambda: self.artifacts.put_file(path))
+        return link
 
     def put_bytes(self, run_id, name, data, kind) -> ArtifactLink:  # noqa: ANN001
         digest, size = self.artifacts.put_bytes(data)
-        return self.store.artifacts.link(run_id, name, digest, size, kind)
+        link = self.store.artifacts.link(run_id, name, digest, size, kind)
+        self.artifacts.ensure_present(digest, lambda: self.artifacts.put_bytes(data))
+        return link
+
+    def keep_file(self, path: Path) -> tuple[str, int]:
+        """Store a file that belongs to no run yet (a step's declared output)."""
+        digest, size = self.artifacts.put_file(path)
+        self.store.artifacts.record(digest, size)
+        self.artifacts.ensure_present(digest, lambda: self.artifacts.put_file(path))
+        return digest, size
 
     def register_model(self, run_id, name, data, flavor, signature,  # noqa: ANN001
                        profile=None) -> ModelVersion:  # noqa: ANN001
         digest, size = self.artifacts.put_bytes(data)
         self.store.artifacts.record(digest, size)
+        self.artifacts.ensure_present(digest, lambda: self.artifacts.put_bytes(data))
         inputs = [d.digest for d in self.input_datasets(run_id)]
         actor = self.store.runs.get(run_id).user if run_id is not None else None
         version = self.store.models.register(name, digest=digest, flavor=flavor, run_id=run_id,
@@ -138,19 +153,28 @@ class GlueRecorder:
         glue(f"{RECORD_PREFIX}{next(self._counter):06d}", record)
 
     def _stage(self, path: Path | None, data: bytes | None) -> tuple[str, int]:
-        """Copy bytes into the outbox under their digest; return (digest, size)."""
-        self.outbox.mkdir(parents=True, exist_ok=True)
-        if data is None:
-            assert path is not None
-            digest, size = digest_file(path), path.stat().st_size
-            target = self.outbox / digest.replace(":", "-")
-            if not target.exists():
-                shutil.copyfile(path, target)
-        else:
-            digest, size = digest_bytes(data), len(data)
-            target = self.outbox / digest.replace(":", "-")
-            if not target.exists():
-                target.write_bytes(data)
+        """Copy bytes into the outbox under their digest; return (digest, size).
+
+        A file is read once, through an fd opened with `O_NOFOLLOW` (a link is
+        refused), hashed while it is copied to a temporary, then renamed. Staged
+        files take the mode of the outbox's folder (0600 in a private project).
+        """
+        make_dirs(self.outbox)
+        fd, tmp = tempfile.mkstemp(dir=self.outbox, prefix=".incoming-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                os.fchmod(out.fileno(), modes_for(self.outbox)[1])
+                if data is None:
+                    assert path is not None
+                    digest, size = _copy_hashing(path, out)
+                else:
+                    digest, size = digest_bytes(data), len(data)
+                    out.write(data)
+            os.replace(tmp, self.outbox / digest.replace(":", "-"))
+        except BaseException:
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+            raise
         return digest, size
 
     def start(self, new: NewRun) -> None:
@@ -208,3 +232,22 @@ class GlueRecorder:
 
     def end(self, run_id, status, error, notebook, code_digest) -> None:  # noqa: ANN001
         self._glue("end", status=status, error=error)
+
+
+def _copy_hashing(path: Path, out: Any) -> tuple[str, int]:
+    """Copy `path` into `out` while hashing; a symbolic link is refused (`InvalidInput`)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        if os.path.islink(path):
+            raise InvalidInput(f"{path} is a symbolic link; links are not followed when "
+                               "storing files: store its target") from None
+        raise
+    hasher = blake3.blake3()
+    size = 0
+    with os.fdopen(fd, "rb") as src:
+        while chunk := src.read(1 << 20):
+            hasher.update(chunk)
+            out.write(chunk)
+            size += len(chunk)
+    return format_digest(hasher.hexdigest()), size

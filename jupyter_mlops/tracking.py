@@ -13,7 +13,6 @@ import json
 import numbers
 import operator
 import os
-import re
 import sys
 import threading
 import time
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import capture
-from .artifacts import ArtifactStore, check_artifact_name
+from .artifacts import ArtifactStore, GcReport
 from .datasets import describe_dataframe, describe_path, is_dataframe
 from .errors import InvalidInput, MlopsError, NoActiveRun, NotFound
 from .hashing import StatCache, list_folder_files
@@ -32,10 +31,28 @@ from .models import FLAVOR, load_model_bytes, save_model, signature
 from .project import Project, find_project
 from .recorders import OUTBOX_ENV, GlueRecorder, Recorder, StoreRecorder
 from .store import Store
+from .store.connection import check_local_filesystem
 from .store.records import DATASET_ROLES, ArtifactLink, DatasetVersion, ModelVersion, Run
 from .store.runs import MAX_KEY_LENGTH, NewRun, check_key
+from .validation import check_artifact_name, check_model_name
 
-MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}")
+
+def open_project_store(project: Project, *, create: bool = False) -> Store:
+    """Open (with `create`: create) `project`'s store, migrated to the current schema.
+
+    The one way a project's store is opened: it refuses a store on a network
+    filesystem (`NetworkFilesystem`) unless `[store] allow_network_fs = true`.
+    """
+    check_local_filesystem(project.home, allow=project.store.allow_network_fs)
+    store = Store(project.db_path, create=create,
+                  stale_after_seconds=project.tracking.stale_after_seconds)
+    try:
+        if create or store.needs_migration():
+            store.migrate()
+    except BaseException:
+        store.close()
+        raise
+    return store
 
 
 def format_param(value: object) -> str:
@@ -153,9 +170,12 @@ class ActiveRun:
             raise NotFound(f"no file or folder {source}")
         base = check_artifact_name(name) if name is not None else self._default_name(source)
         if source.is_dir():
-            pairs = [(f"{base}/{rel}", full) for rel, full in list_folder_files(source)]
+            # Links inside the folder are refused by the walk; names are checked there.
+            pairs = [(check_artifact_name(f"{base}/{rel}"), full)
+                     for rel, full in list_folder_files(source)]
         else:
-            pairs = [(base, source)]
+            # The path the user named may be a link: they chose its target.
+            pairs = [(base, source.resolve())]
         return [self._recorder.put_file(self.id, artifact_name, full, "artifact")
                 for artifact_name, full in pairs]
 
@@ -173,9 +193,7 @@ class ActiveRun:
         the reference profile that monitoring compares live inputs with.
         """
         self._check_open()
-        if not isinstance(name, str) or not MODEL_NAME.fullmatch(name):
-            raise InvalidInput(f"model name {str(name)[:80]!r} refused: use letters, digits, "
-                               "'_', '-' and '.', starting with a letter or digit (at most 100)")
+        check_model_name(name)
         data = save_model(model)
         schemas = [d.schema for d in self._recorder.input_datasets(self.id) if d.schema]
         profile = None
@@ -240,7 +258,7 @@ class ActiveRun:
         path = self.source.path
         if path is not None and path.is_file():
             kind = "notebook" if path.suffix == ".ipynb" else "source"
-            self._recorder.put_file(self.id, f"source/{path.name}", path, kind)
+            self._recorder.put_file(self.id, f"source/{path.name}", path.resolve(), kind)
             return str(path), capture.code_digest(self.source)
         if self._tracker.history is not None:
             text = self._tracker.history()
@@ -284,10 +302,7 @@ class Tracker:
     @property
     def store(self) -> Store:
         if self._store is None:
-            store = Store(self.project.db_path, create=True,
-                          stale_after_seconds=self.project.tracking.stale_after_seconds)
-            store.migrate()
-            self._store = store
+            self._store = open_project_store(self.project, create=True)
         return self._store
 
     @property
@@ -444,7 +459,7 @@ class Tracker:
         """Re-hash every stored artifact; return (digest, problem) for each bad one."""
         digests = list(self.store.artifacts.all_digests())
         store = self.artifacts
-        problems = []
+        problems = [(str(path), problem) for path, problem in store.unsafe_entries()]
         for index, (digest, _size) in enumerate(digests, 1):
             problem = store.check(digest)
             if problem:
@@ -452,3 +467,8 @@ class Tracker:
             if progress is not None:
                 progress(index, len(digests))
         return problems
+
+    def collect_garbage(self, older_than: float = 3600.0, delete: bool = False) -> GcReport:
+        """Remove stale temporaries and report (with `delete`: remove) unreferenced blobs."""
+        return self.artifacts.collect_garbage(self.store.artifacts.locked_references,
+                                              older_than=older_than, delete=delete)

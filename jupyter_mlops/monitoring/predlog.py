@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInput, NotFound
-from ..project import Project
+from ..project import Project, create_file_with_mode, make_dirs
 from ..store import Store
+from ..validation import check_model_name
 
 INPUT_PREFIX = "in."
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
@@ -61,21 +62,25 @@ class PredictionLog:
         self.root = project.home / "predictions"
 
     def folder(self, name: str) -> Path:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}", name):
-            raise InvalidInput(f"model name {name[:80]!r} refused")
-        return self.root / name
+        """The model's folder of batch files; `name` passes `check_model_name`."""
+        return self.root / check_model_name(name)
 
     def _write_file(self, name: str, prefix: str, frame: Any) -> Path:
         """Write `frame` as a new Parquet file in `name`'s folder: temp file, then rename."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        folder = self.folder(name)
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = make_dirs(self.folder(name))
         path = folder / f"{prefix}{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}.parquet"
         tmp = path.with_suffix(".tmp")
-        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp)
-        os.replace(tmp, path)
+        create_file_with_mode(tmp)  # pyarrow truncates it in place: the mode stays private
+        try:
+            pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+            raise
         return path
 
     def write(self, store: Store, name: str, frame: Any, source: str) -> Path:

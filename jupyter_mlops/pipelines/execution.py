@@ -19,9 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import blake3
+
 from ..capture import NOTEBOOK_ENV
+from ..errors import IntegrityError, InvalidInput, NotFound
 from ..glue import SCRAP_MIME_PREFIX
+from ..project import create_file_with_mode
 from ..recorders import OUTBOX_ENV
+from ..validation import MAX_BLOB_SIZE, check_digest, is_digest
+
+MAX_NOTEBOOK_BYTES = 1 << 31  # an executed notebook larger than 2 GiB is refused
 
 
 @dataclass(frozen=True)
@@ -133,6 +140,8 @@ def run_step_task(task: StepTask, registry: KernelRegistry | None = None) -> Ste
         outbox = outbox or os.path.join(temp, "outbox")
         output_path = output_path or os.path.join(temp, Path(task.notebook).name)
     env = {OUTBOX_ENV: outbox, NOTEBOOK_ENV: task.notebook}
+    # papermill rewrites the file in place: created first, it keeps the private mode.
+    create_file_with_mode(output_path)
     error = execute_notebook(task.notebook, output_path, task.params, task.cwd, env,
                              kernel_name=task.kernel_name, registry=registry)
     try:
@@ -147,6 +156,63 @@ def run_step_task(task: StepTask, registry: KernelRegistry | None = None) -> Ste
             result.outbox_files = {f.name: f.read_bytes() for f in staged.iterdir()}
         shutil.rmtree(temp, ignore_errors=True)
     return result
+
+
+def staged_name(digest: str) -> str:
+    """The outbox file name of a staged digest (`blake3-<hex>`); the digest is checked."""
+    return check_digest(digest, "staged digest").replace(":", "-")
+
+
+def check_step_result(result: StepResult, step: str) -> StepResult:
+    """Check what an executor sent back before anything of it is used.
+
+    A result from a Dask worker crossed a process (or host) boundary: its step
+    name must match, its notebook must be bounded, and every staged file must
+    be named `blake3-<64 hex>` and hold bytes that hash to that name. Raises
+    `InvalidInput` or `IntegrityError` naming the step and the file.
+    """
+    if result.step != step:
+        raise InvalidInput(f"step {step!r}: the executor returned the result of step "
+                           f"{str(result.step)[:80]!r}")
+    if not isinstance(result.notebook_json, bytes) or \
+            len(result.notebook_json) > MAX_NOTEBOOK_BYTES:
+        raise InvalidInput(f"step {step!r}: the executed notebook is not bytes of at most "
+                           f"{MAX_NOTEBOOK_BYTES}")
+    total = 0
+    for name, data in result.outbox_files.items():
+        digest = name.replace("-", ":", 1) if isinstance(name, str) else None
+        if not is_digest(digest) or not isinstance(data, bytes):
+            raise InvalidInput(f"step {step!r}: staged file {str(name)[:80]!r} refused: a "
+                               "staged file is named blake3-<64 hex> and holds bytes")
+        total += len(data)
+        if total > MAX_BLOB_SIZE:
+            raise InvalidInput(f"step {step!r}: staged files exceed {MAX_BLOB_SIZE} bytes")
+        _check_bytes(digest, data, f"step {step!r}: staged file {name}")
+    return result
+
+
+def read_staged(digest: str, sent: Mapping[str, bytes], outbox: Path) -> bytes:
+    """The bytes a step staged under `digest`: sent back by a remote executor, or read
+    from the local outbox without following a link; they must hash to `digest`."""
+    name = staged_name(digest)
+    if name in sent:
+        return sent[name]
+    try:
+        fd = os.open(outbox / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise NotFound(f"the step staged no file for {digest}") from None
+    except OSError as exc:
+        raise InvalidInput(f"staged file {name} refused: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as staged:
+        data = staged.read()
+    _check_bytes(digest, data, f"staged file {name}")
+    return data
+
+
+def _check_bytes(digest: str, data: bytes, what: str) -> None:
+    actual = "blake3:" + blake3.blake3(data).hexdigest()
+    if actual != digest:
+        raise IntegrityError(what, digest, actual)
 
 
 def warm_up_reports() -> None:

@@ -15,6 +15,9 @@ from ..errors import Conflict, InvalidInput
 from ..glue import RECORD_PREFIX, read_scraps
 from ..recorders import RECORD_VERSION, StoreRecorder
 from ..store.records import DatasetVersion
+from ..validation import check_glued_record
+
+MAX_RECORDS = 1_000_000  # a step that glues more is looping, or forging
 
 
 @dataclass
@@ -28,16 +31,25 @@ class Ingested:
 
 def ingest(notebook: dict[str, Any], recorder: StoreRecorder, run_id: int,
            staged: Callable[[str], bytes]) -> Ingested:
-    """Replay `notebook`'s records into run `run_id`; `staged(digest)` gives outbox bytes."""
+    """Replay `notebook`'s records into run `run_id`; `staged(digest)` gives outbox bytes.
+
+    Every record is checked against its schema (`validation.check_glued_record`)
+    before the first one is replayed, so a forged record (a digest like
+    `../../etc/passwd`, a name with a newline) stores nothing and reads no file:
+    the step fails with `RecordRefused` naming the record.
+    """
     result = Ingested()
+    records: list[dict[str, Any]] = []
     for name, value in read_scraps(notebook):
         if not name.startswith(RECORD_PREFIX):
             result.outputs[name] = value
             continue
-        if not isinstance(value, dict) or value.get("version") != RECORD_VERSION:
-            raise InvalidInput(f"record {name} has an unknown format: {str(value)[:80]}")
+        records.append(dict(check_glued_record(name, value, RECORD_VERSION)))
+        if len(records) > MAX_RECORDS:
+            raise InvalidInput(f"the notebook glued more than {MAX_RECORDS} records")
+    for record in records:
         try:
-            _replay(value, recorder, run_id, staged, result)
+            _replay(record, recorder, run_id, staged, result)
         except Conflict as exc:
             result.warnings.append(str(exc))
     return result

@@ -21,7 +21,7 @@ from ..datasets import describe_path
 from ..errors import InvalidInput, MlopsError
 from ..hashing import StatCache, digest_file
 from ..monitoring.predlog import PredictionLog
-from ..project import Project
+from ..project import Project, make_dirs, write_new_file
 from ..recorders import StoreRecorder
 from ..store import Store
 from ..store.records import StepRun
@@ -29,7 +29,14 @@ from ..store.runs import NewRun
 from ..tracking import format_param
 from . import references
 from .cache import input_digests, step_key
-from .execution import StepResult, StepTask, render_report, warm_up_reports
+from .execution import (
+    StepResult,
+    StepTask,
+    check_step_result,
+    read_staged,
+    render_report,
+    warm_up_reports,
+)
 from .executors import Executor, LocalExecutor
 from .ingest import ingest
 from .spec import PipelineSpec, StepSpec, declared_parameters
@@ -319,7 +326,7 @@ class PipelineRunner:
         if params:
             self.recorder.log_params(run_id, {k: format_param(v) for k, v in params.items()})
         work = self.project.cache_dir / "pipelines" / str(pipeline_run) / step.name
-        work.mkdir(parents=True, exist_ok=True)
+        make_dirs(work)
         remote = self._executor().remote
         output_path = work / step.notebook.name
         task = StepTask(step=step.name, notebook=str(step.notebook), params=params,
@@ -365,7 +372,8 @@ class PipelineRunner:
                 raise InvalidInput(f"{where}: {ref.text}: {exc}") from None
             target = self.project.cache_dir / "models" / (version.digest.split(":")[1] + ".skops")
             if not target.exists():
-                self.artifacts.export(version.digest, target)
+                make_dirs(target.parent)
+                self.artifacts.export(version.digest, target, self.project.store.file_mode)
             return {"path": str(target.relative_to(self.spec.root)), "ref": version.ref,
                     "digest": version.digest}
         outputs = outcomes[ref.step].outputs
@@ -381,7 +389,8 @@ class PipelineRunner:
         work = self.project.cache_dir / "pipelines" / str(pipeline_run) / step.name
         notebook_path = work / step.notebook.name
         if result.notebook_json and not notebook_path.exists():
-            notebook_path.write_bytes(result.notebook_json)
+            make_dirs(work)
+            write_new_file(notebook_path, result.notebook_json, self.project.store.file_mode)
         error = result.error
         outputs: dict[str, Any] = {}
         warnings: list[str] = []
@@ -392,12 +401,10 @@ class PipelineRunner:
             notebook, error = {}, error or "the executed notebook is not valid JSON"
 
         def staged(digest: str) -> bytes:
-            name = digest.replace(":", "-")
-            if name in result.outbox_files:
-                return result.outbox_files[name]
-            return (work / "outbox" / name).read_bytes()
+            return read_staged(digest, result.outbox_files, work / "outbox")
 
         try:
+            check_step_result(result, step.name)
             ingested = ingest(notebook, self.recorder, run_id, staged)
         except (MlopsError, OSError, KeyError, TypeError) as exc:
             error = error or f"could not ingest what the notebook recorded: {exc}"
@@ -426,8 +433,7 @@ class PipelineRunner:
                 version = describe_path(path)
                 self.recorder.log_dataset(run_id, version, "output", relative)
                 if path.is_file():
-                    digest, _ = self.artifacts.put_file(path)
-                    self.store.artifacts.record(digest, path.stat().st_size)
+                    digest, _ = self.recorder.keep_file(path)
                     output_files[relative] = digest
         if error is None and step.gates:
             error = self._check_gates(ingested.models if ingested else [])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 from .connection import write
 from .records import ArtifactLink
@@ -40,3 +41,16 @@ class ArtifactRepository:
 
     def all_digests(self) -> Iterator[tuple[str, int]]:
         yield from self._conn.execute("SELECT digest, size FROM artifacts ORDER BY digest")
+
+    @contextmanager
+    def locked_references(self) -> Iterator[set[str]]:
+        """Every digest the database refers to, read under the write lock (`BEGIN
+        IMMEDIATE`), which is held until the block exits.
+
+        `mlops gc --delete` decides and deletes inside this block, so no writer
+        can commit a new reference to a blob while it is being removed.
+        """
+        with write(self._conn) as conn:
+            yield {row[0] for row in conn.execute(
+                "SELECT digest FROM artifacts UNION SELECT digest FROM run_artifacts "
+                "UNION SELECT digest FROM model_versions")}

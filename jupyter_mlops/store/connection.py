@@ -1,11 +1,17 @@
-"""Opening the SQLite file and the one way to write to it."""
+"""Opening the SQLite file, the one way to write to it, and where it may live."""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from ..errors import InvalidInput
+from ..project import create_file_with_mode
 
 BUSY_TIMEOUT_SECONDS = 60.0
 
@@ -17,7 +23,13 @@ def connect(path: str | Path) -> sqlite3.Connection:
     write goes through `write()`, which takes the write lock up front with
     `BEGIN IMMEDIATE` so that concurrent writers queue on the busy timeout
     instead of failing with "database is locked".
+
+    A new database file is created first with the mode of its folder
+    (0600, or 0660 in a group-shared project); SQLite gives its -wal and -shm
+    files the database's mode.
     """
+    if str(path) != ":memory:":
+        create_file_with_mode(path)
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None,
                            check_same_thread=False)
     conn.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL mode
@@ -35,3 +47,129 @@ def write(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+# -- network filesystems ---------------------------------------------------------------
+
+# statfs(2) f_type magic numbers of filesystems where SQLite's WAL mode (which
+# needs shared memory and working POSIX locks between hosts) is not safe.
+NETWORK_FILESYSTEMS: dict[int, str] = {
+    0x6969: "NFS",
+    0x517B: "SMB",
+    0xFF534D42: "CIFS",
+    0xFE534D42: "SMB2",
+    0x01021997: "9P (v9fs: WSL2 Windows drives, VM shared folders)",
+    0x5346414F: "AFS",
+    0x00C36400: "CephFS",
+    0x0BD00BD0: "Lustre",
+    0x47504653: "GPFS",
+    0x01161970: "GFS2",
+    0x7461636F: "OCFS2",
+}
+FUSE_MAGIC = 0x65735546
+# FUSE is local or remote depending on the program behind it: these are remote.
+NETWORK_FUSE = frozenset({
+    "sshfs", "s3fs", "gcsfuse", "rclone", "goofys", "blobfuse", "blobfuse2", "davfs",
+    "glusterfs", "ceph-fuse", "juicefs", "mountpoint-s3", "geesefs", "cvmfs", "sshfs-fuse",
+})
+
+
+class _StatFs(ctypes.Structure):
+    # Only f_type matters; it is the first field on every Linux ABI. The rest of
+    # `struct statfs` (at most 120 bytes) lands in the padding.
+    _fields_ = [("f_type", ctypes.c_long), ("_rest", ctypes.c_byte * 248)]
+
+
+_statfs: Callable[..., int] | None = None
+
+
+def statfs_type(folder: str) -> int | None:
+    """The `f_type` magic number of the filesystem holding `folder` (Linux), else None."""
+    global _statfs
+    if _statfs is None:
+        name = ctypes.util.find_library("c")
+        if name is None:
+            return None
+        libc = ctypes.CDLL(name, use_errno=True)
+        if not hasattr(libc, "statfs"):
+            return None
+        libc.statfs.argtypes = [ctypes.c_char_p, ctypes.POINTER(_StatFs)]
+        libc.statfs.restype = ctypes.c_int
+        _statfs = libc.statfs
+    buf = _StatFs()
+    if _statfs(os.fsencode(folder), ctypes.byref(buf)) != 0:
+        return None
+    return buf.f_type & 0xFFFFFFFF
+
+
+def fuse_subtype(folder: str) -> str | None:
+    """The program behind the FUSE mount holding `folder` (`sshfs`, ...) from
+    /proc/self/mountinfo, or None when unknown."""
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return None
+    real = os.path.realpath(folder)
+    best, subtype = -1, None
+    for line in lines:
+        before, _, after = line.partition(" - ")
+        fields, tail = before.split(), after.split()
+        if len(fields) < 5 or not tail:
+            continue
+        mount_point = fields[4].replace("\\040", " ")
+        inside = real == mount_point or real.startswith(mount_point.rstrip("/") + "/")
+        if inside and len(mount_point) > best:
+            best = len(mount_point)
+            fstype = tail[0]
+            subtype = fstype.split(".", 1)[1] if fstype.startswith("fuse.") else \
+                (tail[1] if fstype == "fuse" and len(tail) > 1 else fstype)
+    return subtype
+
+
+def network_filesystem(folder: str | os.PathLike[str],
+                       read_type: Callable[[str], int | None] = statfs_type,
+                       read_fuse: Callable[[str], str | None] = fuse_subtype) -> str | None:
+    """The name of the network filesystem holding `folder`, or None when it is local.
+
+    `read_type` and `read_fuse` are seams for tests (no NFS mount is needed to
+    check the decision). A local FUSE filesystem (fuse-overlayfs, encfs, ...)
+    is accepted; a remote one (sshfs, s3fs, rclone, ...) is not.
+    """
+    fs_type = read_type(os.fspath(folder))
+    if fs_type is None:
+        return None
+    if fs_type in NETWORK_FILESYSTEMS:
+        return NETWORK_FILESYSTEMS[fs_type]
+    if fs_type == FUSE_MAGIC:
+        subtype = read_fuse(os.fspath(folder))
+        if subtype in NETWORK_FUSE:
+            return f"FUSE ({subtype})"
+    return None
+
+
+class NetworkFilesystem(InvalidInput):
+    """The store's folder is on a network filesystem, where SQLite can lose data."""
+
+    def __init__(self, folder: str, filesystem: str) -> None:
+        self.folder = folder
+        self.filesystem = filesystem
+        super().__init__(
+            f"the store in {folder} is on a network filesystem ({filesystem}); SQLite "
+            "corrupts there when several processes write at once. Put the project (or its "
+            ".mlops/ folder) on a local disk, or use team mode (a server owning the "
+            "database; coming). If only one process ever writes, set "
+            "`allow_network_fs = true` under [store] in .mlops/config.toml.")
+
+
+def check_local_filesystem(folder: str | os.PathLike[str], *, allow: bool = False,
+                           read_type: Callable[[str], int | None] = statfs_type,
+                           read_fuse: Callable[[str], str | None] = fuse_subtype) -> None:
+    """Raise `NetworkFilesystem` when `folder` is on a network filesystem and not `allow`.
+
+    One statfs call (microseconds); /proc/self/mountinfo is read only for FUSE.
+    """
+    if allow:
+        return
+    name = network_filesystem(folder, read_type, read_fuse)
+    if name is not None:
+        raise NetworkFilesystem(os.fspath(folder), name)

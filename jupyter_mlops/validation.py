@@ -1,0 +1,286 @@
+"""One validation function per kind of value that enters the store.
+
+Every door (the Python API and magics through `tracking`, the folder walk in
+`hashing`, glued records replayed by the pipeline runner, results coming back
+from Dask workers) calls these same functions, so a name or digest refused at
+one door is refused at all of them. Each raises `InvalidInput` (or a subclass)
+with the offending value and what to do instead.
+
+This module imports nothing of the package but `errors`: every layer may use it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import InvalidInput
+
+MAX_NAME_LENGTH = 255
+MAX_KEY_LENGTH = 250  # params, tags and metric keys (as the store's check_key)
+MAX_TEXT_LENGTH = 100_000  # a param or tag value, an error message, a dataset source
+MAX_BLOB_SIZE = 1 << 40  # 1 TiB: larger sizes in a record are a forgery or a bug
+DIGEST_ALGORITHM = "blake3"
+_DIGEST = re.compile(r"blake3:[0-9a-f]{64}")
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}")
+ARTIFACT_KINDS = ("artifact", "notebook", "source", "git-diff", "model", "report")
+DATASET_KINDS = ("file", "folder", "dataframe")
+DATASET_ROLES = ("input", "output")
+
+
+class InvalidDigest(InvalidInput, ValueError):
+    """A digest is not `blake3:` followed by exactly 64 lowercase hex digits.
+
+    Also a `ValueError`, which `hashing.split_digest` raised before this module.
+    """
+
+
+def _shown(value: object) -> str:
+    return repr(str(value)[:80])
+
+
+def name_problem(name: str) -> str | None:
+    """Why `name` is not a safe relative POSIX path, or None when it is."""
+    if len(name) > MAX_NAME_LENGTH:
+        return f"longer than {MAX_NAME_LENGTH} characters"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "it holds control characters (a newline, a tab, ...)"
+    if "\\" in name:
+        return "it holds a backslash (use / between folders)"
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        return "it is an absolute path"
+    if any(part in ("..", ".", "") for part in name.split("/")):
+        return "it has an empty, . or .. path segment"
+    return None
+
+
+def check_name(name: object, what: str = "artifact name") -> str:
+    """Return `name` if it is a safe relative POSIX name, else raise `InvalidInput`.
+
+    Safe: a non-empty string of at most 255 characters, no control characters,
+    no backslash, not absolute, no empty, `.` or `..` segment. Such a name can
+    be joined to a folder, shown in a terminal and sent in an HTTP header.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInput(f"{what} must be a non-empty string, got {_shown(name)}")
+    problem = name_problem(name)
+    if problem:
+        raise InvalidInput(f"{what} {_shown(name)} refused: {problem}")
+    return name
+
+
+def check_artifact_name(name: object) -> str:
+    """`check_name` for an artifact's name (its path within a run)."""
+    return check_name(name, "artifact name")
+
+
+def check_relative_path(relative: str, folder: object) -> str:
+    """Check the relative path of a file found inside a logged `folder`.
+
+    The same rules as every name; the error names the folder and the file, so
+    the user knows which file to rename.
+    """
+    problem = name_problem(relative) if relative else "it is empty"
+    if problem:
+        raise InvalidInput(f"file {relative[:80]!r} in folder {str(folder)[:200]!r} refused: "
+                           f"{problem}; rename it or move it out of the folder")
+    return relative
+
+
+def check_model_name(name: object) -> str:
+    """A model name: letters, digits, `_`, `-`, `.`, starting with a letter or digit."""
+    if not isinstance(name, str) or not _MODEL_NAME.fullmatch(name):
+        raise InvalidInput(f"model name {_shown(name)} refused: use letters, digits, '_', '-' "
+                           "and '.', starting with a letter or digit (at most 100)")
+    return name
+
+
+def is_digest(value: object) -> bool:
+    """True for `blake3:` + exactly 64 lowercase hex digits."""
+    return isinstance(value, str) and _DIGEST.fullmatch(value) is not None
+
+
+def check_digest(digest: object, what: str = "digest") -> str:
+    """Return `digest` when it is `blake3:<64 lowercase hex>`, else raise `InvalidDigest`.
+
+    Strict on purpose: a digest becomes a path in the blob store and a file
+    name in a step's outbox, so anything else (`../`, upper case, a short
+    prefix) is refused before any file is touched.
+    """
+    if not is_digest(digest):
+        raise InvalidDigest(f"{what} {_shown(digest)} refused: a digest is 'blake3:' followed "
+                            "by exactly 64 lowercase hex digits")
+    return digest  # type: ignore[return-value]
+
+
+def split_digest(digest: object) -> tuple[str, str]:
+    """(algorithm, hex) of a valid digest; raises `InvalidDigest` (a `ValueError`)."""
+    algorithm, _, hexdigest = check_digest(digest).partition(":")
+    return algorithm, hexdigest
+
+
+def check_size(size: object, what: str = "size") -> int:
+    """A byte or row count: an int from 0 to 1 TiB (bool refused)."""
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_BLOB_SIZE:
+        raise InvalidInput(f"{what} must be an integer from 0 to {MAX_BLOB_SIZE}, "
+                           f"got {_shown(size)}")
+    return size
+
+
+# -- glued records -------------------------------------------------------------------
+
+class RecordRefused(InvalidInput):
+    """A record glued into a step's notebook does not match its schema."""
+
+    def __init__(self, record: str, problem: str) -> None:
+        self.record = record
+        self.problem = problem
+        super().__init__(f"record {record[:80]!r} refused: {problem}")
+
+
+def _text(value: object, what: str, limit: int = MAX_TEXT_LENGTH, optional: bool = False
+          ) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, str) or len(value) > limit:
+        raise InvalidInput(f"{what} must be a string of at most {limit} characters, "
+                           f"got {_shown(value)}")
+
+
+def _key(value: object, what: str) -> None:
+    if not isinstance(value, str) or not value or len(value) > MAX_KEY_LENGTH \
+            or any(ord(c) < 32 for c in value):
+        raise InvalidInput(f"{what} {_shown(value)} refused: a key is 1 to {MAX_KEY_LENGTH} "
+                           "printable characters")
+
+
+def _string_map(value: object, what: str) -> None:
+    if not isinstance(value, Mapping):
+        raise InvalidInput(f"{what} must be an object, got {type(value).__name__}")
+    for key, item in value.items():
+        _key(key, f"{what} key")
+        _text(item, f"{what} {key!r}")
+
+
+def _number(value: object, what: str, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidInput(f"{what} must be a number, got {_shown(value)}")
+
+
+def _check_start(record: Mapping[str, Any]) -> None:
+    run = record.get("run")
+    if not isinstance(run, Mapping):
+        raise InvalidInput("'run' must be an object")
+    _text(run.get("name"), "run name", 200, optional=True)
+
+
+def _check_params(record: Mapping[str, Any]) -> None:
+    _string_map(record.get("params"), "params")
+
+
+def _check_tags(record: Mapping[str, Any]) -> None:
+    _string_map(record.get("tags"), "tags")
+
+
+def _check_metrics(record: Mapping[str, Any]) -> None:
+    points = record.get("points")
+    if not isinstance(points, list):
+        raise InvalidInput("'points' must be a list")
+    for point in points:
+        if not isinstance(point, list) or len(point) != 4:
+            raise InvalidInput(f"a metric point is [key, value, step, time], got {_shown(point)}")
+        key, value, step, at = point
+        _key(key, "metric key")
+        _number(value, f"metric {key!r}")
+        if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
+            raise InvalidInput(f"step of metric {key!r} must be an integer, got {_shown(step)}")
+        _number(at, f"time of metric {key!r}")
+
+
+def _check_dataset(record: Mapping[str, Any]) -> None:
+    dataset = record.get("dataset")
+    if not isinstance(dataset, Mapping) or set(dataset) != {"digest", "kind", "size", "rows",
+                                                            "schema"}:
+        raise InvalidInput("'dataset' must be an object with digest, kind, size, rows, schema")
+    check_digest(dataset["digest"], "dataset digest")
+    if dataset["kind"] not in DATASET_KINDS:
+        raise InvalidInput(f"dataset kind must be one of {', '.join(DATASET_KINDS)}, got "
+                           f"{_shown(dataset['kind'])}")
+    for field in ("size", "rows"):
+        if dataset[field] is not None:
+            check_size(dataset[field], f"dataset {field}")
+    if dataset["schema"] is not None:
+        _string_map(dataset["schema"], "dataset schema")
+    if record.get("role") not in DATASET_ROLES:
+        raise InvalidInput(f"dataset role must be one of {', '.join(DATASET_ROLES)}, got "
+                           f"{_shown(record.get('role'))}")
+    _text(record.get("source"), "dataset source", 4096)
+
+
+def _check_blob(record: Mapping[str, Any]) -> None:
+    check_digest(record.get("digest"))
+    check_size(record.get("size"))
+
+
+def _check_artifact(record: Mapping[str, Any]) -> None:
+    check_artifact_name(record.get("name"))
+    _check_blob(record)
+    if record.get("kind") not in ARTIFACT_KINDS:
+        raise InvalidInput(f"artifact kind must be one of {', '.join(ARTIFACT_KINDS)}, got "
+                           f"{_shown(record.get('kind'))}")
+
+
+def _check_model(record: Mapping[str, Any]) -> None:
+    check_model_name(record.get("name"))
+    _check_blob(record)
+    _text(record.get("flavor"), "model flavor", 100)
+    for field in ("signature", "profile"):
+        if record.get(field) is not None and not isinstance(record[field], Mapping):
+            raise InvalidInput(f"model {field} must be an object or null")
+
+
+def _check_predictions(record: Mapping[str, Any]) -> None:
+    check_model_name(record.get("name"))
+    check_digest(record.get("digest"))
+    check_size(record.get("rows"), "rows")
+
+
+def _check_end(record: Mapping[str, Any]) -> None:
+    if record.get("status") not in ("finished", "failed", "killed"):
+        raise InvalidInput(f"status must be finished, failed or killed, got "
+                           f"{_shown(record.get('status'))}")
+    _text(record.get("error"), "error", optional=True)
+
+
+RECORD_CHECKS = {
+    "start": _check_start, "params": _check_params, "tags": _check_tags,
+    "metrics": _check_metrics, "dataset": _check_dataset, "artifact": _check_artifact,
+    "model": _check_model, "predictions": _check_predictions, "end": _check_end,
+}
+
+
+def check_glued_record(name: str, record: object, version: int) -> Mapping[str, Any]:
+    """Check one record a step glued (`mlops.record.NNNNNN`) against its op's schema.
+
+    Required keys and their types, digests strict, names through `check_name` /
+    `check_model_name`, sizes bounded. Raises `RecordRefused` naming the record
+    and the problem; nothing is read or stored before this passes.
+    """
+    if not isinstance(record, Mapping):
+        raise RecordRefused(name, f"expected an object, got {type(record).__name__}")
+    if record.get("version") != version:
+        raise RecordRefused(name, f"unknown record version {_shown(record.get('version'))} "
+                                  f"(this jupyter-mlops reads version {version})")
+    check = RECORD_CHECKS.get(record.get("op"))  # type: ignore[arg-type]
+    if check is None:
+        raise RecordRefused(name, f"unknown operation {_shown(record.get('op'))}")
+    try:
+        check(record)
+    except RecordRefused:
+        raise
+    except InvalidInput as exc:
+        raise RecordRefused(name, f"{record.get('op')}: {exc}") from None
+    return record
