@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
 import platform
@@ -186,7 +185,16 @@ def host() -> str:
 
 
 def user() -> str:
+    """The OS account running this process: the identity of CLI actions.
+
+    Read from the password database by effective uid, never from `$USER`,
+    `$LOGNAME` or `getpass` (which read the environment, so anyone could name
+    themselves). A uid without an entry (e.g. a container) is its number.
+    """
+    import pwd
+
+    uid = os.geteuid()
     try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
