@@ -10,6 +10,7 @@ from ..errors import MlopsError
 from . import (
     audit,
     dashboard,
+    gc,
     init,
     models,
     monitor,
@@ -23,7 +24,7 @@ from . import (
 )
 
 COMMAND_GROUPS = (init, runs, run_notebook, pipeline, schedule, models, release, audit,
-                  serve, monitor, dashboard, verify)
+                  serve, monitor, dashboard, verify, gc)
 
 
 def build_parser() -> argparse.ArgumentParser:

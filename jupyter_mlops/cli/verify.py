@@ -12,7 +12,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "verify", help="re-hash every stored artifact; exit 1 on any mismatch",
         description="Re-hash every artifact in .mlops/artifacts and compare with its "
-                    "recorded digest. Prints each problem; exits 1 if there is any.")
+                    "recorded digest, and look for symbolic links planted in the store "
+                    "(never followed). Prints each problem; exits 1 if there is any.")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress output")
     parser.set_defaults(func=run)
 

@@ -162,14 +162,16 @@ class NetworkFilesystem(InvalidInput):
 
 
 def check_local_filesystem(folder: str | os.PathLike[str], *, allow: bool = False,
-                           read_type: Callable[[str], int | None] = statfs_type,
-                           read_fuse: Callable[[str], str | None] = fuse_subtype) -> None:
+                           read_type: Callable[[str], int | None] | None = None,
+                           read_fuse: Callable[[str], str | None] | None = None) -> None:
     """Raise `NetworkFilesystem` when `folder` is on a network filesystem and not `allow`.
 
     One statfs call (microseconds); /proc/self/mountinfo is read only for FUSE.
+    The readers default to this module's `statfs_type` and `fuse_subtype`,
+    looked up at call time so that a test can replace them.
     """
     if allow:
         return
-    name = network_filesystem(folder, read_type, read_fuse)
+    name = network_filesystem(folder, read_type or statfs_type, read_fuse or fuse_subtype)
     if name is not None:
         raise NetworkFilesystem(os.fspath(folder), name)
