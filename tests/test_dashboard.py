@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import urllib.error
@@ -14,38 +16,72 @@ from sklearn.linear_model import LogisticRegression
 import jupyter_mlops as mlops
 from jupyter_mlops.dashboard.credentials import add_user
 from jupyter_mlops.store import Store
+from jupyter_mlops.tracking import Tracker
 
 from .helpers import free_port, wait_until_serving
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 
 
+def _grant_roles(project, roles: dict[str, list[str]]) -> None:
+    """Roles live in the project's config.toml, the one source of roles."""
+    config = project.home / "config.toml"
+    lines = [f'\n[users.{user}]\nroles = {json.dumps(granted)}\n'
+             for user, granted in roles.items()]
+    config.write_text(config.read_text(encoding="utf-8") + "".join(lines), encoding="utf-8")
 
-@pytest.fixture
-def dashboard(project, tracker, tmp_path_factory):
-    """A project with two model versions, a pending release by bob, and a running server."""
-    X, y = load_iris(return_X_y=True, as_frame=True)
-    with mlops.start_run(name=HOSTILE):
-        mlops.log_metric("acc", 0.9)
-        mlops.log_model(LogisticRegression(max_iter=300).fit(X, y), name="iris")
-        mlops.log_model(LogisticRegression(max_iter=300, C=0.1).fit(X, y), name="iris")
+
+def _legacy_roles(path, user: str, roles: list[str]) -> None:
+    """Give `user` roles inside the credentials file, as older versions wrote them."""
+    data = json.loads(path.read_text())
+    data["users"][user]["roles"] = roles
+    path.write_text(json.dumps(data))
+
+
+@pytest.fixture(scope="module")
+def dashboard(tmp_path_factory):
+    """A project with two model versions, a pending release by bob, and a running server.
+
+    One server for the module: the requester test runs while release #1 is
+    pending, the approval test then approves it (file order).
+    """
+    root = tmp_path_factory.mktemp("dashboard")
+    project = mlops.init(root)
+    tracker = Tracker(project)
+    old = mlops.use_tracker(tracker)
+    try:
+        X, y = load_iris(return_X_y=True, as_frame=True)
+        with mlops.start_run(name=HOSTILE):
+            mlops.log_metric("acc", 0.9)
+            mlops.log_model(LogisticRegression(max_iter=300).fit(X, y), name="iris")
+            mlops.log_model(LogisticRegression(max_iter=300, C=0.1).fit(X, y), name="iris")
+    finally:
+        tracker.close()
+        mlops.use_tracker(old)
     with Store(project.db_path) as store:
         store.releases.request("iris", 1, "production", requester="bob",
                                reason="first release <b>bold?</b>",
                                evidence={"gates": [], "gates_passed": True,
                                          "candidate": {"ref": "iris:1", "metrics": {}}})
+    _grant_roles(project, {"alice": ["reviewer"]})
     creds = tmp_path_factory.mktemp("creds") / "credentials.json"
-    add_user(creds, "alice", "alice-password", ["reviewer"])
-    add_user(creds, "bob", "bob-password", [])
+    add_user(creds, "alice", "alice-password")
+    add_user(creds, "bob", "bob-password")
+    _legacy_roles(creds, "bob", ["admin", "reviewer"])  # ignored: config.toml decides
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "jupyter_mlops.cli.main", "dashboard",
-                               "--port", str(port), "--auth", str(creds)], cwd=project.root,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = root / "server.log"
+    with open(log, "w") as out:
+        server = subprocess.Popen([sys.executable, "-m", "jupyter_mlops.cli.main", "dashboard",
+                                   "--port", str(port), "--auth", str(creds)], cwd=root,
+                                  env={**os.environ, "MLOPS_HOME": str(root)},
+                                  stdout=out, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
-    wait_until_serving(base + "/login", server)
-    yield base, project
-    server.terminate()
-    server.wait(timeout=30)
+    try:
+        wait_until_serving(base + "/login", server)
+        yield base, project, log
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -55,7 +91,7 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 @pytest.mark.parametrize("path", ["/releases", "/models", "/runs", "/audit"])
 def test_unauthenticated_requests_get_the_login_page(dashboard, path: str) -> None:
-    base, _ = dashboard
+    base, _, _ = dashboard
     opener = urllib.request.build_opener(_NoRedirect)
     with pytest.raises(urllib.error.HTTPError) as info:
         opener.open(base + path, timeout=10)
@@ -65,14 +101,14 @@ def test_unauthenticated_requests_get_the_login_page(dashboard, path: str) -> No
 
 
 def test_artifacts_need_a_login_and_a_digest(dashboard) -> None:
-    base, _ = dashboard
+    base, _, _ = dashboard
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(base + "/artifact/blake3:" + "0" * 64, timeout=10)
     assert info.value.code == 403
 
 
 def test_a_wrong_password_is_refused(dashboard, browser) -> None:
-    base, _ = dashboard
+    base, _, _ = dashboard
     page = browser.new_page()
     page.goto(base + "/login")
     page.fill("input[name=username]", "alice")
@@ -95,17 +131,19 @@ def _login(browser, base: str, user: str, password: str):
 
 
 def test_the_requester_sees_no_approve_button(dashboard, browser) -> None:
-    base, _ = dashboard
+    base, _, _ = dashboard
     page, _ = _login(browser, base, "bob", "bob-password")
     page.get_by_text("#1: iris:1").wait_for()
+    assert page.get_by_text("bob (no role)").count() == 1  # the file's old roles are ignored
     assert page.get_by_role("button", name="Approve").count() == 0
     assert page.get_by_text("you requested this release").count() == 1
     assert page.get_by_text("first release <b>bold?</b>").count() == 1  # shown as text
 
 
 def test_a_reviewer_approves_and_the_alias_moves(dashboard, browser) -> None:
-    base, project = dashboard
+    base, project, _ = dashboard
     page, dialogs = _login(browser, base, "alice", "alice-password")
+    assert page.get_by_text("alice (reviewer)").count() == 1  # roles from config.toml
     page.get_by_role("button", name="Approve").click()
     page.get_by_text("Reason is required").first.wait_for()  # a reason is required
     page.get_by_placeholder("why approve or reject").fill("metrics checked, ship it")
@@ -123,7 +161,7 @@ def test_a_reviewer_approves_and_the_alias_moves(dashboard, browser) -> None:
 
 
 def test_hostile_run_names_render_as_text(dashboard, browser) -> None:
-    base, _ = dashboard
+    base, _, _ = dashboard
     page, dialogs = _login(browser, base, "alice", "alice-password")
     page.goto(base + "/runs")
     page.get_by_text(HOSTILE).first.wait_for()
@@ -131,6 +169,13 @@ def test_hostile_run_names_render_as_text(dashboard, browser) -> None:
     page.wait_for_timeout(300)
     assert page.locator("img[src=x]").count() == 0
     assert dialogs == []
+
+
+def test_roles_left_in_the_credentials_file_are_reported_at_start(dashboard) -> None:
+    _, _, log = dashboard
+    warnings = [line for line in log.read_text().splitlines() if "are ignored" in line]
+    assert len(warnings) == 1
+    assert "bob" in warnings[0] and "config.toml" in warnings[0]
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -145,14 +190,13 @@ def test_the_dashboard_refuses_to_start_unsafely(project, args: list[str], messa
 
 
 def test_plain_text_passwords_are_refused(tmp_path) -> None:
-    import json
-
     from jupyter_mlops.dashboard.credentials import load_credentials
     from jupyter_mlops.errors import InvalidInput
 
     path = tmp_path / "creds.json"
     path.write_text(json.dumps({"cookie_secret": "x" * 40,
-                                "users": {"alice": {"password": "hunter22", "roles": []}}}))
+                                "users": {"alice": {"password": "hunter22"}}}))
+    path.chmod(0o600)
     with pytest.raises(InvalidInput, match="plain-text passwords are refused"):
         load_credentials(path)
 
@@ -163,11 +207,12 @@ def test_the_monitoring_page_ties_charts_to_the_release(dashboard, browser) -> N
     from jupyter_mlops.monitoring.predlog import PredictionLog, prediction_frame
     from jupyter_mlops.monitoring.profile import build_profile
 
-    base, project = dashboard
+    base, project, _ = dashboard
     X, _ = load_iris(return_X_y=True, as_frame=True)
     rng = np.random.default_rng(0)
     with Store(project.db_path) as store:
-        store.releases.decide(1, decision="approve", actor="alice", reason="ship it")
+        if store.releases.get(1).status == "pending":  # the approval test may have run
+            store.releases.decide(1, decision="approve", actor="alice", reason="ship it")
         store.predictions.save_profile("iris", 1, build_profile(X, rng.uniform(0, 1, len(X))))
         live = X.sample(200, replace=True, random_state=1)
         live["petal length (cm)"] += 3  # drifted

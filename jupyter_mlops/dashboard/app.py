@@ -1,62 +1,40 @@
-"""Starting the dashboard: pages, login, the artifact route, bound to 127.0.0.1."""
+"""Starting the dashboard: pages, login, the artifact route, the Host check.
+
+Bound to 127.0.0.1 by default. Every request and the Bokeh websocket must
+name an allowed host (`hosts.allowed_hosts`: the bound address, the loopback
+names, and `--allow-host` names); the websocket's Origin must too.
+"""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
+import logging
+import sys
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from tornado.web import HTTPError, RequestHandler
-
 from ..artifacts import ArtifactStore
-from ..errors import IntegrityError, InvalidInput, NotFound
+from ..errors import InvalidInput
+from ..hosts import allowed_hosts
 from ..project import Project
-from .auth import COOKIE, PasswordAuthProvider
+from .authenticator import COOKIE, Authenticator
 from .context import DashboardContext
-from .credentials import Credentials
+from .credentials import CredentialsFile, roles_warning
+from .downloads import ArtifactHandler
 
 LOCAL_ADDRESSES = ("127.0.0.1", "localhost", "::1")
-_DIGEST = re.compile(r"blake3:[0-9a-f]{64}")
 
 
-class ArtifactHandler(RequestHandler):
-    """GET /artifact/<digest>: a stored report or notebook, for signed-in users only."""
-
-    def initialize(self, store: ArtifactStore, credentials: Credentials | None) -> None:
-        self.store = store
-        self.credentials = credentials
-
-    def get(self, digest: str) -> None:
-        if self.credentials is not None:
-            user = self.get_secure_cookie(COOKIE, max_age_days=1)
-            if user is None or user.decode() not in self.credentials.users:
-                raise HTTPError(403)
-        if not _DIGEST.fullmatch(digest):
-            raise HTTPError(400, "not an artifact digest")
-        try:
-            data = self.store.read_bytes(digest)
-        except NotFound:
-            raise HTTPError(404) from None
-        except IntegrityError:
-            raise HTTPError(500, "the stored artifact is corrupted") from None
-        kind = "text/html" if data.lstrip()[:15].lower().startswith((b"<!doctype", b"<html")) \
-            else "application/octet-stream"
-        self.set_header("Content-Type", kind)
-        self.set_header("Content-Security-Policy", "script-src 'none'")  # reports are evidence
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.write(data)
-
-
-def build(project: Project, credentials: Credentials | None, dev: bool
+def build(project: Project, auth: Authenticator | None, dev: bool
           ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The pages and the `pn.serve` options; nothing is started."""
+    from .auth import PasswordAuthProvider
     from .pages.audit import audit_page
     from .pages.models import models_page
     from .pages.monitoring import monitoring_page
     from .pages.releases import releases_page
     from .pages.runs import runs_page
 
-    context = DashboardContext(root=project.root, credentials=credentials, dev=dev)
+    context = DashboardContext(root=project.root, auth=auth, dev=dev)
 
     def page(make: Callable[[DashboardContext], Any]) -> Callable[[], Any]:
         # A plain function (Panel renders a functools.partial as its repr).
@@ -70,34 +48,71 @@ def build(project: Project, credentials: Credentials | None, dev: bool
              "audit": page(audit_page)}
     options: dict[str, Any] = {
         "extra_patterns": [(r"/artifact/([^/]+)", ArtifactHandler,
-                            {"store": ArtifactStore(project.artifacts_dir),
-                             "credentials": credentials})],
+                            {"store": ArtifactStore(project.artifacts_dir), "auth": auth})],
         "title": "jupyter-mlops",
     }
-    if credentials is not None:
-        options["auth_provider"] = PasswordAuthProvider(credentials)
-        options["cookie_secret"] = credentials.cookie_secret
+    if auth is not None:
+        options["auth_provider"] = PasswordAuthProvider(auth)
+        options["cookie_secret"] = auth.cookie_secret
+        options["include_cookies"] = [COOKIE]  # the only cookie a page session needs
     return pages, options
 
 
-def serve(project: Project, *, port: int, address: str, credentials_path: str | None,
-          dev: bool, show: bool = False) -> None:
-    """Run the dashboard until interrupted."""
-    import panel as pn
+def websocket_origins(allowed: frozenset[str], port: int) -> list[str]:
+    """Bokeh's `allow_websocket_origin` entries (`host:port`) for the allowed hosts.
 
-    from .credentials import load_credentials
+    Bokeh cannot express an IPv6 literal there, so a page opened as
+    `http://[::1]:PORT` gets no websocket: use localhost or 127.0.0.1.
+    """
+    return sorted(f"{name}:{port}" for name in allowed if ":" not in name)
 
+
+def open_authenticator(credentials_path: str | None, dev: bool,
+                       address: str) -> Authenticator | None:
+    """Check the start-up options and load the credentials; raises `MlopsError`."""
     if credentials_path is None and not dev:
         raise InvalidInput("the dashboard needs a credentials file (--auth FILE; create one "
-                           "with `mlops credentials add NAME --role reviewer --file FILE`), or "
-                           "--dev for a local, login-free development server")
+                           "with `mlops credentials add NAME --file FILE`), or --dev for a "
+                           "local, login-free development server")
     if dev and address not in LOCAL_ADDRESSES:
         raise InvalidInput(f"--dev serves without login, so only on localhost, not {address}")
-    credentials = load_credentials(credentials_path) if credentials_path else None
-    pages, options = build(project, credentials, dev and credentials is None)
-    if dev and credentials is None:
+    if credentials_path is None:
+        return None
+    source = CredentialsFile(credentials_path)
+    warning = roles_warning(credentials_path, source.current())
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
+    return Authenticator(source)
+
+
+def serve(project: Project, *, port: int, address: str, credentials_path: str | None,
+          dev: bool, allow_hosts: Iterable[str] = (), show: bool = False) -> None:
+    """Run the dashboard until interrupted; raises `MlopsError` when it may not start."""
+    auth = open_authenticator(credentials_path, dev, address)
+    _log_to_stderr()
+    import panel as pn
+
+    from .hostguard import refuse_unknown_hosts
+
+    allowed = allowed_hosts(address, allow_hosts)
+    pages, options = build(project, auth, dev and auth is None)
+    if dev and auth is None:
         print("WARNING: development mode, NO LOGIN: anyone on this machine can act as "
               "you. Never use it for real approvals.", flush=True)
-    origin = [f"{address}:{port}"] + ([f"localhost:{port}"] if address == "127.0.0.1" else [])
-    pn.serve(pages, port=port, address=address, websocket_origin=origin, show=show,
-             **options)
+    server = pn.serve(pages, port=port, address=address, show=show, start=False,
+                      websocket_origin=websocket_origins(allowed, port), **options)
+    # Bokeh builds the tornado application; the Host check goes in front of its routes.
+    refuse_unknown_hosts(server._tornado, allowed)
+    server.start()
+    server.io_loop.start()
+
+
+def _log_to_stderr() -> None:
+    """Sign-ins, lockouts and refusals go to stderr, one line each."""
+    logger = logging.getLogger("jupyter_mlops.dashboard")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False

@@ -12,23 +12,28 @@ from ..project import find_project
 from ..registry.identity import Identity, identity_for
 from ..registry.releases import Registry
 from ..store import Store
-from .credentials import Credentials
+from .authenticator import Authenticator
 
 
 @dataclass(frozen=True)
 class DashboardContext:
     root: Path
-    credentials: Credentials | None  # None: --dev, no login
+    auth: Authenticator | None  # None: --dev, no login
     dev: bool = False
 
-    def identity(self, user: str | None) -> Identity | None:
-        """The signed-in user's identity; in --dev the OS user with the config's roles."""
+    def identity(self, login: str | None) -> Identity | None:
+        """Who a page's session is, with roles from the project's config.toml.
+
+        `login` is the session's signed cookie (`auth.session_user()`); it names
+        a user only while that session is live. Roles come from `[users.NAME]
+        roles` in `.mlops/config.toml`, the one source of roles (the CLI reads
+        it too). In --dev: the OS user with their configured roles.
+        """
         project = find_project(self.root)
-        if self.credentials is None:
+        if self.auth is None:
             return identity_for(capture.user(), project) if self.dev else None
-        if user is None or user not in self.credentials.users:
-            return None
-        return Identity(user=user, roles=frozenset(self.credentials.roles(user)))
+        user = self.auth.user_for_cookie(login)
+        return None if user is None else identity_for(user, project)
 
     @contextmanager
     def registry(self) -> Iterator[Registry]:
