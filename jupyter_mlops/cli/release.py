@@ -7,6 +7,8 @@ import json
 
 from ..registry.identity import cli_identity
 from ..registry.releases import Registry
+from ..store.gates import GateResult
+from ..store.releases import ReleaseRequest
 from ..views import format_time, text_table, to_jsonable
 from .common import open_store
 
@@ -35,9 +37,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                                               "takes a request and another reviewer's approval.")
     rsub = release.add_subparsers(title="release commands", metavar="COMMAND", required=True)
     req = rsub.add_parser("request", help="ask for an alias to point at a version",
-                          description="Request that ALIAS point at MODEL. The gate results "
-                                      "and metrics of the candidate and the current holder are "
-                                      "saved as evidence.")
+                          description="Request that ALIAS point at MODEL. The request computes "
+                                      "its own evidence: the gates, evaluated on the project's "
+                                      "evaluation data ([registry] evaluation_data and "
+                                      "evaluation_target) against the versions that hold the "
+                                      "aliases they name, saved with the data's digest. "
+                                      "Results of `gates run` are never the evidence.")
     req.add_argument("model", help="NAME:VERSION")
     req.add_argument("--to", required=True, dest="alias", help="alias, e.g. production")
     req.add_argument("--reason", required=True)
@@ -54,10 +59,19 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                            help="admins: approve despite failing gates, saying why")
         p.set_defaults(func=decide, verb=verb)
     ls = rsub.add_parser("ls", help="release requests, newest first",
-                         description="Release requests, newest first.")
+                         description="Release requests, newest first, with the digest of the "
+                                     "data their evidence was computed on.")
     ls.add_argument("--status", choices=("pending", "approved", "rejected"), default=None)
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=list_requests)
+    show = rsub.add_parser("show", help="a request's evidence, and other gate runs",
+                           description="The evidence of a release request (the verdict), "
+                                       "whether it is stale, and, as information only, the "
+                                       "latest `gates run` results of the candidate with the "
+                                       "digest of the data each was computed on.")
+    show.add_argument("request_id", type=int, metavar="REQUEST_ID")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=show_request)
 
 
 def run_gates(args: argparse.Namespace) -> int:
@@ -80,8 +94,10 @@ def request(args: argparse.Namespace) -> int:
         made = Registry(project, store).request_release(args.model, args.alias,
                                                         cli_identity(project), args.reason)
     gates = "gates passed" if made.evidence.get("gates_passed") else "GATES FAILED"
-    print(f"release request {made.id}: {made.ref} -> {made.alias} ({gates}); waiting for a "
-          "reviewer")
+    data = made.evidence.get("data")
+    on = f"; evidence computed on {data['path']} ({data['digest']})" if data else ""
+    print(f"release request {made.id}: {made.ref} -> {made.alias} ({gates}){on}; waiting for "
+          "a reviewer")
     return 0
 
 
@@ -106,8 +122,62 @@ def list_requests(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(to_jsonable(requests), indent=2))
         return 0
-    print(text_table(["id", "version", "alias", "status", "requester", "requested", "decided by"],
-                     [[str(r.id), r.ref, r.alias, r.status, r.requester,
+    print(text_table(["id", "version", "alias", "status", "gates", "evidence data",
+                      "requester", "requested", "decided by"],
+                     [[str(r.id), r.ref, r.alias, r.status,
+                       "pass" if r.evidence.get("gates_passed") else "FAIL",
+                       _short(_evidence_digest(r)), r.requester,
                        format_time(r.created_at), r.decided_by or ""] for r in requests])
           if requests else "no release requests")
     return 0
+
+
+def show_request(args: argparse.Namespace) -> int:
+    project, store = open_store()
+    with store:
+        registry = Registry(project, store)
+        made = store.releases.get(args.request_id)
+        stale = registry.stale_aliases(made) if made.status == "pending" else []
+        others = registry.other_gate_results(made)
+    if args.json:
+        print(json.dumps({"request": to_jsonable(made), "stale_aliases": stale,
+                          "other_gate_runs": to_jsonable(others)}, indent=2))
+        return 0
+    for line in _request_lines(made, stale, others):
+        print(line)
+    return 0
+
+
+def _request_lines(made: ReleaseRequest, stale: list[str], others: list[GateResult]
+                   ) -> list[str]:
+    evidence = made.evidence
+    data = evidence.get("data")
+    lines = [f"release request {made.id}: {made.ref} -> {made.alias} ({made.status})",
+             f"  requested   by {made.requester} at {format_time(made.created_at)}: "
+             f"{made.reason}",
+             "  evidence    " + (f"computed on {data['path']} {data['digest']} "
+                                 f"({data['rows']} rows)" if data else
+                                 "no evaluation data (no gates applied, or an older request)")]
+    if stale:
+        lines.append(f"  STALE       {', '.join(stale)} moved since the evidence was computed: "
+                     "request again")
+    for gate in evidence.get("gates", []):
+        lines.append(f"  gate        {'PASS' if gate['passed'] else 'FAIL'} {gate['gate']}: "
+                     f"{gate['reason']}")
+    if made.decided_by:
+        lines.append(f"  decided     {made.status} by {made.decided_by}: {made.decision_reason}")
+    if others:
+        lines.append("  gate runs of the candidate by `mlops gates run` (information only, not "
+                     "the verdict):")
+        lines += [f"    {'PASS' if g.passed else 'FAIL'} {g.gate} on data "
+                  f"{g.dataset_digest or 'unknown'}: {g.reason}" for g in others]
+    return lines
+
+
+def _evidence_digest(made: ReleaseRequest) -> str | None:
+    data = made.evidence.get("data")
+    return data.get("digest") if isinstance(data, dict) else None
+
+
+def _short(digest: str | None) -> str:
+    return "" if digest is None else digest[:19]

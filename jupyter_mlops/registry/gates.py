@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInput, NotFound
+from ..hashing import digest_bytes
 from ..project import GateConfig
 from ..store.gates import Evaluation, GateResult
 
@@ -62,15 +63,23 @@ def gates_for(model: str, configured: Sequence[GateConfig]) -> list[Gate]:
 
 def evaluate_gates(name: str, version: int, gates: Sequence[Gate],
                    candidate: Evaluation | None,
-                   holders: Mapping[str, tuple[int, Evaluation | None] | None]) -> list[GateResult]:
-    """Judge each gate; `holders[alias]` is (version, its evaluation) or None if unset."""
+                   holders: Mapping[str, tuple[int, Evaluation | None] | None],
+                   against: str | None = None) -> list[GateResult]:
+    """Judge each gate; `holders[alias]` is (version, its evaluation) or None if unset.
+
+    `against` names the alias whose holder was put in every gate's place (results
+    then name it, not the alias the gate text names).
+    """
     now = time.time()
     results = []
     for gate in gates:
+        compared = against if against is not None and gate.alias else gate.alias
+
         def result(passed: bool, reason: str, value: float | None = None,
                    threshold: float | None = None, against_version: int | None = None,
-                   digest: str | None = None, gate: Gate = gate) -> GateResult:
-            return GateResult(name=name, version=version, gate=gate.text, against=gate.alias,
+                   digest: str | None = None, gate: Gate = gate,
+                   compared: str | None = compared) -> GateResult:
+            return GateResult(name=name, version=version, gate=gate.text, against=compared,
                               against_version=against_version, passed=passed, value=value,
                               threshold=threshold, dataset_digest=digest, reason=reason,
                               evaluated_at=now)
@@ -89,12 +98,12 @@ def evaluate_gates(name: str, version: int, gates: Sequence[Gate],
             continue
         holder = holders.get(gate.alias)
         if holder is None:
-            results.append(result(True, f"no version holds {gate.alias!r} yet: nothing to "
+            results.append(result(True, f"no version holds {compared!r} yet: nothing to "
                                   "compare with", value, digest=candidate.dataset_digest))
             continue
         holder_version, holder_eval = holder
         if holder_eval is None or gate.other_metric not in holder_eval.metrics:
-            results.append(result(False, f"{gate.alias} ({name}:{holder_version}) has no "
+            results.append(result(False, f"{compared} ({name}:{holder_version}) has no "
                                   f"evaluated {gate.other_metric}", value,
                                   against_version=holder_version))
             continue
@@ -106,7 +115,7 @@ def evaluate_gates(name: str, version: int, gates: Sequence[Gate],
             continue
         threshold = float(holder_eval.metrics[gate.other_metric]) + gate.margin
         passed = _OPS[gate.op](value, threshold)
-        results.append(result(passed, f"{gate.metric} {value:.4g} {gate.op} {gate.alias}."
+        results.append(result(passed, f"{gate.metric} {value:.4g} {gate.op} {compared}."
                               f"{gate.other_metric} {threshold:.4g}: "
                               f"{'pass' if passed else 'fail'}", value, threshold,
                               holder_version, candidate.dataset_digest))
@@ -148,12 +157,30 @@ def compute_metrics(model: Any, X: Any, y: Any) -> dict[str, float]:
 
 def load_evaluation_data(path: Path, target: str) -> tuple[Any, Any]:
     """(X, y) from a CSV or Parquet file with a target column."""
+    X, y, _ = read_evaluation_data(path, target)
+    return X, y
+
+
+def read_evaluation_data(path: Path, target: str) -> tuple[Any, Any, str]:
+    """(X, y, digest) from a CSV or Parquet file with a target column.
+
+    The bytes are read once and both parsed and digested, so the digest names
+    exactly the data the metrics come from, even if the file changes meanwhile.
+    """
+    import io
+
     import pandas as pd
 
     if not path.is_file():
         raise NotFound(f"no evaluation data at {path}")
-    frame = pd.read_parquet(path) if path.suffix in (".parquet", ".pq") else pd.read_csv(path)
+    data = path.read_bytes()
+    source = io.BytesIO(data)
+    try:
+        frame = (pd.read_parquet(source) if path.suffix in (".parquet", ".pq")
+                 else pd.read_csv(source))
+    except (ValueError, OSError) as exc:
+        raise InvalidInput(f"evaluation data {path} could not be read: {exc}") from None
     if target not in frame.columns:
         raise InvalidInput(f"evaluation data {path} has no target column {target!r} "
                            f"(columns: {', '.join(map(str, frame.columns[:20]))})")
-    return frame.drop(columns=[target]), frame[target]
+    return frame.drop(columns=[target]), frame[target], digest_bytes(data)

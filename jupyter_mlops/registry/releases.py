@@ -12,12 +12,14 @@ written reason. Every change lands in the audit log.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..artifacts import ArtifactStore
-from ..errors import Conflict, InvalidInput, PermissionDenied
+from ..errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from ..hashing import digest_file
 from ..models import load_model_bytes
 from ..project import Project
@@ -25,11 +27,19 @@ from ..store import Store
 from ..store.audit import AuditEntry
 from ..store.gates import Evaluation, GateResult
 from ..store.records import ModelVersion, Run, RunDataset
-from ..store.releases import ReleaseRequest
-from .gates import compute_metrics, evaluate_gates, gates_for, load_evaluation_data
+from ..store.releases import AliasMoved, ReleaseRequest
+from .gates import (
+    compute_metrics,
+    evaluate_gates,
+    gates_for,
+    load_evaluation_data,
+    read_evaluation_data,
+)
 from .identity import Identity
 
 MAX_REASON = 2000
+EVIDENCE_ATTEMPTS = 3  # recomputations when an alias moves while evidence is computed
+EVIDENCE_FORMAT = 2  # 2: computed by the request on the configured data, with holders
 ALIAS_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
@@ -130,17 +140,21 @@ class Registry:
         """Evaluate the configured gates for a version and store the results.
 
         `against` compares with that alias's holder instead of the alias a gate names
-        (e.g. check a candidate against staging with the production gates).
+        (e.g. check a candidate against staging with the production gates); an
+        alias nobody holds is `NotFound`. These results are information for the
+        requester: a release request computes its own evidence (`request_release`).
         """
         version = self.resolve(ref)
         gates = gates_for(version.name, self.project.registry.gates)
         if not gates:
             raise InvalidInput(f"no gates apply to {version.name!r}: declare [[gates]] in "
                                ".mlops/config.toml")
+        if against is not None:
+            self._require_holder(version.name, check_alias(against))
         source = self.evaluation_data(data, target)
         holders: dict[str, tuple[int, Evaluation | None] | None] = {}
         for alias in {g.alias for g in gates if g.alias}:
-            holder = self.holder(version.name, check_alias(against) if against else alias)
+            holder = self.holder(version.name, against or alias)
             if holder is None:
                 holders[alias] = None
             elif source is not None:
@@ -149,50 +163,102 @@ class Registry:
                 holders[alias] = (holder.version, self.latest_evaluation(holder))
         candidate = (self.evaluate(version, *source) if source is not None
                      else self.latest_evaluation(version))
-        results = evaluate_gates(version.name, version.version, gates, candidate, holders)
+        results = evaluate_gates(version.name, version.version, gates, candidate, holders,
+                                 against)
         self.store.gates.record(results, identity.user)
         return results
+
+    def _require_holder(self, name: str, alias: str) -> ModelVersion:
+        holder = self.holder(name, alias)
+        if holder is None:
+            raise NotFound(f"no version of {name!r} holds the alias {alias!r}, so there is "
+                           f"nothing to compare with; point {alias} at a version first, or "
+                           "leave out --against")
+        return holder
 
     # -- release requests -----------------------------------------------------------------
 
     def request_release(self, ref: str, alias: str, identity: Identity, reason: str
                         ) -> ReleaseRequest:
-        """Ask for `alias` to point at a version, with the evidence as it stands now."""
+        """Ask for `alias` to point at a version, with evidence computed here and now.
+
+        The evidence is never taken from earlier `gates run` results: the gates are
+        evaluated on the project's configured evaluation data, against the versions
+        that hold the aliases they name, and stored with the data's digest. The
+        write checks that those aliases have not moved and the data has not changed
+        since (recomputing a few times if they did). Raises `InvalidInput` when
+        gates apply but no evaluation data is configured, `Conflict` for a duplicate.
+        """
         alias = check_alias(alias)
         reason = check_reason(reason)
         version = self.resolve(ref)
-        current = self.holder(version.name, alias)
-        if current is not None and current.version == version.version:
-            raise Conflict(f"{alias} already points at {version.ref}")
-        pending = [r for r in self.store.releases.list("pending", version.name)
-                   if r.alias == alias and r.version == version.version]
-        if pending:
-            raise Conflict(f"release request {pending[0].id} for {version.ref} -> {alias} is "
-                           "already pending")
-        gates = self.store.gates.latest(version.name, version.version)
-        if not gates and gates_for(version.name, self.project.registry.gates):
-            gates = self.run_gates(version.ref, identity)
-        candidate = self.latest_evaluation(version)
-        holder_eval = self.latest_evaluation(current) if current is not None else None
-        evidence = {
-            "gates": [{"gate": g.gate, "passed": g.passed, "reason": g.reason,
-                       "against_version": g.against_version} for g in gates],
-            "gates_passed": all(g.passed for g in gates),
-            "candidate": {"ref": version.ref, "run": version.run_id,
-                          "metrics": dict(candidate.metrics) if candidate else {},
-                          "dataset": candidate.dataset_digest if candidate else None},
-            "current": None if current is None else {
-                "ref": current.ref, "run": current.run_id,
-                "metrics": dict(holder_eval.metrics) if holder_eval else {},
-                "dataset": holder_eval.dataset_digest if holder_eval else None},
-        }
-        return self.store.releases.request(version.name, version.version, alias,
-                                           requester=identity.user, reason=reason,
-                                           evidence=evidence)
+        for _ in range(EVIDENCE_ATTEMPTS):
+            evidence = self.compute_evidence(version, alias)
+            try:
+                return self.store.releases.request(
+                    version.name, version.version, alias, requester=identity.user,
+                    reason=reason, evidence=evidence, holders=evidence["holders"],
+                    precondition=self._data_unchanged(evidence))
+            except AliasMoved:
+                continue
+        raise Conflict(f"aliases of {version.name!r} kept moving while the evidence for "
+                       f"{version.ref} -> {alias} was computed; try again")
+
+    def compute_evidence(self, version: ModelVersion, alias: str) -> dict[str, Any]:
+        """The evidence of a request: gates, metrics of both sides, data digest, holders."""
+        gates = gates_for(version.name, self.project.registry.gates)
+        source = self.evaluation_data(None, None)
+        if gates and source is None:
+            raise InvalidInput(
+                f"gates apply to {version.name!r} but no evaluation data is configured: set "
+                "evaluation_data (a CSV or Parquet file) and evaluation_target (its label "
+                "column) in [registry] of .mlops/config.toml; a release's evidence is "
+                "computed on that data, never on data the requester picks")
+        aliases = sorted({alias} | {g.alias for g in gates if g.alias})
+        holders = {a: self.store.releases.alias_version(version.name, a) for a in aliases}
+        data: dict[str, Any] | None = None
+        metrics: dict[int, Evaluation] = {}
+        if source is not None:
+            path, target = source
+            X, y, digest = read_evaluation_data(path, target)
+            data = {"path": self._display_path(path), "target": target, "digest": digest,
+                    "rows": int(len(y))}
+            for number in {version.version, *(v for v in holders.values() if v is not None)}:
+                model = self.store.models.get(version.name, number)
+                metrics[number] = Evaluation(0, version.name, number, digest,
+                                             compute_metrics(self.load(model), X, y), time.time())
+        held = {a: None if v is None else (v, metrics.get(v)) for a, v in holders.items()}
+        results = evaluate_gates(version.name, version.version, gates,
+                                 metrics.get(version.version), held)
+        return _evidence(version, alias, holders, data, results, metrics,
+                         self.store.models.get)
+
+    def _data_unchanged(self, evidence: dict[str, Any]) -> Callable[[], None]:
+        """A check, run inside the request's write, that the evaluation data is unchanged."""
+        def check() -> None:
+            data = evidence.get("data")
+            if data is None:
+                return
+            source = self.evaluation_data(None, None)
+            if source is None or digest_file(source[0]) != data["digest"]:
+                raise AliasMoved(f"the evaluation data changed while the evidence was "
+                                 f"computed ({data['path']})", {})
+        return check
+
+    def _display_path(self, path: Path) -> str:
+        try:
+            return str(path.relative_to(self.project.root))
+        except ValueError:
+            return str(path)
 
     def approve(self, request_id: int, identity: Identity, reason: str,
                 override_reason: str | None = None) -> ReleaseRequest:
-        """Approve a pending request and move its alias, if this reviewer may."""
+        """Approve a pending request and move its alias, if this reviewer may.
+
+        Refused (`PermissionDenied`) for non-reviewers, the requester, failing gates
+        without an admin's override, and (`Conflict`) when an alias the evidence was
+        computed against has moved since: the evidence is stale.
+        """
         reason = check_reason(reason)
         request = self.store.releases.get(request_id)
         identity.require_reviewer("approve releases")
@@ -211,7 +277,28 @@ class Registry:
                 raise PermissionDenied(f"{identity.user} may not override gates: it takes the "
                                        "admin role")
         return self.store.releases.decide(request_id, decision="approve", actor=identity.user,
-                                          reason=reason, override_reason=override_reason)
+                                          reason=reason, override_reason=override_reason,
+                                          holders=evidence_holders(request))
+
+    def stale_aliases(self, request: ReleaseRequest) -> list[str]:
+        """Aliases that moved since the request's evidence was computed (empty: fresh)."""
+        return sorted(alias for alias, version in evidence_holders(request).items()
+                      if self.store.releases.alias_version(request.name, alias) != version)
+
+    def other_gate_results(self, request: ReleaseRequest) -> list[GateResult]:
+        """Gate results stored by `gates run` for the candidate: information, not the verdict.
+
+        The newest result of each (gate, alias compared with, data digest), newest
+        first; each names the data it was computed on, which the requester chose.
+        """
+        seen: set[tuple[str, str | None, int | None, str | None]] = set()
+        results = []
+        for result in self.store.gates.recent(request.name, request.version):
+            key = (result.gate, result.against, result.against_version, result.dataset_digest)
+            if key not in seen:
+                seen.add(key)
+                results.append(result)
+        return results
 
     def reject(self, request_id: int, identity: Identity, reason: str) -> ReleaseRequest:
         reason = check_reason(reason)
@@ -240,3 +327,44 @@ class Registry:
             gates=tuple(self.store.gates.latest(version.name, version.version)),
             requests=requests,
             audit=tuple(self.store.audit.entries(subject=version.ref, limit=200)))
+
+
+def evidence_holders(request: ReleaseRequest) -> dict[str, int | None]:
+    """Alias -> version the request's evidence was computed against.
+
+    Requests made before evidence recorded its holders (format 1) only name the
+    target alias's holder, as `current`.
+    """
+    holders = request.evidence.get("holders")
+    if isinstance(holders, dict):
+        return {str(a): None if v is None else int(v) for a, v in holders.items()}
+    current = request.evidence.get("current")
+    ref = current.get("ref") if isinstance(current, dict) else None
+    return {request.alias: int(ref.rpartition(":")[2]) if ref else None}
+
+
+def _evidence(version: ModelVersion, alias: str, holders: dict[str, int | None],
+              data: dict[str, Any] | None, results: list[GateResult],
+              metrics: dict[int, Evaluation], get_version: Callable[[str, int], ModelVersion]
+              ) -> dict[str, Any]:
+    """The JSON evidence stored with a request (and shown to reviewers)."""
+    def side(number: int) -> dict[str, Any]:
+        model = get_version(version.name, number)
+        found = metrics.get(number)
+        return {"ref": model.ref, "run": model.run_id,
+                "metrics": dict(found.metrics) if found else {},
+                "dataset": found.dataset_digest if found else None}
+
+    current = holders.get(alias)
+    return {
+        "format": EVIDENCE_FORMAT,
+        "data": data,
+        "holders": holders,
+        "gates": [{"gate": g.gate, "passed": g.passed, "reason": g.reason,
+                   "against": g.against, "against_version": g.against_version,
+                   "value": g.value, "threshold": g.threshold,
+                   "dataset": g.dataset_digest} for g in results],
+        "gates_passed": all(g.passed for g in results),
+        "candidate": side(version.version),
+        "current": None if current is None else side(current),
+    }

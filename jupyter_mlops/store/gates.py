@@ -76,6 +76,14 @@ class GateRepository:
                          payload={"passed": all(r.passed for r in results),
                                   "gates": {r.gate: r.passed for r in results}})
 
+    def recent(self, name: str, version: int, limit: int = 50) -> list[GateResult]:
+        """This version's gate results, newest first."""
+        rows = self._conn.execute(
+            "SELECT name, version, gate, against, against_version, passed, value, threshold,"
+            " dataset_digest, reason, evaluated_at FROM gate_results WHERE name = ? AND "
+            "version = ? ORDER BY id DESC LIMIT ?", (name, version, limit)).fetchall()
+        return [GateResult(*row[:5], bool(row[5]), *row[6:]) for row in rows]
+
     def latest(self, name: str, version: int) -> list[GateResult]:
         """The most recent result of each gate for this version."""
         rows = self._conn.execute(

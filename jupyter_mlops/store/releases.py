@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +16,14 @@ from .connection import write
 
 _REQUEST_COLUMNS = ("id, name, version, alias, requester, reason, evidence, status, created_at,"
                     " decided_by, decided_at, decision_reason, override_reason")
+
+
+class AliasMoved(Conflict):
+    """An alias moved between reading its holder and the write that relied on it."""
+
+    def __init__(self, message: str, moved: Mapping[str, tuple[int | None, int | None]]) -> None:
+        self.moved = dict(moved)  # alias -> (expected version, actual version)
+        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -76,27 +84,67 @@ class ReleaseRepository:
     # -- release requests --------------------------------------------------------------
 
     def request(self, name: str, version: int, alias: str, *, requester: str, reason: str,
-                evidence: Mapping[str, Any]) -> ReleaseRequest:
+                evidence: Mapping[str, Any],
+                holders: Mapping[str, int | None] | None = None,
+                precondition: Callable[[], None] | None = None) -> ReleaseRequest:
+        """Record a pending request for `alias` -> `name:version` with its evidence.
+
+        Inside the write transaction: refuses a duplicate pending request or an
+        alias that already points there (`Conflict`), checks that each alias in
+        `holders` still points at the version the evidence was computed against
+        (`AliasMoved` otherwise), and runs `precondition` (raise to abort).
+        """
         with write(self._conn) as conn:
+            self._refuse_duplicate(conn, name, version, alias)
+            if holders is not None:
+                _check_holders(conn, name, holders, "while the evidence was computed")
+            if precondition is not None:
+                precondition()
             request_id = conn.execute(
                 "INSERT INTO release_requests (name, version, alias, requester, reason, "
                 "evidence, status, created_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)",
                 (name, version, alias, requester, reason, json.dumps(evidence, default=str),
                  time.time())).lastrowid
+            data = evidence.get("data") or {}
             audit.append(conn, actor=requester, action="release requested",
                          subject=f"{name}:{version}", reason=reason,
                          payload={"request": request_id, "alias": alias,
-                                  "gates_passed": evidence.get("gates_passed")})
+                                  "gates_passed": evidence.get("gates_passed"),
+                                  "data": data.get("digest"), "holders": holders})
         return self.get(int(request_id))
 
+    def _refuse_duplicate(self, conn: sqlite3.Connection, name: str, version: int,
+                          alias: str) -> None:
+        holder = conn.execute("SELECT version FROM aliases WHERE name = ? AND alias = ?",
+                              (name, alias)).fetchone()
+        if holder is not None and holder[0] == version:
+            raise Conflict(f"{alias} already points at {name}:{version}")
+        pending = conn.execute("SELECT id FROM release_requests WHERE name = ? AND "
+                               "version = ? AND alias = ? AND status = 'pending'",
+                               (name, version, alias)).fetchone()
+        if pending is not None:
+            raise Conflict(f"release request {pending[0]} for {name}:{version} -> {alias} is "
+                           "already pending")
+
     def decide(self, request_id: int, *, decision: str, actor: str, reason: str,
-               override_reason: str | None = None) -> ReleaseRequest:
-        """Approve (and move the alias) or reject, atomically; the request must be pending."""
+               override_reason: str | None = None,
+               holders: Mapping[str, int | None] | None = None) -> ReleaseRequest:
+        """Approve (and move the alias) or reject, atomically; the request must be pending.
+
+        With `holders` (alias -> version the evidence was computed against), an
+        approval is refused with `AliasMoved` if any of them moved since.
+        """
         with write(self._conn) as conn:
             current = self._get(conn, request_id)
             if current.status != "pending":
                 raise Conflict(f"release request {request_id} is already {current.status} "
                                f"(by {current.decided_by})")
+            if holders is not None and decision == "approve":
+                _check_holders(conn, current.name, holders,
+                               f"since the evidence of release request {request_id} was "
+                               f"computed: the evidence is stale; request again (`mlops "
+                               f"release request {current.ref} --to {current.alias} "
+                               "--reason ...`)")
             status = "approved" if decision == "approve" else "rejected"
             conn.execute("UPDATE release_requests SET status = ?, decided_by = ?, "
                          "decided_at = ?, decision_reason = ?, override_reason = ? "
@@ -136,6 +184,26 @@ class ReleaseRepository:
             args.append(name)
         rows = self._conn.execute(sql + " ORDER BY id DESC LIMIT ?", [*args, limit]).fetchall()
         return [_request(row) for row in rows]
+
+
+def _check_holders(conn: sqlite3.Connection, name: str, holders: Mapping[str, int | None],
+                   when: str) -> None:
+    """Raise `AliasMoved` unless every alias still points at the expected version."""
+    moved = {}
+    for alias, expected in holders.items():
+        row = conn.execute("SELECT version FROM aliases WHERE name = ? AND alias = ?",
+                           (name, alias)).fetchone()
+        actual = None if row is None else row[0]
+        if actual != expected:
+            moved[alias] = (expected, actual)
+
+    def ref(version: int | None) -> str:
+        return "nothing" if version is None else f"{name}:{version}"
+
+    if moved:
+        changes = "; ".join(f"{alias} pointed at {ref(old)} and now points at {ref(new)}"
+                            for alias, (old, new) in sorted(moved.items()))
+        raise AliasMoved(f"{changes} {when}", moved)
 
 
 def _request(row: tuple) -> ReleaseRequest:
