@@ -106,9 +106,12 @@ def test_non_finite_numbers_and_huge_bodies(service) -> None:
     status, reply = post(base, json.dumps({"instances": [{**row(), "mean area": float("nan")}]}
                                           ).encode())
     assert status == 422 and "finite" in reply["message"]
-    request = urllib.request.Request(base + "/predict", data=b"x" * (2 << 20))
-    with pytest.raises((urllib.error.HTTPError, urllib.error.URLError, ConnectionError)):
+    status, reply = post(base, b"x" * (11 << 20))  # over the default 10 MiB
+    assert status == 413 and "--max-body-mb" in reply["message"]
+    request = urllib.request.Request(base + "/predict", data=b"x" * 100)  # no Content-Type
+    with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(request, timeout=30)
+    assert info.value.code == 415
     assert json.loads(urllib.request.urlopen(base + "/health").read())["status"] == "ok"
 
 

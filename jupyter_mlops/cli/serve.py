@@ -12,14 +12,32 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "serve", help="serve JSON predictions of a model over HTTP",
         description="Serve MODEL (NAME@ALIAS to follow an alias, or NAME:VERSION) on "
-                    "127.0.0.1: POST /predict {\"instances\": [{feature: value, ...}]}, "
-                    "GET /health, GET /metadata, GET /openapi.json. When the alias moves, "
-                    "the new version is loaded and swapped in without dropping requests. "
-                    "Every request is logged for monitoring; a clean stop (Ctrl-C, SIGTERM) "
-                    "flushes the log.")
+                    "127.0.0.1: POST /predict {\"instances\": [{feature: value, ...}]} with "
+                    "Content-Type: application/json, GET /health, GET /metadata, "
+                    "GET /openapi.json. When the alias moves, the new version is loaded and "
+                    "swapped in without dropping requests; a version that cannot be loaded "
+                    "(untrusted types, corrupted bytes) is refused with one line and the "
+                    "service keeps the model it has (or answers 503). Only requests whose "
+                    "Host names this server are answered (403 otherwise: DNS rebinding), "
+                    "browser requests from other origins are refused unless --cors-origin "
+                    "allows them, bodies over --max-body-mb get 413 and JSON nested deeper "
+                    "than 32 levels 400. Every request is logged for monitoring; a clean "
+                    "stop (Ctrl-C, SIGTERM) flushes the log.")
     parser.add_argument("model", help="e.g. churn@production")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--address", default="127.0.0.1", help="interface to bind")
+    parser.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                        help="also answer requests whose Host header is NAME (a DNS name "
+                             "or address clients use to reach this server); repeatable. "
+                             "Always answered: localhost, 127.0.0.1, ::1 and --address")
+    parser.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                        help="let web pages on ORIGIN (exactly scheme://host[:port], e.g. "
+                             "https://app.example.com) call the service from a browser; "
+                             "repeatable. Without it, browser requests from other hosts "
+                             "get 403")
+    parser.add_argument("--max-body-mb", type=float, default=10.0, metavar="MB",
+                        help="largest request body in MiB (default: 10); larger ones "
+                             "get 413 without being kept in memory")
     parser.add_argument("--poll", type=float, default=1.0,
                         help="seconds between checks of the alias (default: 1)")
     parser.add_argument("--no-log", action="store_true",
@@ -32,11 +50,14 @@ def run(args: argparse.Namespace) -> int:
     import asyncio
 
     from ..serving.app import run_service
+    from ..serving.guard import RequestPolicy
 
     if not 0 < args.port < 65536:
         raise InvalidInput(f"--port {args.port} is not a port number")
     if args.poll <= 0:
         raise InvalidInput("--poll must be positive")
+    policy = RequestPolicy.build(args.address, args.allow_host, args.cors_origin,
+                                 args.max_body_mb)
     asyncio.run(run_service(find_project(), args.model, port=args.port, address=args.address,
-                            poll_seconds=args.poll, log=not args.no_log))
+                            poll_seconds=args.poll, log=not args.no_log, policy=policy))
     return 0

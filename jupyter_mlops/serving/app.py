@@ -1,15 +1,25 @@
 """The scoring service (Tornado): POST /predict, GET /health, GET /metadata,
-GET /openapi.json. Inputs are checked against the model's signature: a wrong
-field is a 422 naming it, never a 500."""
+GET /openapi.json.
+
+Every request passes the door first (`guard.RequestPolicy`): a `Host` this
+server does not answer to or a browser `Origin` not allowed is a 403 on every
+route; /predict also needs `Content-Type: application/json` (415), a body under
+the size limit (413, decided from the headers before the body is kept) and JSON
+no deeper than a small limit (400). Then the inputs are checked against the
+model's signature: a wrong field is a 422 naming it. None of these is a 500,
+and each refusal is one line in the service's log.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import math
+import logging
 import signal
+import sys
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import tornado.web
@@ -18,122 +28,142 @@ from ..errors import MlopsError
 from ..monitoring.predlog import INPUT_PREFIX
 from ..monitoring.profile import model_outputs
 from ..project import Project
-from .holder import ModelHolder
+from .contract import Invalid, check_instances, openapi
+from .guard import MIB, Refusal, RequestPolicy
+from .holder import Loaded, ModelHolder, ModelNotLoaded
 from .logger import BufferedLogger
 
-MAX_ROWS = 1000
-MAX_BODY = 1 << 20
+log = logging.getLogger("jupyter_mlops.serving")
+
+ROUTES_TEXT = "POST /predict, GET /health, GET /metadata, GET /openapi.json"
 
 
-class Invalid(Exception):
-    def __init__(self, field: str, problem: str) -> None:
-        self.field = field
-        self.problem = problem
-        super().__init__(f"{field}: {problem}")
+@dataclass(frozen=True)
+class Service:
+    """What every handler of one service shares."""
 
-
-def _kind(dtype: str | None) -> str:
-    if dtype is None:
-        return "any"
-    if dtype.startswith(("float", "int", "uint", "Int", "UInt", "Float")):
-        return "number"
-    if dtype in ("bool", "boolean"):
-        return "boolean"
-    return "string"
-
-
-def check_instances(body: Any, columns: tuple[tuple[str, str | None], ...]) -> list[dict]:
-    if not isinstance(body, dict):
-        raise Invalid("body", "expected a JSON object with `instances` (a list of objects)")
-    unknown_keys = set(body) - {"instances"}
-    if unknown_keys:
-        raise Invalid(sorted(unknown_keys)[0], "unknown key (send {\"instances\": [...]})")
-    instances = body.get("instances")
-    if not isinstance(instances, list) or not instances:
-        raise Invalid("instances", "must be a non-empty list of objects")
-    if len(instances) > MAX_ROWS:
-        raise Invalid("instances", f"at most {MAX_ROWS} per request, got {len(instances)}")
-    names = {name for name, _ in columns}
-    for index, instance in enumerate(instances):
-        where = f"instances[{index}]"
-        if not isinstance(instance, dict):
-            raise Invalid(where, "must be an object of feature values")
-        for key in instance:
-            if key not in names:
-                raise Invalid(f"{where}.{str(key)[:80]}", "unknown feature")
-        for name, dtype in columns:
-            if name not in instance:
-                raise Invalid(f"{where}.{name}", "missing")
-            value = instance[name]
-            kind = _kind(dtype)
-            if kind == "number" and (isinstance(value, bool) or not isinstance(value, int | float)
-                                     or not math.isfinite(value)):
-                raise Invalid(f"{where}.{name}", f"expected a finite number, got "
-                                                 f"{json.dumps(value)[:40]}")
-            if kind == "boolean" and not isinstance(value, bool):
-                raise Invalid(f"{where}.{name}", "expected true or false")
-            if kind == "string" and not isinstance(value, str):
-                raise Invalid(f"{where}.{name}", "expected a string")
-            if kind == "any" and not isinstance(value, int | float | str | bool):
-                raise Invalid(f"{where}.{name}", "expected a number or a string")
-    return instances
-
-
-def openapi(holder: ModelHolder) -> dict[str, Any]:
-    loaded = holder.current
-    assert loaded is not None
-    types = {"number": {"type": "number"}, "boolean": {"type": "boolean"},
-             "string": {"type": "string"}, "any": {"type": ["number", "string", "boolean"]}}
-    instance = {"type": "object", "additionalProperties": False,
-                "required": [name for name, _ in loaded.columns],
-                "properties": {name: types[_kind(dtype)] for name, dtype in loaded.columns}}
-    error = {"type": "object", "properties": {"message": {"type": "string"},
-                                              "field": {"type": "string"}}}
-    request = {"type": "object", "required": ["instances"], "additionalProperties": False,
-               "properties": {"instances": {
-                   "type": "array", "minItems": 1, "maxItems": MAX_ROWS,
-                   "items": {"$ref": "#/components/schemas/Instance"}}}}
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": f"jupyter-mlops scoring service: {holder.ref}", "version": "1"},
-        "paths": {
-            "/predict": {"post": {
-                "requestBody": {"required": True,
-                                "content": {"application/json": {"schema": request}}},
-                "responses": {
-                    "200": {"description": "one prediction per instance"},
-                    "422": {"description": "an input failed validation",
-                            "content": {"application/json": {"schema": error}}}}}},
-            "/health": {"get": {"responses": {"200": {"description": "serving"}}}},
-            "/metadata": {"get": {"responses": {"200": {"description": "model version"}}}},
-        },
-        "components": {"schemas": {"Instance": instance}},
-    }
+    holder: ModelHolder
+    logger: BufferedLogger
+    policy: RequestPolicy
 
 
 class Base(tornado.web.RequestHandler):
-    def initialize(self, holder: ModelHolder, logger: BufferedLogger) -> None:
-        self.holder = holder
-        self.logger = logger
+    """JSON replies; `Host` and `Origin` checked before any route answers."""
+
+    ALLOW = "GET, OPTIONS"
+    refusal: str | None = None  # set when refused: the one line the access log writes
+
+    def initialize(self, service: Service) -> None:
+        self.holder = service.holder
+        self.logger = service.logger
+        self.policy = service.policy
+
+    def prepare(self) -> None:
+        refusal = self.door_refusal()
+        if refusal is not None:
+            self.refuse(refusal)
+
+    def door_refusal(self) -> Refusal | None:
+        """The Host/Origin refusal for this request, or None (then CORS headers are set)."""
+        headers = self.request.headers
+        origin = headers.get("Origin")
+        refusal = (self.policy.check_host(headers.get("Host"))
+                   or self.policy.check_origin(origin))
+        if self.policy.cors_origins:
+            self.set_header("Vary", "Origin")
+        if refusal is None and self.policy.cors_allows(origin):
+            self.set_header("Access-Control-Allow-Origin", origin.strip())
+        return refusal
+
+    def options(self, *args: str) -> None:
+        """CORS preflight: methods and headers are granted only to a `--cors-origin`."""
+        self.set_header("Allow", self.ALLOW)
+        if self.policy.cors_allows(self.request.headers.get("Origin")):
+            self.set_header("Access-Control-Allow-Methods", self.ALLOW)
+            self.set_header("Access-Control-Allow-Headers", "Content-Type")
+            self.set_header("Access-Control-Max-Age", "600")
+        self.set_status(204)
+        self.finish()
+
+    def refuse(self, refusal: Refusal) -> None:
+        self.refusal = refusal.message
+        self.reply(refusal.status, {"message": refusal.message})
 
     def reply(self, status: int, payload: Any) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(payload))
 
+    def loaded_model(self) -> Loaded | None:
+        """The model being served; when there is none, answers 503 and returns None."""
+        loaded = self.holder.current
+        if loaded is None:
+            self.refuse(Refusal(503, f"no model is loaded for {self.holder.ref}: its version "
+                                     "could not be loaded (the service's log says why); "
+                                     "point the alias at a version that loads"))
+        return loaded
+
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         self.reply(status_code, {"message": self._reason})
 
 
+@tornado.web.stream_request_body
 class PredictHandler(Base):
+    """POST /predict. The body is streamed in so its size is enforced as it arrives."""
+
+    ALLOW = "POST, OPTIONS"
+
+    def prepare(self) -> None:
+        self._chunks: list[bytes] = []
+        self._received = 0
+        self._deferred: Refusal | None = None
+        refusal = self.door_refusal()
+        if refusal is None and self.request.method == "POST":
+            headers = self.request.headers
+            refusal = (self.policy.check_content_type(headers.get("Content-Type"))
+                       or self.policy.check_length(headers.get("Content-Length")))
+        self.request.connection.set_max_body_size(self.policy.drain_limit)
+        if refusal is None:
+            return
+        declared = _declared_length(self.request.headers.get("Content-Length"))
+        if self.request.method == "POST" and (declared or 0) <= self.policy.drain_limit:
+            self._deferred = refusal  # answered once the body is read and dropped
+        else:
+            if declared is not None:  # not read at all: the connection closes after the reply
+                self.request.connection.set_max_body_size(declared)
+            self.refuse(refusal)
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._deferred is not None or self._finished:
+            return
+        self._received += len(chunk)
+        if self._received > self.policy.max_body_bytes:  # a chunked body, no Content-Length
+            self._deferred = self.policy.too_large(self.policy.max_body_bytes, more=True)
+            self._chunks = []
+            return
+        self._chunks.append(chunk)
+
     def post(self) -> None:
+        if self._deferred is not None:
+            self.refuse(self._deferred)
+            return
         started = time.perf_counter()
-        loaded = self.holder.current
-        assert loaded is not None
+        loaded = self.loaded_model()
+        if loaded is None:
+            return
         version = loaded.version.version
+        body = b"".join(self._chunks)
+        refusal = self.policy.check_depth(body)
+        if refusal is not None:
+            self._log_failure(started, version, "invalid", refusal.message)
+            self.refuse(refusal)
+            return
         try:
-            body = json.loads(self.request.body or b"null")
-            instances = check_instances(body, loaded.columns)
+            instances = check_instances(json.loads(body or b"null"), loaded.columns)
+        except RecursionError:  # guarded by check_depth; kept so it can never be a 500
+            self._log_failure(started, version, "invalid", "body: JSON nested too deep")
+            self.refuse(Refusal(400, "body: JSON nested too deep"))
+            return
         except (ValueError, UnicodeDecodeError) as exc:
             self._log_failure(started, version, "invalid", f"body: not JSON ({exc})")
             self.reply(422, {"message": "body: not valid JSON", "field": "body"})
@@ -142,6 +172,10 @@ class PredictHandler(Base):
             self._log_failure(started, version, "invalid", str(exc))
             self.reply(422, {"message": str(exc), "field": exc.field})
             return
+        self._predict(started, loaded, instances)
+
+    def _predict(self, started: float, loaded: Loaded, instances: list[dict]) -> None:
+        version = loaded.version.version
         try:
             import pandas as pd
 
@@ -172,13 +206,19 @@ class PredictHandler(Base):
 class HealthHandler(Base):
     def get(self) -> None:
         loaded = self.holder.current
-        self.reply(200, {"status": "ok", "model": loaded.version.ref if loaded else None})
+        if loaded is None:
+            self.refusal = f"no model is loaded for {self.holder.ref}"
+            self.reply(503, {"status": "unavailable", "model": None,
+                             "message": f"no model is loaded for {self.holder.ref}"})
+            return
+        self.reply(200, {"status": "ok", "model": loaded.version.ref})
 
 
 class MetadataHandler(Base):
     def get(self) -> None:
-        loaded = self.holder.current
-        assert loaded is not None
+        loaded = self.loaded_model()
+        if loaded is None:
+            return
         v = loaded.version
         self.reply(200, {"model": v.name, "version": v.version, "ref": v.ref,
                          "serving": self.holder.ref, "run_id": v.run_id, "digest": v.digest,
@@ -188,15 +228,42 @@ class MetadataHandler(Base):
 
 class OpenAPIHandler(Base):
     def get(self) -> None:
-        self.reply(200, openapi(self.holder))
+        loaded = self.loaded_model()
+        if loaded is not None:
+            self.reply(200, openapi(loaded, self.holder.ref))
 
 
-def make_app(holder: ModelHolder, logger: BufferedLogger) -> tornado.web.Application:
-    args = {"holder": holder, "logger": logger}
+class UnknownRouteHandler(Base):
+    """Any other path: the door's checks first, then a JSON 404 listing the routes."""
+
+    ALLOW = "OPTIONS"
+
+    def prepare(self) -> None:
+        super().prepare()
+        if not self._finished and self.request.method != "OPTIONS":
+            self.reply(404, {"message": f"no such route; this service answers {ROUTES_TEXT}"})
+
+
+def log_request(handler: tornado.web.RequestHandler) -> None:
+    """The access log: one line per refused request or server error, nothing per success."""
+    request = handler.request
+    status = handler.get_status()
+    where = f"{request.method} {_printable(request.uri or '')} from {request.remote_ip}"
+    refusal = getattr(handler, "refusal", None)
+    if refusal is not None:
+        log.warning("refused %d %s: %s", status, where, _printable(refusal))
+    elif status >= 500:
+        log.error("%d %s", status, where)
+
+
+def make_app(holder: ModelHolder, logger: BufferedLogger,
+             policy: RequestPolicy) -> tornado.web.Application:
+    args = {"service": Service(holder, logger, policy)}
     return tornado.web.Application([
         (r"/predict", PredictHandler, args), (r"/health", HealthHandler, args),
         (r"/metadata", MetadataHandler, args), (r"/openapi.json", OpenAPIHandler, args),
-    ])
+    ], default_handler_class=UnknownRouteHandler, default_handler_args=args,
+        log_function=log_request)
 
 
 class NoLogger(BufferedLogger):
@@ -208,12 +275,25 @@ class NoLogger(BufferedLogger):
 
 async def run_service(project: Project, ref: str, *, port: int, address: str,
                       poll_seconds: float = 1.0, flush_seconds: float = 1.0,
-                      log: bool = True, ready: Any = None) -> None:
-    """Serve until SIGINT/SIGTERM; then stop accepting, flush the log, return."""
+                      log: bool = True, ready: Any = None,
+                      policy: RequestPolicy | None = None) -> None:
+    """Serve until SIGINT/SIGTERM; then stop accepting, flush the log, return.
+
+    Raises `NotFound` when `ref` resolves to no version. A version that cannot be
+    loaded (untrusted, corrupted) does not stop the service: it says so in one
+    line and answers 503 on /predict until the alias points at one that loads.
+    """
+    _log_to_stderr()
+    policy = policy or RequestPolicy.build(address)
     holder = ModelHolder(project, ref)
-    holder.refresh()
+    try:
+        holder.refresh()
+    except ModelNotLoaded as exc:
+        _report(exc)
     logger = (BufferedLogger if log else NoLogger)(project, holder.name)
-    server = make_app(holder, logger).listen(port, address=address, max_body_size=MAX_BODY)
+    server = make_app(holder, logger, policy).listen(
+        port, address=address, max_body_size=policy.max_body_bytes,
+        max_buffer_size=policy.max_body_bytes + MIB)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -229,12 +309,12 @@ async def run_service(project: Project, ref: str, *, port: int, address: str,
                 try:
                     await loop.run_in_executor(None, work)
                 except MlopsError as exc:  # e.g. the alias was removed: keep serving
-                    print(f"mlops serve: {exc}", flush=True)
+                    _report(exc)
 
     tasks = [asyncio.create_task(every(poll_seconds, holder.refresh)),
              asyncio.create_task(every(flush_seconds, logger.flush))]
-    print(f"serving {holder.current.version.ref} ({ref}) on http://{address}:{port}",
-          flush=True)
+    serving = holder.current.version.ref if holder.current else "no model yet"
+    print(f"serving {serving} ({ref}) on http://{address}:{port}", flush=True)
     if ready is not None:
         ready()
     await stop.wait()
@@ -243,3 +323,29 @@ async def run_service(project: Project, ref: str, *, port: int, address: str,
     await asyncio.sleep(0.05)  # let requests being answered finish
     logger.flush()
     print(f"stopped; {logger.written} predictions logged", flush=True)
+
+
+def _report(exc: MlopsError) -> None:
+    log.warning("%s", _printable(str(exc)))
+
+
+def _log_to_stderr() -> None:
+    """Send the service's log lines to stderr as `mlops serve: ...` (once per process)."""
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("mlops serve: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+
+
+def _declared_length(content_length: str | None) -> int | None:
+    try:
+        return int(content_length.split(",")[0]) if content_length else None
+    except ValueError:
+        return None
+
+
+def _printable(text: str, limit: int = 500) -> str:
+    """`text` on one line: control characters escaped, cut at `limit`."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[:limit])

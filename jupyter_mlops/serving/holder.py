@@ -1,5 +1,11 @@
 """The model being served, following an alias: a new version is loaded off the
-request path and swapped in with one assignment, so no request is dropped."""
+request path and swapped in with one assignment, so no request is dropped.
+
+A version that cannot be loaded (an untrusted type in its file, bytes that no
+longer match their digest, an unreadable file) is refused once, with one line
+naming it and why; the service keeps the model it had, or answers 503 on
+/predict when it has none, and tries again only when the alias moves.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..artifacts import ArtifactStore
+from ..errors import MlopsError
 from ..models import load_model_bytes
 from ..project import Project
 from ..store import Store
@@ -20,6 +27,19 @@ class Loaded:
     version: ModelVersion
     model: Any
     columns: tuple[tuple[str, str | None], ...]  # (name, dtype) in the model's order
+
+
+class ModelNotLoaded(MlopsError):
+    """The version a reference points at could not be loaded (untrusted, corrupted, unreadable)."""
+
+    def __init__(self, ref: str, version: ModelVersion, reason: MlopsError,
+                 still_serving: ModelVersion | None) -> None:
+        self.ref = ref
+        self.version = version
+        self.reason = reason
+        keeping = (f"still serving {still_serving.ref}" if still_serving is not None
+                   else f"/predict answers 503 until {ref} points at a version that loads")
+        super().__init__(f"cannot load {version.ref} ({ref}): {reason}; {keeping}")
 
 
 def columns_of(version: ModelVersion, model: Any) -> tuple[tuple[str, str | None], ...]:
@@ -41,23 +61,42 @@ class ModelHolder:
         self._lock = threading.Lock()
         self.current: Loaded | None = None
         self.switches = 0
+        self._refused: tuple[int, str] | None = None  # (version, digest) that failed to load
 
     def _resolve(self, store: Store) -> ModelVersion:
         return store.models.resolve(self.ref)
 
     def refresh(self) -> bool:
-        """Load the version the reference points at now, if it changed. Thread-safe."""
+        """Load the version the reference points at now, if it changed. Thread-safe.
+
+        Returns whether a new model was swapped in. Raises `NotFound` when the
+        reference resolves to nothing, and `ModelNotLoaded` the first time a
+        version fails to load (later calls skip that version silently).
+        """
         with self._lock:
             with Store(self.project.db_path) as store:
                 version = self._resolve(store)
-            if self.current is not None and self.current.version.digest == version.digest \
-                    and self.current.version.version == version.version:
+            key = (version.version, version.digest)
+            current = self.current
+            if current is not None and (current.version.version,
+                                        current.version.digest) == key:
                 return False
-            data = ArtifactStore(self.project.artifacts_dir).read_bytes(version.digest)
-            model = load_model_bytes(data)
-            loaded = Loaded(version=version, model=model, columns=columns_of(version, model))
-            switched = self.current is not None
+            if self._refused == key:
+                return False
+            try:
+                loaded = self._load(version)
+            except MlopsError as exc:
+                self._refused = key
+                raise ModelNotLoaded(self.ref, version, exc,
+                                     current.version if current else None) from None
+            self._refused = None
             self.current = loaded  # one assignment: requests see the old or the new model
-            if switched:
+            if current is not None:
                 self.switches += 1
             return True
+
+    def _load(self, version: ModelVersion) -> Loaded:
+        """Read, verify and load one version's model; raises the store's or loader's error."""
+        data = ArtifactStore(self.project.artifacts_dir).read_bytes(version.digest)
+        model = load_model_bytes(data)
+        return Loaded(version=version, model=model, columns=columns_of(version, model))
