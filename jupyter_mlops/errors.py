@@ -33,13 +33,21 @@ class InvalidInput(MlopsError):
 class FilterSyntaxError(InvalidInput):
     """A run filter expression could not be parsed."""
 
+    # Characters of the expression shown on each side of the caret: a long
+    # expression is cut around the place, so the message stays a few lines.
+    CONTEXT = 40
+
     def __init__(self, expression: str, position: int, problem: str) -> None:
         self.expression = expression
         self.position = position
         self.problem = problem
-        pointer = " " * position + "^"
-        super().__init__(
-            f"bad filter: {problem} at position {position}\n  {expression}\n  {pointer}")
+        start = max(0, position - self.CONTEXT)
+        end = min(len(expression), position + self.CONTEXT)
+        before = "..." if start else ""
+        excerpt = "".join(" " if c < " " else c for c in expression[start:end])  # one line
+        shown = before + excerpt + ("..." if end < len(expression) else "")
+        pointer = " " * (len(before) + position - start) + "^"
+        super().__init__(f"bad filter: {problem} at position {position}\n  {shown}\n  {pointer}")
 
 
 class Conflict(MlopsError):

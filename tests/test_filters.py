@@ -4,6 +4,7 @@ import pytest
 
 from jupyter_mlops.errors import FilterSyntaxError
 from jupyter_mlops.store import Store
+from jupyter_mlops.store.filters import MAX_DEPTH, MAX_LENGTH, compile_filter
 
 
 @pytest.mark.parametrize(("expression", "names"), [
@@ -52,3 +53,40 @@ def test_hostile_values_are_only_ever_parameters(store_with_runs: Store) -> None
     with pytest.raises(FilterSyntaxError):
         store_with_runs.runs.search("name = 'a''; DROP TABLE runs; --'")
     assert len(store_with_runs.runs.search()) == 3
+
+
+@pytest.mark.parametrize(("expression", "position"), [
+    ("(" * (MAX_DEPTH + 1) + "id = 1" + ")" * (MAX_DEPTH + 1), MAX_DEPTH),
+    ("not " * (MAX_DEPTH + 1) + "id = 1", 4 * MAX_DEPTH),
+    ("id = 1 and " + "(not " * 20 + "id = 1" + ")" * 20, 11 + 5 * 16),
+])
+def test_nesting_deeper_than_the_limit_points_at_the_first_token_too_deep(
+        store_with_runs: Store, expression: str, position: int) -> None:
+    with pytest.raises(FilterSyntaxError) as info:
+        store_with_runs.runs.search(expression)
+    assert info.value.position == position
+    assert f"nested more than {MAX_DEPTH} deep" in str(info.value)
+
+
+def test_length_limit_is_inclusive(store_with_runs: Store) -> None:
+    padded = "metrics.acc > 0.85" + " " * (MAX_LENGTH - len("metrics.acc > 0.85"))
+    assert len(store_with_runs.runs.search(padded)) == 2
+    with pytest.raises(FilterSyntaxError) as info:
+        store_with_runs.runs.search(padded + " ")
+    assert info.value.position == MAX_LENGTH and f"more than {MAX_LENGTH}" in str(info.value)
+
+
+def test_a_long_expression_is_cut_around_the_caret() -> None:
+    expression = "name = 'x' and " * 100 + "nonsense > 1"
+    with pytest.raises(FilterSyntaxError) as info:
+        compile_filter(expression)
+    _, shown, caret = str(info.value).split("\n")
+    assert shown.startswith("  ...") and len(shown) < 100
+    assert shown[caret.index("^"):].startswith("nonsense")
+    assert "unknown field 'nonsense'" in str(info.value)
+
+
+def test_control_characters_do_not_break_the_message_into_lines() -> None:
+    with pytest.raises(FilterSyntaxError) as info:
+        compile_filter("metrics.acc >\n\n")
+    assert str(info.value).count("\n") == 2

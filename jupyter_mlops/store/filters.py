@@ -7,6 +7,11 @@ A comparison is `FIELD OP VALUE`: FIELD is `metrics.KEY`, `params.KEY`,
 `tags.KEY` or a run attribute (see `ATTRIBUTES`); OP is one of
 = != < <= > >= like; VALUE is a number or a quoted string. Comparisons join with
 `and` / `or` / `not` and parentheses. Values only ever travel as SQL parameters.
+
+An expression is at most `MAX_LENGTH` characters and nests parentheses and
+`not`s at most `MAX_DEPTH` deep: the parser is recursive, and without these
+bounds a hostile filter (hundreds of `(` or `not`) would exhaust Python's
+stack instead of getting a `FilterSyntaxError`.
 """
 
 from __future__ import annotations
@@ -45,6 +50,8 @@ _TOKEN = re.compile(
     re.VERBOSE,
 )
 _KEYWORDS = {"and", "or", "not", "like"}
+MAX_LENGTH = 4000  # characters in one filter expression
+MAX_DEPTH = 32  # parentheses and `not`s open at one place
 _DESCRIPTIONS = {"field": "a field", "op": "an operator", "like": "an operator",
                  "string": "a quoted string", "number": "a number", "rparen": "')'"}
 
@@ -84,9 +91,14 @@ def _tokenize(expression: str) -> list[_Token]:
 
 class _Parser:
     def __init__(self, expression: str) -> None:
+        if len(expression) > MAX_LENGTH:
+            raise FilterSyntaxError(expression, MAX_LENGTH,
+                                    f"the filter is {len(expression)} characters long, more "
+                                    f"than {MAX_LENGTH}; split it or select fewer values")
         self.expression = expression
         self.tokens = _tokenize(expression)
         self.index = 0
+        self.depth = 0
         self.params: dict[str, object] = {}
 
     def error(self, problem: str, token: _Token | None = None) -> FilterSyntaxError:
@@ -131,15 +143,20 @@ class _Parser:
 
     def parse_not(self) -> str:
         token = self.peek()
-        if token is not None and token.kind == "not":
-            self.index += 1
-            return f"(NOT {self.parse_not()})"
-        if token is not None and token.kind == "lparen":
-            self.index += 1
-            inner = self.parse_or()
+        if token is None or token.kind not in ("not", "lparen"):
+            return self.parse_comparison()
+        self.index += 1
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.error(f"nested more than {MAX_DEPTH} deep (parentheses and `not`s); "
+                             "simplify the filter", token)
+        if token.kind == "not":
+            sql = f"(NOT {self.parse_not()})"
+        else:
+            sql = self.parse_or()
             self.take("rparen")
-            return inner
-        return self.parse_comparison()
+        self.depth -= 1
+        return sql
 
     def bind(self, value: object) -> str:
         name = f"p{len(self.params)}"
