@@ -50,6 +50,9 @@ def build(project: Project, auth: Authenticator | None, dev: bool
         "extra_patterns": [(r"/artifact/([^/]+)", ArtifactHandler,
                             {"store": ArtifactStore(project.artifacts_dir), "auth": auth})],
         "title": "jupyter-mlops",
+        # No pages use pn.state.location, and Panel's Location parser fails on an
+        # IPv6 Host ("[::1]:5006"), a 500 for an allowed host.
+        "location": False,
     }
     if auth is not None:
         options["auth_provider"] = PasswordAuthProvider(auth)
