@@ -16,6 +16,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import jupyter_mlops as mlops
+from jupyter_mlops import capture
 from jupyter_mlops.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from jupyter_mlops.project import find_project
 from jupyter_mlops.registry.identity import identity_for
@@ -241,9 +242,7 @@ def test_twenty_concurrent_approvals_keep_the_chain_linear(governed: Registry) -
 
 
 def test_cli_maps_the_os_user_and_refuses_self_approval(governed: Registry, project) -> None:
-    import getpass
-
-    me = getpass.getuser()
+    me = capture.user()
     (project.home / "config.toml").write_text(CONFIG + f"\n[users.{me}]\nroles = ['reviewer']\n")
 
     def mlops_cli(*args: str) -> subprocess.CompletedProcess:

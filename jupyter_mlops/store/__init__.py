@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import NotFound
 from . import schema
 from .artifacts import ArtifactRepository
-from .audit import AuditRepository
+from .audit import AuditKey, AuditRepository, attach_key
 from .connection import connect
 from .datasets import DatasetRepository
 from .environments import EnvironmentRepository
@@ -24,16 +25,31 @@ from .predictions import PredictionRepository
 from .releases import ReleaseRepository
 from .runs import RunRepository
 
+if TYPE_CHECKING:
+    from ..project import Project
+
+AUDIT_KEY_NAME = "audit.key"
+
 
 class Store:
-    """An open store. Opening never creates or changes tables: call `migrate()`."""
+    """An open store. Opening never creates or changes tables: call `migrate()`.
+
+    `audit_key_path` is the audit chain's HMAC key file (default: `audit.key`
+    beside the database, where `mlops init` writes it); it is read on the first
+    audit append or verify, not here. `Store.for_project()` takes the path the
+    project's config names.
+    """
 
     def __init__(self, path: str | os.PathLike[str], *, stale_after_seconds: float = 120.0,
-                 create: bool = False) -> None:
+                 create: bool = False, audit_key_path: str | os.PathLike[str] | None = None,
+                 audit_key_group_readable: bool = False) -> None:
         self.path = Path(path)
         if not create and not self.path.exists():
             raise NotFound(f"no store at {self.path}; run `mlops init` first")
         self._conn = connect(self.path)
+        self.audit_key = AuditKey(self.path.parent / AUDIT_KEY_NAME if audit_key_path is None
+                                  else audit_key_path, group_readable=audit_key_group_readable)
+        attach_key(self._conn, self.audit_key)
         self.runs = RunRepository(self._conn, stale_after_seconds)
         self.datasets = DatasetRepository(self._conn)
         self.artifacts = ArtifactRepository(self._conn)
@@ -42,8 +58,15 @@ class Store:
         self.pipelines = PipelineRepository(self._conn, stale_after_seconds)
         self.releases = ReleaseRepository(self._conn)
         self.gates = GateRepository(self._conn)
-        self.audit = AuditRepository(self._conn)
+        self.audit = AuditRepository(self._conn, self.audit_key)
         self.predictions = PredictionRepository(self._conn)
+
+    @classmethod
+    def for_project(cls, project: Project, *, create: bool = False) -> Store:
+        """The store of `project`, with its configured audit key and stale-run timeout."""
+        return cls(project.db_path, stale_after_seconds=project.tracking.stale_after_seconds,
+                   create=create, audit_key_path=project.audit_key_path,
+                   audit_key_group_readable=project.store.group_shared)
 
     def migrate(self) -> list[int]:
         """Apply pending migrations (idempotent, safe when many processes start at once)."""
