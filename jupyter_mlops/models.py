@@ -1,21 +1,66 @@
 """Saving and loading models safely with skops: no pickle, a trusted-type list in our code.
 
-A model file never decides what may be loaded: every type it names must come
-from a module on `TRUSTED_MODULES` and be a class, or be passed explicitly by
-the caller in `trusted=`.
+A model file never decides what may be loaded. Every type it names must be on
+the list kept here (`trusted_types`, exact names, never a module prefix) or be
+passed explicitly by the caller in `trusted=`. Functions, `numpy.memmap`,
+`builtins`, `operator`, `os`, `subprocess`, `importlib` and anything else with
+side effects when it is built are therefore refused unless named by the caller.
 """
 
 from __future__ import annotations
 
-import importlib
+import functools
 from collections.abc import Iterable
 from typing import Any
 
 from .errors import InvalidInput, UntrustedModel
 
 FLAVOR = "sklearn-skops"
-# Classes from these packages may be loaded; functions and other callables may not.
-TRUSTED_MODULES = ("sklearn", "numpy", "scipy")
+
+# Internal scikit-learn types that fitted estimators hold, found by saving fitted
+# LogisticRegression, RandomForest*, GradientBoosting*, HistGradientBoosting*, SVC,
+# KNeighbors*, StandardScaler, OneHotEncoder, ColumnTransformer, Pipeline,
+# SimpleImputer and MLP* models (tests/test_tracking.py keeps that set loading).
+# Each is a plain data holder: building it runs no I/O and calls nothing from the file.
+_SKLEARN_INTERNAL_TYPES = (
+    # Loss and link objects of GradientBoosting*, HistGradientBoosting* and the GLMs.
+    *(f"sklearn._loss.loss.{name}" for name in (
+        "HalfSquaredError", "AbsoluteError", "PinballLoss", "HuberLoss", "HalfPoissonLoss",
+        "HalfGammaLoss", "HalfTweedieLoss", "HalfTweedieLossIdentity", "HalfBinomialLoss",
+        "HalfMultinomialLoss", "ExponentialLoss")),
+    *(f"sklearn._loss._loss.Cy{name}" for name in (
+        "HalfSquaredError", "AbsoluteError", "PinballLoss", "HuberLoss", "HalfPoissonLoss",
+        "HalfGammaLoss", "HalfTweedieLoss", "HalfTweedieLossIdentity", "HalfBinomialLoss",
+        "HalfMultinomialLoss", "ExponentialLoss")),
+    *(f"sklearn._loss.link.{name}" for name in (
+        "Interval", "IdentityLink", "LogLink", "LogitLink", "HalfLogitLink",
+        "MultinomialLogit")),
+    # Tree storage of DecisionTree*, RandomForest*, ExtraTrees*, GradientBoosting* and
+    # HistGradientBoosting*. skops leaves the two node arrays off its own defaults because
+    # scikit-learn indexes them without bounds checks (a crafted file can crash predict);
+    # every tree model needs them, so we trust them (see the README's security model).
+    "sklearn.tree._tree.Tree",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+    # Neighbour search structures and distance metrics of KNeighbors* and friends.
+    "sklearn.neighbors._kd_tree.KDTree",
+    "sklearn.neighbors._ball_tree.BallTree",
+    *(f"sklearn.metrics._dist_metrics.{name}Distance{bits}" for bits in ("64", "32") for name in (
+        "Euclidean", "SEuclidean", "Manhattan", "Chebyshev", "Minkowski", "Mahalanobis",
+        "Hamming", "Canberra", "BrayCurtis", "Jaccard", "Matching", "Dice", "Kulsinski",
+        "RogersTanimoto", "RussellRao", "SokalMichener", "SokalSneath", "Haversine",
+        "PyFunc")),
+    # Solver state of MLPClassifier / MLPRegressor.
+    "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
+    "sklearn.neural_network._stochastic_optimizers.SGDOptimizer",
+)
+# The only functions we trust: HistGradientBoosting* with categorical features keeps
+# FunctionTransformer(partial(check_array, ...)), a pure input check. Any other
+# function (os.system, builtins.eval, ...) must be named by the caller.
+_TRUSTED_FUNCTIONS = (
+    "functools.partial",
+    "sklearn.utils.validation.check_array",
+)
 
 
 def save_model(model: Any) -> bytes:
@@ -32,29 +77,94 @@ def save_model(model: Any) -> bytes:
 
 
 def load_model_bytes(data: bytes, trusted: Iterable[str] | None = None) -> Any:
-    """Load a skops model file, refusing types that are not trusted."""
+    """Load a skops model file, refusing every type that is not trusted.
+
+    The file's types are read from its schema before anything is imported or
+    built. Raises `UntrustedModel` naming the types that are neither on
+    `trusted_types()` nor in `trusted`, and `InvalidInput` for a file that is
+    not a readable skops file (a pickle, a damaged or crafted zip).
+    """
     import skops.io as sio
 
     try:
         found = sio.get_untrusted_types(data=data)
     except Exception as exc:  # skops raises several kinds on a malformed file
-        raise InvalidInput(f"not a readable skops model file: {exc}") from None
-    extra = set(trusted or ())
-    refused = [name for name in found if name not in extra and not _is_trusted_class(name)]
+        raise InvalidInput(f"not a readable skops model file ({_describe(exc)}); model files "
+                           "are saved with mlops.log_model, never with pickle or joblib") from None
+    refused = untrusted_types(found, trusted)
     if refused:
-        raise UntrustedModel(sorted(refused))
-    return sio.loads(data, trusted=list(found))
-
-
-def _is_trusted_class(qualified: str) -> bool:
-    module_name, _, attribute = qualified.rpartition(".")
-    if module_name.split(".")[0] not in TRUSTED_MODULES:
-        return False
+        raise UntrustedModel(refused)
     try:
-        obj = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError):
-        return False
-    return isinstance(obj, type)
+        return sio.loads(data, trusted=list(found))
+    except Exception as exc:  # the schema passed, but its data does not build a model
+        raise InvalidInput(f"cannot load this skops model file ({_describe(exc)}); it is "
+                           "damaged or was not written by skops") from None
+
+
+def untrusted_types(names: Iterable[str], trusted: Iterable[str] | None = None) -> list[str]:
+    """The sorted names among `names` that are neither on our list nor in `trusted`.
+
+    `trusted` must hold exact names (`numpy.memmap`), never a module or a prefix.
+    """
+    allowed = trusted_types() | frozenset(trusted or ())
+    return sorted(name for name in set(names) if name not in allowed)
+
+
+@functools.lru_cache(maxsize=1)
+def trusted_types() -> frozenset[str]:
+    """Every type name a model file may hold beyond skops' own defaults, exact names only.
+
+    skops itself already trusts, by kind of node: Python primitives and
+    containers, numpy arrays and scalar types, numpy and scipy ufuncs (as
+    functions only), scipy sparse matrices, numpy random generators and the
+    scikit-learn estimators. `sio.get_untrusted_types` reports everything
+    else, and this list decides. Computed on first use (it imports
+    scikit-learn's estimator modules), then cached for the process.
+    """
+    return frozenset((*_sklearn_estimators(), *_SKLEARN_INTERNAL_TYPES, *_TRUSTED_FUNCTIONS,
+                      *_numpy_types(), *_scipy_sparse_types()))
+
+
+def _type_name(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _sklearn_estimators() -> list[str]:
+    """Every public scikit-learn estimator and transformer class, as installed."""
+    from sklearn.utils import all_estimators
+
+    return [_type_name(cls) for _, cls in all_estimators()
+            if cls.__module__.startswith("sklearn.")]
+
+
+def _numpy_types() -> list[str]:
+    """The numpy types a fitted estimator holds: arrays, dtypes, scalars, random state.
+
+    `numpy.memmap` is deliberately absent: building one opens (and can create
+    or truncate) a file.
+    """
+    import numpy as np
+
+    scalars = {_type_name(t) for t in np.sctypeDict.values() if t.__module__ == "numpy"}
+    bit_generators = [_type_name(getattr(np.random, name)) for name in
+                      ("MT19937", "PCG64", "PCG64DXSM", "Philox", "SFC64")]
+    return [*sorted(scalars), _type_name(np.ndarray), _type_name(np.dtype),
+            _type_name(np.ma.MaskedArray), _type_name(np.random.RandomState),
+            _type_name(np.random.Generator), *bit_generators]
+
+
+def _scipy_sparse_types() -> list[str]:
+    """scipy sparse matrices and arrays in each storage format (fitted on sparse input)."""
+    import scipy.sparse as sparse
+
+    formats = ("bsr", "coo", "csc", "csr", "dia", "dok", "lil")
+    return [_type_name(getattr(sparse, f"{fmt}_{kind}")) for fmt in formats
+            for kind in ("matrix", "array") if hasattr(sparse, f"{fmt}_{kind}")]
+
+
+def _describe(exc: Exception) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
 
 
 def _looks_like_estimator(model: Any) -> bool:

@@ -202,6 +202,82 @@ def test_untrusted_types_are_refused_unless_named(tracker: Tracker, iris) -> Non
     assert loaded.steps[0][1].func is os.getcwd
 
 
+def _representative_models(X: pd.DataFrame, y: pd.Series) -> dict[str, object]:
+    """Fitted estimators and pipelines whose types the trusted list must cover."""
+    import numpy as np
+    from scipy import sparse
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import (
+        GradientBoostingClassifier,
+        HistGradientBoostingClassifier,
+        HistGradientBoostingRegressor,
+        RandomForestClassifier,
+    )
+    from sklearn.impute import SimpleImputer
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+    from sklearn.svm import SVC
+
+    mixed = X.assign(kind=np.where(X.iloc[:, 0] > 5.8, "long", "short"))
+    mixed.iloc[::9, 1] = np.nan
+    numeric = list(X.columns)
+    prepare = ColumnTransformer([
+        ("num", Pipeline([("impute", SimpleImputer()), ("scale", StandardScaler())]), numeric),
+        ("cat", OneHotEncoder(handle_unknown="ignore"), ["kind"])])
+    return {
+        "logistic": (LogisticRegression(max_iter=300).fit(X, y), X),
+        "forest": (RandomForestClassifier(n_estimators=5, random_state=0).fit(X, y), X),
+        "boosting": (GradientBoostingClassifier(n_estimators=5).fit(X, y), X),
+        "hist-boosting": (HistGradientBoostingClassifier(max_iter=5).fit(X, y), X),
+        "hist-boosting-regressor": (HistGradientBoostingRegressor(max_iter=5).fit(X, y), X),
+        "hist-boosting-categorical": (HistGradientBoostingClassifier(
+            max_iter=5, categorical_features="from_dtype").fit(
+                mixed.astype({"kind": "category"}), y), mixed.astype({"kind": "category"})),
+        "svc": (SVC(probability=True, random_state=0).fit(X, y), X),
+        "svc-sparse": (SVC().fit(sparse.csr_matrix(X.to_numpy()), y),
+                       sparse.csr_matrix(X.to_numpy())),
+        "knn": (KNeighborsClassifier().fit(X, y), X),
+        "knn-ball-tree": (KNeighborsClassifier(algorithm="ball_tree").fit(X, y), X),
+        "mlp": (MLPClassifier(max_iter=50, random_state=0).fit(X, y), X),
+        "pipeline": (Pipeline([("prepare", prepare), ("model", LogisticRegression(
+            max_iter=300))]).fit(mixed, y), mixed),
+    }
+
+
+def test_fitted_models_of_every_common_kind_load_without_trusted(tracker: Tracker,
+                                                                 iris) -> None:
+    import warnings
+
+    X, y = iris
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence warnings of the tiny fits
+        models = _representative_models(X, y)
+    with mlops.start_run():
+        for name, (model, _) in models.items():
+            mlops.log_model(model, name=name)
+    for name, (model, inputs) in models.items():
+        loaded = mlops.load_model(name)
+        assert type(loaded) is type(model)
+        assert (loaded.predict(inputs) == model.predict(inputs)).all(), name
+
+
+def test_the_trusted_list_names_exact_installed_classes() -> None:
+    import importlib
+
+    from jupyter_mlops.models import trusted_types
+
+    names = trusted_types()
+    assert "numpy.memmap" not in names
+    assert not any(name.startswith(("os.", "posix.", "subprocess.", "builtins.", "operator.",
+                                    "importlib.")) for name in names)
+    for name in names:
+        module, _, attribute = name.rpartition(".")
+        obj = getattr(importlib.import_module(module), attribute)
+        assert isinstance(obj, type) or name == "sklearn.utils.validation.check_array", name
+
+
 @pytest.mark.parametrize("name", ["../x", "a b", "<script>", "", "x" * 101, "name:1"])
 def test_hostile_model_names_are_refused(tracker: Tracker, iris, name: str) -> None:
     X, y = iris
