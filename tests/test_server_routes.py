@@ -60,7 +60,10 @@ async def test_one_run_and_compare(jp_fetch, seeded) -> None:
 async def test_artifact_download(jp_fetch, seeded) -> None:
     response = await jp_fetch("jupyter-mlops", "api", "artifacts", "1", "plots", "plot.png")
     assert response.body == b"\x89PNG not really"
-    assert "attachment" in response.headers["Content-Disposition"]
+    assert response.headers["Content-Disposition"] == (
+        "attachment; filename=\"plot.png\"; filename*=UTF-8''plot.png")
+    assert response.headers["Content-Type"] == "application/octet-stream"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
 async def test_models(jp_fetch, seeded) -> None:

@@ -3,7 +3,9 @@
 Every handler is an `APIHandler` (JSON errors, XSRF checks on writes) whose
 methods are `@tornado.web.authenticated` and `@authorized` on the `mlops`
 resource. Bad input is a 400 with {"message": ...}, a missing thing a 404,
-never a 500.
+corrupted stored bytes a 409, never a 500; no message carries an absolute
+server path (`messages.without_server_paths`). Artifacts are downloads
+(`http_headers.download_headers`): an attachment, never sniffed, sandboxed.
 """
 
 from __future__ import annotations
@@ -20,10 +22,13 @@ from jupyter_server.utils import url_path_join
 
 from ..artifacts import ArtifactStore
 from ..errors import IntegrityError, InvalidInput, MlopsError, NotFound
+from ..http_headers import download_headers
 from ..inspection import compare_runs, describe_run
 from ..project import Project, find_project
 from ..store import Store
+from ..store.filters import compile_filter
 from ..views import to_jsonable
+from .messages import status_for, without_server_paths
 
 MAX_PAGE = 500
 MAX_COMPARE = 10
@@ -45,8 +50,12 @@ class MlopsHandler(APIHandler):
         return Store(project.db_path, stale_after_seconds=project.tracking.stale_after_seconds)
 
     def fail(self, status: int, message: str) -> None:
+        """Answer `status` with {"message": ...}, absolute server paths taken out."""
         self.set_status(status)
-        self.finish(json.dumps({"message": message}))
+        self.finish(json.dumps({"message": without_server_paths(message, self.root_dir)}))
+
+    def fail_with(self, error: MlopsError) -> None:
+        self.fail(status_for(error), str(error))
 
     def respond(self, payload: Any) -> None:
         self.finish(json.dumps(to_jsonable(payload)))
@@ -62,14 +71,11 @@ class MlopsHandler(APIHandler):
         return value
 
     def run_safely(self, work) -> None:  # noqa: ANN001
+        """Respond with `work()`, or map its `MlopsError` to a JSON 4xx (`status_for`)."""
         try:
             self.respond(work())
-        except NotFound as exc:
-            self.fail(404, str(exc))
-        except IntegrityError as exc:
-            self.fail(409, str(exc))
         except MlopsError as exc:
-            self.fail(400, str(exc))
+            self.fail_with(exc)
 
 
 class RunsHandler(MlopsHandler):
@@ -83,6 +89,8 @@ class RunsHandler(MlopsHandler):
             offset = self.int_argument("offset", 0, 0, 10**9)
             expression = self.get_query_argument("filter", "").strip()[:2000]
             notebook = self.get_query_argument("notebook", "").strip()
+            if expression:  # errors point into the user's text, not the combined one
+                compile_filter(expression)
             if notebook:
                 if any(ord(c) < 32 for c in notebook) or len(notebook) > 1000:
                     raise InvalidInput("notebook must be a path relative to the server root")
@@ -153,32 +161,44 @@ class ModelsHandler(MlopsHandler):
 
 
 class ArtifactHandler(MlopsHandler):
-    """GET artifacts/RUN_ID/NAME -> the bytes, only for names linked to that run."""
+    """GET artifacts/RUN_ID/NAME -> the bytes as a download, only for names linked to that run.
+
+    A name holding quotes, newlines or any Unicode is encoded per RFC 6266; a
+    blob whose bytes no longer match their digest is a 409, a missing one a 404.
+    """
 
     @tornado.web.authenticated
     @authorized
     def get(self, run_id: str, name: str) -> None:
         try:
-            with self.open_store() as store:
-                links = {a.name: a for a in store.artifacts.for_run(int(run_id))}
-            link = links.get(name)
-            if link is None:
-                raise NotFound(f"run {run_id} has no artifact {name[:120]!r}")
-            data = ArtifactStore(self.project().artifacts_dir).read_bytes(link.digest)
-        except NotFound as exc:
-            self.fail(404, str(exc))
-            return
+            data = self.artifact_bytes(int(run_id), name)
         except IntegrityError as exc:
-            self.fail(409, str(exc))
+            self.fail(409, f"{exc}; `mlops verify` lists every damaged artifact")
             return
         except MlopsError as exc:
-            self.fail(400, str(exc))
+            self.fail_with(exc)
             return
-        filename = name.rsplit("/", 1)[-1].replace('"', "")
-        self.set_header("Content-Type", "application/octet-stream")
-        self.set_header("Content-Disposition", f'attachment; filename="{filename}"')
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.finish(data)
+        for header, value in download_headers(name).items():
+            self.set_header(header, value)
+        self.finish(data, set_content_type="application/octet-stream")
+
+    def artifact_bytes(self, run_id: int, name: str) -> bytes:
+        """The verified bytes of `name` in run `run_id`; `NotFound` or `IntegrityError`."""
+        with self.open_store() as store:
+            link = next((a for a in store.artifacts.for_run(run_id) if a.name == name), None)
+        shown = f"run {run_id}'s artifact {name[:120]!r}"
+        if link is None:
+            raise NotFound(f"run {run_id} has no artifact {name[:120]!r}")
+        try:
+            return ArtifactStore(self.project().artifacts_dir).read_bytes(link.digest)
+        except NotFound:
+            raise NotFound(f"{shown} is missing from the artifact store ({link.digest}); "
+                           "`mlops verify` lists every missing or damaged artifact") from None
+        except IntegrityError as exc:
+            raise IntegrityError(shown, exc.expected, exc.actual) from None
+        except OSError as exc:  # e.g. a blob replaced by a link the store will not follow
+            problem = exc.strerror or type(exc).__name__
+            raise IntegrityError(shown, link.digest, f"unreadable bytes ({problem})") from None
 
 
 ROUTES = [
