@@ -145,12 +145,9 @@ class ArtifactStore:
     # -- writing ---------------------------------------------------------------------
 
     def _store(self, write_into: Callable[[BinaryIO, object], int]) -> tuple[str, int]:
-        tmp_dir = self.root / "tmp"
-        self._folder(tmp_dir, create=True)
-        fd, tmp_name = tempfile.mkstemp(dir=tmp_dir, prefix="incoming-")
+        fd, tmp_name = self._locked_temporary()
         try:
             with os.fdopen(fd, "wb") as out:
-                fcntl.flock(out.fileno(), fcntl.LOCK_EX)  # gc: a live writer holds this
                 hasher = blake3.blake3()
                 size = write_into(out, hasher)
                 out.flush()
@@ -162,6 +159,29 @@ class ArtifactStore:
                 os.unlink(tmp_name)
             raise
         return digest, size
+
+    def _locked_temporary(self) -> tuple[int, str]:
+        """A new temporary in `tmp/`, with an exclusive flock that the writer holds
+        until it renames the file into place.
+
+        gc removes a temporary only after taking its lock and checking that the
+        path still names the locked file; so once we hold the lock and see our
+        file still under its name, gc cannot remove it. If gc got there between
+        our create and our lock, we start again with a new temporary.
+        """
+        tmp_dir = self.root / "tmp"
+        self._folder(tmp_dir, create=True)
+        while True:
+            fd, tmp_name = tempfile.mkstemp(dir=tmp_dir, prefix="incoming-")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                named = os.lstat(tmp_name)
+            except FileNotFoundError:
+                named = None
+            held = os.fstat(fd)
+            if named is not None and (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino):
+                return fd, tmp_name
+            os.close(fd)
 
     def _place(self, fd: int, tmp_name: str, digest: str) -> None:
         """Rename the temporary into place, or drop it when the blob is already there."""
@@ -312,10 +332,14 @@ class ArtifactStore:
                     continue
                 with os.scandir(prefix.path) as entries:
                     for entry in entries:
-                        if len(entry.name) == 62 and set(entry.name) <= _HEX \
-                                and entry.is_file(follow_symlinks=False):
-                            yield (f"blake3:{prefix.name}{entry.name}", Path(entry.path),
-                                   entry.stat(follow_symlinks=False))
+                        if len(entry.name) != 62 or not set(entry.name) <= _HEX \
+                                or not entry.is_file(follow_symlinks=False):
+                            continue
+                        try:
+                            st = entry.stat(follow_symlinks=False)
+                        except FileNotFoundError:
+                            continue  # removed by another gc since the listing
+                        yield f"blake3:{prefix.name}{entry.name}", Path(entry.path), st
 
     def remove_stale_temporaries(self, older_than: float, now: float | None = None
                                  ) -> tuple[int, int, int]:
@@ -332,7 +356,10 @@ class ArtifactStore:
         removed = size = kept = 0
         with os.scandir(tmp_dir) as entries:
             for entry in entries:
-                st = entry.stat(follow_symlinks=False)
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue  # renamed into place (or removed) since the listing
                 if now - st.st_mtime < older_than:
                     kept += 1
                 elif _remove_if_unlocked(entry.path, st):
@@ -365,7 +392,10 @@ class ArtifactStore:
                 unreferenced += 1
                 unreferenced_bytes += st.st_size
                 if delete and now - st.st_mtime >= older_than:
-                    os.unlink(path)
+                    try:
+                        os.unlink(path)
+                    except FileNotFoundError:
+                        continue  # another gc was first
                     deleted += 1
                     deleted_bytes += st.st_size
         return GcReport(temporaries_removed=removed, temporary_bytes=removed_bytes,
@@ -377,7 +407,10 @@ class ArtifactStore:
 def _remove_if_unlocked(path: str, st: os.stat_result) -> bool:
     """Unlink `path` if no process holds a lock on it (links are unlinked, not followed)."""
     if not stat.S_ISREG(st.st_mode):
-        os.unlink(path)
+        try:
+            os.unlink(path)  # a link or a stray entry: removed, never followed
+        except FileNotFoundError:
+            return False
         return True
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -395,7 +428,10 @@ def _remove_if_unlocked(path: str, st: os.stat_result) -> bool:
         held = os.fstat(fd)
         if (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino):
             return False
-        os.unlink(path)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return False
         return True
     finally:
         os.close(fd)
