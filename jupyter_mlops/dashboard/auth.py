@@ -46,22 +46,22 @@ def safe_next(value: str | None) -> str:
     """Where to go after signing in: a same-origin path, else `/`.
 
     Accepted: printable ASCII starting with exactly one `/`, no backslash, no
-    scheme or host, also once percent-decoded. Browsers drop tabs and newlines
-    and read `\\` as `/`, so `/\\t/evil.example` or `/\\evil.example` would leave
-    the site; anything outside printable ASCII is refused for that reason.
+    scheme or host; once percent-decoded still one leading `/`, no backslash
+    and no control character. Browsers drop tabs and newlines and read `\\` as
+    `/`, so `/\\t/evil.example` or `/\\evil.example` would leave the site.
     """
     if not value or len(value) > MAX_NEXT:
         return DEFAULT_NEXT
-    for form in (value, unquote(value)):
-        if not _is_local_path(form):
-            return DEFAULT_NEXT
+    if not all(33 <= ord(c) <= 126 for c in value) or not _is_local_path(value):
+        return DEFAULT_NEXT
+    decoded = unquote(value)
+    if any(ord(c) < 32 or ord(c) == 127 for c in decoded) or not _is_local_path(decoded):
+        return DEFAULT_NEXT
     return value
 
 
 def _is_local_path(value: str) -> bool:
-    if not all(33 <= ord(c) <= 126 for c in value) or "\\" in value:
-        return False
-    if not value.startswith("/") or value.startswith("//"):
+    if "\\" in value or not value.startswith("/") or value.startswith("//"):
         return False
     parts = urlsplit(value)
     return not parts.scheme and not parts.netloc

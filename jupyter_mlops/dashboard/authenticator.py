@@ -88,8 +88,12 @@ class Authenticator:
     def _failed(self, user: str, address: str) -> SignIn:
         user_failures = self.per_user.failure(user)
         address_failures = self.per_address.failure(address)
+        locks = [f"{kind} locked until {_utc(until)}" for kind, until in (
+            ("user", self.per_user.locked_until(user)),
+            ("address", self.per_address.locked_until(address))) if until is not None]
         log.warning("dashboard: failed sign-in for user %r from %s (%d failures for the user, "
-                    "%d from the address)", user, address, user_failures, address_failures)
+                    "%d from the address)%s", user, address, user_failures, address_failures,
+                    "; " + ", ".join(locks) if locks else "")
         return SignIn()
 
     def user_for(self, session_id: str | None) -> str | None:
