@@ -256,7 +256,7 @@ def test_cli_maps_the_os_user_and_refuses_self_approval(governed: Registry, proj
     assert own.returncode == 1 and "may not approve it" in own.stderr
     assert "Traceback" not in own.stderr
     shown = mlops_cli("models", "show", "cancer:1")
-    assert "release     #1 -> production pending" in shown.stdout
+    assert "release     #1 -> production pending, gates passed" in shown.stdout
     listed = mlops_cli("models", "ls", "--json")
     assert '"name": "cancer"' in listed.stdout
     gates = mlops_cli("gates", "run", "cancer:2")

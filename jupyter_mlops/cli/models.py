@@ -22,7 +22,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     show = sub.add_parser("show", help="a version's lineage: run, data, gates, approvals",
                           description="Lineage of a model version: the run that made it, "
                                       "code digest, git commit, input data digests, params, "
-                                      "metrics, gate results, release requests, audit rows.")
+                                      "metrics, gate runs (each with the digest of its "
+                                      "data; information, not a release's verdict), release "
+                                      "requests with their verdict, audit rows.")
     show.add_argument("model", help="NAME (latest), NAME:VERSION or NAME@ALIAS")
     show.add_argument("--json", action="store_true", help="print JSON")
     show.set_defaults(func=show_model)
@@ -77,10 +79,13 @@ def show_model(args: argparse.Namespace) -> int:
     for d in lineage.datasets:
         print(f"  data        {d.role} {d.source} {d.dataset.digest} "
               f"{schema_summary(d.dataset.schema, 40)}")
-    for g in lineage.gates:
-        print(f"  gate        {'PASS' if g.passed else 'FAIL'} {g.gate}: {g.reason}")
+    for g in lineage.gates:  # `gates run` results: the requester's, labelled with their data
+        print(f"  gate run    {'PASS' if g.passed else 'FAIL'} {g.gate} on data "
+              f"{g.dataset_digest or 'unknown'}: {g.reason}")
     for r in lineage.requests:
-        print(f"  release     #{r.id} -> {r.alias} {r.status} (requested by {r.requester}"
+        verdict = "gates passed" if r.evidence.get("gates_passed") else "GATES FAILED"
+        print(f"  release     #{r.id} -> {r.alias} {r.status}, {verdict} (requested by "
+              f"{r.requester}"
               + (f", {r.status} by {r.decided_by}: {r.decision_reason}" if r.decided_by else "")
               + ")")
     return 0

@@ -309,7 +309,7 @@ class Registry:
     def can_approve(self, request: ReleaseRequest, identity: Identity) -> bool:
         """Whether to offer `identity` an approve button for `request` at all."""
         return (request.status == "pending" and identity.is_reviewer
-                and identity.user != request.requester)
+                and identity.user != request.requester and not self.stale_aliases(request))
 
     # -- lineage --------------------------------------------------------------------------
 

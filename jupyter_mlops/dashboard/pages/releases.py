@@ -6,6 +6,7 @@ import panel as pn
 
 from ...errors import MlopsError
 from ...registry.releases import Registry
+from ...store.gates import GateResult
 from ...store.releases import ReleaseRequest
 from ...views import html_table
 from ..auth import session_user
@@ -31,13 +32,32 @@ def _side_by_side(request: ReleaseRequest) -> str:
     return html_table(["", "candidate", f"current {request.alias}"], rows)
 
 
+def _evidence_data(request: ReleaseRequest) -> str:
+    data = request.evidence.get("data")
+    if not isinstance(data, dict):
+        return "<p>Evidence: no evaluation data (no gates applied, or an older request).</p>"
+    return (f"<p>Evidence computed by the request on <code>{text(data.get('path'))}</code> "
+            f"({text(data.get('rows'))} rows, <code>{text(data.get('digest'))}</code>).</p>")
+
+
 def _gates(request: ReleaseRequest) -> str:
     gates = request.evidence.get("gates", [])
     if not gates:
         return "<p>No gates apply.</p>"
-    return html_table(["gate", "result", "why"],
-                      [[g["gate"], "PASS" if g["passed"] else "FAIL", g["reason"]]
-                       for g in gates])
+    return "<h4>Gates (the verdict)</h4>" + html_table(
+        ["gate", "result", "why"],
+        [[g["gate"], "PASS" if g["passed"] else "FAIL", g["reason"]] for g in gates])
+
+
+def _other_gate_runs(others: list[GateResult]) -> str:
+    """`gates run` results: shown for context, labelled with their data, never the verdict."""
+    if not others:
+        return ""
+    return ("<h4>Gate runs by <code>mlops gates run</code> (information only, not the "
+            "verdict)</h4>" + html_table(
+                ["gate", "result", "data", "why"],
+                [[g.gate, "PASS" if g.passed else "FAIL", g.dataset_digest or "unknown",
+                  g.reason] for g in others]))
 
 
 def _reports(registry: Registry, request: ReleaseRequest) -> str:
@@ -75,7 +95,13 @@ def releases_page(context: DashboardContext) -> pn.viewable.Viewable:
         with context.registry() as registry:
             reports = _reports(registry, request)
             may_approve = identity is not None and registry.can_approve(request, identity)
-        parts: list = [pn.pane.HTML(header + _side_by_side(request) + _gates(request) + reports,
+            stale = registry.stale_aliases(request)
+            others = registry.other_gate_results(request)
+        if stale:
+            header += message(f"evidence stale: {', '.join(stale)} moved since it was "
+                              "computed; the requester must request again", error=True)
+        parts: list = [pn.pane.HTML(header + _evidence_data(request) + _side_by_side(request)
+                                    + _gates(request) + _other_gate_runs(others) + reports,
                                     sizing_mode="stretch_width")]
         may_reject = identity is not None and identity.is_reviewer
         if not (may_approve or may_reject):
