@@ -17,6 +17,8 @@ from .authenticator import Authenticator
 
 @dataclass(frozen=True)
 class DashboardContext:
+    """Shared by every page of one dashboard process: where the project is, who signs in."""
+
     root: Path
     auth: Authenticator | None  # None: --dev, no login
     dev: bool = False
