@@ -44,12 +44,15 @@ _HEX = frozenset("0123456789abcdef")
 class UnsafeStorePath(IntegrityError):
     """A path inside the blob store is a symbolic link or leads outside the store."""
 
-    def __init__(self, path: Path, problem: str) -> None:
+    def __init__(self, path: Path, problem: str, shown: str | None = None) -> None:
         self.path = path
         self.problem = problem
+        # The message names the entry relative to the store, never an absolute path
+        # (it may reach a web page).
         MlopsError.__init__(
-            self, f"refusing {path}: {problem}; the artifact store never follows links. "
-                  "Remove it and run `mlops verify` (someone or something changed .mlops/)")
+            self, f"refusing {shown or path.name} in the artifact store: {problem}; the "
+                  "store never follows links. Remove it and run `mlops verify` (someone or "
+                  "something changed .mlops/)")
         self.what, self.expected, self.actual = str(path), "a file of the store", problem
 
 
@@ -108,13 +111,20 @@ class ArtifactStore:
                 self._mkdir(current)
                 st = os.lstat(current)
             if stat.S_ISLNK(st.st_mode):
-                raise UnsafeStorePath(current, "it is a symbolic link")
+                raise self._unsafe(current, "it is a symbolic link")
             if not stat.S_ISDIR(st.st_mode):
-                raise UnsafeStorePath(current, "it is not a folder")
+                raise self._unsafe(current, "it is not a folder")
         real = os.path.realpath(folder)
         if not real.startswith(self.real_root + os.sep):
-            raise UnsafeStorePath(folder, f"it resolves to {real}, outside the store")
+            raise self._unsafe(folder, "it resolves to a folder outside the store")
         return True
+
+    def _unsafe(self, path: Path, problem: str) -> UnsafeStorePath:
+        try:
+            shown = "artifacts/" + path.relative_to(self.root).as_posix()
+        except ValueError:
+            shown = path.name
+        return UnsafeStorePath(path, problem, shown)
 
     def _mkdir(self, path: Path) -> None:
         try:
@@ -135,11 +145,11 @@ class ArtifactStore:
             raise NotFound(f"artifact {digest} is missing from the artifact store") from None
         except OSError as exc:
             if os.path.islink(path):
-                raise UnsafeStorePath(path, "the blob is a symbolic link") from None
+                raise self._unsafe(path, "the blob is a symbolic link") from None
             raise IntegrityError(f"artifact {digest}", "a readable file", str(exc)) from None
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
-            raise UnsafeStorePath(path, "the blob is not a regular file")
+            raise self._unsafe(path, "the blob is not a regular file")
         return fd, path
 
     # -- writing ---------------------------------------------------------------------

@@ -216,15 +216,25 @@ def apply_modes(project: Project) -> None:
     """
     dir_mode, file_mode = project.store.dir_mode, project.store.file_mode
     home = project.home
-    os.chmod(home, dir_mode)
+    _chmod_own(home, dir_mode)
     for folder in (project.artifacts_dir, project.artifacts_dir / "tmp", project.cache_dir):
         make_dirs(folder, dir_mode)
-        os.chmod(folder, dir_mode)
+        _chmod_own(folder, dir_mode)
     for name in (CONFIG_FILE, "mlops.db", "mlops.db-wal", "mlops.db-shm",
                  "cache/stat-cache.db", "cache/stat-cache.db-wal", "cache/stat-cache.db-shm"):
-        path = home / name
-        if path.is_file() and not path.is_symlink():
-            os.chmod(path, file_mode)
+        _chmod_own(home / name, file_mode)
+
+
+def _chmod_own(path: Path, mode: int) -> None:
+    """chmod `path` (never through a link) if it exists and this account owns it; in a
+    group-shared project the entries another member created stay as they are."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode) or st.st_uid != os.geteuid():
+        return
+    os.chmod(path, mode)
 
 
 def modes_for(folder: str | os.PathLike[str]) -> tuple[int, int]:

@@ -93,3 +93,14 @@ def test_sliced_string_columns_hash_by_value(sliced: slice) -> None:
     part = df.iloc[sliced].reset_index(drop=True)
     rebuilt = pd.DataFrame({k: list(v) for k, v in part.items()}).astype(part.dtypes.to_dict())
     assert digest_dataframe(part) == digest_dataframe(rebuilt)
+
+
+def test_folder_digest_is_unchanged_by_the_link_refusing_walk(tmp_path: Path) -> None:
+    """Pinned value computed by the os.walk-based walk this one replaced: the same
+    tree (nested folders, a space in a name, a skipped .git) keeps its digest."""
+    for relative, text in [("x.txt", "1\n"), ("a/y.txt", "2\n"), ("a/b/z.csv", "3\n"),
+                           ("a/b c.txt", "4\n"), (".git/HEAD", "g\n")]:
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text(text)
+    assert digest_folder(tmp_path) == \
+        "blake3:3f6efb9b89236f5f4a75ca94f87a9ea79d85975ed245517b04d21cd5dc4d4a29"
