@@ -22,11 +22,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                                        "With evaluation data (--data or evaluation_data in "
                                        "[registry]) both sides of every comparison are "
                                        "evaluated on the same file; otherwise the latest "
-                                       "stored evaluations are compared. Exits 1 if any fails.")
+                                       "stored evaluations are compared. Exits 1 if any fails. "
+                                       "The results are information for you: a release "
+                                       "request computes its own evidence on the configured "
+                                       "data.")
     grun.add_argument("model", help="NAME:VERSION, NAME or NAME@ALIAS")
     grun.add_argument("--against", default=None, metavar="ALIAS",
                       help="compare with this alias's version (default: the alias each gate "
-                           "names, e.g. production)")
+                           "names, e.g. production); an error if no version holds it")
     grun.add_argument("--data", default=None, help="CSV or Parquet file to evaluate on")
     grun.add_argument("--target", default=None, help="its label column")
     grun.add_argument("--json", action="store_true", help="print JSON")

@@ -192,6 +192,7 @@ class Registry:
         alias = check_alias(alias)
         reason = check_reason(reason)
         version = self.resolve(ref)
+        self.store.releases.refuse_duplicate(version.name, version.version, alias)  # early
         for _ in range(EVIDENCE_ATTEMPTS):
             evidence = self.compute_evidence(version, alias)
             try:

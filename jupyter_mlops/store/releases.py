@@ -113,6 +113,14 @@ class ReleaseRepository:
                                   "data": data.get("digest"), "holders": holders})
         return self.get(int(request_id))
 
+    def refuse_duplicate(self, name: str, version: int, alias: str) -> None:
+        """`Conflict` if `alias` already points at the version or a request for it is pending.
+
+        `request()` checks again inside its transaction; this lets a caller fail
+        before computing evidence.
+        """
+        self._refuse_duplicate(self._conn, name, version, alias)
+
     def _refuse_duplicate(self, conn: sqlite3.Connection, name: str, version: int,
                           alias: str) -> None:
         holder = conn.execute("SELECT version FROM aliases WHERE name = ? AND alias = ?",
