@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -74,30 +72,43 @@ NETWORK_FUSE = frozenset({
 })
 
 
-class _StatFs(ctypes.Structure):
-    # Only f_type matters; it is the first field on every Linux ABI. The rest of
-    # `struct statfs` (at most 120 bytes) lands in the padding.
-    _fields_ = [("f_type", ctypes.c_long), ("_rest", ctypes.c_byte * 248)]
+_statfs: tuple[Callable[..., int], type] | None = None
 
 
-_statfs: Callable[..., int] | None = None
+def _libc_statfs() -> tuple[Callable[..., int], type] | None:
+    """libc's statfs and a buffer type for it, loaded on first use (ctypes costs ~10 ms
+    to import, which `%load_ext` should not pay)."""
+    global _statfs
+    if _statfs is None:
+        import ctypes
+
+        class StatFs(ctypes.Structure):
+            # Only f_type matters; it is the first field on every Linux ABI. The rest
+            # of `struct statfs` (at most 120 bytes) lands in the padding.
+            _fields_ = [("f_type", ctypes.c_long), ("_rest", ctypes.c_byte * 248)]
+
+        try:  # the running process's symbols include libc's (no ldconfig subprocess)
+            libc = ctypes.CDLL(None, use_errno=True)
+        except OSError:
+            return None
+        if not hasattr(libc, "statfs"):
+            return None
+        libc.statfs.argtypes = [ctypes.c_char_p, ctypes.POINTER(StatFs)]
+        libc.statfs.restype = ctypes.c_int
+        _statfs = (libc.statfs, StatFs)
+    return _statfs
 
 
 def statfs_type(folder: str) -> int | None:
     """The `f_type` magic number of the filesystem holding `folder` (Linux), else None."""
-    global _statfs
-    if _statfs is None:
-        name = ctypes.util.find_library("c")
-        if name is None:
-            return None
-        libc = ctypes.CDLL(name, use_errno=True)
-        if not hasattr(libc, "statfs"):
-            return None
-        libc.statfs.argtypes = [ctypes.c_char_p, ctypes.POINTER(_StatFs)]
-        libc.statfs.restype = ctypes.c_int
-        _statfs = libc.statfs
-    buf = _StatFs()
-    if _statfs(os.fsencode(folder), ctypes.byref(buf)) != 0:
+    loaded = _libc_statfs()
+    if loaded is None:
+        return None
+    call, buffer_type = loaded
+    buf = buffer_type()
+    import ctypes
+
+    if call(os.fsencode(folder), ctypes.byref(buf)) != 0:
         return None
     return buf.f_type & 0xFFFFFFFF
 
