@@ -27,7 +27,7 @@ from ..store import Store
 from ..store.audit import AuditEntry
 from ..store.gates import Evaluation, GateResult
 from ..store.records import ModelVersion, Run, RunDataset
-from ..store.releases import AliasMoved, ReleaseRequest
+from ..store.releases import ReleaseRequest, StaleEvidence
 from .gates import (
     compute_metrics,
     evaluate_gates,
@@ -200,13 +200,19 @@ class Registry:
                     version.name, version.version, alias, requester=identity.user,
                     reason=reason, evidence=evidence, holders=evidence["holders"],
                     precondition=self._data_unchanged(evidence))
-            except AliasMoved:
+            except StaleEvidence:
                 continue
-        raise Conflict(f"aliases of {version.name!r} kept moving while the evidence for "
-                       f"{version.ref} -> {alias} was computed; try again")
+        raise Conflict(f"the aliases of {version.name!r} or the evaluation data kept changing "
+                       f"while the evidence for {version.ref} -> {alias} was computed; try "
+                       "again")
 
     def compute_evidence(self, version: ModelVersion, alias: str) -> dict[str, Any]:
-        """The evidence of a request: gates, metrics of both sides, data digest, holders."""
+        """The evidence of a request: gates, metrics of both sides, data digest, holders.
+
+        Metrics are computed afresh from the model files (stored evaluations could
+        have been written by anyone); they live in the evidence (id 0: not stored
+        in the evaluations table).
+        """
         gates = gates_for(version.name, self.project.registry.gates)
         source = self.evaluation_data(None, None)
         if gates and source is None:
@@ -241,9 +247,13 @@ class Registry:
             if data is None:
                 return
             source = self.evaluation_data(None, None)
-            if source is None or digest_file(source[0]) != data["digest"]:
-                raise AliasMoved(f"the evaluation data changed while the evidence was "
-                                 f"computed ({data['path']})", {})
+            try:
+                unchanged = source is not None and digest_file(source[0]) == data["digest"]
+            except OSError:
+                unchanged = False
+            if not unchanged:
+                raise StaleEvidence(f"the evaluation data {data['path']} changed while the "
+                                    "evidence was computed")
         return check
 
     def _display_path(self, path: Path) -> str:

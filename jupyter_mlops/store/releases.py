@@ -18,7 +18,11 @@ _REQUEST_COLUMNS = ("id, name, version, alias, requester, reason, evidence, stat
                     " decided_by, decided_at, decision_reason, override_reason")
 
 
-class AliasMoved(Conflict):
+class StaleEvidence(Conflict):
+    """What a request's evidence was computed from changed before the write that used it."""
+
+
+class AliasMoved(StaleEvidence):
     """An alias moved between reading its holder and the write that relied on it."""
 
     def __init__(self, message: str, moved: Mapping[str, tuple[int | None, int | None]]) -> None:
