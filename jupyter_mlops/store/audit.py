@@ -114,7 +114,9 @@ def read_key(path: Path, *, group_readable: bool = False) -> bytes:
                        "your admin keeps it elsewhere, set key_file in [audit] of "
                        ".mlops/config.toml") from None
     except OSError as exc:
-        raise PermissionDenied(f"cannot read the audit key {path}: {exc.strerror}") from None
+        raise PermissionDenied(f"cannot read the audit key {path}: {exc.strerror}; registry "
+                               "changes and `mlops audit verify` need to read it (ask its "
+                               "owner, or name another file in [audit] key_file)") from None
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
