@@ -263,3 +263,28 @@ def test_cli_maps_the_os_user_and_refuses_self_approval(governed: Registry, proj
     assert gates.returncode == 1 and "FAIL" in gates.stdout
     assert mlops_cli("audit", "verify").returncode == 0
     assert "release requested" in mlops_cli("audit", "ls").stdout
+
+
+def test_older_requests_are_checked_against_the_holder_they_recorded(governed: Registry
+                                                                     ) -> None:
+    """Requests from before evidence recorded its holders name the holder as `current`."""
+    older = governed.store.releases.request(
+        "cancer", 3, "production", requester="bob", reason="made before the upgrade",
+        evidence={"gates": [], "gates_passed": True, "current": None})
+    governed.approve(release(governed, "cancer:1").id, who(governed, "alice"), "first")
+    assert governed.stale_aliases(governed.store.releases.get(older.id)) == ["production"]
+    with pytest.raises(Conflict, match="stale"):
+        governed.approve(older.id, who(governed, "alice"), "too late")
+    assert governed.resolve("cancer@production").version == 1
+
+
+def test_without_gates_a_request_needs_no_evaluation_data(governed: Registry) -> None:
+    settings = replace(governed.project.registry, gates=(), evaluation_data=None,
+                       evaluation_target=None)
+    plain = Registry(replace(governed.project, registry=settings), governed.store)
+    request = plain.request_release("cancer:2", "production", who(plain, "bob"), "no gates")
+    assert request.evidence["gates"] == [] and request.evidence["gates_passed"] is True
+    assert request.evidence["data"] is None
+    assert request.evidence["holders"] == {"production": None}
+    done = plain.approve(request.id, who(plain, "alice"), "nothing to check")
+    assert done.status == "approved"
