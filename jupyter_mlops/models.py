@@ -10,6 +10,9 @@ side effects when it is built are therefore refused unless named by the caller.
 from __future__ import annotations
 
 import functools
+import io
+import json
+import zipfile
 from collections.abc import Iterable
 from typing import Any
 
@@ -36,9 +39,11 @@ _SKLEARN_INTERNAL_TYPES = (
         "Interval", "IdentityLink", "LogLink", "LogitLink", "HalfLogitLink",
         "MultinomialLogit")),
     # Tree storage of DecisionTree*, RandomForest*, ExtraTrees*, GradientBoosting* and
-    # HistGradientBoosting*. skops leaves the two node arrays off its own defaults because
-    # scikit-learn indexes them without bounds checks (a crafted file can crash predict);
-    # every tree model needs them, so we trust them (see the README's security model).
+    # HistGradientBoosting*. skops leaves Tree and TreePredictor off its own defaults:
+    # scikit-learn indexes their node arrays (like KDTree's and BallTree's below) without
+    # bounds checks, so a crafted file can crash the process at predict time. Building
+    # them runs no code from the file and touches no file, and every tree model needs
+    # them, so we trust them; the README's security model says what that leaves open.
     "sklearn.tree._tree.Tree",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
@@ -54,6 +59,16 @@ _SKLEARN_INTERNAL_TYPES = (
     "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
     "sklearn.neural_network._stochastic_optimizers.SGDOptimizer",
 )
+# Plain Python values skops writes for lists, dicts, strings, numbers, slices and bytes.
+# Only these builtins: eval, exec, open, getattr and the rest must be named by the caller.
+_PYTHON_TYPES = (
+    *(f"builtins.{name}" for name in (
+        "str", "int", "float", "bool", "list", "tuple", "set", "dict", "slice", "bytes",
+        "bytearray")),
+    "collections.OrderedDict",
+    "collections.defaultdict",
+)
+
 # The only functions we trust: HistGradientBoosting* with categorical features keeps
 # FunctionTransformer(partial(check_array, ...)), a pure input check. Any other
 # function (os.system, builtins.eval, ...) must be named by the caller.
@@ -79,50 +94,82 @@ def save_model(model: Any) -> bytes:
 def load_model_bytes(data: bytes, trusted: Iterable[str] | None = None) -> Any:
     """Load a skops model file, refusing every type that is not trusted.
 
-    The file's types are read from its schema before anything is imported or
-    built. Raises `UntrustedModel` naming the types that are neither on
-    `trusted_types()` nor in `trusted`, and `InvalidInput` for a file that is
-    not a readable skops file (a pickle, a damaged or crafted zip).
+    Every type the file names is read from its schema before anything is
+    imported or built, and each must be on `trusted_types()` or in `trusted`;
+    functions must also pass skops' own audit (it trusts numpy and scipy
+    ufuncs). Raises `UntrustedModel` naming the refused types, and
+    `InvalidInput` for a file that is not a readable skops file (a pickle, a
+    damaged or crafted zip).
     """
     import skops.io as sio
+    from skops.io.exceptions import UntrustedTypesFoundException
 
     try:
-        found = sio.get_untrusted_types(data=data)
-    except Exception as exc:  # skops raises several kinds on a malformed file
+        named = _schema_types(data)
+    except Exception as exc:  # not a zip, no schema.json, not JSON
         raise InvalidInput(f"not a readable skops model file ({_describe(exc)}); model files "
                            "are saved with mlops.log_model, never with pickle or joblib") from None
-    refused = untrusted_types(found, trusted)
-    if refused:
-        raise UntrustedModel(refused)
+    allowed = trusted_types() | frozenset(trusted or ())
+    if any(not is_function and name not in allowed for name, is_function in named.items()):
+        raise _refusal(data, named, allowed)
     try:
-        return sio.loads(data, trusted=list(found))
-    except Exception as exc:  # the schema passed, but its data does not build a model
+        # skops audits the whole tree again (per kind of node) before building anything.
+        return sio.loads(data, trusted=sorted(name for name in named if name in allowed))
+    except UntrustedTypesFoundException:
+        raise _refusal(data, named, allowed) from None
+    except Exception as exc:  # the types passed, but the data does not build a model
         raise InvalidInput(f"cannot load this skops model file ({_describe(exc)}); it is "
                            "damaged or was not written by skops") from None
 
 
-def untrusted_types(names: Iterable[str], trusted: Iterable[str] | None = None) -> list[str]:
-    """The sorted names among `names` that are neither on our list nor in `trusted`.
+def _schema_types(data: bytes) -> dict[str, bool]:
+    """Every `module.Class` the file's schema names -> whether it is named as a function.
 
-    `trusted` must hold exact names (`numpy.memmap`), never a module or a prefix.
+    Our list is checked against every node, not only against what skops'
+    audit reports, so a gap in that audit for one kind of node is no way in.
     """
-    allowed = trusted_types() | frozenset(trusted or ())
-    return sorted(name for name in set(names) if name not in allowed)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        pending: list[Any] = [json.loads(archive.read("schema.json"))]
+    named: dict[str, bool] = {}
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            module, name = node.get("__module__"), node.get("__class__")
+            if isinstance(module, str) and isinstance(name, str):
+                qualified = f"{module}.{name}"
+                is_function = node.get("__loader__") == "FunctionNode"
+                named[qualified] = named.get(qualified, True) and is_function
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+    return named
+
+
+def _refusal(data: bytes, named: dict[str, bool], allowed: frozenset[str]) -> UntrustedModel:
+    """The error naming every refused type: ours, plus the functions skops does not trust."""
+    import skops.io as sio
+
+    try:
+        reported = set(sio.get_untrusted_types(data=data))
+    except Exception:  # the file's other types were refused already; name those
+        reported = set()
+    refused = {name for name, is_function in named.items()
+               if not is_function and name not in allowed}
+    refused |= {name for name in reported if name not in allowed}
+    return UntrustedModel(sorted(refused) or ["(a type skops' audit refused)"])
 
 
 @functools.lru_cache(maxsize=1)
 def trusted_types() -> frozenset[str]:
-    """Every type name a model file may hold beyond skops' own defaults, exact names only.
+    """Every type name a model file may hold without `trusted=`: exact names only.
 
-    skops itself already trusts, by kind of node: Python primitives and
-    containers, numpy arrays and scalar types, numpy and scipy ufuncs (as
-    functions only), scipy sparse matrices, numpy random generators and the
-    scikit-learn estimators. `sio.get_untrusted_types` reports everything
-    else, and this list decides. Computed on first use (it imports
-    scikit-learn's estimator modules), then cached for the process.
+    skops' own defaults (Python values, numpy arrays, dtypes and random state,
+    scipy sparse matrices, the scikit-learn estimators), the internal types
+    fitted estimators hold, and two pure functions. Computed on first use (it
+    lists scikit-learn's installed estimators), then cached for the process.
     """
-    return frozenset((*_sklearn_estimators(), *_SKLEARN_INTERNAL_TYPES, *_TRUSTED_FUNCTIONS,
-                      *_numpy_types(), *_scipy_sparse_types()))
+    return frozenset((*_PYTHON_TYPES, *_sklearn_estimators(), *_SKLEARN_INTERNAL_TYPES,
+                      *_TRUSTED_FUNCTIONS, *_numpy_types(), *_scipy_sparse_types()))
 
 
 def _type_name(cls: type) -> str:
