@@ -2,9 +2,11 @@
 
 A model file never decides what may be loaded. Every type it names must be on
 the list kept here (`trusted_types`, exact names, never a module prefix) or be
-passed explicitly by the caller in `trusted=`. Functions, `numpy.memmap`,
-`builtins`, `operator`, `os`, `subprocess`, `importlib` and anything else with
-side effects when it is built are therefore refused unless named by the caller.
+passed explicitly by the caller in `trusted=`. Functions other than numpy and
+scipy ufuncs (skops' default) and the two listed here, `numpy.memmap`, the
+`builtins` beyond plain value types, `operator`, `os`, `subprocess`,
+`importlib` and anything else with side effects when it is built are
+therefore refused unless named by the caller.
 """
 
 from __future__ import annotations
