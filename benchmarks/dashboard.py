@@ -68,7 +68,9 @@ def main() -> None:
     root.mkdir(parents=True)
     seed(root)
     creds = root / "credentials.json"
-    add_user(creds, "alice", "alice-password", ["reviewer"])
+    add_user(creds, "alice", "alice-password")
+    config = root / ".mlops" / "config.toml"  # roles live in the project config only
+    config.write_text(config.read_text() + '\n[users.alice]\nroles = ["reviewer"]\n')
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

@@ -17,7 +17,7 @@ def audit_page(context: DashboardContext) -> pn.viewable.Viewable:
               message(f"hash chain BROKEN at row {report.first_broken}: {report.problem}",
                       error=True))
     rows = [[str(e.id), format_time(e.at), e.actor, e.action, e.subject, e.reason or "",
-             e.hash[7:19]] for e in entries]
+             e.hash.partition(":")[2][:12]] for e in entries]
     body = pn.pane.HTML(status + html_table(["#", "when", "who", "what", "subject", "why",
                                              "hash"], rows), sizing_mode="stretch_width")
     return frame(context, "audit", body)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import panel as pn
 
 from ...errors import MlopsError
@@ -77,7 +79,8 @@ def _reports(registry: Registry, request: ReleaseRequest) -> str:
     if not links:
         return ""
     return "<p>Reports: " + ", ".join(
-        f'<a href="/artifact/{text(digest)}" target="_blank">{text(name)}</a>'
+        f'<a href="/artifact/{text(digest)}?name={text(quote(name))}" target="_blank">'
+        f'{text(name)}</a>'
         for name, digest in links) + "</p>"
 
 
@@ -136,14 +139,19 @@ def releases_page(context: DashboardContext) -> pn.viewable.Viewable:
                          sizing_mode="stretch_width")
 
     def decide(request: ReleaseRequest, verb: str, reason: str, override: str | None) -> None:
+        # Who decides is looked up again at the click, not taken from when the page
+        # rendered: a page left open after sign-out or a password change must not
+        # approve over its still-open websocket.
+        current = context.identity(session_user())
         try:
+            if current is None:
+                raise MlopsError("your session ended (signed out or password changed): "
+                                 "reload the page and sign in again")
             with context.registry() as registry:
-                if identity is None:
-                    raise MlopsError("sign in first")
                 if verb == "approve":
-                    done = registry.approve(request.id, identity, reason, override or None)
+                    done = registry.approve(request.id, current, reason, override or None)
                 else:
-                    done = registry.reject(request.id, identity, reason)
+                    done = registry.reject(request.id, current, reason)
         except MlopsError as exc:
             feedback.object = message(str(exc), error=True)
             return
