@@ -171,27 +171,10 @@ class ArtifactStore:
         return digest, size
 
     def _locked_temporary(self) -> tuple[int, str]:
-        """A new temporary in `tmp/`, with an exclusive flock that the writer holds
-        until it renames the file into place.
-
-        gc removes a temporary only after taking its lock and checking that the
-        path still names the locked file; so once we hold the lock and see our
-        file still under its name, gc cannot remove it. If gc got there between
-        our create and our lock, we start again with a new temporary.
-        """
+        """A new temporary in `tmp/`, locked until renamed (see `locked_temporary`)."""
         tmp_dir = self.root / "tmp"
         self._folder(tmp_dir, create=True)
-        while True:
-            fd, tmp_name = tempfile.mkstemp(dir=tmp_dir, prefix="incoming-")
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
-                named = os.lstat(tmp_name)
-            except FileNotFoundError:
-                named = None
-            held = os.fstat(fd)
-            if named is not None and (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino):
-                return fd, tmp_name
-            os.close(fd)
+        return locked_temporary(tmp_dir, "incoming-")
 
     def _place(self, fd: int, tmp_name: str, digest: str) -> None:
         """Rename the temporary into place, or drop it when the blob is already there."""
@@ -363,22 +346,7 @@ class ArtifactStore:
         if not self._folder(tmp_dir, create=False):
             return 0, 0, 0
         now = time.time() if now is None else now
-        removed = size = kept = 0
-        with os.scandir(tmp_dir) as entries:
-            for entry in entries:
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except FileNotFoundError:
-                    continue  # renamed into place (or removed) since the listing
-                if now - st.st_mtime < older_than:
-                    kept += 1
-                elif _remove_if_unlocked(entry.path, st):
-                    removed += 1
-                    size += st.st_size
-                else:
-                    kept += 1
-        return removed, size, kept
-
+        return remove_stale_files(tmp_dir, older_than, now)
 
     def collect_garbage(self, locked_references: Callable[[], ContextManager[set[str]]], *,
                         older_than: float = 3600.0, delete: bool = False,
@@ -412,6 +380,51 @@ class ArtifactStore:
                         temporaries_busy=busy, unreferenced=unreferenced,
                         unreferenced_bytes=unreferenced_bytes, deleted=deleted,
                         deleted_bytes=deleted_bytes)
+
+
+def locked_temporary(folder: Path, prefix: str, suffix: str = "") -> tuple[int, str]:
+    """Create a temporary file in `folder` (mode 0600) holding an exclusive flock on it;
+    return (fd, path). The writer keeps the fd open until it renames the file.
+
+    `remove_stale_temporaries` removes a file only after taking its lock and
+    checking that the path still names the locked file; so once we hold the
+    lock and see our file still under its name, no gc can remove it. If a gc
+    got in between our create and our lock, we start again.
+    """
+    while True:
+        fd, name = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=suffix)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            named = os.lstat(name)
+        except FileNotFoundError:
+            named = None
+        held = os.fstat(fd)
+        if named is not None and (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino):
+            return fd, name
+        os.close(fd)
+
+
+def remove_stale_files(folder: Path, older_than: float, now: float,
+                       pattern: str | None = None) -> tuple[int, int, int]:
+    """Remove files in `folder` (whose names end with `pattern`, if given) older than
+    `older_than` seconds that no writer holds a lock on. Returns (removed, bytes, kept)."""
+    removed = size = kept = 0
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if pattern is not None and not entry.name.endswith(pattern):
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # renamed into place (or removed) since the listing
+            if now - st.st_mtime < older_than:
+                kept += 1
+            elif _remove_if_unlocked(entry.path, st):
+                removed += 1
+                size += st.st_size
+            else:
+                kept += 1
+    return removed, size, kept
 
 
 def _remove_if_unlocked(path: str, st: os.stat_result) -> bool:

@@ -9,6 +9,7 @@ build their own.
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import json
 import numbers
 import operator
@@ -469,6 +470,16 @@ class Tracker:
         return problems
 
     def collect_garbage(self, older_than: float = 3600.0, delete: bool = False) -> GcReport:
-        """Remove stale temporaries and report (with `delete`: remove) unreferenced blobs."""
-        return self.artifacts.collect_garbage(self.store.artifacts.locked_references,
-                                              older_than=older_than, delete=delete)
+        """Remove stale temporaries (the blob store's and the prediction log's) and report
+        (with `delete`: remove) unreferenced blobs."""
+        from .monitoring.predlog import PredictionLog
+
+        now = time.time()
+        report = self.artifacts.collect_garbage(self.store.artifacts.locked_references,
+                                                older_than=older_than, delete=delete, now=now)
+        removed, size, kept = PredictionLog(self.project).remove_stale_temporaries(older_than,
+                                                                                   now)
+        return dataclasses.replace(
+            report, temporaries_removed=report.temporaries_removed + removed,
+            temporary_bytes=report.temporary_bytes + size,
+            temporaries_busy=report.temporaries_busy + kept)

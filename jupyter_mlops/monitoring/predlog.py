@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInput, NotFound
-from ..project import Project, create_file_with_mode, make_dirs
+from ..artifacts import locked_temporary, remove_stale_files
+from ..project import Project, make_dirs, modes_for
 from ..store import Store
 from ..validation import check_model_name
 
@@ -72,16 +73,32 @@ class PredictionLog:
 
         folder = make_dirs(self.folder(name))
         path = folder / f"{prefix}{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}.parquet"
-        tmp = path.with_suffix(".tmp")
-        create_file_with_mode(tmp)  # pyarrow truncates it in place: the mode stays private
+        # A locked temporary: `mlops gc` removes it only once its writer is gone.
+        fd, tmp = locked_temporary(folder, f".{path.stem}-", ".tmp")
         try:
+            os.fchmod(fd, modes_for(folder)[1])  # pyarrow truncates it in place: mode kept
             pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp)
             os.replace(tmp, path)
         except BaseException:
             if os.path.lexists(tmp):
                 os.unlink(tmp)
             raise
+        finally:
+            os.close(fd)
         return path
+
+    def remove_stale_temporaries(self, older_than: float, now: float) -> tuple[int, int, int]:
+        """Remove batch files a killed writer left half-written (`*.tmp`, older than
+        `older_than` seconds, held by no writer). Returns (removed, bytes, kept)."""
+        totals = [0, 0, 0]
+        if not self.root.is_dir():
+            return 0, 0, 0
+        with os.scandir(self.root) as folders:
+            for folder in folders:
+                if folder.is_dir(follow_symlinks=False):
+                    found = remove_stale_files(Path(folder.path), older_than, now, ".tmp")
+                    totals = [a + b for a, b in zip(totals, found)]
+        return totals[0], totals[1], totals[2]
 
     def write(self, store: Store, name: str, frame: Any, source: str) -> Path:
         """Write one batch file and index it."""

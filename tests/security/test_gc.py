@@ -192,3 +192,41 @@ def test_ages(text: str, seconds: float) -> None:
 def test_bad_ages_are_refused(text: str) -> None:
     with pytest.raises(InvalidInput, match="--older-than"):
         parse_age(text)
+
+
+PREDICTION_WRITER = textwrap.dedent("""
+    import os, sys, time
+    from pathlib import Path
+    from jupyter_mlops.artifacts import locked_temporary
+
+    folder, go = Path(sys.argv[1]), Path(sys.argv[2])
+    fd, name = locked_temporary(folder, ".batch-", ".tmp")  # as PredictionLog writes
+    os.write(fd, b"PAR1" + os.urandom(1 << 20))
+    print("writing", flush=True)
+    while not go.exists():
+        time.sleep(0.02)
+    os.replace(name, folder / "batch.parquet")
+""")
+
+
+def test_gc_removes_half_written_prediction_batches_of_killed_writers(
+        project: Project, tmp_path: Path, capsys) -> None:
+    folder = project.home / "predictions" / "m"
+    folder.mkdir(parents=True)
+
+    def writer(go: Path) -> subprocess.Popen:
+        process = subprocess.Popen([sys.executable, "-c", PREDICTION_WRITER, str(folder),
+                                    str(go)], stdout=subprocess.PIPE, text=True)
+        assert process.stdout.readline().strip() == "writing"
+        return process
+
+    killed = writer(tmp_path / "never")
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    live = writer(tmp_path / "go")
+    assert len(list(folder.glob("*.tmp"))) == 2
+    assert main(["gc", "--older-than", "0"]) == 0
+    assert "removed 1" in capsys.readouterr().out
+    (tmp_path / "go").touch()
+    assert live.wait() == 0
+    assert [p.name for p in folder.iterdir()] == ["batch.parquet"]
