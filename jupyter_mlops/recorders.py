@@ -24,6 +24,7 @@ from .errors import InvalidInput, MlopsError
 from .glue import RECORD_PREFIX, glue
 from .hashing import StatCache, digest_bytes, format_digest
 from .project import make_dirs, modes_for
+from .validation import check_artifact_name
 from .store import Store
 from .store.records import ArtifactLink, DatasetVersion, ModelVersion
 from .store.runs import NewRun
@@ -98,12 +99,14 @@ class StoreRecorder:
         return [d.dataset for d in self.store.datasets.for_run(run_id, role="input")]
 
     def put_file(self, run_id, name, path, kind) -> ArtifactLink:  # noqa: ANN001
+        check_artifact_name(name)  # every name stored passes here, whatever its door
         digest, size = self.artifacts.put_file(path)
         link = self.store.artifacts.link(run_id, name, digest, size, kind)
         self.artifacts.ensure_present(digest, lambda: self.artifacts.put_file(path))
         return link
 
     def put_bytes(self, run_id, name, data, kind) -> ArtifactLink:  # noqa: ANN001
+        check_artifact_name(name)
         digest, size = self.artifacts.put_bytes(data)
         link = self.store.artifacts.link(run_id, name, digest, size, kind)
         self.artifacts.ensure_present(digest, lambda: self.artifacts.put_bytes(data))
