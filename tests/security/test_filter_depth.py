@@ -1,5 +1,5 @@
 """Issue 9, point 16: deep or long filters are a FilterSyntaxError with a caret at
-every door (the Python API, `mlops runs ls`, the JupyterLab route), never a
+every door (the Python API, `mlops runs ls`, `%mlops runs`, the JupyterLab route), never a
 RecursionError, a traceback or a 500."""
 
 from __future__ import annotations
@@ -64,6 +64,14 @@ def test_cli_prints_one_error_without_a_traceback(store_with_runs, project, kind
     assert lines[0].startswith("mlops: error: bad filter: ")
     assert len(lines) == 3 and lines[2].strip() == "^"  # the excerpt and its caret
     assert len(result.stderr) < 400
+
+
+@pytest.mark.parametrize("kind", ["parentheses", "nots"])
+def test_magic_raises_a_usage_error(ipython, store_with_runs, kind: str) -> None:
+    from IPython.core.error import UsageError
+
+    with pytest.raises(UsageError, match=f"nested more than {MAX_DEPTH} deep"):
+        ipython.run_line_magic("mlops", f'runs --static --filter "{HOSTILE[kind]}"')
 
 
 @pytest.mark.parametrize("kind", ["parentheses", "nots", "mixed"])
