@@ -309,3 +309,60 @@ def test_every_refusal_is_one_log_line(service) -> None:
     lines = [line for line in service.log_text().splitlines() if "refused" in line]
     assert lines and all(line.startswith("mlops serve: refused ") for line in lines), lines[:5]
     assert all(len(line) < 1200 for line in lines)
+
+
+# -- the rules without a server ---------------------------------------------------------
+
+@pytest.mark.parametrize(("option", "value"), [
+    ("--cors-origin", "*"), ("--cors-origin", "http://ok.example/path"),
+    ("--cors-origin", "ok.example"), ("--cors-origin", "javascript:alert(1)"),
+    ("--allow-host", "*"), ("--allow-host", "0.0.0.0"), ("--allow-host", "http://x"),
+    ("--allow-host", "models.internal:8080"), ("--max-body-mb", "0"),
+    ("--max-body-mb", "-1"),
+])
+def test_bad_options_are_one_line_errors(option, value, capsys) -> None:
+    from jupyter_mlops.cli.main import main
+
+    assert main(["serve", "cancer@production", option, value]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"mlops: error: {option}") and err.count("\n") == 1, err
+
+
+def _reference_depth(body: bytes) -> int:
+    """Deepest nesting outside strings, one character at a time (slow and obviously right)."""
+    depth = deepest = 0
+    inside = escaped = False
+    for char in body.decode():
+        if inside:
+            escaped, inside = (False, inside) if escaped else (char == "\\", char != '"')
+        elif char == '"':
+            inside = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def test_the_depth_scan_agrees_with_a_reference_scanner() -> None:
+    import random
+
+    from jupyter_mlops.serving.guard import nesting_exceeds
+
+    rng = random.Random(7)
+    pieces = ["[", "]", "{", "}", '"', "\\", "x", "\\\\", '\\"', "é"]
+
+    def value(depth: int):  # noqa: ANN202
+        roll = rng.random()
+        if depth > 12 or roll < 0.5:
+            return "".join(rng.choice(pieces) for _ in range(rng.randint(0, 5)))
+        if roll < 0.75:
+            return [value(depth + 1) for _ in range(rng.randint(1, 2))]
+        return {str(value(depth + 1))[:10]: value(depth + 1) for _ in range(rng.randint(1, 2))}
+
+    for _ in range(2000):
+        body = json.dumps(value(0), ensure_ascii=rng.random() < 0.5).encode()
+        deepest = _reference_depth(body)
+        for limit in (1, 2, 3, 5):
+            assert nesting_exceeds(body, limit) == (deepest > limit), body
