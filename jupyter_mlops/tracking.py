@@ -32,7 +32,6 @@ from .models import FLAVOR, load_model_bytes, save_model, signature
 from .project import Project, find_project
 from .recorders import OUTBOX_ENV, GlueRecorder, Recorder, StoreRecorder
 from .store import Store
-from .store.connection import check_local_filesystem
 from .store.records import DATASET_ROLES, ArtifactLink, DatasetVersion, ModelVersion, Run
 from .store.runs import MAX_KEY_LENGTH, NewRun, check_key
 from .validation import check_artifact_name, check_model_name
@@ -44,9 +43,7 @@ def open_project_store(project: Project, *, create: bool = False) -> Store:
     The one way a project's store is opened: it refuses a store on a network
     filesystem (`NetworkFilesystem`) unless `[store] allow_network_fs = true`.
     """
-    check_local_filesystem(project.home, allow=project.store.allow_network_fs)
-    store = Store(project.db_path, create=create,
-                  stale_after_seconds=project.tracking.stale_after_seconds)
+    store = Store.for_project(project, create=create)
     try:
         if create or store.needs_migration():
             store.migrate()

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from ..project import Project, find_project
 from ..store import Store
+from ..tracking import open_project_store
 
 
 def open_store() -> tuple[Project, Store]:
-    """The current project and its store, migrated if an older version left it behind."""
+    """The current project and its store (configured audit key, local filesystem
+    checked), migrated if an older version left it behind."""
     project = find_project()
-    store = Store(project.db_path, stale_after_seconds=project.tracking.stale_after_seconds)
-    if store.needs_migration():
-        store.migrate()
-    return project, store
+    return project, open_project_store(project)

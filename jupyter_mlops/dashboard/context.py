@@ -40,7 +40,7 @@ class DashboardContext:
     @contextmanager
     def registry(self) -> Iterator[Registry]:
         project = find_project(self.root)
-        store = Store(project.db_path, stale_after_seconds=project.tracking.stale_after_seconds)
+        store = Store.for_project(project)
         try:
             yield Registry(project, store)
         finally:

@@ -15,7 +15,7 @@ from ..errors import NotFound
 from . import schema
 from .artifacts import ArtifactRepository
 from .audit import AuditKey, AuditRepository, attach_key
-from .connection import connect
+from .connection import check_local_filesystem, connect
 from .datasets import DatasetRepository
 from .environments import EnvironmentRepository
 from .gates import GateRepository
@@ -63,7 +63,13 @@ class Store:
 
     @classmethod
     def for_project(cls, project: Project, *, create: bool = False) -> Store:
-        """The store of `project`, with its configured audit key and stale-run timeout."""
+        """The store of `project`, with its configured audit key and stale-run timeout.
+
+        Every door that opens a project's store comes through here, so each
+        refuses a store on a network filesystem (`NetworkFilesystem`) unless
+        `[store] allow_network_fs = true`: SQLite's WAL loses writes there.
+        """
+        check_local_filesystem(project.home, allow=project.store.allow_network_fs)
         return cls(project.db_path, stale_after_seconds=project.tracking.stale_after_seconds,
                    create=create, audit_key_path=project.audit_key_path,
                    audit_key_group_readable=project.store.group_shared)
