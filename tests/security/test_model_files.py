@@ -32,7 +32,7 @@ from jupyter_mlops.models import FLAVOR, load_model_bytes
 from jupyter_mlops.project import Project
 from jupyter_mlops.store import Store
 
-from ..helpers import free_port
+from ..helpers import free_port, wait_for, wait_until_serving
 
 REPO = Path(__file__).parent.parent.parent
 
@@ -241,6 +241,44 @@ def test_serve_refuses_crafted_files(project: Project, tracker, marker: Path,
         assert code == 1 and errors.startswith("mlops: error: "), errors
     assert "Traceback" not in errors
     assert named in errors, errors
+
+
+def test_serve_keeps_its_model_when_the_alias_moves_to_a_crafted_file(
+        project: Project, tracker, marker: Path) -> None:
+    """The hot reload is a door too: the crafted version is refused, the old one serves."""
+    import threading
+
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    with mlops.start_run():
+        mlops.log_model(LogisticRegression(max_iter=300).fit(X, y), name="evil", input_example=X)
+    with Store(project.db_path) as store:
+        store.releases.set_alias("evil", "production", 1, actor="test", reason="good one")
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "jupyter_mlops.cli.main", "serve",
+                             "evil@production", "--port", str(port), "--poll", "0.2"],
+                            cwd=project.root, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    errors: list[str] = []
+    threading.Thread(target=lambda: errors.extend(proc.stderr), daemon=True).start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(base + "/health", proc)
+        data, named = crafted("memmap", marker)
+        register_crafted(project, data)  # evil:2, and `production` now points at it
+        assert wait_for(lambda: any(named in line for line in errors), timeout=60), errors
+        request = urllib.request.Request(
+            base + "/predict", headers={"Content-Type": "application/json"},
+            data=json.dumps({"instances": [X.iloc[0].to_dict()]}).encode())
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 200
+            assert json.loads(response.read())["model"] == "evil:1"
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    assert not any("Traceback" in line for line in errors)
 
 
 def test_untrusted_types_are_errors_of_the_package(marker: Path) -> None:
