@@ -13,6 +13,7 @@ from ..artifacts import ArtifactStore
 from ..capture import NOTEBOOK_ENV
 from ..errors import InvalidInput, NotFound
 from ..inspection import describe_run
+from ..project import create_file_with_mode, make_dirs
 from ..views import run_detail_text
 from .common import open_store
 
@@ -57,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
         before = store.runs.search(limit=1)
     output = Path(args.output).resolve() if args.output else (
         project.cache_dir / "executed" / notebook.name)
-    output.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(output.parent)
+    create_file_with_mode(output)  # private under .mlops/; papermill keeps the mode
 
     last_id = before[0].id if before else 0
 
