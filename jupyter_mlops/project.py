@@ -62,7 +62,8 @@ max_ece = 0.1             # expected calibration error, once labels arrive
 
 [audit]
 # Audit rows are chained with an HMAC under a key kept outside the database:
-# .mlops/audit.key (created by `mlops init`, mode 0600) unless you name another.
+# .mlops/audit.key (created by `mlops init`, mode 0600; 0640 with group_shared,
+# since every member signs the rows they cause) unless you name another.
 # key_file = "/etc/jupyter-mlops/audit.key"
 
 # Who may do what, by login (the dashboard) or OS user (the CLI).
@@ -202,7 +203,12 @@ def init_project(root: str | os.PathLike[str]) -> tuple[Project, bool]:
         write_new_file(config, DEFAULT_CONFIG_TEXT.encode("utf-8"), 0o600)
     project = _load(root_path)
     apply_modes(project)
-    create_audit_key(project.audit_key_path)
+    # In a group-shared folder every member appends audit rows (registering a
+    # model does), so the group reads the key; nobody else ever does.
+    key_mode = 0o640 if project.store.group_shared else 0o600
+    create_audit_key(project.audit_key_path, key_mode)
+    if project.audit_key_path.parent == home:
+        _chmod_own(project.audit_key_path, key_mode)
     return project, created
 
 
@@ -307,8 +313,8 @@ def create_file_with_mode(path: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
-def create_audit_key(path: Path) -> bool:
-    """Write a fresh random HMAC key (hex, mode 0600) at `path` unless one exists.
+def create_audit_key(path: Path, mode: int = 0o600) -> bool:
+    """Write a fresh random HMAC key (hex, `mode`) at `path` unless one exists.
 
     Returns whether a key was written. `O_EXCL` makes concurrent inits agree on
     one key: the loser sees the winner's file.
@@ -320,6 +326,7 @@ def create_audit_key(path: Path) -> bool:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     except FileExistsError:
         return False
+    os.fchmod(fd, mode)  # explicitly, whatever the umask
     with os.fdopen(fd, "w", encoding="ascii") as out:
         out.write(secrets.token_hex(32) + "\n")
         out.flush()

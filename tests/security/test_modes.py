@@ -96,8 +96,8 @@ def expected_mode(relative: str, mode: int, shared: bool) -> int:
         return 0o2770 if shared else 0o700
     if relative.startswith("artifacts/blake3/"):
         return 0o440 if shared else 0o400
-    if relative == "audit.key":  # the audit key stays 0600: its owner alone signs
-        return 0o600
+    if relative == "audit.key":  # group members sign rows too; nobody else reads it
+        return 0o640 if shared else 0o600
     return 0o660 if shared else 0o600
 
 
