@@ -116,12 +116,15 @@ def load_model_bytes(data: bytes, trusted: Iterable[str] | None = None) -> Any:
         raise _refusal(data, named, allowed)
     try:
         # skops audits the whole tree again (per kind of node) before building anything.
-        return sio.loads(data, trusted=sorted(name for name in named if name in allowed))
+        model = sio.loads(data, trusted=sorted(name for name in named if name in allowed))
     except UntrustedTypesFoundException:
         raise _refusal(data, named, allowed) from None
     except Exception as exc:  # the types passed, but the data does not build a model
         raise InvalidInput(f"cannot load this skops model file ({_describe(exc)}); it is "
                            "damaged or was not written by skops") from None
+    if "sklearn.tree._tree.Tree" in named:
+        _check_trees(model)
+    return model
 
 
 def _schema_types(data: bytes) -> dict[str, bool]:
@@ -159,6 +162,69 @@ def _refusal(data: bytes, named: dict[str, bool], allowed: frozenset[str]) -> Un
                if not is_function and name not in allowed}
     refused |= {name for name in reported if name not in allowed}
     return UntrustedModel(sorted(refused) or ["(a type skops' audit refused)"])
+
+
+def _check_trees(model: Any) -> None:
+    """Refuse decision trees whose node indices point outside their arrays or the input.
+
+    scikit-learn walks a fitted `Tree` without bounds checks, so a crafted file
+    could make `predict` read outside memory or loop for ever. Every node's
+    children must come after it and inside the tree, and every split feature
+    inside the columns the estimator (and any ensemble holding it) is given.
+    Raises `InvalidInput` naming the tree and the node.
+    """
+    import numpy as np
+    from sklearn.tree._tree import Tree
+
+    # (object, where it is, columns it may index: None when not known)
+    pending: list[tuple[Any, str, int | None]] = [(model, "model", None)]
+    seen: set[tuple[int, int | None]] = set()  # an object shared by two paths: checked on each
+    while pending:
+        obj, where, width = pending.pop()
+        if (id(obj), width) in seen:
+            continue
+        seen.add((id(obj), width))
+        if isinstance(obj, Tree):
+            _check_tree(obj, where, width)
+        elif isinstance(obj, dict):
+            pending.extend((v, f"{where}[{k!r}]", width) for k, v in obj.items())
+        elif isinstance(obj, list | tuple):
+            pending.extend((v, f"{where}[{i}]", width) for i, v in enumerate(obj))
+        elif isinstance(obj, np.ndarray) and obj.dtype.hasobject:
+            pending.extend((v, f"{where}[{i}]", width) for i, v in enumerate(obj.ravel()))
+        elif type(obj).__module__.startswith("sklearn.") and hasattr(obj, "__dict__"):
+            own = getattr(obj, "n_features_in_", None)
+            if isinstance(own, int) and width is not None and own > width:
+                raise InvalidInput(f"refusing a crafted model: {where} claims {own} input "
+                                   f"columns inside an ensemble given {width}")
+            inner = own if isinstance(own, int) else width
+            for key, value in vars(obj).items():
+                # Ensemble members and a tree see the same columns; other parts
+                # (pipeline steps, transformers) may see different ones.
+                bound = inner if key in ("estimators_", "tree_") else None
+                pending.append((value, f"{where}.{key}", bound))
+
+
+def _check_tree(tree: Any, where: str, width: int | None) -> None:
+    import numpy as np
+
+    count = tree.node_count
+    if not 0 < count <= tree.capacity:
+        raise InvalidInput(f"refusing a crafted model: {where} has {count} nodes in room "
+                           f"for {tree.capacity}")
+    left, right, feature = tree.children_left, tree.children_right, tree.feature
+    index = np.arange(count)
+    columns = tree.n_features if width is None else min(tree.n_features, width)
+    inside = ((left > index) & (left < count) & (right > index) & (right < count)
+              & (feature >= 0) & (feature < columns))
+    good = np.where(left == -1, right == -1, inside)
+    if not good.all():
+        node = int(np.argmin(good))
+        raise InvalidInput(
+            f"refusing a crafted model: {where} node {node} points outside the tree or its "
+            f"input (children {int(left[node])}, {int(right[node])} of {count} nodes; feature "
+            f"{int(feature[node])} of {columns} columns); scikit-learn never saves such a "
+            "tree, so this file was edited: do not use it")
 
 
 @functools.lru_cache(maxsize=1)

@@ -281,6 +281,49 @@ def test_serve_keeps_its_model_when_the_alias_moves_to_a_crafted_file(
     assert not any("Traceback" in line for line in errors)
 
 
+def _forest_with_a_crafted_tree(tamper, n_features: int | None = None) -> bytes:
+    """A fitted forest whose second tree's node array was edited by `tamper(nodes)`."""
+    import skops.io as sio
+    from sklearn.datasets import load_iris
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.tree._tree import Tree
+
+    X, y = load_iris(return_X_y=True)
+    forest = RandomForestClassifier(n_estimators=3, random_state=0).fit(X, y)
+    member = forest.estimators_[1]
+    state = member.tree_.__getstate__()
+    state["nodes"] = state["nodes"].copy()
+    tamper(state["nodes"])
+    width = n_features or member.tree_.n_features
+    tree = Tree(width, np.asarray(member.tree_.n_classes, dtype=np.intp), member.tree_.n_outputs)
+    tree.__setstate__(state)
+    member.tree_, member.n_features_in_ = tree, width
+    return sio.dumps(forest)
+
+
+def _set(field: str, value: int):  # noqa: ANN202
+    def tamper(nodes) -> None:  # noqa: ANN001
+        nodes[field][0] = value
+    return tamper
+
+
+@pytest.mark.parametrize(("tamper", "n_features", "problem"), [
+    (_set("left_child", 10**6), None, "node 0 points outside the tree"),
+    (_set("right_child", 0), None, "node 0 points outside the tree"),  # a loop
+    (_set("feature", 50), None, "feature 50 of 4 columns"),
+    (_set("feature", 99), 100, "claims 100 input columns inside an ensemble given 4"),
+])
+def test_crafted_tree_indices_are_refused_before_predict(tamper, n_features: int | None,
+                                                         problem: str) -> None:
+    """scikit-learn walks trees without bounds checks: a crafted index would read outside
+    memory (or loop for ever) at predict time, so the file is refused on load."""
+    data = _forest_with_a_crafted_tree(tamper, n_features)
+    with pytest.raises(InvalidInput, match="refusing a crafted model") as info:
+        load_model_bytes(data)
+    assert problem in str(info.value)
+    assert "estimators_[1]" in str(info.value)
+
+
 def test_untrusted_types_are_errors_of_the_package(marker: Path) -> None:
     for kind in KINDS:
         data, _ = crafted(kind, marker)
