@@ -45,7 +45,8 @@ _SKLEARN_INTERNAL_TYPES = (
     # scikit-learn indexes their node arrays (like KDTree's and BallTree's below) without
     # bounds checks, so a crafted file can crash the process at predict time. Building
     # them runs no code from the file and touches no file, and every tree model needs
-    # them, so we trust them; the README's security model says what that leaves open.
+    # them, so we trust them and check each Tree's indices after loading (_check_trees).
+    # TreePredictor, KDTree and BallTree are not checked yet (README: security model).
     "sklearn.tree._tree.Tree",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
