@@ -300,6 +300,7 @@ async def run_service(project: Project, ref: str, *, port: int, address: str,
         loop.add_signal_handler(sig, stop.set)
 
     async def every(seconds: float, work: Any) -> None:
+        reported = None  # the same problem on every poll is reported once
         while not stop.is_set():
             try:
                 await asyncio.wait_for(stop.wait(), timeout=seconds)
@@ -308,13 +309,19 @@ async def run_service(project: Project, ref: str, *, port: int, address: str,
             if not stop.is_set():
                 try:
                     await loop.run_in_executor(None, work)
+                    reported = None
                 except MlopsError as exc:  # e.g. the alias was removed: keep serving
-                    _report(exc)
+                    if str(exc) != reported:
+                        _report(exc)
+                    reported = str(exc)
 
     tasks = [asyncio.create_task(every(poll_seconds, holder.refresh)),
              asyncio.create_task(every(flush_seconds, logger.flush))]
     serving = holder.current.version.ref if holder.current else "no model yet"
     print(f"serving {serving} ({ref}) on http://{address}:{port}", flush=True)
+    if address in ("0.0.0.0", "::", ""):
+        log.warning("bound to every interface, answering only Host %s; add --allow-host "
+                    "NAME for each name or address clients use", ", ".join(sorted(policy.hosts)))
     if ready is not None:
         ready()
     await stop.wait()
