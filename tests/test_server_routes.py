@@ -79,6 +79,8 @@ async def test_models(jp_fetch, seeded) -> None:
     ("runs/999", {}, 404, "no run with id 999"),
     ("compare", {"runs": "1"}, 400, "2 to 10 run ids"),
     ("compare", {"runs": "1,abc"}, 400, "run ids"),
+    ("compare", {"runs": "1,\u00b2"}, 400, "run ids"),
+    ("compare", {"runs": "1,99999999999999999999"}, 400, "run ids"),
     ("compare", {"runs": "1,999"}, 404, "no run"),
     ("artifacts/1/../../mlops.db", {}, 404, None),
     ("artifacts/1/%2e%2e%2f%2e%2e%2fmlops.db", {}, 404, "no artifact"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from .messages import status_for, without_server_paths
 
 MAX_PAGE = 500
 MAX_COMPARE = 10
+RUN_ID = re.compile(r"[0-9]{1,12}")  # ASCII digits only: "²".isdigit() is true, int() fails
 
 
 class MlopsHandler(APIHandler):
@@ -127,8 +129,8 @@ class CompareHandler(MlopsHandler):
     def get(self) -> None:
         def work():  # noqa: ANN202
             raw = self.get_query_argument("runs", "")
-            parts = [p for p in raw.split(",") if p.strip()]
-            if not 2 <= len(parts) <= MAX_COMPARE or not all(p.strip().isdigit() for p in parts):
+            parts = [p.strip() for p in raw.split(",") if p.strip()]
+            if not 2 <= len(parts) <= MAX_COMPARE or not all(RUN_ID.fullmatch(p) for p in parts):
                 raise InvalidInput(f"runs must be 2 to {MAX_COMPARE} run ids separated by "
                                    f"commas, got {raw[:80]!r}")
             with self.open_store() as store:
