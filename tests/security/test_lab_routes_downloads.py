@@ -141,3 +141,16 @@ async def test_error_replies_carry_no_server_path(jp_fetch, logged, tmp_path,
         status, message = await message_of(path)
         assert status == 404 and "mlops init" in message, (path, message)
         assert_no_server_path(message, logged)
+
+
+async def test_odd_requests_are_4xx_never_500(jp_serverapp, http_server_client, jp_auth_header,
+                                              logged) -> None:
+    base = f"{jp_serverapp.base_url}jupyter-mlops/api/"
+    for path in ("artifacts/1/%ff%fe", "artifacts/1/folder/%00", "artifacts/1/" + "a/" * 2000,
+                 "runs?notebook=%00", "runs?limit=%ff", "runs?notebook=" + "x" * 5000,
+                 "compare?runs=1,%EF%BC%91", "runs/000000000001"):
+        response = await http_server_client.fetch(base + path, headers=jp_auth_header,
+                                                  raise_error=False)
+        assert response.code != 500 and response.code != 599, (path, response.code)
+        if response.code >= 400 and response.body:
+            assert_no_server_path(json.loads(response.body).get("message", ""), logged)
