@@ -4,6 +4,7 @@ mid-load with zero failed requests, and every request logged exactly once."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -20,32 +21,52 @@ from sklearn.preprocessing import StandardScaler
 
 import jupyter_mlops as mlops
 from jupyter_mlops.monitoring.predlog import PredictionLog
+from jupyter_mlops.project import Project
 from jupyter_mlops.store import Store
+from jupyter_mlops.tracking import Tracker
 
 from .helpers import free_port, wait_until_serving
 
 X, Y = load_breast_cancer(return_X_y=True, as_frame=True)
 
 
-
-@pytest.fixture
-def service(project, tracker):
-    with mlops.start_run(name="train"):
+def start_service(project: Project, tracker: Tracker) -> tuple[str, subprocess.Popen]:
+    """Two versions of `cancer` (C=1, C=0.01), production on 1, `mlops serve` following it."""
+    with tracker.start_run("train") as run:
         for c in (1.0, 0.01):
             model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=500))
-            mlops.log_model(model.fit(X, Y), name="cancer", input_example=X)
+            run.log_model(model.fit(X, Y), name="cancer", input_example=X)
     with Store(project.db_path) as store:
         store.releases.set_alias("cancer", "production", 1, actor="test", reason="first")
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "jupyter_mlops.cli.main", "serve",
                              "cancer@production", "--port", str(port), "--poll", "0.2"],
-                            cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            cwd=project.root, env={**os.environ, "MLOPS_HOME": str(project.root)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     wait_until_serving(base + "/health", proc)
+    return base, proc
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    """One service for the tests that only send requests (the others stop theirs)."""
+    project = mlops.init(tmp_path_factory.mktemp("serving"))
+    tracker = Tracker(project)
+    base, proc = start_service(project, tracker)
+    tracker.close()
+    yield base
+    proc.kill()
+    proc.communicate(timeout=60)
+
+
+@pytest.fixture
+def service(project, tracker):
+    base, proc = start_service(project, tracker)
     yield base, project, proc
     if proc.poll() is None:
         proc.kill()
+        proc.communicate(timeout=60)
 
 
 def post(base: str, body: bytes | dict) -> tuple[int, dict]:
@@ -70,8 +91,8 @@ def stop(proc) -> str:
     return out
 
 
-def test_metadata_health_and_openapi(service) -> None:
-    base, _, _ = service
+def test_metadata_health_and_openapi(shared) -> None:
+    base = shared
     health = json.loads(urllib.request.urlopen(base + "/health").read())
     assert health == {"status": "ok", "model": "cancer:1"}
     meta = json.loads(urllib.request.urlopen(base + "/metadata").read())
@@ -95,14 +116,14 @@ def test_metadata_health_and_openapi(service) -> None:
     ({"instances": [{**row(), "<script>": 1}]}, "instances[0].<script>"),
     ({"instances": [row()] * 1001}, "instances"),
 ])
-def test_bad_payloads_are_422_naming_the_field(service, body, field) -> None:
-    base, _, _ = service
+def test_bad_payloads_are_422_naming_the_field(shared, body, field) -> None:
+    base = shared
     status, reply = post(base, body)
     assert status == 422 and reply["field"] == field, reply
 
 
-def test_non_finite_numbers_and_huge_bodies(service) -> None:
-    base, _, _ = service
+def test_non_finite_numbers_and_huge_bodies(shared) -> None:
+    base = shared
     status, reply = post(base, json.dumps({"instances": [{**row(), "mean area": float("nan")}]}
                                           ).encode())
     assert status == 422 and "finite" in reply["message"]
