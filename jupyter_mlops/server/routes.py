@@ -48,8 +48,7 @@ class MlopsHandler(APIHandler):
         return find_project(self.root_dir)
 
     def open_store(self) -> Store:
-        project = self.project()
-        return Store(project.db_path, stale_after_seconds=project.tracking.stale_after_seconds)
+        return Store.for_project(self.project())
 
     def fail(self, status: int, message: str) -> None:
         """Answer `status` with {"message": ...}, absolute server paths taken out."""

@@ -74,7 +74,7 @@ class ModelHolder:
         version fails to load (later calls skip that version silently).
         """
         with self._lock:
-            with Store(self.project.db_path) as store:
+            with Store.for_project(self.project) as store:
                 version = self._resolve(store)
             key = (version.version, version.digest)
             current = self.current

@@ -40,7 +40,7 @@ class BufferedLogger:
 
             frame = pd.DataFrame(rows)
             try:
-                with Store(self.project.db_path) as store:
+                with Store.for_project(self.project) as store:
                     PredictionLog(self.project).write(store, self.name, frame, "service")
             except BaseException:
                 with self._lock:  # keep them for the next flush
