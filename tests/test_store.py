@@ -140,3 +140,14 @@ def test_stale_heartbeat_shows_killed(tmp_path: Path) -> None:
         assert [r.id for r in store.runs.search("status = 'killed'")] == [run_id]
         store.runs.heartbeat(run_id)
         assert store.runs.get(run_id).status == "running"
+
+
+def test_search_by_notebook_is_its_own_condition(store_with_runs: Store) -> None:
+    """The notebook path never joins the user's expression: a path with quotes and
+    `or` can't widen the match, and a filter at the depth limit stays accepted."""
+    run = store_with_runs.runs.search(limit=1)[0]
+    assert [r.id for r in store_with_runs.runs.search(notebook=run.notebook)]
+    assert store_with_runs.runs.search(notebook='x" or "1" = "1') == []
+    deepest = "(" * 32 + "metrics.acc > 0" + ")" * 32
+    found = store_with_runs.runs.search(deepest, notebook=run.notebook)
+    assert run.id in [r.id for r in found]

@@ -152,15 +152,21 @@ class RunRepository:
                 raise InvalidInput(f"run reference {text!r} is ambiguous; give more characters")
         raise NotFound(f"no run {text!r}: give a run id (e.g. 12) or a uuid prefix")
 
-    def search(self, expression: str | None = None, *, limit: int = 100, offset: int = 0
-               ) -> list[Run]:
-        """Runs matching a filter expression, newest first."""
+    def search(self, expression: str | None = None, *, limit: int = 100, offset: int = 0,
+               notebook: str | None = None) -> list[Run]:
+        """Runs matching a filter expression (and, if given, recorded from `notebook`),
+        newest first. The notebook is a condition of its own, never spliced into the
+        user's expression, so it can't change how that expression parses or push it
+        past the filter's length and depth limits."""
         if limit < 0 or offset < 0:
             raise InvalidInput("limit and offset must not be negative")
         where, params = "1", {}
         if expression and expression.strip():
             compiled = compile_filter(expression)
             where, params = compiled.sql, dict(compiled.params)
+        if notebook is not None:
+            where = f"({where}) AND r.notebook = :notebook_path"
+            params["notebook_path"] = notebook
         params.update(limit=limit, offset=offset)
         return self._load(f"SELECT {_RUN_COLUMNS} FROM runs r WHERE {where} "
                           "ORDER BY r.id DESC LIMIT :limit OFFSET :offset", params)
