@@ -24,10 +24,10 @@ from .errors import InvalidInput, MlopsError
 from .glue import RECORD_PREFIX, glue
 from .hashing import StatCache, digest_bytes, format_digest
 from .project import make_dirs, modes_for
-from .validation import check_artifact_name
 from .store import Store
 from .store.records import ArtifactLink, DatasetVersion, ModelVersion
 from .store.runs import NewRun
+from .validation import check_artifact_name
 
 OUTBOX_ENV = "MLOPS_STEP_OUTBOX"  # set by the pipeline runner for a step's kernel
 RECORD_VERSION = 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -63,3 +64,25 @@ def wait_until_serving(url: str, server: subprocess.Popen, timeout: float = 90.0
                 pytest.fail(f"the server exited ({server.returncode}): {output}{errors}")
             time.sleep(0.2)
     pytest.fail(f"{url} did not answer within {timeout:.0f} s")
+
+
+@contextlib.contextmanager
+def running_dashboard(root, *args: str, ready_path: str = "/login"):
+    """A real `mlops dashboard ARGS` on a free 127.0.0.1 port for the project at `root`.
+
+    Yields (port, log path); the server's output goes to `root/server.log`, so a
+    test can check what it logged. Stopped (SIGTERM) on exit.
+    """
+    port = free_port()
+    log = root / "server.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "jupyter_mlops.cli.main", "dashboard", "--port", str(port),
+             *args], cwd=root, env={**os.environ, "MLOPS_HOME": str(root)},
+            stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_until_serving(f"http://127.0.0.1:{port}{ready_path}", process)
+        yield port, log
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

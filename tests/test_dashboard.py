@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import urllib.error
@@ -18,7 +17,7 @@ from jupyter_mlops.dashboard.credentials import add_user
 from jupyter_mlops.store import Store
 from jupyter_mlops.tracking import Tracker
 
-from .helpers import free_port, wait_until_serving
+from .helpers import running_dashboard
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 
@@ -68,20 +67,8 @@ def dashboard(tmp_path_factory):
     add_user(creds, "alice", "alice-password")
     add_user(creds, "bob", "bob-password")
     _legacy_roles(creds, "bob", ["admin", "reviewer"])  # ignored: config.toml decides
-    port = free_port()
-    log = root / "server.log"
-    with open(log, "w") as out:
-        server = subprocess.Popen([sys.executable, "-m", "jupyter_mlops.cli.main", "dashboard",
-                                   "--port", str(port), "--auth", str(creds)], cwd=root,
-                                  env={**os.environ, "MLOPS_HOME": str(root)},
-                                  stdout=out, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_serving(base + "/login", server)
-        yield base, project, log
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with running_dashboard(root, "--auth", str(creds)) as (port, log):
+        yield f"http://127.0.0.1:{port}", project, log
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

@@ -16,8 +16,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidInput, NotFound
 from ..artifacts import locked_temporary, remove_stale_files
+from ..errors import InvalidInput, NotFound
 from ..project import Project, make_dirs, modes_for
 from ..store import Store
 from ..validation import check_model_name
@@ -97,7 +97,7 @@ class PredictionLog:
             for folder in folders:
                 if folder.is_dir(follow_symlinks=False):
                     found = remove_stale_files(Path(folder.path), older_than, now, ".tmp")
-                    totals = [a + b for a, b in zip(totals, found)]
+                    totals = [a + b for a, b in zip(totals, found, strict=True)]
         return totals[0], totals[1], totals[2]
 
     def write(self, store: Store, name: str, frame: Any, source: str) -> Path:

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import re
-import subprocess
-import sys
 from urllib.parse import quote, urlencode
 
 import pytest
@@ -21,7 +18,7 @@ import jupyter_mlops as mlops
 from jupyter_mlops.artifacts import ArtifactStore
 from jupyter_mlops.dashboard.credentials import add_user
 
-from ..helpers import free_port, wait_until_serving
+from ..helpers import running_dashboard
 
 PAGE = (b'<html><meta http-equiv="refresh" content="0;url=https://evil.example/">'
         b"<script>alert(document.cookie)</script></html>")
@@ -63,19 +60,8 @@ def served(tmp_path_factory):
     project = mlops.init(root)
     creds = root / "credentials.json"
     add_user(creds, "alice", "alice-password")
-    port = free_port()
-    log = root / "server.log"
-    with open(log, "w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "jupyter_mlops.cli.main", "dashboard", "--port", str(port),
-             "--auth", str(creds)], cwd=root, env={**os.environ, "MLOPS_HOME": str(root)},
-            stdout=out, stderr=subprocess.STDOUT)
-    try:
-        wait_until_serving(f"http://127.0.0.1:{port}/login", process)
+    with running_dashboard(root, "--auth", str(creds)) as (port, log):
         yield port, project, _sign_in(port), ArtifactStore(project.artifacts_dir), log
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def _no_server_path(body: bytes, project: mlops.Project) -> None:

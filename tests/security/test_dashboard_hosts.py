@@ -9,17 +9,14 @@ handshakes with `Host: evil.example`, as a rebinding page's browser sends them.
 from __future__ import annotations
 
 import http.client
-import os
 import socket
-import subprocess
-import sys
 
 import pytest
 
 import jupyter_mlops as mlops
 from jupyter_mlops.dashboard.credentials import add_user
 
-from ..helpers import free_port, wait_until_serving
+from ..helpers import running_dashboard
 
 EVIL = "evil.example"
 ALLOWED_EXTRA = "dashboard.example"
@@ -36,19 +33,9 @@ def server(request, tmp_path_factory):
         creds = root / "credentials.json"
         add_user(creds, "alice", "alice-password")
         args = ["--auth", str(creds)]
-    port = free_port()
-    log = root / "server.log"
-    with open(log, "w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "jupyter_mlops.cli.main", "dashboard", "--port", str(port),
-             "--allow-host", ALLOWED_EXTRA, *args], cwd=root,
-            env={**os.environ, "MLOPS_HOME": str(root)}, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        wait_until_serving(f"http://127.0.0.1:{port}/favicon.ico", process)
+    with running_dashboard(root, "--allow-host", ALLOWED_EXTRA, *args,
+                           ready_path="/favicon.ico") as (port, log):
         yield request.param, port, log
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def _request(port: int, method: str, path: str, headers: dict[str, str],

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import re
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from jupyter_mlops.dashboard.credentials import add_user
 from jupyter_mlops.dashboard.sessions import SessionStore
 from jupyter_mlops.dashboard.throttle import PER_ADDRESS, PER_USER, BackoffPolicy, Throttle
 
-from ..helpers import free_port, wait_until_serving
+from ..helpers import running_dashboard
 
 PASSWORDS = {"alice": "alice-password", "bob": "bob-password", "carol": "carol-password",
              "dave": "dave-password", "erin": "erin-password"}
@@ -99,19 +98,8 @@ def dashboard(tmp_path_factory) -> Dashboard:
     creds = root / "credentials.json"
     for user, password in PASSWORDS.items():
         add_user(creds, user, password)
-    port = free_port()
-    log = root / "server.log"
-    with open(log, "w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "jupyter_mlops.cli.main", "dashboard", "--port", str(port),
-             "--auth", str(creds)], cwd=root, env={**os.environ, "MLOPS_HOME": str(root)},
-            stdout=out, stderr=subprocess.STDOUT)
-    try:
-        wait_until_serving(f"http://127.0.0.1:{port}/login", process)
+    with running_dashboard(root, "--auth", str(creds)) as (port, log):
         yield Dashboard(port, creds, log)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 @pytest.mark.parametrize("target", OFF_SITE)

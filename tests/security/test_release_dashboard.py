@@ -4,14 +4,11 @@ labelled information. A real dashboard server and a real browser."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 from sklearn.datasets import load_breast_cancer
 
 from jupyter_mlops.hashing import digest_file
 from jupyter_mlops.project import Project
-from tests.helpers import free_port, wait_until_serving
+from tests.helpers import running_dashboard
 from tests.security.test_release_integrity import mlops_cli, released  # noqa: F401 (fixture)
 
 
@@ -24,13 +21,8 @@ def test_the_releases_page_labels_chosen_data_as_information(released: Project, 
                      "--target", "target").returncode == 0
     assert mlops_cli(released, "release", "request", "cancer:2", "--to", "production",
                      "--reason", "the gates pass").returncode == 0
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "jupyter_mlops.cli.main", "dashboard",
-                               "--port", str(port), "--dev"], cwd=released.root,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
+    with running_dashboard(released.root, "--dev", ready_path="/releases") as (port, _):
         base = f"http://127.0.0.1:{port}"
-        wait_until_serving(base + "/releases", server)
         page = browser.new_page()
         page.goto(base + "/releases")
         page.get_by_text("#2: cancer:2").wait_for()
@@ -43,6 +35,3 @@ def test_the_releases_page_labels_chosen_data_as_information(released: Project, 
         assert page.get_by_role("cell", name="FAIL", exact=True).count() == 1
         assert page.get_by_role("cell", name="PASS", exact=True).count() == 1
         assert page.get_by_role("button", name="Approve").count() == 0
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
