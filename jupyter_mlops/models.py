@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import io
 import json
-import zipfile
 from collections.abc import Iterable
 from typing import Any
 
@@ -134,6 +133,8 @@ def _schema_types(data: bytes) -> dict[str, bool]:
     Our list is checked against every node, not only against what skops'
     audit reports, so a gap in that audit for one kind of node is no way in.
     """
+    import zipfile  # only when a model is loaded: keeps %load_ext light
+
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         pending: list[Any] = [json.loads(archive.read("schema.json"))]
     named: dict[str, bool] = {}
