@@ -28,8 +28,6 @@ releases) chains with the same key without passing it around.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 import sqlite3
@@ -97,6 +95,9 @@ class AuditKey:
 
     def mac(self, message: bytes) -> str:
         """`hmac-sha256:<hex>` of `message` under the key."""
+        import hashlib  # OpenSSL loads in ms: only for commands that touch the audit log
+        import hmac
+
         return f"{KEYED}:" + hmac.new(self.load(), message, hashlib.sha256).hexdigest()
 
     def load(self) -> bytes:
@@ -299,7 +300,7 @@ class _ChainWalk:
         elif stored_prev != self.prev_hash:
             problem = "its link to the previous row is broken"
         elif stored.startswith(f"{KEYED}:"):
-            if not hmac.compare_digest(self.key.mac(_keyed_message(canonical).encode("utf-8")),
+            if not _same_mac(self.key.mac(_keyed_message(canonical).encode("utf-8")),
                                        stored):
                 problem = ("its content does not match its MAC (the row was edited, or the "
                            "key is not the one that wrote it)")
@@ -342,7 +343,7 @@ def _check_head(report: ChainReport, expected: tuple[int, str],
                            f"{head_id}: rows were cut off the end",
                            legacy_rows=report.legacy_rows, head=report.head)
     row = conn.execute("SELECT hash FROM audit_log WHERE id = ?", (head_id,)).fetchone()
-    if row is None or not hmac.compare_digest(row[0], head_mac):
+    if row is None or not _same_mac(row[0], head_mac):
         return ChainReport(report.rows, head_id,
                            f"row {head_id}'s MAC differs from the head you kept: the log was "
                            "rewritten from there on",
@@ -357,3 +358,10 @@ def parse_head(text: str) -> tuple[int, str]:
         raise InvalidInput(f"head {text[:120]!r} should look like "
                            f"`42:{KEYED}:<hex>`, as printed by `mlops audit head`")
     return int(row_id), mac
+
+
+def _same_mac(a: str, b: str) -> bool:
+    """Constant-time comparison (hmac is imported here, not at import time)."""
+    import hmac
+
+    return hmac.compare_digest(a, b)
