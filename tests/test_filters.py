@@ -36,6 +36,8 @@ def test_filters_select_the_expected_runs(store_with_runs: Store, expression: st
     ("(metrics.acc > 1", 16, "expected ')'"),
     ("metrics.acc like 3", 17, "quoted pattern"),
     ("started_at > 'yesterday'", 13, "ISO date"),
+    ("started_at > '0001-01-01'", 13, "out of range"),
+    ("ended_at < '9999-12-31T23:59:59-14:00'", 11, "out of range"),
     ("name = '<script>alert(1)</script>' )", 35, "unexpected ')'"),
 ])
 def test_bad_filters_point_at_the_token(store_with_runs: Store, expression: str,

@@ -17,9 +17,11 @@ from ..errors import Conflict, IntegrityError, MlopsError, NotFound, PermissionD
 
 SERVER_PATH = "<server path>"
 
-# A "/" that starts a token (not inside a relative name, URL or number) and what follows
+# A quoted absolute path, whole (it may hold spaces: messages quote paths with repr), or
+# a "/" that starts a token (not inside a relative name, URL or number) and what follows
 # up to a space, quote or bracket.
-_ABSOLUTE = re.compile(r"(?<![\w.:/~%-])/[^\s'\"`<>()\[\]{}]+")
+_ABSOLUTE = re.compile(r"""(?P<quote>['"])(?P<quoted>/[^'"]*)(?P=quote)"""
+                       r"|(?<![\w.:/~%-])/[^\s'\"`<>()\[\]{}]+")
 _STATUS: tuple[tuple[type[MlopsError], int], ...] = (
     (NotFound, 404), (PermissionDenied, 403), (IntegrityError, 409), (Conflict, 409))
 
@@ -33,14 +35,19 @@ def without_server_paths(message: str, root_dir: str) -> str:
     """`message` with absolute paths made relative to `root_dir`, or hidden."""
     root = str(Path(root_dir).resolve())
 
-    def shown(match: re.Match[str]) -> str:
-        path = match.group(0).rstrip(".,;:")
-        rest = match.group(0)[len(path):]
+    def relative(path: str) -> str:
         if path in (root, root_dir):
-            return "." + rest
+            return "."
         for prefix in (root, root_dir.rstrip("/")):
             if path.startswith(prefix + "/"):
-                return path[len(prefix) + 1:] + rest
-        return SERVER_PATH + rest
+                return path[len(prefix) + 1:]
+        return SERVER_PATH
+
+    def shown(match: re.Match[str]) -> str:
+        if match.group("quoted") is not None:
+            quote = match.group("quote")
+            return quote + relative(match.group("quoted")) + quote
+        path = match.group(0).rstrip(".,;:")
+        return relative(path) + match.group(0)[len(path):]
 
     return _ABSOLUTE.sub(shown, message)

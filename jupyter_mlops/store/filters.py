@@ -194,8 +194,9 @@ class _Parser:
         if field.text in _TIME_ATTRIBUTES and not is_number:
             try:
                 value = datetime.fromisoformat(str(value)).astimezone().timestamp()
-            except ValueError:
-                raise self.error(f"{field.text} takes a number (epoch seconds) or an ISO date",
+            except (ValueError, OverflowError, OSError):  # not a date, or out of range
+                raise self.error(f"{field.text} takes a number (epoch seconds) or an ISO date "
+                                 "such as '2026-11-01' (this one is not a date or out of range)",
                                  value_token) from None
         return f"{ATTRIBUTES[field.text]} {op} {self.bind(value)}"
 
