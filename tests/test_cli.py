@@ -41,6 +41,11 @@ def test_runs_ls_show_compare(store_with_runs, project, capsys) -> None:
     assert only["name"] == "run-2" and only["status"] == "failed"
     assert main(["runs", "show", "2"]) == 0
     assert "solver" in capsys.readouterr().out
+    # A limit or offset past SQLite's integer range means "all" / "none", not a traceback.
+    assert main(["runs", "ls", "--limit", "9" * 20]) == 0
+    assert "run-0" in capsys.readouterr().out
+    assert main(["runs", "ls", "--offset", "9" * 20]) == 0
+    assert "run-0" not in capsys.readouterr().out
     assert main(["runs", "show", "2", "--json"]) == 0
     detail = json.loads(capsys.readouterr().out)
     assert detail["run"]["params"]["C"] == "0.5" and detail["environment"]["packages"]
@@ -55,6 +60,13 @@ def test_runs_ls_show_compare(store_with_runs, project, capsys) -> None:
     (["runs", "show", "404"], "no run with id 404"),
     (["runs", "show", "../../etc/passwd"], "no run"),
     (["runs", "compare", "1"], "at least two"),
+    # Past SQLite's integer range: no such record, not an OverflowError traceback.
+    (["runs", "show", "9" * 20], f"no run with id {'9' * 20}"),
+    (["runs", "compare", "1", "9" * 20], "no run with id"),
+    (["runs", "show", "\u00b2"], "no run '\u00b2'"),
+    (["models", "show", "m:" + "9" * 20], "no model version m:"),
+    (["models", "show", "m:\u00b2"], "should look like NAME"),
+    (["models", "alias", "m:" + "9" * 20, "staging", "--reason", "r"], "no model version"),
 ])
 def test_errors_are_one_line_and_exit_1(store_with_runs, project, capsys, args, message) -> None:
     assert main(args) == 1
@@ -62,8 +74,12 @@ def test_errors_are_one_line_and_exit_1(store_with_runs, project, capsys, args, 
     assert message in err and err.startswith("mlops: error:")
 
 
-@pytest.mark.parametrize("args", [["runs", "ls", "--limit", "-3"], ["runs", "ls", "--limit", "x"],
-                                  ["nope"], []])
+@pytest.mark.parametrize("args", [
+    ["runs", "ls", "--limit", "-3"], ["runs", "ls", "--limit", "x"], ["nope"], [],
+    ["pipeline", "runs", "--limit", "-5"], ["pipeline", "runs", "--limit", "0"],
+    ["pipeline", "run", "p.yaml", "--jobs", "0"], ["schedule", "run", "--jobs", "-1"],
+    ["monitor", "report", "m", "--last", "0"],
+])
 def test_usage_errors_exit_2(args) -> None:
     with pytest.raises(SystemExit) as info:
         main(args)

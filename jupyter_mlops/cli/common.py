@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 from ..project import Project, find_project
 from ..store import Store
 from ..tracking import open_project_store
@@ -12,3 +14,26 @@ def open_store() -> tuple[Project, Store]:
     checked), migrated if an older version left it behind."""
     project = find_project()
     return project, open_project_store(project)
+
+
+def positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (a --limit, --jobs, --last)."""
+    value = _whole_number(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def non_negative(text: str) -> int:
+    """An argparse type: a whole number of at least 0 (an --offset)."""
+    value = _whole_number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return value
+
+
+def _whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import InvalidInput, NotFound
 from ..views import text_table, to_jsonable
-from .common import open_store
+from .common import open_store, positive
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -33,7 +33,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                                        ".mlops/config.toml.")
         p.add_argument("model", help="model name")
         p.add_argument("--window", default=None, help="e.g. 1h, 1d, 7d (default: everything)")
-        p.add_argument("--last", type=int, default=None, help="only the last N predictions")
+        p.add_argument("--last", type=positive, default=None, help="only the last N predictions")
         p.add_argument("--json", action="store_true", help="print JSON")
         p.set_defaults(func=report if name == "report" else check)
 

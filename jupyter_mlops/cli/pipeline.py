@@ -11,7 +11,7 @@ from ..pipelines.executors import Executor
 from ..pipelines.runner import PipelineRunner
 from ..pipelines.spec import load_spec
 from ..views import format_duration, format_time, text_table, to_jsonable
-from .common import open_store
+from .common import open_store, positive
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -30,7 +30,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     run_parser.add_argument("-p", "--param", action="append", default=[],
                             metavar="[STEP.]NAME=VALUE",
                             help="override a pipeline parameter, or one step's (repeatable)")
-    run_parser.add_argument("--jobs", "-j", type=int, default=1,
+    run_parser.add_argument("--jobs", "-j", type=positive, default=1,
                             help="independent steps to run at once (default: 1)")
     run_parser.add_argument("--force", action="append", default=[], metavar="STEP|all",
                             help="execute STEP even if cached (repeatable; `all` for every step)")
@@ -58,7 +58,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                                  description="Past pipeline runs, newest first, with the "
                                              "status of each step.")
     runs_parser.add_argument("--name", default=None, help="only this pipeline")
-    runs_parser.add_argument("--limit", "-n", type=int, default=20)
+    runs_parser.add_argument("--limit", "-n", type=positive, default=20)
     runs_parser.add_argument("--json", action="store_true", help="print JSON")
     runs_parser.set_defaults(func=list_runs)
 

@@ -8,7 +8,7 @@ import json
 from ..inspection import compare_runs, describe_run
 from ..store.filters import ATTRIBUTES
 from ..views import comparison_text, run_detail_text, runs_text, to_jsonable
-from .common import open_store
+from .common import non_negative, open_store, positive
 
 FILTER_HELP = (
     "filter expression, e.g. \"metrics.acc > 0.9 and params.C = '0.5'\"; fields: "
@@ -25,9 +25,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     ls_parser = sub.add_parser("ls", help="list runs, newest first",
                         description="List runs, newest first.")
     ls_parser.add_argument("--filter", "-f", default=None, help=FILTER_HELP)
-    ls_parser.add_argument("--limit", "-n", type=_positive, default=20,
+    ls_parser.add_argument("--limit", "-n", type=positive, default=20,
                     help="show at most N runs (default: 20)")
-    ls_parser.add_argument("--offset", type=_non_negative, default=0,
+    ls_parser.add_argument("--offset", type=non_negative, default=0,
                            help="skip the first N matches")
     ls_parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ls_parser.set_defaults(func=list_runs)
@@ -45,23 +45,6 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     compare_parser.add_argument("runs", nargs="+", metavar="RUN", help="two or more run ids")
     compare_parser.add_argument("--json", action="store_true", help="print JSON")
     compare_parser.set_defaults(func=compare)
-
-
-def _positive(text: str) -> int:
-    value = _non_negative(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("must not be negative")
-    return value
 
 
 def list_runs(args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ from ..pipelines.runner import PipelineRunner
 from ..pipelines.schedule import crontab_lines, run_scheduler
 from ..pipelines.spec import PipelineSpec, load_spec
 from ..project import find_project
-from .common import open_store
+from .common import open_store, positive
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -27,7 +27,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     run_parser.add_argument("specs", nargs="*", help="spec files (default: pipelines/*.yaml)")
     run_parser.add_argument("--poll", type=float, default=30.0, help="seconds between checks")
     run_parser.add_argument("--once", action="store_true", help="check once, then exit")
-    run_parser.add_argument("--jobs", "-j", type=int, default=1)
+    run_parser.add_argument("--jobs", "-j", type=positive, default=1)
     run_parser.set_defaults(func=run)
     tab = sub.add_parser("crontab", help="the equivalent crontab lines",
                          description="Print one crontab line per scheduled pipeline.")

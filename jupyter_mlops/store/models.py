@@ -11,6 +11,7 @@ from typing import Any
 from ..errors import InvalidInput, NotFound
 from . import audit
 from .connection import write
+from .ids import storable
 from .records import ModelVersion
 
 _COLUMNS = "name, version, run_id, digest, flavor, signature, created_at, input_datasets"
@@ -46,6 +47,8 @@ class ModelRepository:
         if version is None:
             row = self._conn.execute(f"SELECT {_COLUMNS} FROM model_versions WHERE name = ? "
                                      "ORDER BY version DESC LIMIT 1", (name,)).fetchone()
+        elif not storable(version):
+            row = None
         else:
             row = self._conn.execute(f"SELECT {_COLUMNS} FROM model_versions WHERE name = ? "
                                      "AND version = ?", (name, version)).fetchone()
@@ -93,7 +96,7 @@ def parse_model_ref(ref: str) -> tuple[str, int | None, str | None]:
                                "or NAME@ALIAS")
         return name, None, alias
     name, sep, version = text.partition(":")
-    if not name or (sep and not version.isdigit()):
+    if not name or (sep and not (version.isascii() and version.isdigit())):
         raise InvalidInput(f"model reference {ref!r} should look like NAME, NAME:VERSION "
                            "or NAME@ALIAS")
     return name, int(version) if sep else None, None

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..errors import NotFound
 from .connection import write
+from .ids import row_count, storable
 from .records import PipelineRun, StepRun
 
 _STEP_COLUMNS = ("id, pipeline_run_id, step, status, run_id, cache_key, cached_from, params, "
@@ -74,8 +75,8 @@ class PipelineRepository:
         return None if row is None else _step(row)
 
     def get(self, pipeline_run_id: int) -> PipelineRun:
-        row = self._conn.execute(f"SELECT {_RUN_COLUMNS} FROM pipeline_runs WHERE id = ?",
-                                 (pipeline_run_id,)).fetchone()
+        row = None if not storable(pipeline_run_id) else self._conn.execute(
+            f"SELECT {_RUN_COLUMNS} FROM pipeline_runs WHERE id = ?", (pipeline_run_id,)).fetchone()
         if row is None:
             raise NotFound(f"no pipeline run {pipeline_run_id}")
         return self._pipeline(row)
@@ -86,7 +87,8 @@ class PipelineRepository:
         if name is not None:
             sql += " WHERE name = ?"
             args.append(name)
-        rows = self._conn.execute(sql + " ORDER BY id DESC LIMIT ?", [*args, limit]).fetchall()
+        rows = self._conn.execute(sql + " ORDER BY id DESC LIMIT ?",
+                                  [*args, row_count(limit)]).fetchall()
         return [self._pipeline(row) for row in rows]
 
     def is_running(self, name: str) -> bool:

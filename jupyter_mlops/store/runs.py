@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from ..errors import Conflict, InvalidInput, NotFound
 from .connection import write
 from .filters import ATTRIBUTES, compile_filter
+from .ids import row_count, storable
 from .records import RUN_STATUSES, MetricPoint, Run
 
 _RUN_COLUMNS = ("id, uuid, name, status, started_at, ended_at, notebook, source_kind, "
@@ -133,6 +134,8 @@ class RunRepository:
     # -- reading ---------------------------------------------------------
 
     def get(self, run_id: int) -> Run:
+        if not storable(run_id):
+            raise NotFound(f"no run with id {run_id}")
         runs = self._load(f"SELECT {_RUN_COLUMNS} FROM runs r WHERE r.id = :id", {"id": run_id})
         if not runs:
             raise NotFound(f"no run with id {run_id}")
@@ -141,7 +144,7 @@ class RunRepository:
     def resolve(self, ref: str | int) -> Run:
         """A run by id (`12`) or uuid prefix (at least 8 hex characters)."""
         text = str(ref).strip()
-        if text.isdigit():
+        if text.isascii() and text.isdigit():  # "²".isdigit() is true too
             return self.get(int(text))
         if len(text) >= 8 and all(c in "0123456789abcdef-" for c in text.lower()):
             rows = self._conn.execute("SELECT id FROM runs WHERE uuid LIKE ? LIMIT 2",
@@ -167,7 +170,7 @@ class RunRepository:
         if notebook is not None:
             where = f"({where}) AND r.notebook = :notebook_path"
             params["notebook_path"] = notebook
-        params.update(limit=limit, offset=offset)
+        params.update(limit=row_count(limit), offset=row_count(offset))
         return self._load(f"SELECT {_RUN_COLUMNS} FROM runs r WHERE {where} "
                           "ORDER BY r.id DESC LIMIT :limit OFFSET :offset", params)
 
