@@ -50,6 +50,10 @@ class FilterSyntaxError(InvalidInput):
         super().__init__(f"bad filter: {problem} at position {position}\n  {shown}\n  {pointer}")
 
 
+class StoreUnavailable(MlopsError):
+    """The store's database refused a write: disk full, read-only, locked too long."""
+
+
 class Conflict(MlopsError):
     """The request contradicts what is already recorded (e.g. a param logged twice)."""
 

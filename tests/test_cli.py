@@ -111,3 +111,11 @@ def test_every_command_has_help(capsys) -> None:
         with pytest.raises(SystemExit):
             main([name, "--help"])
         assert "usage: mlops" in capsys.readouterr().out
+
+
+def test_a_database_that_is_not_one_is_an_error_not_a_traceback(project, capsys) -> None:
+    (project.home / "mlops.db").write_bytes(b"not a database" * 1000)
+    for stale in ("mlops.db-wal", "mlops.db-shm"):
+        (project.home / stale).unlink(missing_ok=True)
+    assert main(["runs", "ls"]) == 1
+    assert "the store's database failed: file is not a database" in capsys.readouterr().err

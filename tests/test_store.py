@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_mlops.errors import Conflict, InvalidInput, NotFound
+from jupyter_mlops.errors import Conflict, InvalidInput, NotFound, StoreUnavailable
 from jupyter_mlops.store import Store
 from jupyter_mlops.store.runs import NewRun
 from jupyter_mlops.store.schema import SCHEMA_VERSION
@@ -118,6 +118,25 @@ def test_failed_write_rolls_back(store: Store) -> None:
                                         ("bad", 1.0, None, None)])  # timestamp NOT NULL
     assert store.runs.get(run_id).metrics == {}
     store.runs.log_metrics(run_id, [("ok", 2.0, None, time.time())])  # no transaction left open
+
+
+def test_a_full_disk_loses_nothing_written_before_and_says_so(store: Store) -> None:
+    run_id = _new_run(store)
+    store.runs.log_params(run_id, {"kept": "1"})
+    pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
+    store._conn.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's SQLITE_FULL, for real
+    with pytest.raises(StoreUnavailable, match="disk holding the store is full"):
+        store.runs.log_params(run_id, {f"p{i}": "x" * 900 for i in range(200)})
+    store._conn.execute("PRAGMA max_page_count = 1073741823")
+    assert store.runs.get(run_id).params == {"kept": "1"}  # all or nothing
+    store.runs.log_params(run_id, {"after": "2"})  # no transaction left open
+
+
+def test_a_read_only_database_is_a_clear_error(store: Store) -> None:
+    run_id = _new_run(store)
+    store._conn.execute("PRAGMA query_only = ON")
+    with pytest.raises(StoreUnavailable, match="read-only"):
+        store.runs.log_params(run_id, {"C": "1"})
 
 
 def test_resolve_by_id_and_uuid_prefix(store: Store) -> None:

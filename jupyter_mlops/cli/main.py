@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 from collections.abc import Sequence
 
@@ -47,6 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except MlopsError as exc:
         print(f"mlops: error: {exc}", file=sys.stderr)
+        return 1
+    except sqlite3.Error as exc:  # a fault `write()` does not translate (a read, a bad file)
+        print(f"mlops: error: the store's database failed: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("mlops: interrupted", file=sys.stderr)

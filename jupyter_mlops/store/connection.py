@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import InvalidInput
+from ..errors import InvalidInput, StoreUnavailable
 from ..project import create_file_with_mode
 
 BUSY_TIMEOUT_SECONDS = 60.0
@@ -37,14 +37,44 @@ def connect(path: str | Path) -> sqlite3.Connection:
 
 @contextmanager
 def write(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """A write transaction: `BEGIN IMMEDIATE` ... `COMMIT`, rolled back on error."""
-    conn.execute("BEGIN IMMEDIATE")
+    """A write transaction: `BEGIN IMMEDIATE` ... `COMMIT`, rolled back on error.
+
+    When the database itself refuses (disk full, read-only, write lock held past
+    the busy timeout, I/O error) nothing of the transaction is kept and the
+    caller gets `StoreUnavailable` saying so, not a bare sqlite3 error.
+    """
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        raise store_fault(exc) or exc from exc
     try:
         yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
+        conn.execute("COMMIT")
+    except BaseException as exc:
+        if conn.in_transaction:  # SQLite may have rolled back already (disk full)
+            conn.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.OperationalError) and (fault := store_fault(exc)):
+            raise fault from exc
         raise
-    conn.execute("COMMIT")
+
+
+_FAULTS = {
+    "database or disk is full": "the disk holding the store is full; free some space",
+    "readonly database": "the store's database is read-only for this user; check the "
+                         "permissions of .mlops/ and its files",
+    "database is locked": f"another process held the store's write lock for more than "
+                          f"{BUSY_TIMEOUT_SECONDS:.0f} s; try again when it is done",
+    "disk I/O error": "the disk holding the store failed a read or a write",
+}
+
+
+def store_fault(exc: sqlite3.Error) -> StoreUnavailable | None:
+    """The user-facing error for a database fault, or None when `exc` is not one."""
+    text = str(exc)
+    for known, advice in _FAULTS.items():
+        if known in text:
+            return StoreUnavailable(f"nothing was written ({text}): {advice}")
+    return None
 
 
 # -- network filesystems ---------------------------------------------------------------
