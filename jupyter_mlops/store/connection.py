@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,7 +15,17 @@ from ..project import create_file_with_mode
 BUSY_TIMEOUT_SECONDS = 60.0
 
 
-def connect(path: str | Path) -> sqlite3.Connection:
+class StoreConnection(sqlite3.Connection):
+    """A connection several threads of one process may share: `write()` holds
+    `write_lock` for the whole transaction, so one thread's `BEGIN` never lands
+    inside another thread's transaction (SQLite itself queues the processes)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.write_lock = threading.Lock()
+
+
+def connect(path: str | Path) -> StoreConnection:
     """Open the store's database for this thread.
 
     Autocommit mode (`isolation_level=None`): reads take no lock, and every
@@ -29,33 +40,35 @@ def connect(path: str | Path) -> sqlite3.Connection:
     if str(path) != ":memory:":
         create_file_with_mode(path)
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None,
-                           check_same_thread=False)
+                           check_same_thread=False, factory=StoreConnection)
     conn.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL mode
     conn.execute("PRAGMA foreign_keys=ON")
     return conn
 
 
 @contextmanager
-def write(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+def write(conn: StoreConnection) -> Iterator[StoreConnection]:
     """A write transaction: `BEGIN IMMEDIATE` ... `COMMIT`, rolled back on error.
 
-    When the database itself refuses (disk full, read-only, write lock held past
-    the busy timeout, I/O error) nothing of the transaction is kept and the
-    caller gets `StoreUnavailable` saying so, not a bare sqlite3 error.
+    Threads sharing `conn` take turns (its `write_lock`); processes queue on
+    SQLite's lock for up to the busy timeout. When the database itself refuses
+    (disk full, read-only, lock held past the timeout, I/O error) nothing of the
+    transaction is kept and the caller gets `StoreUnavailable` saying so.
     """
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-    except sqlite3.OperationalError as exc:
-        raise store_fault(exc) or exc from exc
-    try:
-        yield conn
-        conn.execute("COMMIT")
-    except BaseException as exc:
-        if conn.in_transaction:  # SQLite may have rolled back already (disk full)
-            conn.execute("ROLLBACK")
-        if isinstance(exc, sqlite3.OperationalError) and (fault := store_fault(exc)):
-            raise fault from exc
-        raise
+    with conn.write_lock:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise store_fault(exc) or exc from exc
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:  # SQLite may have rolled back already (disk full)
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError) and (fault := store_fault(exc)):
+                raise fault from exc
+            raise
 
 
 _FAULTS = {
