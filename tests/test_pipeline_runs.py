@@ -218,6 +218,31 @@ def test_ctrl_c_stops_kernels_and_leaves_nothing_running(project: Project,
     store.close()
 
 
+def test_kill_9_sweeps_the_steps_with_their_pipeline(project: Project, chain: Path) -> None:
+    """A runner killed with SIGKILL can't finish its records: once its heartbeat is
+    stale, its running steps read as killed and its pending ones as skipped."""
+    spec = project.root / "slow.yaml"
+    spec.write_text(PARALLEL.replace("seconds: 2", "seconds: 120"))
+    proc = subprocess.Popen([sys.executable, "-m", "jupyter_mlops.cli.main", "pipeline", "run",
+                             str(spec), "--jobs", "1"], cwd=project.root,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with Store(project.db_path) as store:
+
+        def a_step_running() -> bool:
+            runs = store.pipelines.recent("parallel")
+            return bool(runs) and any(s.status == "running" for s in runs[0].steps)
+
+        assert wait_for(a_step_running, timeout=60)
+    proc.kill()
+    proc.wait(timeout=30)
+    time.sleep(1.5)
+    with Store(project.db_path, stale_after_seconds=1) as store:  # the heartbeat is stale
+        [run] = store.pipelines.recent("parallel")
+        assert run.status == "killed"
+        statuses = {s.status for s in run.steps}
+        assert "killed" in statuses and statuses <= {"killed", "skipped"}
+
+
 def _parent_is(pid: int, parent: int) -> bool:
     try:
         env = Path(f"/proc/{pid}/environ").read_bytes()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import time
@@ -101,15 +102,23 @@ class PipelineRepository:
     def _pipeline(self, row: tuple) -> PipelineRun:
         (run_id, name, spec_path, digest, status, trigger, started, ended, error,
          heartbeat) = row
-        if status == "running" and heartbeat is not None and \
-                heartbeat < time.time() - self._stale_after:
-            status = "killed"
         steps = tuple(_step(r) for r in self._conn.execute(
             f"SELECT {_STEP_COLUMNS} FROM step_runs WHERE pipeline_run_id = ? ORDER BY id",
             (run_id,)))
+        if status == "running" and heartbeat is not None and \
+                heartbeat < time.time() - self._stale_after:
+            # The runner died without finishing (kill -9, power loss): its steps are
+            # swept with it, as `finish` would have: running -> killed, pending -> skipped.
+            status = "killed"
+            steps = tuple(_swept(step) for step in steps)
         return PipelineRun(id=run_id, name=name, spec_path=spec_path, spec_digest=digest,
                            status=status, trigger=trigger, started_at=started, ended_at=ended,
                            error=error, steps=steps)
+
+
+def _swept(step: StepRun) -> StepRun:
+    swept = {"running": "killed", "pending": "skipped"}.get(step.status)
+    return step if swept is None else dataclasses.replace(step, status=swept)
 
 
 def _step(row: tuple) -> StepRun:
