@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import time
 from datetime import datetime
 
 import pytest
@@ -90,3 +91,66 @@ def test_crontab_lines(project) -> None:
     result = subprocess.run([sys.executable, "-m", "jupyter_mlops.cli.main", "schedule",
                              "crontab"], capture_output=True, text=True, cwd=project.root)
     assert result.returncode == 0 and "pipelines/nightly.yaml" in result.stdout
+
+
+def test_one_failing_pipeline_is_recorded_and_does_not_stop_the_others(project) -> None:
+    """A pipeline whose `${models.X@production}` has no holder yet fails on its own:
+    recorded as a failed scheduled run with the reason, tried again at its next slot
+    (not at every poll), while the other pipeline runs."""
+    from jupyter_mlops.pipelines.runner import PipelineRunner
+
+    good = _scheduled_project(project)
+    broken = project.root / "pipelines" / "broken.yaml"
+    broken.write_text("name: broken\nschedule: '0 3 * * *'\nsteps:\n  make:\n"
+                      "    notebook: make.ipynb\n    params: {out: '${models.churn@production}'}\n")
+    store = Store(project.db_path)
+    lines: list[str] = []
+
+    def run_pipeline(spec) -> None:
+        PipelineRunner(spec, project, store, trigger="schedule").run()
+
+    def specs():
+        return [load_spec(broken, project.root), load_spec(good, project.root)]
+
+    times = iter([at("2026-11-26T01:00"), at("2026-11-26T10:00")])
+    started = run_scheduler(specs, store, run_pipeline, once=True, log=lines.append,
+                            clock=lambda: next(times))
+    assert started == 2
+    [failed] = store.pipelines.recent("broken")
+    assert failed.status == "failed" and failed.trigger == "schedule"
+    assert "production" in failed.error and {s.status for s in failed.steps} == {"skipped"}
+    assert any(line.startswith("broken: failed:") for line in lines)
+    [nightly] = store.pipelines.recent("nightly")
+    assert nightly.status == "finished"
+    # The failure counts as this slot's run: the next poll does not retry it.
+    again = run_scheduler(specs, store, run_pipeline, once=True, log=lines.append,
+                          clock=time.time)
+    assert again == 0 and len(store.pipelines.recent("broken")) == 1
+    store.close()
+
+
+def test_a_bug_in_one_run_is_logged_with_its_type_and_the_loop_goes_on(project) -> None:
+    spec_path = _scheduled_project(project)
+    store = Store(project.db_path)
+    lines: list[str] = []
+
+    def run_pipeline(spec) -> None:
+        raise FileExistsError("a runner bug")
+
+    times = iter([at("2026-11-26T01:00"), at("2026-11-26T10:00")])
+    run_scheduler(lambda: [load_spec(spec_path, project.root)], store, run_pipeline,
+                  once=True, log=lines.append, clock=lambda: next(times))
+    [run] = store.pipelines.recent("nightly")
+    assert run.status == "failed" and run.error == "FileExistsError: a runner bug"
+    assert "nightly: failed: FileExistsError: a runner bug" in lines[-1]
+    store.close()
+
+
+def test_a_spec_that_stops_parsing_is_reported_and_the_scheduler_goes_on(project) -> None:
+    _scheduled_project(project)
+    (project.root / "pipelines" / "typo.yaml").write_text("name: typo\nsteps: [unclosed\n")
+    result = subprocess.run([sys.executable, "-m", "jupyter_mlops.cli.main", "schedule", "run",
+                             "--once"], capture_output=True, text=True, cwd=project.root,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "typo.yaml until it is fixed" in result.stderr and "Traceback" not in result.stderr

@@ -53,13 +53,22 @@ def run(args: argparse.Namespace) -> int:
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
+    problems: dict[Path, str] = {}  # spec -> what was last reported about it
+
     def load_specs() -> list[PipelineSpec]:
+        """Every spec, read again at each poll: one that stops parsing is reported
+        (once per new problem) and skipped until it parses again."""
         specs = []
         for path in paths:
             try:
                 specs.append(load_spec(path, project.root))
             except MlopsError as exc:  # one broken spec must not stop the others
-                log(f"skipping {path}: {exc}")
+                if problems.get(path) != str(exc):
+                    log(f"skipping {path} until it is fixed: {exc}")
+                    problems[path] = str(exc)
+                continue
+            if problems.pop(path, None) is not None:
+                log(f"{path} reads again; scheduling it")
         return specs
 
     def run_pipeline(spec: PipelineSpec) -> None:
