@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from ..errors import MlopsError
 from .credentials import CredentialsFile
 from .sessions import SessionStore
-from .throttle import PER_ADDRESS, PER_USER, Throttle
+from .throttle import PER_ADDRESS, PER_USER, NameBuckets, Throttle
 
 COOKIE = "mlops_session"
 COOKIE_DAYS = 1  # tornado's signature check; the session's own expiry is shorter
@@ -54,9 +54,12 @@ class Authenticator:
                  per_user: Throttle | None = None, per_address: Throttle | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.credentials = credentials
-        self.sessions = sessions or SessionStore(clock=clock)
-        self.per_user = per_user or Throttle(PER_USER, clock=clock)
-        self.per_address = per_address or Throttle(PER_ADDRESS, clock=clock)
+        # `is None`, not `or`: an empty store or throttle has length 0, so is falsy
+        self.sessions = SessionStore(clock=clock) if sessions is None else sessions
+        self.per_user = Throttle(PER_USER, clock=clock) if per_user is None else per_user
+        self.per_address = (Throttle(PER_ADDRESS, clock=clock) if per_address is None
+                            else per_address)
+        self.names = NameBuckets()
         self.clock = clock
         self.cookie_secret = credentials.current().cookie_secret  # fixed for the process
 
@@ -64,35 +67,43 @@ class Authenticator:
         return f"Authenticator({self.credentials!r}, {self.sessions!r})"
 
     def sign_in(self, user: str, password: str, address: str) -> SignIn:
-        """Check `password` for `user` unless the user or the address is locked out."""
+        """Check `password` for `user` unless the user or the address is locked out.
+
+        An unknown name costs the same as a known one (a password hash checked
+        against a dummy) and locks the same way, so neither the time of the
+        answer nor a lockout tells which names exist.
+        """
         user, password = user[:MAX_USER], password[:MAX_PASSWORD]
-        for kind, throttle, key in (("user", self.per_user, user),
-                                    ("address", self.per_address, address)):
-            until = throttle.locked_until(key)
-            if until is not None:
-                log.warning("dashboard: sign-in refused for user %r from %s: locked out by "
-                            "%s back-off until %s", user, address, kind, _utc(until))
-                return SignIn(locked_until=until, locked_by=kind)
         try:
             credentials = self.credentials.current()
         except MlopsError as exc:
             log.error("dashboard: sign-in unavailable: %s", exc)
             return SignIn(unavailable=True)
         fingerprint = credentials.fingerprint(user)
-        if fingerprint is None or not credentials.check(user, password):
-            return self._failed(user, address)
-        self.per_user.reset(user)
+        user_key = self.names.key(user, known=fingerprint is not None)
+        for kind, throttle, key in (("user", self.per_user, user_key),
+                                    ("address", self.per_address, address)):
+            until = throttle.locked_until(key)
+            if until is not None:
+                log.warning("dashboard: sign-in refused for user %r from %s: locked out by "
+                            "%s back-off until %s", user, address, kind, _utc(until))
+                return SignIn(locked_until=until, locked_by=kind)
+        matches = credentials.check(user, password)  # scrypt runs for unknown names too
+        if fingerprint is None or not matches:
+            return self._failed(user, user_key, address, known=fingerprint is not None)
+        self.per_user.reset(user_key)
         log.info("dashboard: %r signed in from %s", user, address)
         return SignIn(session_id=self.sessions.create(user, fingerprint))
 
-    def _failed(self, user: str, address: str) -> SignIn:
-        user_failures = self.per_user.failure(user)
+    def _failed(self, user: str, user_key: str, address: str, known: bool) -> SignIn:
+        user_failures = self.per_user.failure(user_key)
         address_failures = self.per_address.failure(address)
         locks = [f"{kind} locked until {_utc(until)}" for kind, until in (
-            ("user", self.per_user.locked_until(user)),
+            ("user", self.per_user.locked_until(user_key)),
             ("address", self.per_address.locked_until(address))) if until is not None]
-        log.warning("dashboard: failed sign-in for user %r from %s (%d failures for the user, "
-                    "%d from the address)%s", user, address, user_failures, address_failures,
+        who = repr(user) if known else f"{user!r} (not a configured user)"
+        log.warning("dashboard: failed sign-in for user %s from %s (%d failures for the user, "
+                    "%d from the address)%s", who, address, user_failures, address_failures,
                     "; " + ", ".join(locks) if locks else "")
         return SignIn()
 

@@ -8,16 +8,33 @@ refused, with the time to come back. Failures are forgotten after a quiet
 period. The cost is that anyone can lock a user out for a while by failing on
 purpose; the per-address limit is higher than the per-user one because
 several people may share one address.
+
+Memory stays bounded without ever forgetting a lockout early, so flooding
+the dashboard with new names or addresses unlocks nobody:
+
+- Only configured users can sign in, so each has a record of their own; any
+  other name counts in one of `UNKNOWN_BUCKETS` shared records, picked by a
+  keyed hash (`NameBuckets`). Unknown names still lock like known ones (a
+  lockout does not tell them apart), and there are at most that many records.
+- Past `max_keys` records (addresses), quiet records are dropped, then the
+  least recently failed record that is not locked. When every record is
+  locked, new keys count together in one overflow record, and a key without
+  a record of its own answers to it: under such a flood sign-in from new
+  addresses waits (fails closed) rather than going unthrottled.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 MAX_KEYS = 10_000
+UNKNOWN_BUCKETS = 4096
 
 
 @dataclass(frozen=True)
@@ -59,13 +76,20 @@ class Throttle:
         self._clock = clock
         self._max = max_keys
         self._records: dict[str, _Record] = {}
+        self._overflow: _Record | None = None  # new keys while every record is locked
         self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._records)
 
     def locked_until(self, key: str) -> float | None:
         """The time (epoch seconds) `key` is locked until, or None when it may try."""
         with self._lock:
-            record = self._live(key)
-            if record is None or record.locked_until <= self._clock():
+            now = self._clock()
+            record = self._live(key, now)
+            if record is None:
+                record = self._live_overflow(now)
+            if record is None or record.locked_until <= now:
                 return None
             return record.locked_until
 
@@ -73,31 +97,73 @@ class Throttle:
         """Count a failure for `key`; returns its consecutive failures so far."""
         now = self._clock()
         with self._lock:
-            record = self._live(key)
-            failures = 1 if record is None else record.failures + 1
-            if key not in self._records and len(self._records) >= self._max:
+            record = self._live(key, now)
+            if record is None and len(self._records) >= self._max:
                 self._evict(now)
-            self._records[key] = _Record(failures, now, now + self.policy.lockout(failures))
-        return failures
+                if len(self._records) >= self._max:  # every record is locked
+                    self._overflow = self._next(self._live_overflow(now), now)
+                    return self._overflow.failures
+            self._records[key] = self._next(record, now)
+            return self._records[key].failures
 
     def reset(self, key: str) -> None:
         """Forget `key`'s failures (after a successful sign-in)."""
         with self._lock:
             self._records.pop(key, None)
 
-    def _live(self, key: str) -> _Record | None:
+    def _next(self, record: _Record | None, now: float) -> _Record:
+        failures = 1 if record is None else record.failures + 1
+        return _Record(failures, now, now + self.policy.lockout(failures))
+
+    def _forgotten(self, record: _Record, now: float) -> bool:
+        quiet = record.last_failure + self.policy.forget_after <= now
+        return quiet and record.locked_until <= now
+
+    def _live(self, key: str, now: float) -> _Record | None:
         record = self._records.get(key)
-        if record is not None and (record.last_failure + self.policy.forget_after
-                                   <= self._clock() and record.locked_until <= self._clock()):
+        if record is not None and self._forgotten(record, now):
             del self._records[key]
             return None
         return record
 
+    def _live_overflow(self, now: float) -> _Record | None:
+        if self._overflow is not None and self._forgotten(self._overflow, now):
+            self._overflow = None
+        return self._overflow
+
     def _evict(self, now: float) -> None:
-        """Make room: forget quiet keys first, then the least recently failed one."""
-        for key in [k for k, r in self._records.items()
-                    if r.last_failure + self.policy.forget_after <= now and r.locked_until <= now]:
+        """Make room: forget quiet keys, else the least recently failed unlocked one.
+
+        A locked record is never dropped: that would end its lockout early.
+        """
+        for key in [k for k, r in self._records.items() if self._forgotten(r, now)]:
             del self._records[key]
-        if len(self._records) >= self._max:
-            oldest = min(self._records, key=lambda k: self._records[k].last_failure)
-            del self._records[oldest]
+        if len(self._records) < self._max:
+            return
+        unlocked = [k for k, r in self._records.items() if r.locked_until <= now]
+        if unlocked:
+            del self._records[min(unlocked, key=lambda k: self._records[k].last_failure)]
+
+
+class NameBuckets:
+    """The throttle key of a user name: the name itself if configured, else a shared bucket.
+
+    Unknown names are spread over `buckets` records by a keyed hash whose key
+    is fresh for each process, so nobody can pick names that land in a given
+    bucket: the per-user records stay at most the configured users plus
+    `buckets`, and a name that was never tried is rarely seen locked.
+    """
+
+    def __init__(self, buckets: int = UNKNOWN_BUCKETS, key: bytes | None = None) -> None:
+        self.buckets = buckets
+        self._key = key if key is not None else secrets.token_bytes(32)
+
+    def __repr__(self) -> str:  # never the key
+        return f"NameBuckets({self.buckets})"
+
+    def key(self, user: str, known: bool) -> str:
+        """`user:NAME` for a configured user, `unknown:N` (N < buckets) for any other name."""
+        digest = hmac.new(self._key, user.encode("utf-8", "surrogatepass"),
+                          hashlib.sha256).digest()  # computed for both: the same work
+        bucket = int.from_bytes(digest[:8], "big") % self.buckets
+        return f"user:{user}" if known else f"unknown:{bucket}"
