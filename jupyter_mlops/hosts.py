@@ -9,10 +9,15 @@ the admin adds with `--allow-host`) closes that door. The dashboard and
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
+from .errors import InvalidInput
+
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+_HOST_NAME = re.compile(r"\[?[A-Za-z0-9.\-:]+\]?")
+WILDCARDS = ("*", "0.0.0.0", "::")
 
 
 def allowed_hosts(bind_address: str, extra: Iterable[str] = ()) -> frozenset[str]:
@@ -23,6 +28,22 @@ def allowed_hosts(bind_address: str, extra: Iterable[str] = ()) -> frozenset[str
     names.discard("0.0.0.0")  # a wildcard bind is not a name anyone should send
     names.discard("::")
     return frozenset(names)
+
+
+def check_host_name(name: str, option: str = "--allow-host") -> str:
+    """An `--allow-host` value: a bare host name or address, no scheme, path, port or wildcard.
+
+    Raises `InvalidInput` naming the value: a wildcard (`*`, `*.example.com`,
+    `0.0.0.0`) would turn the Host check (and Bokeh's websocket origin list,
+    where `*` matches anything) off.
+    """
+    text = name.strip()
+    if not text or len(text) > 253 or not _HOST_NAME.fullmatch(text) \
+            or text.count(":") == 1 or _bare(text) in WILDCARDS:
+        raise InvalidInput(f"{option} {name[:100]!r} refused: give a host name or address "
+                           "(like models.internal or 10.0.0.5), without scheme, port or "
+                           "wildcard")
+    return text
 
 
 def host_allowed(host_header: str | None, allowed: frozenset[str]) -> bool:

@@ -24,7 +24,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                       help="credentials file, mode 600 (see `mlops credentials add`)")
     dash.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                       help="also answer requests for this host name (repeatable), e.g. the "
-                           "name a reverse proxy or your colleagues use")
+                           "name a reverse proxy or your colleagues use; a plain name or "
+                           "address, no port or wildcard")
     dash.add_argument("--dev", action="store_true",
                       help="no login, localhost only, with a warning banner")
     dash.add_argument("--show", action="store_true", help="open a browser")

@@ -9,14 +9,20 @@ handshakes with `Host: evil.example`, as a rebinding page's browser sends them.
 from __future__ import annotations
 
 import http.client
+import os
 import socket
+import subprocess
+import sys
 
 import pytest
 
 import jupyter_mlops as mlops
+from jupyter_mlops.dashboard.app import websocket_origins
 from jupyter_mlops.dashboard.credentials import add_user
+from jupyter_mlops.errors import InvalidInput
+from jupyter_mlops.hosts import allowed_hosts, check_host_name
 
-from ..helpers import running_dashboard
+from ..helpers import free_port, running_dashboard
 
 EVIL = "evil.example"
 ALLOWED_EXTRA = "dashboard.example"
@@ -60,8 +66,8 @@ def _handshake(port: int, host: str | None, origin: str, path: str = "/releases/
         return sock.makefile("rb").readline().decode("latin-1").strip()
 
 
-@pytest.mark.parametrize("path", ["/", "/releases", "/runs", "/audit", "/login", "/logout",
-                                  "/favicon.ico", "/static/js/bokeh.min.js",
+@pytest.mark.parametrize("path", ["/", "/releases", "/releases/", "/runs", "/audit", "/login",
+                                  "/logout", "/favicon.ico", "/static/js/bokeh.min.js",
                                   f"/artifact/{DIGEST}", "/releases/ws", "/no/such/page"])
 @pytest.mark.parametrize("host", [EVIL, "{evil}:{port}", "localhost.evil.example:{port}",
                                   "127.0.0.1.nip.io:{port}", ""])
@@ -127,3 +133,41 @@ def test_the_handshake_itself_works_for_the_right_host_and_origin(server) -> Non
 def test_no_request_above_left_a_traceback(server) -> None:
     _, _, log = server
     assert "Traceback" not in log.read_text()
+
+
+# --allow-host takes plain names only: in Bokeh's websocket origin list `*`
+# matches any origin, and `*.example.com` any name under it.
+
+WILDCARDS = ["*", "*.example.com", "*:5006", "0.0.0.0", "::", "[::]", "",
+             "http://dashboard.example", "dashboard.example:5006", "dashboard.example/x",
+             "a b", "evil.example,localhost"]
+
+
+@pytest.mark.parametrize("name", WILDCARDS)
+def test_the_dashboard_refuses_a_wildcard_or_malformed_allowed_host(tmp_path, name: str) -> None:
+    mlops.init(tmp_path)
+    creds = tmp_path / "credentials.json"
+    add_user(creds, "alice", "alice-password")
+    result = subprocess.run(
+        [sys.executable, "-m", "jupyter_mlops.cli.main", "dashboard", "--auth", str(creds),
+         "--port", str(free_port()), "--allow-host", name], capture_output=True, text=True,
+        cwd=tmp_path, env={**os.environ, "MLOPS_HOME": str(tmp_path)}, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert f"--allow-host {name!r} refused" in result.stderr and "wildcard" in result.stderr
+
+
+@pytest.mark.parametrize("name", WILDCARDS)
+def test_check_host_name_refuses(name: str) -> None:
+    with pytest.raises(InvalidInput, match="refused"):
+        check_host_name(name)
+
+
+@pytest.mark.parametrize("name", ["dashboard.example", "10.0.0.5", "::1", "[::1]", "Models-1"])
+def test_check_host_name_takes_plain_names(name: str) -> None:
+    assert check_host_name(name) == name
+
+
+def test_websocket_origins_are_exact_names() -> None:
+    origins = websocket_origins(allowed_hosts("127.0.0.1", ["dashboard.example"]), 5006)
+    assert origins == ["127.0.0.1:5006", "dashboard.example:5006", "localhost:5006"]
