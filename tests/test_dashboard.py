@@ -104,17 +104,24 @@ def test_a_wrong_password_is_refused(dashboard, browser) -> None:
     assert "Wrong user name or password" in page.content()
 
 
-def _login(browser, base: str, user: str, password: str):
+def _login(browser, base: str, user: str, password: str, start: str = "/releases"):
     page = browser.new_context().new_page()
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-    page.goto(base + "/releases")
+    page.goto(base + start)
     page.fill("input[name=username]", user)
     page.fill("input[name=password]", password)
     page.click("#login")
     page.wait_for_url("**/releases")
     page.get_by_text("Pending releases").first.wait_for()
     return page, dialogs
+
+
+def test_a_bookmark_with_a_trailing_slash_lands_on_the_page(dashboard, browser) -> None:
+    base, _, _ = dashboard
+    page, dialogs = _login(browser, base, "bob", "bob-password", start="/releases/")
+    assert page.url == base + "/releases"
+    assert dialogs == []
 
 
 def test_the_requester_sees_no_approve_button(dashboard, browser) -> None:

@@ -2,19 +2,23 @@
 
 Bound to 127.0.0.1 by default. Every request and the Bokeh websocket must
 name an allowed host (`hosts.allowed_hosts`: the bound address, the loopback
-names, and `--allow-host` names); the websocket's Origin must too.
+names, and `--allow-host` names, each a plain name: no wildcard); the
+websocket's Origin must too. A page asked for with a trailing slash
+(`/releases/`) is redirected to its one URL (`/releases`), where its relative
+links (scripts, the websocket, the login) resolve.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..artifacts import ArtifactStore
 from ..errors import InvalidInput
-from ..hosts import allowed_hosts
+from ..hosts import allowed_hosts, check_host_name
 from ..project import Project
 from .authenticator import COOKIE, Authenticator
 from .context import DashboardContext
@@ -22,6 +26,7 @@ from .credentials import CredentialsFile, roles_warning
 from .downloads import ArtifactHandler
 
 LOCAL_ADDRESSES = ("127.0.0.1", "localhost", "::1")
+PAGES = ("releases", "models", "runs", "monitoring", "audit")
 
 
 def build(project: Project, auth: Authenticator | None, dev: bool
@@ -43,9 +48,9 @@ def build(project: Project, auth: Authenticator | None, dev: bool
 
         return render
 
-    pages = {"releases": page(releases_page), "models": page(models_page),
-             "runs": page(runs_page), "monitoring": page(monitoring_page),
-             "audit": page(audit_page)}
+    makers = {"releases": releases_page, "models": models_page, "runs": runs_page,
+              "monitoring": monitoring_page, "audit": audit_page}
+    pages = {name: page(makers[name]) for name in PAGES}
     options: dict[str, Any] = {
         "extra_patterns": [(r"/artifact/([^/]+)", ArtifactHandler,
                             {"store": ArtifactStore(project.artifacts_dir), "auth": auth})],
@@ -70,6 +75,28 @@ def websocket_origins(allowed: frozenset[str], port: int) -> list[str]:
     return sorted(f"{name}:{port}" for name in allowed if ":" not in name)
 
 
+def redirect_trailing_slashes(app: Any, names: Iterable[str] = PAGES) -> None:
+    """Send `/NAME/` (and `/NAME//`) to `/NAME`, the query kept, for each page of `app`.
+
+    Bokeh answers `/releases/` with the page too, but its relative links then
+    point under `/releases/` (scripts 404, the login redirect goes to
+    `/releases/login`), so a bookmark or `next=` with a trailing slash ends on
+    a 404. Put in front of Bokeh's routes of `app` (a tornado Application).
+    """
+    from tornado.routing import PathMatches, Rule
+    from tornado.web import RequestHandler
+
+    class CanonicalPage(RequestHandler):
+        def get(self, name: str) -> None:
+            query = self.request.query
+            self.redirect(f"/{name}" + (f"?{query}" if query else ""))
+
+        head = get
+
+    pattern = "/({})/+".format("|".join(re.escape(name) for name in names))
+    app.default_router.rules.insert(0, Rule(PathMatches(pattern), CanonicalPage))
+
+
 def open_authenticator(credentials_path: str | None, dev: bool,
                        address: str) -> Authenticator | None:
     """Check the start-up options and load the credentials; raises `MlopsError`."""
@@ -90,21 +117,28 @@ def open_authenticator(credentials_path: str | None, dev: bool,
 
 def serve(project: Project, *, port: int, address: str, credentials_path: str | None,
           dev: bool, allow_hosts: Iterable[str] = (), show: bool = False) -> None:
-    """Run the dashboard until interrupted; raises `MlopsError` when it may not start."""
+    """Run the dashboard until interrupted; raises `MlopsError` when it may not start.
+
+    Raises `InvalidInput` for an `--allow-host` value that is not a plain host
+    name (a wildcard such as `*` would switch the Host and Origin checks off).
+    """
+    extra_hosts = [check_host_name(name) for name in allow_hosts]
     auth = open_authenticator(credentials_path, dev, address)
     _log_to_stderr()
     import panel as pn
 
     from .hostguard import refuse_unknown_hosts
 
-    allowed = allowed_hosts(address, allow_hosts)
+    allowed = allowed_hosts(address, extra_hosts)
     pages, options = build(project, auth, dev and auth is None)
     if dev and auth is None:
         print("WARNING: development mode, NO LOGIN: anyone on this machine can act as "
               "you. Never use it for real approvals.", flush=True)
     server = pn.serve(pages, port=port, address=address, show=show, start=False,
                       websocket_origin=websocket_origins(allowed, port), **options)
-    # Bokeh builds the tornado application; the Host check goes in front of its routes.
+    # Bokeh builds the tornado application; the Host check goes in front of its routes,
+    # then the redirects of trailing slashes.
+    redirect_trailing_slashes(server._tornado)
     refuse_unknown_hosts(server._tornado, allowed)
     server.start()
     server.io_loop.start()

@@ -176,6 +176,37 @@ def test_failures_from_one_address_lock_that_address_out(dashboard: Dashboard) -
     assert dashboard.login("erin", PASSWORDS["erin"]).status == 302  # from elsewhere: fine
 
 
+def test_an_unknown_name_locks_like_a_known_one(dashboard: Dashboard) -> None:
+    """The same answers as for carol above: a lockout does not tell names apart."""
+    other = "127.0.0.3"
+    for _ in range(PER_USER.free_failures):
+        assert dashboard.login("mallory", "a-guess", source=other).status == 401
+    response = dashboard.login("mallory", "a-guess", source=other)
+    assert response.status == 429 and "for this user" in response.text
+    assert "failed sign-in for user 'mallory' (not a configured user)" in dashboard.log.read_text()
+
+
+@pytest.mark.parametrize(("path", "canonical"), [
+    ("/releases/", "/releases"), ("/models//", "/models"), ("/monitoring/", "/monitoring"),
+    ("/runs/?filter=x%3D1", "/runs?filter=x%3D1"), ("/audit/", "/audit")])
+def test_a_page_with_a_trailing_slash_redirects_to_the_page(dashboard: Dashboard, path: str,
+                                                             canonical: str) -> None:
+    response = dashboard.request("GET", path)  # no session: first the page, then the login
+    assert response.status == 302 and response.headers["Location"] == canonical
+    page = dashboard.request("GET", canonical)
+    assert page.status == 302
+    assert page.headers["Location"].endswith("/login?" + urlencode({"next": canonical}))
+
+
+def test_a_login_to_a_trailing_slash_lands_on_the_page(dashboard: Dashboard) -> None:
+    response = dashboard.login("alice", PASSWORDS["alice"], "/releases/")
+    assert response.status == 302 and response.headers["Location"] == "/releases/"
+    cookie = f"mlops_session={_cookie(response, 'mlops_session')}"
+    again = dashboard.request("GET", "/releases/", headers={"Cookie": cookie})
+    assert again.status == 302 and again.headers["Location"] == "/releases"
+    assert dashboard.status_of("/releases", cookie) == 200
+
+
 def test_signing_out_ends_the_session_server_side(dashboard: Dashboard) -> None:
     cookie = dashboard.session("bob")
     assert dashboard.status_of("/releases", cookie) == 200
