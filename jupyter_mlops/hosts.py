@@ -74,3 +74,20 @@ def _strip_port(host: str) -> str:
 
 def _bare(name: str) -> str:
     return name.strip().lower().removeprefix("[").removesuffix("]").rstrip(".")
+
+
+def cannot_listen(error: OSError, address: str, port: int) -> InvalidInput:
+    """The one-line error of a server that could not bind `address:port`."""
+    import errno
+
+    where = f"{address}:{port}"
+    if error.errno == errno.EADDRINUSE:
+        return InvalidInput(f"port {port} is in use on {address}: stop what listens there "
+                            "or pick another with --port")
+    if error.errno == errno.EADDRNOTAVAIL:
+        return InvalidInput(f"cannot listen on {where}: this machine has no such address "
+                            "(see --address)")
+    if error.errno == errno.EACCES:
+        return InvalidInput(f"cannot listen on {where}: permission denied (ports below "
+                            "1024 need privileges)")
+    return InvalidInput(f"cannot listen on {where}: {error.strerror or error}")

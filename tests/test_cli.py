@@ -119,3 +119,16 @@ def test_a_database_that_is_not_one_is_an_error_not_a_traceback(project, capsys)
         (project.home / stale).unlink(missing_ok=True)
     assert main(["runs", "ls"]) == 1
     assert "the store's database failed: file is not a database" in capsys.readouterr().err
+
+
+def test_a_port_in_use_is_one_line_naming_it(project) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = mlops("dashboard", "--dev", "--port", str(port), cwd=project.root)
+    assert result.returncode == 1
+    assert f"port {port} is in use on 127.0.0.1" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..artifacts import ArtifactStore
 from ..errors import InvalidInput
-from ..hosts import allowed_hosts, check_host_name
+from ..hosts import allowed_hosts, cannot_listen, check_host_name
 from ..project import Project
 from .authenticator import COOKIE, Authenticator
 from .context import DashboardContext
@@ -134,8 +134,11 @@ def serve(project: Project, *, port: int, address: str, credentials_path: str | 
     if dev and auth is None:
         print("WARNING: development mode, NO LOGIN: anyone on this machine can act as "
               "you. Never use it for real approvals.", flush=True)
-    server = pn.serve(pages, port=port, address=address, show=show, start=False,
-                      websocket_origin=websocket_origins(allowed, port), **options)
+    try:
+        server = pn.serve(pages, port=port, address=address, show=show, start=False,
+                          websocket_origin=websocket_origins(allowed, port), **options)
+    except OSError as exc:
+        raise cannot_listen(exc, address, port) from None
     # Bokeh builds the tornado application; the Host check goes in front of its routes,
     # then the redirects of trailing slashes.
     redirect_trailing_slashes(server._tornado)
