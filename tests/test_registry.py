@@ -228,7 +228,7 @@ def test_twenty_concurrent_approvals_keep_the_chain_linear(governed: Registry) -
         version = governed.store.models.get("cancer", 1 + 2 * (index % 2))
         requests.append(governed.store.releases.request(
             "cancer", version.version, alias, requester="bob", reason="fan out",
-            evidence={"gates": [], "gates_passed": True}))
+            evidence=governed.compute_evidence(version, alias)))
     procs = [subprocess.Popen([sys.executable, "-c", APPROVE, str(r.id)],
                               cwd=governed.project.root, stderr=subprocess.PIPE, text=True)
              for r in requests]

@@ -6,8 +6,9 @@ import argparse
 import json
 
 from ..registry.identity import cli_identity
-from ..registry.releases import Registry
+from ..registry.releases import DataChange, Registry
 from ..store.gates import GateResult
+from ..store.ids import MAX_INTEGER
 from ..store.releases import ReleaseRequest
 from ..views import format_time, text_table, to_jsonable
 from .common import open_store
@@ -55,11 +56,15 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                             description=f"{verb.capitalize()} a pending release request as "
                                         "the OS user, mapped to roles in .mlops/config.toml. "
                                         "Nobody approves their own request.")
-        p.add_argument("request_id", type=int, metavar="REQUEST_ID")
+        p.add_argument("request_id", type=request_id, metavar="REQUEST_ID")
         p.add_argument("--reason", required=True)
         if verb == "approve":
             p.add_argument("--override", default=None, metavar="REASON",
                            help="admins: approve despite failing gates, saying why")
+            p.add_argument("--accept-data-change", action="store_true",
+                           help="approve although the evaluation data differs from the last "
+                                "approved release's (after checking it; recorded in the "
+                                "audit log)")
         p.set_defaults(func=decide, verb=verb)
     ls = rsub.add_parser("ls", help="release requests, newest first",
                          description="Release requests, newest first, with the digest of the "
@@ -72,9 +77,22 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                                        "whether it is stale, and, as information only, the "
                                        "latest `gates run` results of the candidate with the "
                                        "digest of the data each was computed on.")
-    show.add_argument("request_id", type=int, metavar="REQUEST_ID")
+    show.add_argument("request_id", type=request_id, metavar="REQUEST_ID")
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=show_request)
+
+
+def request_id(text: str) -> int:
+    """An argparse type: a release request id, a whole number SQLite can store."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a request id (a whole number, "
+                                         "as `mlops release ls` shows)") from None
+    if not 1 <= value <= MAX_INTEGER:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a request id: ids run from 1 "
+                                         f"to {MAX_INTEGER} (`mlops release ls` lists them)")
+    return value
 
 
 def run_gates(args: argparse.Namespace) -> int:
@@ -110,7 +128,8 @@ def decide(args: argparse.Namespace) -> int:
         registry = Registry(project, store)
         identity = cli_identity(project)
         if args.verb == "approve":
-            done = registry.approve(args.request_id, identity, args.reason, args.override)
+            done = registry.approve(args.request_id, identity, args.reason, args.override,
+                                    accept_data_change=args.accept_data_change)
         else:
             done = registry.reject(args.request_id, identity, args.reason)
     moved = f"; {done.alias} -> {done.ref}" if done.status == "approved" else ""
@@ -140,19 +159,24 @@ def show_request(args: argparse.Namespace) -> int:
     with store:
         registry = Registry(project, store)
         made = store.releases.get(args.request_id)
-        stale = registry.stale_aliases(made) if made.status == "pending" else []
+        pending = made.status == "pending"
+        aliases = registry.stale_aliases(made) if pending else []
+        stale = registry.stale_reasons(made) if pending else []
+        change = registry.data_change(made)
         others = registry.other_gate_results(made)
     if args.json:
-        print(json.dumps({"request": to_jsonable(made), "stale_aliases": stale,
+        print(json.dumps({"request": to_jsonable(made), "stale_aliases": aliases,
+                          "stale": stale,
+                          "data_change": None if change is None else change.payload(),
                           "other_gate_runs": to_jsonable(others)}, indent=2))
         return 0
-    for line in _request_lines(made, stale, others):
+    for line in _request_lines(made, stale, change, others):
         print(line)
     return 0
 
 
-def _request_lines(made: ReleaseRequest, stale: list[str], others: list[GateResult]
-                   ) -> list[str]:
+def _request_lines(made: ReleaseRequest, stale: list[str], change: DataChange | None,
+                   others: list[GateResult]) -> list[str]:
     evidence = made.evidence
     data = evidence.get("data")
     lines = [f"release request {made.id}: {made.ref} -> {made.alias} ({made.status})",
@@ -161,9 +185,11 @@ def _request_lines(made: ReleaseRequest, stale: list[str], others: list[GateResu
              "  evidence    " + (f"computed on {data['path']} {data['digest']} "
                                  f"({data['rows']} rows)" if data else
                                  "no evaluation data (no gates applied, or an older request)")]
-    if stale:
-        lines.append(f"  STALE       {', '.join(stale)} moved since the evidence was computed: "
-                     "request again")
+    if change is not None:
+        then = ("approving it takes --accept-data-change" if made.status == "pending"
+                else f"{made.status} by {made.decided_by}")
+        lines.append(f"  DATA CHANGED {change.describe()}: check the new data; {then}")
+    lines += [f"  STALE       {reason}: request again" for reason in stale]
     for gate in evidence.get("gates", []):
         lines.append(f"  gate        {'PASS' if gate['passed'] else 'FAIL'} {gate['gate']}: "
                      f"{gate['reason']}")

@@ -61,6 +61,26 @@ def gates_for(model: str, configured: Sequence[GateConfig]) -> list[Gate]:
     return [parse_gate(g.check) for g in configured if not g.models or model in g.models]
 
 
+def gate_set(gates: Sequence[Gate]) -> dict[str, Any]:
+    """What a release's evidence records of the gates that judged it: their text, and a
+    digest that is the same whenever the gates mean the same (order and spacing aside).
+
+    Approval compares the digest with the gates configured then, so a gate weakened
+    for a request and restored afterwards makes that request's evidence stale.
+    """
+    import json
+
+    canonical = sorted(_canonical(g) for g in gates)
+    return {"digest": digest_bytes(json.dumps(canonical).encode()),
+            "checks": [g.text for g in gates]}
+
+
+def _canonical(gate: Gate) -> str:
+    right = (repr(gate.number) if gate.alias is None
+             else f"{gate.alias}.{gate.other_metric} + {gate.margin!r}")
+    return f"{gate.metric} {gate.op} {right}"
+
+
 def evaluate_gates(name: str, version: int, gates: Sequence[Gate],
                    candidate: Evaluation | None,
                    holders: Mapping[str, tuple[int, Evaluation | None] | None],

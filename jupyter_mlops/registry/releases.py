@@ -7,7 +7,9 @@
 
 Only an approved request moves a protected alias; nobody approves their own
 request; failing gates block approval unless an admin overrides with a
-written reason. Every change lands in the audit log.
+written reason; evidence computed on evaluation data or gates that have changed
+since is stale; evaluation data that differs from the last approved release's
+takes the reviewer's explicit acknowledgement. Every change lands in the audit log.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..artifacts import ArtifactStore
-from ..errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from ..errors import Conflict, InvalidInput, MlopsError, NotFound, PermissionDenied
 from ..hashing import digest_file
 from ..models import load_model_bytes
 from ..project import Project
@@ -31,15 +33,18 @@ from ..store.releases import ReleaseRequest, StaleEvidence
 from .gates import (
     compute_metrics,
     evaluate_gates,
+    gate_set,
     gates_for,
     load_evaluation_data,
+    parse_gate,
     read_evaluation_data,
 )
 from .identity import Identity
 
 MAX_REASON = 2000
 EVIDENCE_ATTEMPTS = 3  # recomputations when an alias moves while evidence is computed
-EVIDENCE_FORMAT = 2  # 2: computed by the request on the configured data, with holders
+EVIDENCE_FORMAT = 3  # 2: computed by the request on the configured data, with holders;
+#                     3: with the gate set (text and digest) that judged it
 ALIAS_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
@@ -55,6 +60,33 @@ class ModelLineage:
     gates: tuple[GateResult, ...]
     requests: tuple[ReleaseRequest, ...]
     audit: tuple[AuditEntry, ...]
+
+
+@dataclass(frozen=True)
+class DataChange:
+    """A request's evaluation data differs from an earlier approved release's.
+
+    `since` is the most recently approved release of the same model and alias
+    whose evidence names its data (or, for a first release there, of the project,
+    whose evaluation data file is shared by all its models).
+    """
+
+    since: ReleaseRequest
+    before: str  # digest
+    after: str
+    before_path: str
+    after_path: str
+
+    def describe(self) -> str:
+        where = (self.after_path if self.before_path == self.after_path
+                 else f"{self.before_path} -> {self.after_path}")
+        return (f"evaluation data changed since release {self.since.id} ({self.since.ref} -> "
+                f"{self.since.alias}): {where} {self.before} -> {self.after}")
+
+    def payload(self) -> dict[str, Any]:
+        """What the audit log records when a reviewer accepts the change."""
+        return {"since_request": self.since.id, "from": self.before, "to": self.after,
+                "from_path": self.before_path, "to_path": self.after_path}
 
 
 def check_reason(reason: object, what: str = "a reason") -> str:
@@ -237,7 +269,7 @@ class Registry:
         held = {a: None if v is None else (v, metrics.get(v)) for a, v in holders.items()}
         results = evaluate_gates(version.name, version.version, gates,
                                  metrics.get(version.version), held)
-        return _evidence(version, alias, holders, data, results, metrics,
+        return _evidence(version, alias, holders, data, gate_set(gates), results, metrics,
                          self.store.models.get)
 
     def _data_unchanged(self, evidence: dict[str, Any]) -> Callable[[], None]:
@@ -263,12 +295,16 @@ class Registry:
             return str(path)
 
     def approve(self, request_id: int, identity: Identity, reason: str,
-                override_reason: str | None = None) -> ReleaseRequest:
+                override_reason: str | None = None, accept_data_change: bool = False
+                ) -> ReleaseRequest:
         """Approve a pending request and move its alias, if this reviewer may.
 
         Refused (`PermissionDenied`) for non-reviewers, the requester, failing gates
-        without an admin's override, and (`Conflict`) when an alias the evidence was
-        computed against has moved since: the evidence is stale.
+        without an admin's override, evaluation data that changed since the last
+        approved release unless `accept_data_change` (then recorded in the audit
+        log); and (`Conflict`) when the evidence is stale: an alias it was computed
+        against has moved, the evaluation data file or setting differs from what it
+        was computed on, or the gates that apply are not the ones that judged it.
         """
         reason = check_reason(reason)
         request = self.store.releases.get(request_id)
@@ -278,6 +314,7 @@ class Registry:
                                    "approve it: another reviewer must (four eyes)")
         if request.status != "pending":
             raise Conflict(f"release request {request_id} is already {request.status}")
+        self._refuse_stale(request)
         failing = [g["gate"] for g in request.evidence.get("gates", []) if not g["passed"]]
         if failing and override_reason is None:
             raise PermissionDenied(f"gates failed for {request.ref}: {', '.join(failing)}; an "
@@ -287,14 +324,113 @@ class Registry:
             if not identity.is_admin:
                 raise PermissionDenied(f"{identity.user} may not override gates: it takes the "
                                        "admin role")
+        change = self.data_change(request)
+        if change is not None and not accept_data_change:
+            raise PermissionDenied(
+                f"{change.describe()}; check the new data (`mlops release show {request_id}`), "
+                "then approve with --accept-data-change (the dashboard: tick 'I accept the "
+                "changed evaluation data'); the acceptance is recorded in the audit log")
         return self.store.releases.decide(request_id, decision="approve", actor=identity.user,
                                           reason=reason, override_reason=override_reason,
-                                          holders=evidence_holders(request))
+                                          holders=evidence_holders(request),
+                                          precondition=self._refuse_stale,
+                                          data_change=change.payload() if change else None)
+
+    def _refuse_stale(self, request: ReleaseRequest) -> None:
+        """`StaleEvidence` (a `Conflict`) if the data or the gates differ from the evidence's.
+
+        Aliases are checked by the store inside the approval's transaction.
+        """
+        problems = self.evidence_problems(request)
+        if problems:
+            raise StaleEvidence(
+                f"{'; '.join(problems)}: the evidence of release request {request.id} is "
+                f"stale; request again (`mlops release request {request.ref} --to "
+                f"{request.alias} --reason ...`)")
 
     def stale_aliases(self, request: ReleaseRequest) -> list[str]:
         """Aliases that moved since the request's evidence was computed (empty: fresh)."""
         return sorted(alias for alias, version in evidence_holders(request).items()
                       if self.store.releases.alias_version(request.name, alias) != version)
+
+    def stale_reasons(self, request: ReleaseRequest) -> list[str]:
+        """Why the request's evidence no longer holds, one sentence each (empty: fresh).
+
+        Moved aliases, then the evaluation data and the gates (`evidence_problems`).
+        """
+        moved = [f"{alias} moved since the evidence was computed"
+                 for alias in self.stale_aliases(request)]
+        return moved + self.evidence_problems(request)
+
+    def evidence_problems(self, request: ReleaseRequest) -> list[str]:
+        """How the evaluation data and the gates of now differ from the evidence's."""
+        problems = []
+        data = evidence_data(request)
+        if data is not None:
+            problem = self._data_problem(data)
+            if problem is not None:
+                problems.append(problem)
+        now = gates_for(request.name, self.project.registry.gates)
+        recorded = evidence_gate_set(request)
+        if recorded is None or recorded["digest"] != gate_set(now)["digest"]:
+            then = ("unknown: the evidence does not record them" if recorded is None
+                    else "; ".join(recorded["checks"]) or "none")
+            problems.append(f"the gates for {request.name!r} changed since the evidence was "
+                            f"computed (then: {then}; now: "
+                            f"{'; '.join(g.text for g in now) or 'none'})")
+        return problems
+
+    def _data_problem(self, data: dict[str, Any]) -> str | None:
+        """How the configured evaluation data differs from `data` (the evidence's), if it does."""
+        was = data.get("path")
+        try:
+            source = self.evaluation_data(None, None)
+        except InvalidInput as exc:
+            return f"the evaluation data setting is incomplete ({exc})"
+        if source is None:
+            return (f"no evaluation data is configured any more (the evidence was computed on "
+                    f"{was})")
+        path, target = source
+        shown = self._display_path(path)
+        if shown != was or data.get("target") not in (None, target):
+            return (f"the evaluation data setting changed since the evidence was computed "
+                    f"({was}, target {data.get('target')!r} -> {shown}, target {target!r})")
+        try:
+            digest = digest_file(path)
+        except (OSError, MlopsError) as exc:
+            return f"the evaluation data {shown} can't be read now ({exc})"
+        if digest != data.get("digest"):
+            return (f"the evaluation data {shown} changed since the evidence was computed "
+                    f"({data.get('digest')} -> {digest})")
+        return None
+
+    def data_change(self, request: ReleaseRequest) -> DataChange | None:
+        """How the request's evaluation data differs from the last approved release's.
+
+        Compared with the most recent release of the same model and alias approved
+        before this one (whose evidence names its data); for a first release there,
+        with the project's most recent (the evaluation data file is the project's).
+        None when the digests match, or when there is nothing to compare.
+        """
+        data = evidence_data(request)
+        if data is None:
+            return None
+        releases = self.store.releases
+        scopes: tuple[dict[str, str], ...] = ({"name": request.name, "alias": request.alias},
+                                              {})
+        for scope in scopes:
+            since = releases.latest_approved(**scope, decided_before=request.decided_at,
+                                             exclude=request.id)
+            if since is not None:
+                break
+        else:
+            return None
+        before = evidence_data(since)
+        if before is None or before.get("digest") == data.get("digest"):
+            return None
+        return DataChange(since=since, before=str(before.get("digest")),
+                          after=str(data.get("digest")), before_path=str(before.get("path")),
+                          after_path=str(data.get("path")))
 
     def other_gate_results(self, request: ReleaseRequest) -> list[GateResult]:
         """Gate results stored by `gates run` for the candidate: information, not the verdict.
@@ -320,7 +456,7 @@ class Registry:
     def can_approve(self, request: ReleaseRequest, identity: Identity) -> bool:
         """Whether to offer `identity` an approve button for `request` at all."""
         return (request.status == "pending" and identity.is_reviewer
-                and identity.user != request.requester and not self.stale_aliases(request))
+                and identity.user != request.requester and not self.stale_reasons(request))
 
     # -- lineage --------------------------------------------------------------------------
 
@@ -354,8 +490,31 @@ def evidence_holders(request: ReleaseRequest) -> dict[str, int | None]:
     return {request.alias: int(ref.rpartition(":")[2]) if ref else None}
 
 
+def evidence_data(request: ReleaseRequest) -> dict[str, Any] | None:
+    """The evaluation data a request's evidence was computed on (path, target, digest,
+    rows), or None if it names none."""
+    data = request.evidence.get("data")
+    return data if isinstance(data, dict) and data.get("digest") else None
+
+
+def evidence_gate_set(request: ReleaseRequest) -> dict[str, Any] | None:
+    """The gates that judged a request: {"digest", "checks"}, or None if unknown.
+
+    Evidence from before it recorded its gate set (format 2 and older) names each
+    gate's text in its results, from which the set is rebuilt.
+    """
+    recorded = request.evidence.get("gate_set")
+    if isinstance(recorded, dict):
+        return recorded
+    try:
+        return gate_set([parse_gate(str(g["gate"]))
+                         for g in request.evidence.get("gates", [])])
+    except (InvalidInput, KeyError, TypeError):
+        return None
+
+
 def _evidence(version: ModelVersion, alias: str, holders: dict[str, int | None],
-              data: dict[str, Any] | None, results: list[GateResult],
+              data: dict[str, Any] | None, gates: dict[str, Any], results: list[GateResult],
               metrics: dict[int, Evaluation], get_version: Callable[[str, int], ModelVersion]
               ) -> dict[str, Any]:
     """The JSON evidence stored with a request (and shown to reviewers)."""
@@ -371,6 +530,7 @@ def _evidence(version: ModelVersion, alias: str, holders: dict[str, int | None],
         "format": EVIDENCE_FORMAT,
         "data": data,
         "holders": holders,
+        "gate_set": gates,
         "gates": [{"gate": g.gate, "passed": g.passed, "reason": g.reason,
                    "against": g.against, "against_version": g.against_version,
                    "value": g.value, "threshold": g.threshold,

@@ -13,6 +13,7 @@ from typing import Any
 from ..errors import Conflict, NotFound
 from . import audit
 from .connection import write
+from .ids import storable
 
 _REQUEST_COLUMNS = ("id, name, version, alias, requester, reason, evidence, status, created_at,"
                     " decided_by, decided_at, decision_reason, override_reason")
@@ -140,11 +141,17 @@ class ReleaseRepository:
 
     def decide(self, request_id: int, *, decision: str, actor: str, reason: str,
                override_reason: str | None = None,
-               holders: Mapping[str, int | None] | None = None) -> ReleaseRequest:
+               holders: Mapping[str, int | None] | None = None,
+               precondition: Callable[[ReleaseRequest], None] | None = None,
+               data_change: Mapping[str, Any] | None = None) -> ReleaseRequest:
         """Approve (and move the alias) or reject, atomically; the request must be pending.
 
-        With `holders` (alias -> version the evidence was computed against), an
-        approval is refused with `AliasMoved` if any of them moved since.
+        For an approval, inside the write transaction: with `holders` (alias ->
+        version the evidence was computed against) it is refused with
+        `AliasMoved` if any of them moved since; `precondition` is called with the
+        request as stored (raise to abort). `data_change` is the reviewer's
+        acknowledgement that the evaluation data differs from an earlier
+        release's, appended to the audit log as its own row.
         """
         with write(self._conn) as conn:
             current = self._get(conn, request_id)
@@ -157,6 +164,8 @@ class ReleaseRepository:
                                f"computed: the evidence is stale; request again (`mlops "
                                f"release request {current.ref} --to {current.alias} "
                                "--reason ...`)")
+            if precondition is not None and decision == "approve":
+                precondition(current)
             status = "approved" if decision == "approve" else "rejected"
             conn.execute("UPDATE release_requests SET status = ?, decided_by = ?, "
                          "decided_at = ?, decision_reason = ?, override_reason = ? "
@@ -166,9 +175,18 @@ class ReleaseRepository:
                 audit.append(conn, actor=actor, action="gates overridden",
                              subject=current.ref, reason=override_reason,
                              payload={"request": request_id})
+            if data_change and status == "approved":
+                audit.append(conn, actor=actor, action="evaluation data change accepted",
+                             subject=current.ref, reason=reason,
+                             payload={"request": request_id, **data_change})
+            data = current.evidence.get("data")
+            gate_set = current.evidence.get("gate_set")
             audit.append(conn, actor=actor, action=f"release {status}", subject=current.ref,
-                         reason=reason, payload={"request": request_id,
-                                                 "alias": current.alias})
+                         reason=reason, payload={
+                             "request": request_id, "alias": current.alias,
+                             "data": data.get("digest") if isinstance(data, dict) else None,
+                             "gates": (gate_set.get("digest") if isinstance(gate_set, dict)
+                                       else None)})
             if status == "approved":
                 self._move(conn, current.name, current.alias, current.version, actor, reason,
                            request_id)
@@ -178,8 +196,8 @@ class ReleaseRepository:
         return self._get(self._conn, request_id)
 
     def _get(self, conn: sqlite3.Connection, request_id: int) -> ReleaseRequest:
-        row = conn.execute(f"SELECT {_REQUEST_COLUMNS} FROM release_requests WHERE id = ?",
-                           (request_id,)).fetchone()
+        row = (conn.execute(f"SELECT {_REQUEST_COLUMNS} FROM release_requests WHERE id = ?",
+                            (request_id,)).fetchone() if storable(request_id) else None)
         if row is None:
             raise NotFound(f"no release request {request_id}")
         return _request(row)
@@ -196,6 +214,37 @@ class ReleaseRepository:
             args.append(name)
         rows = self._conn.execute(sql + " ORDER BY id DESC LIMIT ?", [*args, limit]).fetchall()
         return [_request(row) for row in rows]
+
+
+    def latest_approved(self, *, name: str | None = None, alias: str | None = None,
+                        decided_before: float | None = None,
+                        exclude: int | None = None) -> ReleaseRequest | None:
+        """The most recently approved request whose evidence names its evaluation data.
+
+        Optionally only `name`'s, only for `alias`, only approved before
+        `decided_before`, and never request `exclude`: what a request's evaluation
+        data is compared with.
+        """
+        # Filtered on the data in Python: evidence may hold NaN metrics, which Python's
+        # json writes and SQLite's json_extract refuses.
+        sql = f"SELECT {_REQUEST_COLUMNS} FROM release_requests WHERE status = 'approved'"
+        args: list[object] = []
+        for column, value in (("name", name), ("alias", alias)):
+            if value is not None:
+                sql += f" AND {column} = ?"
+                args.append(value)
+        if decided_before is not None:
+            sql += " AND decided_at < ?"
+            args.append(decided_before)
+        if exclude is not None and storable(exclude):
+            sql += " AND id != ?"
+            args.append(exclude)
+        for row in self._conn.execute(sql + " ORDER BY decided_at DESC, id DESC", args):
+            request = _request(row)
+            data = request.evidence.get("data")
+            if isinstance(data, dict) and data.get("digest"):
+                return request
+        return None
 
 
 def _check_holders(conn: sqlite3.Connection, name: str, holders: Mapping[str, int | None],

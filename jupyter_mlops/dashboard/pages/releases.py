@@ -7,7 +7,7 @@ from urllib.parse import quote
 import panel as pn
 
 from ...errors import MlopsError
-from ...registry.releases import Registry
+from ...registry.releases import DataChange, Registry
 from ...store.gates import GateResult
 from ...store.releases import ReleaseRequest
 from ...views import html_table
@@ -40,6 +40,18 @@ def _evidence_data(request: ReleaseRequest) -> str:
         return "<p>Evidence: no evaluation data (no gates applied, or an older request).</p>"
     return (f"<p>Evidence computed by the request on <code>{text(data.get('path'))}</code> "
             f"({text(data.get('rows'))} rows, <code>{text(data.get('digest'))}</code>).</p>")
+
+
+def _data_change(change: DataChange | None) -> str:
+    """The evaluation data differs from the last approved release's: said where it shows."""
+    if change is None:
+        return ""
+    return (f'<div class="mlops-error"><b>Evaluation data changed since release '
+            f"#{text(change.since.id)}</b> ({text(change.since.ref)} &rarr; "
+            f"{text(change.since.alias)}): <code>{text(change.before_path)}</code> "
+            f"<code>{text(change.before)}</code> &rarr; <code>{text(change.after_path)}</code> "
+            f"<code>{text(change.after)}</code>. Gates judged on other data than before "
+            "may pass more easily: check the new data before approving.</div>")
 
 
 def _gates(request: ReleaseRequest) -> str:
@@ -98,13 +110,15 @@ def releases_page(context: DashboardContext) -> pn.viewable.Viewable:
         with context.registry() as registry:
             reports = _reports(registry, request)
             may_approve = identity is not None and registry.can_approve(request, identity)
-            stale = registry.stale_aliases(request)
+            stale = registry.stale_reasons(request)
+            change = registry.data_change(request)
             others = registry.other_gate_results(request)
-        if stale:
-            header += message(f"evidence stale: {', '.join(stale)} moved since it was "
-                              "computed; the requester must request again", error=True)
-        parts: list = [pn.pane.HTML(header + _evidence_data(request) + _side_by_side(request)
-                                    + _gates(request) + _other_gate_runs(others) + reports,
+        for problem in stale:
+            header += message(f"evidence stale: {problem}; the requester must request again",
+                              error=True)
+        parts: list = [pn.pane.HTML(header + _data_change(change) + _evidence_data(request)
+                                    + _side_by_side(request) + _gates(request)
+                                    + _other_gate_runs(others) + reports,
                                     sizing_mode="stretch_width")]
         may_reject = identity is not None and identity.is_reviewer
         if not (may_approve or may_reject):
@@ -123,12 +137,19 @@ def releases_page(context: DashboardContext) -> pn.viewable.Viewable:
                                                 max_length=2000)
             parts.append(override_box)
         parts.append(reason_box)
+        accept_box = None
+        if may_approve and change is not None:
+            accept_box = pn.widgets.Checkbox(
+                name="I accept the changed evaluation data (recorded in the audit log)",
+                css_classes=[f"accept-data-{request.id}"])
+            parts.append(accept_box)
         buttons = []
         if may_approve:
             approve = pn.widgets.Button(name="Approve", button_type="success",
                                         css_classes=[f"approve-{request.id}"])
             approve.on_click(lambda _e: decide(request, "approve", reason_box.value,
-                                               override_box.value if override_box else None))
+                                               override_box.value if override_box else None,
+                                               bool(accept_box and accept_box.value)))
             buttons.append(approve)
         reject = pn.widgets.Button(name="Reject", button_type="danger",
                                    css_classes=[f"reject-{request.id}"])
@@ -138,7 +159,8 @@ def releases_page(context: DashboardContext) -> pn.viewable.Viewable:
         return pn.Column(*parts, styles={"border": "1px solid #ddd", "padding": "8px"},
                          sizing_mode="stretch_width")
 
-    def decide(request: ReleaseRequest, verb: str, reason: str, override: str | None) -> None:
+    def decide(request: ReleaseRequest, verb: str, reason: str, override: str | None,
+               accept_data_change: bool = False) -> None:
         # Who decides is looked up again at the click, not taken from when the page
         # rendered: a page left open after sign-out or a password change must not
         # approve over its still-open websocket.
@@ -149,7 +171,8 @@ def releases_page(context: DashboardContext) -> pn.viewable.Viewable:
                                  "reload the page and sign in again")
             with context.registry() as registry:
                 if verb == "approve":
-                    done = registry.approve(request.id, current, reason, override or None)
+                    done = registry.approve(request.id, current, reason, override or None,
+                                            accept_data_change=accept_data_change)
                 else:
                     done = registry.reject(request.id, current, reason)
         except MlopsError as exc:
