@@ -12,10 +12,12 @@ from typing import Any
 from ..errors import NotFound
 from .connection import write
 from .ids import row_count, storable
-from .records import PipelineRun, StepRun
+from .records import FAILURE_KINDS, PipelineRun, StepFailure, StepRun
 
 _STEP_COLUMNS = ("id, pipeline_run_id, step, status, run_id, cache_key, cached_from, params, "
-                 "outputs, output_files, started_at, ended_at, error, notebook_path")
+                 "outputs, output_files, started_at, ended_at, error, notebook_path, failure, "
+                 "warnings")
+FAILURE_VERSION = 1  # the `version` of the JSON kept in step_runs.failure
 _RUN_COLUMNS = ("id, name, spec_path, spec_digest, status, trigger, started_at, ended_at, "
                 "error, heartbeat_at")
 
@@ -44,13 +46,18 @@ class PipelineRepository:
                          (time.time(), pipeline_run_id))
 
     def update_step(self, pipeline_run_id: int, step: str, **fields: Any) -> None:
-        """Set step fields; mappings are stored as JSON."""
+        """Set step fields; mappings, `warnings` (a list) and `failure` are stored as JSON."""
         allowed = {"status", "run_id", "cache_key", "cached_from", "params", "outputs",
-                   "output_files", "started_at", "ended_at", "error", "notebook_path"}
+                   "output_files", "started_at", "ended_at", "error", "notebook_path",
+                   "failure", "warnings"}
         unknown = set(fields) - allowed
         if unknown:
             raise ValueError(f"unknown step fields {sorted(unknown)}")
         values = {k: json.dumps(v) if isinstance(v, Mapping) else v for k, v in fields.items()}
+        if "failure" in fields:
+            values["failure"] = _failure_json(fields["failure"])
+        if "warnings" in fields:
+            values["warnings"] = json.dumps(list(fields["warnings"] or ()))
         assignments = ", ".join(f"{key} = :{key}" for key in values)
         with write(self._conn) as conn:
             conn.execute(f"UPDATE step_runs SET {assignments} WHERE pipeline_run_id = :pr "
@@ -73,6 +80,13 @@ class PipelineRepository:
         row = self._conn.execute(
             f"SELECT {_STEP_COLUMNS} FROM step_runs WHERE cache_key = ? AND status = 'finished'"
             " ORDER BY id DESC LIMIT 1", (cache_key,)).fetchone()
+        return None if row is None else _step(row)
+
+    def step_of_run(self, run_id: int) -> StepRun | None:
+        """The step execution that made run `run_id` (not the later steps that reused it)."""
+        row = None if not storable(run_id) else self._conn.execute(
+            f"SELECT {_STEP_COLUMNS} FROM step_runs WHERE run_id = ? AND cached_from IS NULL "
+            "ORDER BY id DESC LIMIT 1", (run_id,)).fetchone()
         return None if row is None else _step(row)
 
     def get(self, pipeline_run_id: int) -> PipelineRun:
@@ -121,11 +135,44 @@ def _swept(step: StepRun) -> StepRun:
     return step if swept is None else dataclasses.replace(step, status=swept)
 
 
+def _failure_json(failure: StepFailure | None) -> str | None:
+    if failure is None:
+        return None
+    return json.dumps({"version": FAILURE_VERSION, **dataclasses.asdict(failure)})
+
+
+def _failure(text: str | None) -> StepFailure | None:
+    """A kept failure; one from a newer or damaged row still reads, as what it says."""
+    if not text:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return StepFailure(kind="runner", message=f"unreadable failure record: {text[:200]}")
+    if not isinstance(data, dict):
+        data = {}
+    kind = data.get("kind") if data.get("kind") in FAILURE_KINDS else "runner"
+
+    def text_or_none(key: str) -> str | None:
+        value = data.get(key)
+        return None if value is None else str(value)
+
+    cell = data.get("cell")
+    traceback = data.get("traceback")
+    return StepFailure(kind=kind, message=str(data.get("message") or ""),
+                       cell=cell if isinstance(cell, int) else None,
+                       source=text_or_none("source"), ename=text_or_none("ename"),
+                       evalue=text_or_none("evalue"),
+                       traceback=tuple(str(line) for line in traceback)
+                       if isinstance(traceback, list) else ())
+
+
 def _step(row: tuple) -> StepRun:
     (step_id, pr, step, status, run_id, key, cached_from, params, outputs, files, started,
-     ended, error, notebook_path) = row
+     ended, error, notebook_path, failure, warnings) = row
     return StepRun(id=step_id, pipeline_run_id=pr, step=step, status=status, run_id=run_id,
                    cache_key=key, cached_from=cached_from, params=json.loads(params or "{}"),
                    outputs=json.loads(outputs or "{}"),
                    output_files=json.loads(files or "{}"), started_at=started, ended_at=ended,
-                   error=error, notebook_path=notebook_path)
+                   error=error, notebook_path=notebook_path, failure=_failure(failure),
+                   warnings=tuple(json.loads(warnings or "[]")))

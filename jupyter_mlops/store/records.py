@@ -105,6 +105,32 @@ class Environment:
 
 
 
+FAILURE_KINDS = ("notebook", "kernel", "step", "runner")
+
+
+@dataclass(frozen=True)
+class StepFailure:
+    """Why a step failed, kept whole. `kind` says whose fault it is:
+
+    - notebook: a cell raised (`cell` is its 1-based position in the user's notebook,
+      `source` its code, `traceback` as the kernel reported it), or the notebook ended
+      its own run as failed;
+    - kernel: the notebook could not run to its end for a reason outside its cells (the
+      kernel died, a timeout, the executor lost its worker);
+    - step: the step broke a rule of the pipeline (a declared output not written, a gate
+      failed, a reference that does not resolve, records refused);
+    - runner: an exception in jupyter-mlops's own code, a bug (`traceback` is ours).
+    """
+
+    kind: str
+    message: str  # one line: what the progress line and the run's `error` say
+    cell: int | None = None
+    source: str | None = None
+    ename: str | None = None
+    evalue: str | None = None
+    traceback: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class StepRun:
     """One step of a pipeline run. Status: pending, running, finished (it executed),
@@ -125,6 +151,8 @@ class StepRun:
     ended_at: float | None
     error: str | None
     notebook_path: str | None
+    failure: StepFailure | None = None  # set when status is failed
+    warnings: tuple[str, ...] = ()  # e.g. an HTML report that could not be rendered
 
 
 @dataclass(frozen=True)

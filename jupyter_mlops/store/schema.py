@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from .connection import write
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 def _v1(db) -> None:  # db: sqlite_utils.Database
@@ -153,7 +153,16 @@ def _v4(db) -> None:
     db["label_batches"].create_index(["name"])
 
 
-MIGRATIONS: list[Callable] = [_v1, _v2, _v3, _v4]
+def _v5(db) -> None:
+    """Step failures kept whole, not flattened into `error`: `failure` is JSON (kind, cell,
+    cell source, exception name and value, traceback), `warnings` a JSON list (a report
+    that could not be rendered...); an index finds the step that made a run."""
+    db["step_runs"].add_column("failure", str)
+    db["step_runs"].add_column("warnings", str)
+    db["step_runs"].create_index(["run_id"])
+
+
+MIGRATIONS: list[Callable] = [_v1, _v2, _v3, _v4, _v5]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
