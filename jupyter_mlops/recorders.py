@@ -27,7 +27,7 @@ from .project import make_dirs, modes_for
 from .store import Store
 from .store.records import ArtifactLink, DatasetVersion, ModelVersion
 from .store.runs import NewRun
-from .validation import check_artifact_name
+from .validation import check_artifact_name, check_step_tags
 
 OUTBOX_ENV = "MLOPS_STEP_OUTBOX"  # set by the pipeline runner for a step's kernel
 RECORD_VERSION = 1
@@ -190,6 +190,7 @@ class GlueRecorder:
         self._glue("params", params=params)
 
     def set_tags(self, run_id, tags) -> None:  # noqa: ANN001
+        check_step_tags(tags)  # `mlops.*` is the runner's; ingest refuses it too
         self._glue("tags", tags=tags)
 
     def log_metrics(self, run_id, points) -> None:  # noqa: ANN001

@@ -34,7 +34,7 @@ from .recorders import OUTBOX_ENV, GlueRecorder, Recorder, StoreRecorder
 from .store import Store
 from .store.records import DATASET_ROLES, ArtifactLink, DatasetVersion, ModelVersion, Run
 from .store.runs import MAX_KEY_LENGTH, NewRun, check_key
-from .validation import check_artifact_name, check_model_name
+from .validation import check_artifact_name, check_dataset_source, check_model_name
 
 
 def open_project_store(project: Project, *, create: bool = False) -> Store:
@@ -147,12 +147,12 @@ class ActiveRun:
                                f"got {role!r}")
         if is_dataframe(data):
             version = describe_dataframe(data)
-            source = name or "dataframe"
+            source = check_dataset_source(name or "dataframe")
         elif isinstance(data, (str, os.PathLike)):
             path = Path(data)
+            source = check_dataset_source(name or self._tracker.display_path(path))
             version = describe_path(path, self._recorder.stat_cache,
                                     self._recorder.known_dataset)
-            source = name or self._tracker.display_path(path)
         else:
             raise InvalidInput(f"log_dataset takes a path or a pandas DataFrame, "
                                f"got {type(data).__name__}")

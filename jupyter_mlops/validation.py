@@ -19,7 +19,7 @@ from .errors import InvalidInput
 
 MAX_NAME_LENGTH = 255
 MAX_KEY_LENGTH = 250  # params, tags and metric keys (as the store's check_key)
-MAX_TEXT_LENGTH = 100_000  # a param or tag value, an error message, a dataset source
+MAX_TEXT_LENGTH = 100_000  # a param or tag value, an error message
 MAX_BLOB_SIZE = 1 << 40  # 1 TiB: larger sizes in a record are a forgery or a bug
 DIGEST_ALGORITHM = "blake3"
 _DIGEST = re.compile(r"blake3:[0-9a-f]{64}")
@@ -40,12 +40,45 @@ def _shown(value: object) -> str:
     return repr(str(value)[:80])
 
 
+# Characters that change how a line of text is displayed rather than show as
+# themselves: a name holding one can pass for another in a listing, a terminal
+# or a review (Trojan Source, CVE-2021-42574). One regex: the folder walk checks
+# every file's path with it.
+_UNDISPLAYABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u061c\u200e\u200f"
+                            "\u202a-\u202e\u2066-\u2069]")
+_KNOWN_CHARACTERS = {0x09: "a tab", 0x0A: "a newline", 0x0D: "a carriage return",
+                     0x1B: "an escape", 0x2028: "a line separator",
+                     0x2029: "a paragraph separator"}
+
+
+def display_problem(text: str) -> str | None:
+    """Why `text` would not display as itself, or None.
+
+    Refused: C0 and C1 control characters (U+0000-U+001F, U+007F-U+009F), the
+    line and paragraph separators U+2028 and U+2029, and the bidirectional
+    controls (U+202A-U+202E, U+2066-U+2069 and the marks U+200E, U+200F,
+    U+061C). The reason names the code point.
+    """
+    found = _UNDISPLAYABLE.search(text)
+    if found is None:
+        return None
+    code = ord(found.group())
+    what = f" ({_KNOWN_CHARACTERS[code]})" if code in _KNOWN_CHARACTERS else ""
+    if code <= 0x9F:
+        return f"it holds the control character U+{code:04X}{what}"
+    if code in (0x2028, 0x2029):
+        return f"it holds U+{code:04X}{what}"
+    return (f"it holds U+{code:04X}, a bidirectional control character that changes how "
+            "the text around it is displayed")
+
+
 def name_problem(name: str) -> str | None:
     """Why `name` is not a safe relative POSIX path, or None when it is."""
     if len(name) > MAX_NAME_LENGTH:
         return f"longer than {MAX_NAME_LENGTH} characters"
-    if any(ord(c) < 32 or ord(c) == 127 for c in name):
-        return "it holds control characters (a newline, a tab, ...)"
+    problem = display_problem(name)
+    if problem:
+        return problem
     if "\\" in name:
         return "it holds a backslash (use / between folders)"
     if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
@@ -58,9 +91,11 @@ def name_problem(name: str) -> str | None:
 def check_name(name: object, what: str = "artifact name") -> str:
     """Return `name` if it is a safe relative POSIX name, else raise `InvalidInput`.
 
-    Safe: a non-empty string of at most 255 characters, no control characters,
-    no backslash, not absolute, no empty, `.` or `..` segment. Such a name can
-    be joined to a folder, shown in a terminal and sent in an HTTP header.
+    Safe: a non-empty string of at most 255 characters, nothing that displays
+    as something else (`display_problem`: control characters, line separators,
+    bidirectional controls), no backslash, not absolute, no empty, `.` or `..`
+    segment. Such a name can be joined to a folder, shown in a terminal and
+    sent in an HTTP header.
     """
     if not isinstance(name, str) or not name.strip():
         raise InvalidInput(f"{what} must be a non-empty string, got {_shown(name)}")
@@ -96,6 +131,25 @@ def check_model_name(name: object) -> str:
     return name
 
 
+MAX_SOURCE_LENGTH = 4096
+
+
+def check_dataset_source(source: object) -> str:
+    """A dataset's name as shown beside its run (`log_dataset(name=...)`, or the path).
+
+    Any text of 1 to 4096 characters that displays as itself (`display_problem`):
+    a dataset named with U+202E could pass for another in a review.
+    """
+    if not isinstance(source, str) or not source.strip() or len(source) > MAX_SOURCE_LENGTH:
+        raise InvalidInput(f"dataset name must be a string of 1 to {MAX_SOURCE_LENGTH} "
+                           f"characters, got {_shown(source)}")
+    problem = display_problem(source)
+    if problem:
+        raise InvalidInput(f"dataset name {_shown(source)} refused: {problem}; pass "
+                           "name=... to record it under another name")
+    return source
+
+
 def is_digest(value: object) -> bool:
     """True for `blake3:` + exactly 64 lowercase hex digits."""
     return isinstance(value, str) and _DIGEST.fullmatch(value) is not None
@@ -126,6 +180,24 @@ def check_size(size: object, what: str = "size") -> int:
         raise InvalidInput(f"{what} must be an integer from 0 to {MAX_BLOB_SIZE}, "
                            f"got {_shown(size)}")
     return size
+
+
+RESERVED_TAG_PREFIX = "mlops."
+
+
+def check_step_tags(tags: Mapping[str, object]) -> None:
+    """Refuse tags a pipeline step may not set: `mlops.*` is the runner's.
+
+    The runner tags each step's run `mlops.pipeline`, `mlops.step` and
+    `mlops.pipeline_run` before the step starts; a step setting one of them
+    would overwrite which pipeline run its records claim to belong to.
+    """
+    for key in tags:
+        if isinstance(key, str) and key.startswith(RESERVED_TAG_PREFIX):
+            raise InvalidInput(f"tag {_shown(key)} refused: tags starting with "
+                               f"{RESERVED_TAG_PREFIX!r} are set by the pipeline runner "
+                               "(mlops.pipeline, mlops.step, mlops.pipeline_run); use "
+                               "another name")
 
 
 # -- glued records -------------------------------------------------------------------
@@ -183,6 +255,7 @@ def _check_params(record: Mapping[str, Any]) -> None:
 
 def _check_tags(record: Mapping[str, Any]) -> None:
     _string_map(record.get("tags"), "tags")
+    check_step_tags(record["tags"])
 
 
 def _check_metrics(record: Mapping[str, Any]) -> None:
@@ -217,7 +290,7 @@ def _check_dataset(record: Mapping[str, Any]) -> None:
     if record.get("role") not in DATASET_ROLES:
         raise InvalidInput(f"dataset role must be one of {', '.join(DATASET_ROLES)}, got "
                            f"{_shown(record.get('role'))}")
-    _text(record.get("source"), "dataset source", 4096)
+    check_dataset_source(record.get("source"))
 
 
 def _check_blob(record: Mapping[str, Any]) -> None:

@@ -35,8 +35,9 @@ def ingest(notebook: dict[str, Any], recorder: StoreRecorder, run_id: int,
 
     Every record is checked against its schema (`validation.check_glued_record`)
     before the first one is replayed, so a forged record (a digest like
-    `../../etc/passwd`, a name with a newline) stores nothing and reads no file:
-    the step fails with `RecordRefused` naming the record.
+    `../../etc/passwd`, a name with a newline, a tag under the runner's
+    `mlops.` prefix such as `mlops.step`) stores nothing and reads no file: the
+    step fails with `RecordRefused` naming the record and the value refused.
     """
     result = Ingested()
     records: list[dict[str, Any]] = []

@@ -3,13 +3,21 @@ the same at every door: the API, the folder walk, the blob store."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from jupyter_mlops.artifacts import ArtifactStore, check_artifact_name
 from jupyter_mlops.errors import InvalidInput
 from jupyter_mlops.hashing import digest_folder, split_digest
 from jupyter_mlops.project import Project
-from jupyter_mlops.validation import InvalidDigest, check_digest, check_name
+from jupyter_mlops.validation import (
+    InvalidDigest,
+    check_dataset_source,
+    check_digest,
+    check_model_name,
+    check_name,
+)
 
 GOOD_DIGEST = "blake3:" + "0123456789abcdef" * 4
 
@@ -87,3 +95,53 @@ def test_artifact_names_from_the_api_are_checked(project: Project, tracker) -> N
     run.end()
     assert tracker.store.artifacts.for_run(run.id) == [] or all(
         "a.txt" not in a.name for a in tracker.store.artifacts.for_run(run.id))
+
+
+# Characters that display as something else: C1 controls, line separators and
+# bidirectional controls ("invoice\u202eslx.exe" shows as "invoiceexe.xls").
+SPOOFING = ["\x80", "\x85", "\x9b", "\x9f", "\u2028", "\u2029", "\u202a", "\u202b", "\u202c",
+            "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069", "\u200e", "\u200f",
+            "\u061c"]
+
+
+@pytest.mark.parametrize("char", SPOOFING)
+def test_names_that_display_as_something_else_are_refused_naming_the_code_point(
+        char: str) -> None:
+    code_point = re.escape(f"U+{ord(char):04X}")
+    for name in (f"invoice{char}slx.exe", f"reports/{char}a.txt"):
+        with pytest.raises(InvalidInput, match=code_point):
+            check_name(name)
+    with pytest.raises(InvalidInput, match="model name"):
+        check_model_name(f"churn{char}")
+    with pytest.raises(InvalidInput, match=code_point):
+        check_dataset_source(f"data/train{char}.csv")
+
+
+def test_the_doors_refuse_spoofing_names(project: Project, tracker) -> None:
+    folder = project.root / "results"
+    folder.mkdir()
+    (folder / "fine.txt").write_text("ok")
+    (folder / "invoice\u202eslx.exe").write_text("not a spreadsheet")
+    (project.root / "a.csv").write_text("a\n1\n")
+    run = tracker.start_run("spoof")
+    with pytest.raises(InvalidInput, match="U\\+202E") as refused:
+        run.log_artifact(folder)
+    assert "rename" in str(refused.value)
+    with pytest.raises(InvalidInput, match="U\\+202E"):
+        run.log_dataset(folder)
+    with pytest.raises(InvalidInput, match="U\\+2028"):
+        run.log_artifact(project.root / "a.csv", name="a\u2028b.csv")
+    with pytest.raises(InvalidInput, match="U\\+0085"):
+        run.log_dataset(project.root / "a.csv", name="train\x85.csv")
+    with pytest.raises(InvalidInput, match="model name"):
+        run.log_model(object(), "churn\u2067")
+    run.end()
+    assert tracker.store.datasets.for_run(run.id) == []
+    assert not any(a.name.startswith(("results/", "a")) for a in
+                   tracker.store.artifacts.for_run(run.id))
+
+
+def test_letters_of_every_script_still_pass() -> None:
+    for name in ("données/été.csv", "模型/报告.html", "تقرير.txt", "отчёт.json", "a\u00a0b.txt"):
+        assert check_name(name) == name
+        assert check_dataset_source(name) == name

@@ -63,6 +63,13 @@ FORGED = [
     ({"op": "params", "params": {"a\nb": "1"}}, "key"),
     ({"op": "params", "params": ["a"]}, "object"),
     ({"op": "end", "status": "hacked"}, "status"),
+    ({"op": "tags", "tags": {"team": "a", "mlops.step": "other"}}, "'mlops.step' refused"),
+    ({"op": "tags", "tags": {"mlops.pipeline_run": "1"}}, "set by the pipeline runner"),
+    ({"op": "artifact", "name": "invoice\u202eslx.exe", "digest": GOOD, "size": 1,
+      "kind": "artifact"}, "U\\+202E"),
+    ({"op": "dataset", "dataset": {"digest": GOOD, "kind": "file", "size": 1, "rows": None,
+                                   "schema": None}, "role": "input", "source": "a\u2028b"},
+     "U\\+2028"),
     ({"op": "rm -rf"}, "unknown operation"),
     ("a string", "expected an object"),
 ]
@@ -176,3 +183,42 @@ def test_forged_results_from_a_remote_executor_are_refused(project: Project, sto
 def test_a_result_for_another_step_is_refused() -> None:
     with pytest.raises(Exception, match="result of step"):
         check_step_result(StepResult(step="other", notebook_json=b""), "fit")
+
+
+def test_a_step_cannot_overwrite_the_runners_tags(project: Project, store) -> None:
+    """`mlops.pipeline`, `mlops.step`, `mlops.pipeline_run` are the runner's: a step
+    that glues its own fails, naming the step and the tag, and the runner's stay."""
+    forging_notebook(project.root / "retag.ipynb",
+                     {"version": 1, "op": "tags",
+                      "tags": {"mlops.pipeline_run": "999", "mlops.step": "deploy"}})
+    spec = project.root / "retag.yaml"
+    spec.write_text("name: retag\nsteps:\n  fit:\n    notebook: retag.ipynb\n")
+    outcome = run_spec(project, store, spec)
+    step = outcome.steps["fit"]
+    assert step.status == "failed"
+    assert "step 'fit'" in step.error and "'mlops.pipeline_run' refused" in step.error
+    tags = store.runs.get(step.run_id).tags
+    assert tags["mlops.step"] == "fit" and tags["mlops.pipeline"] == "retag"
+    assert tags["mlops.pipeline_run"] == str(outcome.pipeline_run_id)
+
+
+def test_tags_set_inside_a_step_are_checked_where_they_are_set(project: Project, store
+                                                                ) -> None:
+    """Through the API inside a real step kernel: the cell fails, not a later ingest;
+    the step's own tags, and the run name the runner records, still work."""
+    source = ("import jupyter_mlops as mlops\n"
+              "run = mlops.start_run(name='named', tags={'team': 'churn'})\n"
+              "mlops.set_tags({'mlops.step': 'deploy'})\n")
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                       "language": "python"}
+    nbformat.write(notebook, project.root / "tagging.ipynb")
+    spec = project.root / "tagging.yaml"
+    spec.write_text("name: tagging\nsteps:\n  fit:\n    notebook: tagging.ipynb\n")
+    outcome = run_spec(project, store, spec)
+    step = outcome.steps["fit"]
+    assert step.status == "failed" and "step 'fit'" in step.error
+    assert "'mlops.step' refused" in step.error and "cell 1" in step.error
+    tags = store.runs.get(step.run_id).tags
+    assert tags["mlops.step"] == "fit"
+    assert tags.get("team") == "churn" and tags.get("mlops.notebook_run_name") == "named"
