@@ -39,10 +39,12 @@ def init(path: str | os.PathLike[str] = ".") -> Project:
 
     Folders and files get private modes (or group-shared ones, per the config).
     Raises `NetworkFilesystem` when `.mlops/` is on NFS, SMB/CIFS, ... unless
-    `[store] allow_network_fs = true`.
+    `[store] allow_network_fs = true`; `Conflict` when the audit key is missing
+    but the log holds rows keyed with it (restore the key: a new one is refused).
     """
     project, _ = init_project(path)
-    open_project_store(project, create=True).close()
+    with open_project_store(project, create=True) as store:
+        store.audit.create_key(project.store.audit_key_mode)  # records where the log ends
     apply_modes(project)  # the database files SQLite just created
     return project
 

@@ -120,6 +120,12 @@ class StoreConfig:
     def file_mode(self) -> int:
         return 0o660 if self.group_shared else 0o600
 
+    @property
+    def audit_key_mode(self) -> int:
+        """In a group-shared folder every member appends audit rows (registering a
+        model does), so the group reads the key; nobody else ever does."""
+        return 0o640 if self.group_shared else 0o600
+
 
 @dataclass(frozen=True)
 class Project:
@@ -189,7 +195,8 @@ def init_project(root: str | os.PathLike[str]) -> tuple[Project, bool]:
     files get the modes the configuration asks for (private, or group-shared),
     so running it again fixes an older project's world-readable files. Returns
     the project and whether it was created now. The database is created by
-    `Store.migrate()`.
+    `Store.migrate()`, the audit key by `store.audit.create_key()` (it records
+    where the log ends, so it needs the database).
     """
     root_path = Path(root).expanduser().resolve()
     if root_path.exists() and not root_path.is_dir():
@@ -203,12 +210,8 @@ def init_project(root: str | os.PathLike[str]) -> tuple[Project, bool]:
         write_new_file(config, DEFAULT_CONFIG_TEXT.encode("utf-8"), 0o600)
     project = _load(root_path)
     apply_modes(project)
-    # In a group-shared folder every member appends audit rows (registering a
-    # model does), so the group reads the key; nobody else ever does.
-    key_mode = 0o640 if project.store.group_shared else 0o600
-    create_audit_key(project.audit_key_path, key_mode)
-    if project.audit_key_path.parent == home:
-        _chmod_own(project.audit_key_path, key_mode)
+    if project.audit_key_path.parent == home:  # the key itself is written by the store
+        _chmod_own(project.audit_key_path, project.store.audit_key_mode)
     return project, created
 
 
@@ -311,27 +314,6 @@ def create_file_with_mode(path: str | os.PathLike[str]) -> None:
         os.fchmod(fd, file_mode)
     finally:
         os.close(fd)
-
-
-def create_audit_key(path: Path, mode: int = 0o600) -> bool:
-    """Write a fresh random HMAC key (hex, `mode`) at `path` unless one exists.
-
-    Returns whether a key was written. `O_EXCL` makes concurrent inits agree on
-    one key: the loser sees the winner's file.
-    """
-    import secrets
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    except FileExistsError:
-        return False
-    os.fchmod(fd, mode)  # explicitly, whatever the umask
-    with os.fdopen(fd, "w", encoding="ascii") as out:
-        out.write(secrets.token_hex(32) + "\n")
-        out.flush()
-        os.fsync(out.fileno())
-    return True
 
 
 def _load(root: Path) -> Project:

@@ -43,7 +43,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         description="Append one keyed row whose MAC covers the log's unkeyed rows (written "
                     "before the audit key existed, hashed with plain BLAKE3). Run it once "
                     "after upgrading, having checked those rows: a seal also covers rows "
-                    "someone rewrote.")
+                    "someone rewrote before the key existed. Rows the key file records as "
+                    "the log at its creation (`mlops init` writes that) are the only ones "
+                    "sealed: unkeyed rows written after it, or after a keyed row, are "
+                    "refused as forged, and nothing is written.")
     seal.set_defaults(func=seal_chain)
 
 

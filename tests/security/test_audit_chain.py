@@ -76,6 +76,11 @@ def change_registry(project: Project, count: int = 1) -> None:
 @pytest.fixture
 def logged(project: Project, tracker) -> Project:
     """A project whose audit log holds five keyed rows: churn:1 registered, four moves."""
+    return log_five_rows(project)
+
+
+def log_five_rows(project: Project) -> Project:
+    """churn:1 registered by a run of the shared tracker, then moved four times."""
     import numpy as np
     from sklearn.dummy import DummyClassifier
 
@@ -164,7 +169,7 @@ def test_a_wrong_key_breaks_the_chain(logged: Project) -> None:
 
 
 @pytest.mark.parametrize(("damage", "message"), [
-    ("missing", "mlops init"),
+    ("missing", "until that file is restored"),
     ("public", "chmod 600"),
     ("group", "chmod 600"),
     ("short", "64 hex"),
@@ -189,6 +194,7 @@ def test_an_unsafe_key_file_is_refused_and_nothing_changes(logged: Project, dama
         assert result.returncode == 1, result.stdout
         assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
+        assert "mlops init" not in result.stderr or damage != "missing"  # restore, not re-key
     assert audit_rows(logged) == before
     with Store(logged.db_path) as store:
         assert store.releases.aliases() == {("churn", "staging"): 4}
@@ -208,7 +214,7 @@ def test_a_configured_key_file_is_used_by_for_project(logged: Project, tmp_path_
         assert store.audit.verify().ok
         store.releases.set_alias("churn", "canary", 1, actor="bob", reason="configured key")
         assert store.audit.verify().ok
-    with Store(project.db_path) as store, pytest.raises(NotFound, match="no audit key"):
+    with Store(project.db_path) as store, pytest.raises(NotFound, match="is missing"):
         store.audit.verify()
 
 
@@ -226,10 +232,13 @@ def test_group_shared_stores_accept_a_group_readable_key(logged: Project) -> Non
 
 @pytest.fixture
 def legacy(logged: Project) -> Project:
-    """The same five rows as a store written before this change left them (plain BLAKE3)."""
+    """The same five rows as a store written before the keyed log left them (plain BLAKE3,
+    no key file), upgraded by running `mlops init`, which writes the key."""
     conn = attacker(logged)
     rehash_everything(conn)
     conn.close()
+    logged.audit_key_path.unlink()
+    assert mlops_cli(logged, "init").returncode == 0
     return logged
 
 
