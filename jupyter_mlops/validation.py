@@ -123,6 +123,20 @@ def check_relative_path(relative: str, folder: object) -> str:
     return relative
 
 
+ALIAS_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def check_alias(alias: object) -> str:
+    """An alias name (`production`, `staging`): lowercase letters, digits, `-` and `_`,
+    at most 64, starting with a letter or digit. The registry and the project config
+    (`protected_aliases`) check with this one function."""
+    if (not isinstance(alias, str) or not alias or len(alias) > 64
+            or not set(alias) <= ALIAS_NAME_CHARS or alias[0] in "-_"):
+        raise InvalidInput(f"alias {str(alias)[:80]!r} refused: use lowercase letters, digits, "
+                           "'-' and '_' (at most 64), starting with a letter or digit")
+    return alias
+
+
 def check_model_name(name: object) -> str:
     """A model name: letters, digits, `_`, `-`, `.`, starting with a letter or digit."""
     if not isinstance(name, str) or not _MODEL_NAME.fullmatch(name):

@@ -30,6 +30,7 @@ from ..store.audit import AuditEntry
 from ..store.gates import Evaluation, GateResult
 from ..store.records import ModelVersion, Run, RunDataset
 from ..store.releases import ReleaseRequest, StaleEvidence
+from ..validation import check_alias
 from .gates import (
     compute_metrics,
     evaluate_gates,
@@ -45,7 +46,6 @@ MAX_REASON = 2000
 EVIDENCE_ATTEMPTS = 3  # recomputations when an alias moves while evidence is computed
 EVIDENCE_FORMAT = 3  # 2: computed by the request on the configured data, with holders;
 #                     3: with the gate set (text and digest) that judged it
-ALIAS_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
 @dataclass(frozen=True)
@@ -96,14 +96,6 @@ def check_reason(reason: object, what: str = "a reason") -> str:
         raise InvalidInput(f"{what} is {len(reason)} characters long; keep it under "
                            f"{MAX_REASON}")
     return reason.strip()
-
-
-def check_alias(alias: object) -> str:
-    if (not isinstance(alias, str) or not alias or len(alias) > 64
-            or not set(alias) <= ALIAS_NAME_CHARS or alias[0] in "-_"):
-        raise InvalidInput(f"alias {str(alias)[:80]!r} refused: use lowercase letters, digits, "
-                           "'-' and '_' (at most 64), starting with a letter or digit")
-    return alias
 
 
 class Registry:
