@@ -46,7 +46,9 @@ def _data_change(change: DataChange | None) -> str:
     """The evaluation data differs from the last approved release's: said where it shows."""
     if change is None:
         return ""
-    return (f'<div class="mlops-error"><b>Evaluation data changed since release '
+    # Styled inline: the frame's stylesheet does not reach into this pane's shadow root.
+    return ('<div class="mlops-error" style="border:2px solid #b00020;color:#b00020;'
+            f'padding:6px;margin:6px 0"><b>Evaluation data changed since release '
             f"#{text(change.since.id)}</b> ({text(change.since.ref)} &rarr; "
             f"{text(change.since.alias)}): <code>{text(change.before_path)}</code> "
             f"<code>{text(change.before)}</code> &rarr; <code>{text(change.after_path)}</code> "
