@@ -66,8 +66,9 @@ class PredictionLog:
         """The model's folder of batch files; `name` passes `check_model_name`."""
         return self.root / check_model_name(name)
 
-    def _write_file(self, name: str, prefix: str, frame: Any) -> Path:
-        """Write `frame` as a new Parquet file in `name`'s folder: temp file, then rename."""
+    def _write_file(self, name: str, prefix: str, frame: Any, table: Any = None) -> Path:
+        """Write `frame` (or `table`, its Arrow form when the caller made it already) as
+        a new Parquet file in `name`'s folder: temp file, then rename."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -77,7 +78,9 @@ class PredictionLog:
         fd, tmp = locked_temporary(folder, f".{path.stem}-", ".tmp")
         try:
             os.fchmod(fd, modes_for(folder)[1])  # pyarrow truncates it in place: mode kept
-            pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp)
+            if table is None:
+                table = pa.Table.from_pandas(frame, preserve_index=False)
+            pq.write_table(table, tmp)
             os.replace(tmp, path)
         except BaseException:
             if os.path.lexists(tmp):
@@ -100,12 +103,13 @@ class PredictionLog:
                     totals = [a + b for a, b in zip(totals, found, strict=True)]
         return totals[0], totals[1], totals[2]
 
-    def write(self, store: Store, name: str, frame: Any, source: str) -> Path:
-        """Write one batch file and index it."""
+    def write(self, store: Store, name: str, frame: Any, source: str,
+              table: Any = None) -> Path:
+        """Write one batch file and index it (`table`: `frame` already made an Arrow table)."""
 
         if len(frame) == 0:
             raise InvalidInput("no predictions to log")
-        path = self._write_file(name, "", frame)
+        path = self._write_file(name, "", frame, table)
         versions = [int(v) for v in frame["version"].unique() if int(v) >= 0]
         store.predictions.add_batch(
             name, versions[0] if len(versions) == 1 else None,
@@ -137,7 +141,9 @@ class PredictionLog:
             return pd.DataFrame()
         import pyarrow as pa
 
-        frame = pa.concat_tables(tables, promote_options="default").to_pandas()
+        # "permissive": a feature sent as whole numbers in one batch (int64) and with
+        # decimals in another (double) reads as double instead of failing the merge.
+        frame = pa.concat_tables(tables, promote_options="permissive").to_pandas()
         if since is not None:
             frame = frame[frame["at"] >= since]
         if last is not None:

@@ -4,10 +4,11 @@ GET /openapi.json.
 Every request passes the door first (`guard.RequestPolicy`): a `Host` this
 server does not answer to or a browser `Origin` not allowed is a 403 on every
 route; /predict also needs `Content-Type: application/json` (415), a body under
-the size limit (413, decided from the headers before the body is kept) and JSON
-no deeper than a small limit (400). Then the inputs are checked against the
-model's signature: a wrong field is a 422 naming it. None of these is a 500,
-and each refusal is one line in the service's log.
+the size limit (413, decided from the headers before the body is kept), UTF-8
+(415 for UTF-16/32, 400 for other bytes), JSON no deeper than a small limit and
+no unpaired surrogate (400). Then the inputs are checked against the model's
+signature: a wrong field is a 422 naming it. None of these is a 500, and each
+refusal is one line in the service's log.
 """
 
 from __future__ import annotations
@@ -29,11 +30,11 @@ from ..monitoring.predlog import INPUT_PREFIX
 from ..monitoring.profile import model_outputs
 from ..project import Project
 from .contract import Invalid, check_instances, openapi
-from .guard import MIB, Refusal, RequestPolicy
+from .guard import MIB, Refusal, RequestPolicy, check_encoding, check_unicode, not_utf8
 from .holder import Loaded, ModelHolder, ModelNotLoaded
-from .logger import BufferedLogger
+from .logger import BufferedLogger, PredictionLogUnavailable, storable
 
-log = logging.getLogger("jupyter_mlops.serving")
+service_log = logging.getLogger("jupyter_mlops.serving")
 
 ROUTES_TEXT = "POST /predict, GET /health, GET /metadata, GET /openapi.json"
 
@@ -153,18 +154,29 @@ class PredictHandler(Base):
             return
         version = loaded.version.version
         body = b"".join(self._chunks)
-        refusal = self.policy.check_depth(body)
+        refusal = self.policy.check_depth(body) or check_encoding(body)
+        if refusal is None:
+            try:
+                text = body.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                refusal = not_utf8(body, exc)
         if refusal is not None:
             self._log_failure(started, version, "invalid", refusal.message)
             self.refuse(refusal)
             return
         try:
-            instances = check_instances(json.loads(body or b"null"), loaded.columns)
+            parsed = json.loads(text.removeprefix("\ufeff") or "null")  # a UTF-8 BOM is ignored
+            refusal = check_unicode(text, parsed)
+            if refusal is not None:
+                self._log_failure(started, version, "invalid", refusal.message)
+                self.refuse(refusal)
+                return
+            instances = check_instances(parsed, loaded.columns)
         except RecursionError:  # guarded by check_depth; kept so it can never be a 500
             self._log_failure(started, version, "invalid", "body: JSON nested too deep")
             self.refuse(Refusal(400, "body: JSON nested too deep"))
             return
-        except (ValueError, UnicodeDecodeError) as exc:
+        except ValueError as exc:
             self._log_failure(started, version, "invalid", f"body: not JSON ({exc})")
             self.reply(422, {"message": "body: not valid JSON", "field": "body"})
             return
@@ -198,7 +210,7 @@ class PredictHandler(Base):
     def _log_failure(self, started: float, version: int | None, status: str,
                      error: str) -> None:
         self.logger.add([{"request_id": uuid.uuid4().hex, "at": time.time(),
-                          "version": version, "status": status, "error": error[:500],
+                          "version": version, "status": status, "error": storable(error[:500]),
                           "latency_ms": (time.perf_counter() - started) * 1000,
                           "output": float("nan")}])
 
@@ -251,9 +263,9 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
     where = f"{request.method} {_printable(request.uri or '')} from {request.remote_ip}"
     refusal = getattr(handler, "refusal", None)
     if refusal is not None:
-        log.warning("refused %d %s: %s", status, where, _printable(refusal))
+        service_log.warning("refused %d %s: %s", status, where, _printable(refusal))
     elif status >= 500:
-        log.error("%d %s", status, where)
+        service_log.error("%d %s", status, where)
 
 
 def make_app(holder: ModelHolder, logger: BufferedLogger,
@@ -299,8 +311,13 @@ async def run_service(project: Project, ref: str, *, port: int, address: str,
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
-    async def every(seconds: float, work: Any) -> None:
-        reported = None  # the same problem on every poll is reported once
+    async def every(seconds: float, work: Any, what: str) -> None:
+        """Run `work` every `seconds` until the stop; no exception ends the loop.
+
+        The same problem on every round is reported once, and again only after
+        a round that went well.
+        """
+        reported = None
         while not stop.is_set():
             try:
                 await asyncio.wait_for(stop.wait(), timeout=seconds)
@@ -309,41 +326,88 @@ async def run_service(project: Project, ref: str, *, port: int, address: str,
             if not stop.is_set():
                 try:
                     await loop.run_in_executor(None, work)
+                except Exception as exc:  # e.g. the alias was removed, the disk is full
+                    same = _problem_key(exc)
+                    if same != reported:
+                        service_log.warning("%s", _printable(_problem(exc, what)))
+                    reported = same
+                else:
+                    if reported is not None:
+                        service_log.info("%s: working again", what)
                     reported = None
-                except MlopsError as exc:  # e.g. the alias was removed: keep serving
-                    if str(exc) != reported:
-                        _report(exc)
-                    reported = str(exc)
 
-    tasks = [asyncio.create_task(every(poll_seconds, holder.refresh)),
-             asyncio.create_task(every(flush_seconds, logger.flush))]
-    serving = holder.current.version.ref if holder.current else "no model yet"
-    print(f"serving {serving} ({ref}) on http://{address}:{port}", flush=True)
-    if address in ("0.0.0.0", "::", ""):
-        log.warning("bound to every interface, answering only Host %s; add --allow-host "
-                    "NAME for each name or address clients use", ", ".join(sorted(policy.hosts)))
-    if ready is not None:
-        ready()
-    await stop.wait()
-    server.stop()
-    await asyncio.gather(*tasks)
-    await asyncio.sleep(0.05)  # let requests being answered finish
-    logger.flush()
-    print(f"stopped; {logger.written} predictions logged", flush=True)
+    tasks = [asyncio.create_task(every(poll_seconds, holder.refresh, f"following {ref}")),
+             asyncio.create_task(every(flush_seconds, logger.flush,
+                                       "writing the prediction log"))]
+    try:
+        serving = holder.current.version.ref if holder.current else "no model yet"
+        print(f"serving {serving} ({ref}) on http://{address}:{port}", flush=True)
+        if address in ("0.0.0.0", "::", ""):
+            service_log.warning("bound to every interface, answering only Host %s; add "
+                                "--allow-host NAME for each name or address clients use",
+                                ", ".join(sorted(policy.hosts)))
+        if ready is not None:
+            ready()
+        await stop.wait()
+    finally:  # whatever ended the wait, what was logged is written before returning
+        stop.set()
+        server.stop()
+        for outcome in await asyncio.gather(*tasks, return_exceptions=True):
+            if isinstance(outcome, Exception):  # a bug: said, and the rows still flushed
+                service_log.error("%s", _printable(f"a periodic task failed: "
+                                                   f"{type(outcome).__name__}: {outcome}"))
+        await asyncio.sleep(0.05)  # let requests being answered finish
+        _final_flush(logger)
+
+
+def _final_flush(logger: BufferedLogger) -> None:
+    """The flush at the stop, and the closing line that says what became of every row."""
+    try:
+        logger.flush()
+    except Exception as exc:
+        problem = _problem(exc, "writing the prediction log")
+        service_log.error("%s", _printable(f"stopping: {problem}"))
+    closing = f"stopped; {logger.written} predictions logged"
+    if logger.set_aside:
+        closing += f"; {logger.set_aside} rows set aside in {logger.unwritable_path}"
+    if logger.lost:
+        closing += f"; {logger.lost} rows lost"
+    if logger.pending():
+        closing += f"; {logger.pending()} rows not written (see above)"
+    print(closing, flush=True)
+
+
+def _problem(exc: Exception, what: str) -> str:
+    """One line for an exception of a periodic task: ours say it all; others get context."""
+    if isinstance(exc, MlopsError):
+        return str(exc)
+    return f"{what} failed: {type(exc).__name__}: {exc}"
+
+
+def _problem_key(exc: Exception) -> str:
+    """What makes two failures of a periodic task the same problem, reported once.
+
+    Not the message: the rows kept change each round, and so does the temporary
+    file an `OSError` names.
+    """
+    reason = exc.reason if isinstance(exc, PredictionLogUnavailable) else exc
+    if isinstance(reason, OSError):
+        return f"{type(reason).__name__} {reason.errno} {reason.strerror}"
+    return f"{type(reason).__name__} {reason}"
 
 
 def _report(exc: MlopsError) -> None:
-    log.warning("%s", _printable(str(exc)))
+    service_log.warning("%s", _printable(str(exc)))
 
 
 def _log_to_stderr() -> None:
     """Send the service's log lines to stderr as `mlops serve: ...` (once per process)."""
-    if not log.handlers:
+    if not service_log.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("mlops serve: %(message)s"))
-        log.addHandler(handler)
-        log.setLevel(logging.INFO)
-        log.propagate = False
+        service_log.addHandler(handler)
+        service_log.setLevel(logging.INFO)
+        service_log.propagate = False
 
 
 def _declared_length(content_length: str | None) -> int | None:

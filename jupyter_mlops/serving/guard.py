@@ -10,6 +10,7 @@ handlers stay thin and the rules are tested without a server.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -142,6 +143,83 @@ class RequestPolicy:
             return None
         return Refusal(400, f"body: JSON nested deeper than {self.max_depth} levels refused; "
                             "send {\"instances\": [{feature: value, ...}]}")
+
+
+def check_encoding(body: bytes) -> Refusal | None:
+    """415 for a body in UTF-16 or UTF-32, told by its byte-order mark or NUL bytes.
+
+    JSON exchanged between systems is UTF-8 (RFC 8259, section 8.1), and so is
+    `application/json`; Python's `json.loads` would also read UTF-16 and
+    UTF-32, so such a body is named and refused rather than guessed. A JSON
+    text starts with an ASCII character, so its first bytes tell (as
+    `json.detect_encoding` reads them); a UTF-8 body passes on two byte tests.
+    """
+    head = body[:4]
+    if 0 not in head and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return None
+    encoding = json.detect_encoding(head)
+    if not encoding.startswith(("utf-16", "utf-32")):
+        return None
+    name = encoding.upper().replace("-BE", "").replace("-LE", "")
+    return Refusal(415, f"body: this looks like {name}; JSON bodies must be UTF-8 "
+                        "(RFC 8259): encode the body as UTF-8")
+
+
+def not_utf8(body: bytes, error: UnicodeDecodeError) -> Refusal:
+    """The 400 for a body that does not decode as UTF-8 (`error` says where)."""
+    return Refusal(400, f"body: byte 0x{body[error.start]:02x} at offset {error.start} is not "
+                        "UTF-8; JSON bodies must be UTF-8 (RFC 8259): encode the body as "
+                        "UTF-8")
+
+
+def check_unicode(text: str, value: object) -> Refusal | None:
+    """400 when a string of the parsed body holds an unpaired UTF-16 surrogate.
+
+    JSON lets `\\ud800` be written alone, but such a string is not Unicode text:
+    it cannot be encoded to UTF-8, and so cannot be stored in the prediction
+    log or printed. A strict UTF-8 decode already refused raw surrogate bytes,
+    so one can only come from a `\\u` escape: a body without one (nearly
+    every request) is passed by one substring search of `text`.
+    """
+    if "\\u" not in text:
+        return None
+    where = _surrogate_at(value, "")
+    if where is None:
+        return None
+    return Refusal(400, f"{where}: holds an unpaired UTF-16 surrogate (a \\uD800-\\uDFFF "
+                        "escape without its other half), which is not text; send valid "
+                        "Unicode, each character outside the BMP as a surrogate pair or as "
+                        "UTF-8")
+
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _has_surrogate(text: str) -> bool:
+    return not text.isascii() and _SURROGATE.search(text) is not None
+
+
+def _surrogate_at(value: object, where: str) -> str | None:
+    """Where in `value` (parsed JSON) a key or string holds a surrogate, or None.
+
+    `json` joins a valid escaped pair into one character, so any surrogate
+    left in a string is unpaired.
+    """
+    if isinstance(value, str):
+        return (where or "body") if _has_surrogate(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if _has_surrogate(key):
+                return f"a key of {where or 'the body'}"
+            found = _surrogate_at(item, f"{where}.{key[:40]}" if where else key[:40])
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _surrogate_at(item, f"{where or 'body'}[{index}]")
+            if found is not None:
+                return found
+    return None
 
 
 def nesting_exceeds(body: bytes, limit: int) -> bool:
