@@ -7,8 +7,9 @@ route; /predict also needs `Content-Type: application/json` (415), a body under
 the size limit (413, decided from the headers before the body is kept), UTF-8
 (415 for UTF-16/32, 400 for other bytes), JSON no deeper than a small limit and
 no unpaired surrogate (400). Then the inputs are checked against the model's
-signature: a wrong field is a 422 naming it. None of these is a 500, and each
-refusal is one line in the service's log.
+signature: a wrong field is a 422 naming it, and so is an input the model itself
+cannot score. None of these is a 500, and each refusal is one line in the
+service's log.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import signal
 import sys
 import time
@@ -189,13 +191,26 @@ class PredictHandler(Base):
     def _predict(self, started: float, loaded: Loaded, instances: list[dict]) -> None:
         version = loaded.version.version
         try:
+            import numpy as np
             import pandas as pd
 
             frame = pd.DataFrame(instances, columns=[name for name, _ in loaded.columns])
-            outputs = [float(v) for v in model_outputs(loaded.model, frame)]
+            with np.errstate(all="ignore"):  # an overflow is seen below, not printed per request
+                outputs = [float(v) for v in model_outputs(loaded.model, frame)]
+        except (ArithmeticError, ValueError, TypeError) as exc:
+            # The model refused these values (e.g. sklearn's "Input X contains infinity or
+            # a value too large for dtype('float64')" for 1e308 after scaling): the input's
+            # fault, so a 422 saying what the model said.
+            self._unscorable(started, version, f"{type(exc).__name__}: {exc}")
+            return
         except Exception as exc:  # the model itself failed: log it, answer 500 as JSON
             self._log_failure(started, version, "error", f"{type(exc).__name__}: {exc}")
             self.reply(500, {"message": "the model failed on this input"})
+            return
+        if not all(map(math.isfinite, outputs)):
+            where = next(i for i, out in enumerate(outputs) if not math.isfinite(out))
+            self._unscorable(started, version, f"instances[{where}]: the model's output is "
+                                               f"{outputs[where]}, not a finite number")
             return
         latency = (time.perf_counter() - started) * 1000
         now = time.time()
@@ -206,6 +221,14 @@ class PredictHandler(Base):
                          for rid, out, instance in zip(ids, outputs, instances, strict=True)])
         self.reply(200, {"predictions": outputs, "model": loaded.version.ref,
                          "request_ids": ids})
+
+    def _unscorable(self, started: float, version: int | None, problem: str) -> None:
+        """422: the inputs passed the contract but the model could not score them."""
+        self._log_failure(started, version, "error", problem)
+        message = (f"the model could not score this input: {_printable(problem, 300)}; "
+                   "check that the values are in the range the model was trained on")
+        self.refusal = message
+        self.reply(422, {"message": message, "field": "instances"})
 
     def _log_failure(self, started: float, version: int | None, status: str,
                      error: str) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 from .holder import Loaded
 
 MAX_ROWS = 1000
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 class Invalid(Exception):
@@ -57,17 +58,50 @@ def check_instances(body: Any, columns: tuple[tuple[str, str | None], ...]) -> l
                 raise Invalid(f"{where}.{name}", "missing")
             value = instance[name]
             kind = _kind(dtype)
-            if kind == "number" and (isinstance(value, bool) or not isinstance(value, int | float)
-                                     or not math.isfinite(value)):
-                raise Invalid(f"{where}.{name}", f"expected a finite number, got "
-                                                 f"{json.dumps(value)[:40]}")
+            if kind == "number":
+                instance[name] = _number(value, dtype, f"{where}.{name}")
             if kind == "boolean" and not isinstance(value, bool):
                 raise Invalid(f"{where}.{name}", "expected true or false")
             if kind == "string" and not isinstance(value, str):
                 raise Invalid(f"{where}.{name}", "expected a string")
             if kind == "any" and not isinstance(value, int | float | str | bool):
                 raise Invalid(f"{where}.{name}", "expected a number or a string")
+            if kind == "any" and isinstance(value, int | float) and not isinstance(value, bool):
+                _number(value, None, f"{where}.{name}")
     return instances
+
+
+def _number(value: Any, dtype: str | None, field: str) -> int | float:
+    """`value` checked as a number the model and the prediction log can hold.
+
+    For a float column an integer becomes a float (so every batch of the log
+    stores the column as float64), and one past float64's range is refused;
+    for any other column an integer must fit in 64 bits. Infinity and NaN
+    are refused. Raises `Invalid`.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Invalid(field, f"expected a finite number, got {_shown(value)}")
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise Invalid(field, f"expected a finite number, got {_shown(value)}")
+        return value
+    if dtype is not None and dtype.lower().startswith("float"):
+        try:
+            return float(value)
+        except OverflowError:
+            raise Invalid(field, f"the integer {_shown(value)} is too large for a float64 "
+                                 "(about 1.8e308 at most)") from None
+    if not _INT64_MIN <= value <= _INT64_MAX:
+        raise Invalid(field, f"the integer {_shown(value)} does not fit in 64 bits "
+                             "(-2**63 to 2**63-1)")
+    return value
+
+
+def _shown(value: Any) -> str:
+    """`value` as JSON for a message, cut to 40 characters (a huge integer shows its size)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**40:
+        return f"of {len(str(abs(value)))} digits"
+    return json.dumps(value)[:40]
 
 
 def openapi(loaded: Loaded, serving: str) -> dict[str, Any]:

@@ -1,0 +1,168 @@
+"""`mlops serve` answers odd but legal HTTP as a careful service would (issue 9).
+
+A number no float64 or int64 holds is a 422 naming the field, and so is an
+input the model itself cannot score (an overflow inside it, a non-finite
+output), logged once as a failure, never a 500.
+
+One real service for the module, a small regressor whose scaler turns 1e308
+into infinity and whose output overflows for +-1e300.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LinearRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+import jupyter_mlops as mlops
+from jupyter_mlops.errors import NotFound
+from jupyter_mlops.monitoring.predlog import INPUT_PREFIX, PredictionLog
+from jupyter_mlops.project import Project
+from jupyter_mlops.store import Store
+from jupyter_mlops.tracking import Tracker
+
+from ..helpers import free_port, wait_for, wait_until_serving
+
+ROW = {"a": 0.1, "b": 0.2, "n": 1}
+
+
+@dataclass
+class Service:
+    project: Project
+    port: int
+    proc: subprocess.Popen
+    log_path: Path
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: http.client.HTTPMessage
+    raw: bytes
+
+    @property
+    def body(self) -> dict:
+        return json.loads(self.raw) if self.raw else {}
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    root = tmp_path_factory.mktemp("serve-http")
+    project = mlops.init(root)
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame({"a": rng.normal(0, 0.5, 200), "b": rng.normal(0, 0.5, 200),
+                      "n": rng.integers(0, 5, 200)})
+    model = make_pipeline(StandardScaler(), LinearRegression()).fit(x, 1e10 * (x.a + x.b))
+    tracker = Tracker(project)
+    with tracker.start_run("train") as run:
+        run.log_model(model, name="reg", input_example=x)
+    tracker.close()
+    with Store(project.db_path) as store:
+        store.releases.set_alias("reg", "production", 1, actor="test", reason="first")
+    port = free_port()
+    log_path = root / "serve.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "jupyter_mlops.cli.main", "serve", "reg@production",
+             "--port", str(port), "--max-body-mb", "1", "--poll", "0.5"],
+            cwd=root, env={**os.environ, "MLOPS_HOME": str(root)}, stdout=log, stderr=log)
+    wait_until_serving(f"http://127.0.0.1:{port}/health", proc)
+    yield Service(project, port, proc, log_path)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+
+
+def send(service: Service, method: str, path: str, body: bytes | None = None,
+         headers: dict[str, str] | None = None) -> Reply:
+    conn = http.client.HTTPConnection("127.0.0.1", service.port, timeout=60)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        return Reply(response.status, response.headers, response.read())
+    finally:
+        conn.close()
+
+
+def predict(service: Service, instance: dict | bytes) -> Reply:
+    body = instance if isinstance(instance, bytes) else json.dumps({"instances": [instance]})
+    return send(service, "POST", "/predict", body if isinstance(body, bytes) else body.encode(),
+                {"Content-Type": "application/json"})
+
+
+def logged(service: Service):  # noqa: ANN201
+    """The prediction log once the row of a request sent now is flushed (arrival order)."""
+    marker = predict(service, ROW).body["request_ids"][0]
+
+    def rows():  # noqa: ANN202
+        with Store(service.project.db_path) as store:
+            try:
+                return PredictionLog(service.project).read(store, "reg")
+            except NotFound:
+                return None
+
+    assert wait_for(lambda: (r := rows()) is not None and marker in set(r["request_id"]))
+    return rows()
+
+
+def assert_still_serving(service: Service) -> None:
+    assert service.proc.poll() is None, service.log_text()
+    assert predict(service, ROW).status == 200
+    assert "Traceback" not in service.log_text()
+
+
+# -- numbers -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("instance", "field", "words"), [
+    ({**ROW, "a": 10**400}, "a", "too large for a float64"),
+    ({**ROW, "a": -(10**400)}, "a", "too large for a float64"),
+    ({**ROW, "n": 2**70}, "n", "does not fit in 64 bits"),
+    ({**ROW, "n": -(2**63) - 1}, "n", "does not fit in 64 bits"),
+])
+def test_a_number_no_column_holds_is_422_naming_it(service, instance, field, words) -> None:
+    reply = predict(service, instance)
+    assert reply.status == 422, reply.raw
+    assert reply.body["field"] == f"instances[0].{field}" and words in reply.body["message"]
+    assert len(reply.body["message"]) < 200
+    assert_still_serving(service)
+
+
+def test_whole_numbers_for_a_float_feature_are_logged_as_floats(service) -> None:
+    reply = predict(service, {"a": 1, "b": 2**60, "n": 2**62})
+    assert reply.status == 200
+    rows = logged(service)
+    row = rows[rows["request_id"] == reply.body["request_ids"][0]].iloc[0]
+    assert row[INPUT_PREFIX + "b"] == float(2**60) and row[INPUT_PREFIX + "n"] == 2**62
+
+
+@pytest.mark.parametrize(("instance", "words"), [
+    ({**ROW, "a": 1e308}, "Input X contains infinity"),  # the scaler overflows: sklearn refuses
+    ({**ROW, "a": 1e300, "b": -1e300}, "not a finite number"),  # the output overflows
+])
+def test_an_input_the_model_cannot_score_is_422_logged_once(service, instance, words) -> None:
+    reply = predict(service, instance)
+    assert reply.status == 422, reply.raw
+    assert "the model could not score this input" in reply.body["message"]
+    assert words in reply.body["message"] and b"Infinity" not in reply.raw
+    rows = logged(service)
+    failed = rows[(rows["status"] == "error") & rows["error"].str.contains(words)]
+    assert len(failed) == 1, failed  # one row: not a 500 too, not once per retry
+    assert wait_for(lambda: service.log_text().count(words) == 1)  # one line, no warning wall
+    assert "RuntimeWarning" not in service.log_text()
+    assert_still_serving(service)
