@@ -1,15 +1,16 @@
-"""The scoring service (Tornado): POST /predict, GET /health, GET /metadata,
-GET /openapi.json.
+"""The scoring service (Tornado): POST /predict, GET (and HEAD) /health, /metadata,
+/openapi.json.
 
 Every request passes the door first (`guard.RequestPolicy`): a `Host` this
 server does not answer to or a browser `Origin` not allowed is a 403 on every
-route; /predict also needs `Content-Type: application/json` (415), a body under
-the size limit (413, decided from the headers before the body is kept), UTF-8
-(415 for UTF-16/32, 400 for other bytes), JSON no deeper than a small limit and
-no unpaired surrogate (400). Then the inputs are checked against the model's
-signature: a wrong field is a 422 naming it, and so is an input the model itself
-cannot score. None of these is a 500, and each refusal is one line in the
-service's log.
+route, an `Expect` other than 100-continue a 417; /predict also needs
+`Content-Type: application/json` (415), a body under the size limit (413,
+decided from the headers before the body is kept; with `Expect: 100-continue`
+every refusal is sent before the body), UTF-8 (415 for UTF-16/32, 400 for other
+bytes), JSON no deeper than a small limit and no unpaired surrogate (400).
+Then the inputs are checked against the model's signature: a wrong field is a
+422 naming it, and so is an input the model itself cannot score. None of these
+is a 500, and each refusal is one line in the service's log.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class Service:
 class Base(tornado.web.RequestHandler):
     """JSON replies; `Host` and `Origin` checked before any route answers."""
 
-    ALLOW = "GET, OPTIONS"
+    ALLOW = "GET, HEAD, OPTIONS"
     refusal: str | None = None  # set when refused: the one line the access log writes
 
     def initialize(self, service: Service) -> None:
@@ -71,7 +72,8 @@ class Base(tornado.web.RequestHandler):
         headers = self.request.headers
         origin = headers.get("Origin")
         refusal = (self.policy.check_host(headers.get("Host"))
-                   or self.policy.check_origin(origin))
+                   or self.policy.check_origin(origin)
+                   or self.policy.check_expect(headers.get("Expect")))
         if self.policy.cors_origins:
             self.set_header("Vary", "Origin")
         if refusal is None and self.policy.cors_allows(origin):
@@ -106,7 +108,17 @@ class Base(tornado.web.RequestHandler):
                                      "point the alias at a version that loads"))
         return loaded
 
+    def head(self, *args: str) -> None:
+        """HEAD answers as GET would, without the body (Tornado drops it, keeps the length)."""
+        self.get(*args)
+
     def write_error(self, status_code: int, **kwargs: Any) -> None:
+        if status_code == 405:
+            self.set_header("Allow", self.ALLOW)
+            self.reply(405, {"message": f"{self.request.method} is not allowed on "
+                                        f"{_printable(self.request.path, 100)}; it answers "
+                                        f"{self.ALLOW}"})
+            return
         self.reply(status_code, {"message": self._reason})
 
 
@@ -129,7 +141,9 @@ class PredictHandler(Base):
         if refusal is None:
             return
         declared = _declared_length(self.request.headers.get("Content-Length"))
-        if self.request.method == "POST" and (declared or 0) <= self.policy.drain_limit:
+        waiting = "Expect" in self.request.headers  # sends the body only after a 100 Continue
+        if (self.request.method == "POST" and not waiting
+                and (declared or 0) <= self.policy.drain_limit):
             self._deferred = refusal  # answered once the body is read and dropped
         else:
             if declared is not None:  # not read at all: the connection closes after the reply

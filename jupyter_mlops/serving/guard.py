@@ -137,6 +137,17 @@ class RequestPolicy:
                             f"{self.max_body_bytes / MIB:g} MiB; send fewer instances per "
                             f"request, or start `mlops serve ... --max-body-mb N`")
 
+    def check_expect(self, expect: str | None) -> Refusal | None:
+        """417 for an `Expect` other than `100-continue`, the one expectation HTTP defines.
+
+        With `100-continue` a refusal is answered from the headers alone, so the
+        client never sends a body that would be dropped.
+        """
+        if expect is None or expect.strip().lower() == "100-continue":
+            return None
+        return Refusal(417, f"Expect {expect[:60]!r} is not supported; this service meets "
+                            "only Expect: 100-continue (or send the request without Expect)")
+
     def check_depth(self, body: bytes) -> Refusal | None:
         """400 when the JSON nests deeper than `max_depth` (before it is parsed)."""
         if not nesting_exceeds(body, self.max_depth):

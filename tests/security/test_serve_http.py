@@ -1,8 +1,11 @@
 """`mlops serve` answers odd but legal HTTP as a careful service would (issue 9).
 
-A number no float64 or int64 holds is a 422 naming the field, and so is an
-input the model itself cannot score (an overflow inside it, a non-finite
-output), logged once as a failure, never a 500.
+`HEAD` is GET without the body; a 405 says which methods are allowed;
+`Expect: 100-continue` gets its interim 100 only when the request will be read,
+and a refusal before the body is sent; a body in UTF-16 or UTF-32, or bytes that
+are not UTF-8, is refused by name; a number no float64 or int64 holds is a 422
+naming the field, and so is an input the model itself cannot score (an overflow
+inside it, a non-finite output), logged once as a failure, never a 500.
 
 One real service for the module, a small regressor whose scaler turns 1e308
 into infinity and whose output overflows for +-1e300.
@@ -14,6 +17,7 @@ import http.client
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -125,6 +129,104 @@ def assert_still_serving(service: Service) -> None:
     assert service.proc.poll() is None, service.log_text()
     assert predict(service, ROW).status == 200
     assert "Traceback" not in service.log_text()
+
+
+# -- HEAD and 405 ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", ["/health", "/metadata", "/openapi.json"])
+def test_head_answers_like_get_without_a_body(service, path) -> None:
+    get = send(service, "GET", path)
+    head = send(service, "HEAD", path)
+    assert get.status == head.status == 200
+    assert head.raw == b""
+    assert int(head.headers["Content-Length"]) == len(get.raw) > 0
+    assert head.headers["Content-Type"] == get.headers["Content-Type"] == "application/json"
+
+
+@pytest.mark.parametrize(("method", "path", "allowed"), [
+    ("HEAD", "/predict", "POST, OPTIONS"), ("GET", "/predict", "POST, OPTIONS"),
+    ("PUT", "/health", "GET, HEAD, OPTIONS"), ("DELETE", "/metadata", "GET, HEAD, OPTIONS"),
+])
+def test_a_method_not_allowed_is_405_with_allow(service, method, path, allowed) -> None:
+    reply = send(service, method, path)
+    assert reply.status == 405
+    assert reply.headers["Allow"] == allowed
+    if method != "HEAD":
+        assert f"{method} is not allowed on {path}" in reply.body["message"]
+
+
+# -- Expect: 100-continue ------------------------------------------------------------------
+
+def expect_continue(service: Service, headers: dict[str, str], body: bytes) -> list[bytes]:
+    """Send the headers with `Expect: 100-continue`, the body only after a 100; returns
+    the status lines received, in order."""
+    head = (f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1:{service.port}\r\n"
+            f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n"
+            + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n")
+    with socket.create_connection(("127.0.0.1", service.port), timeout=60) as sock:
+        sock.sendall(head.encode())
+        reader = sock.makefile("rb")
+        lines = [reader.readline().rstrip()]
+        if lines[0].startswith(b"HTTP/1.1 100"):
+            assert reader.readline() == b"\r\n"
+            sock.sendall(body)
+            lines.append(reader.readline().rstrip())
+        return lines
+
+
+def test_expect_100_continue_is_answered_before_the_body(service) -> None:
+    body = json.dumps({"instances": [ROW]}).encode()
+    lines = expect_continue(service, {"Content-Type": "application/json"}, body)
+    assert lines[0].startswith(b"HTTP/1.1 100") and lines[1] == b"HTTP/1.1 200 OK", lines
+
+
+@pytest.mark.parametrize(("headers", "size", "status"), [
+    ({"Content-Type": "text/plain"}, 100, b"415"),
+    ({"Content-Type": "application/json", "Origin": "http://evil.example"}, 100, b"403"),
+    ({"Content-Type": "application/json"}, 1_500_000, b"413"),  # over --max-body-mb 1
+])
+def test_a_refusal_is_sent_instead_of_100_continue(service, headers, size, status) -> None:
+    lines = expect_continue(service, headers, b"x" * size)
+    assert lines == [lines[0]] and lines[0].split()[1] == status, lines  # no 100, body unsent
+    assert_still_serving(service)
+
+
+def test_an_unknown_expectation_is_417(service) -> None:
+    reply = send(service, "POST", "/predict", json.dumps({"instances": [ROW]}).encode(),
+                 {"Content-Type": "application/json", "Expect": "x-ray"})
+    assert reply.status == 417 and "100-continue" in reply.body["message"]
+
+
+# -- text encodings ------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("encoding", "name"), [
+    ("utf-16", "UTF-16"), ("utf-16-le", "UTF-16"), ("utf-16-be", "UTF-16"),
+    ("utf-32", "UTF-32"), ("utf-32-le", "UTF-32"),
+])
+def test_a_utf16_or_utf32_body_is_415(service, encoding, name) -> None:
+    reply = predict(service, json.dumps({"instances": [ROW]}).encode(encoding))
+    assert reply.status == 415, reply.body
+    assert f"looks like {name}" in reply.body["message"] and "UTF-8" in reply.body["message"]
+    assert_still_serving(service)
+
+
+@pytest.mark.parametrize(("body", "offset"), [
+    (b'{"instances": [{"a": "\xff"}]}', 22),
+    (b'{"instances": [{"\xed\xa0\x80": 1}]}', 17),  # a surrogate written as UTF-8 bytes
+    (b'{"instances": [{"a": "\xc3"}]}', 22),  # cut in the middle of a character
+])
+def test_bytes_that_are_not_utf8_are_400(service, body, offset) -> None:
+    reply = predict(service, body)
+    assert reply.status == 400, reply.body
+    assert f"at offset {offset} is not UTF-8" in reply.body["message"]
+
+
+def test_utf8_with_or_without_bom_and_non_ascii_keys_are_read(service) -> None:
+    assert predict(service, b"\xef\xbb\xbf" + json.dumps({"instances": [ROW]}).encode()
+                   ).status == 200
+    reply = predict(service, json.dumps({"instances": [{**ROW, "é😀": 1}]},
+                                        ensure_ascii=False).encode())
+    assert reply.status == 422 and reply.body["field"] == "instances[0].é😀"
 
 
 # -- numbers -------------------------------------------------------------------------------
