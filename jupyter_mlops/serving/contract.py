@@ -128,12 +128,17 @@ def openapi(loaded: Loaded, serving: str) -> dict[str, Any]:
                                 "content": {"application/json": {"schema": request}}},
                 "responses": {
                     "200": {"description": "one prediction per instance"},
-                    "400": {"description": "JSON nested too deep", "content": refused},
+                    "400": {"description": "JSON nested too deep, bytes that are not "
+                                           "UTF-8, or an unpaired UTF-16 surrogate",
+                            "content": refused},
                     "403": {"description": "Host or Origin not allowed", "content": refused},
                     "413": {"description": "body over the size limit", "content": refused},
-                    "415": {"description": "Content-Type is not application/json",
+                    "415": {"description": "Content-Type is not application/json, or the "
+                                           "body is UTF-16/UTF-32", "content": refused},
+                    "417": {"description": "an Expect other than 100-continue",
                             "content": refused},
-                    "422": {"description": "an input failed validation",
+                    "422": {"description": "an input failed validation, or the model could "
+                                           "not score it",
                             "content": {"application/json": {"schema": error}}},
                     "503": {"description": "no model is loaded", "content": refused}}}},
             "/health": {"get": {"responses": {
