@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InvalidInput, NotFound, ProjectNotFound
+from .validation import check_alias, check_model_name
 
 MLOPS_DIR = ".mlops"
 CONFIG_FILE = "config.toml"
@@ -318,98 +320,220 @@ def create_file_with_mode(path: str | os.PathLike[str]) -> None:
 
 def _load(root: Path) -> Project:
     config_path = root / MLOPS_DIR / CONFIG_FILE
-    if not config_path.exists():
+    text = _read_config(config_path)
+    if text is None:
         return Project(root=root)
     import tomllib
 
     try:
-        data = tomllib.loads(config_path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise InvalidInput(f"{config_path}: not valid TOML: {exc}") from None
-    tracking = data.get("tracking", {})
-    try:
-        config = TrackingConfig(
-            heartbeat_seconds=float(tracking.get("heartbeat_seconds", 30.0)),
-            stale_after_seconds=float(tracking.get("stale_after_seconds", 120.0)),
-        )
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"{config_path}: [tracking] values must be numbers: {exc}") from None
-    if config.heartbeat_seconds <= 0 or config.stale_after_seconds <= config.heartbeat_seconds:
-        raise InvalidInput(
-            f"{config_path}: need 0 < heartbeat_seconds < stale_after_seconds, got "
-            f"{config.heartbeat_seconds} and {config.stale_after_seconds}"
-        )
-    return Project(root=root, tracking=config, registry=_registry(data, config_path),
-                   monitoring=_monitoring(data, config_path),
-                   store=_store(data, config_path))
-
-
-def _store(data: dict, config_path: Path) -> StoreConfig:
-    section = data.get("store", {})
-    audit = data.get("audit", {})
-    if not isinstance(section, dict) or not isinstance(audit, dict):
-        raise InvalidInput(f"{config_path}: [store] and [audit] must be tables")
-    unknown = (set(section) - {"group_shared", "allow_network_fs"}) | {
-        f"audit.{k}" for k in set(audit) - {"key_file"}}
+    unknown = set(data) - set(_SECTIONS)
     if unknown:
-        raise InvalidInput(f"{config_path}: unknown setting {sorted(unknown)[0]!r} in "
-                           "[store] or [audit]")
-    flags = {}
-    for name in ("group_shared", "allow_network_fs"):
-        value = section.get(name, False)
-        if not isinstance(value, bool):
-            raise InvalidInput(f"{config_path}: [store] {name} must be true or false, got "
-                               f"{value!r}")
-        flags[name] = value
-    key_file = audit.get("key_file")
-    if key_file is not None and (not isinstance(key_file, str) or not key_file.strip()):
-        raise InvalidInput(f"{config_path}: [audit] key_file must be a path, got {key_file!r}")
-    return StoreConfig(**flags, audit_key_file=key_file)
+        raise InvalidInput(f"{config_path}: unknown section [{sorted(unknown)[0]}] (known: "
+                           f"{', '.join(_SECTIONS)})")
+    return Project(root=root, tracking=_tracking(config_path, data),
+                   registry=_registry(config_path, data),
+                   monitoring=_monitoring(config_path, data), store=_store(config_path, data))
 
 
-def _monitoring(data: dict, config_path: Path) -> MonitoringConfig:
-    section = data.get("monitoring", {})
-    defaults = MonitoringConfig()
-    values: dict = {}
-    for name in ("max_error_rate", "max_latency_p95_ms", "alpha", "psi_threshold",
-                 "js_threshold", "min_accuracy", "max_ece"):
-        if name in section:
-            try:
-                values[name] = float(section[name])
-            except (TypeError, ValueError):
-                raise InvalidInput(f"{config_path}: [monitoring] {name} must be a number, got "
-                                   f"{section[name]!r}") from None
-    if "min_rows" in section:
-        values["min_rows"] = int(section["min_rows"])
-    unknown = set(section) - set(values)
-    if unknown:
-        raise InvalidInput(f"{config_path}: unknown [monitoring] setting "
-                           f"{sorted(unknown)[0]!r}")
-    return MonitoringConfig(**{**defaults.__dict__, **values})
+def _read_config(path: Path) -> str | None:
+    """The text of `config.toml`, or None if there is none.
 
-
-def _registry(data: dict, config_path: Path) -> RegistryConfig:
-    section = data.get("registry", {})
-    gates_raw = data.get("gates", [])
-    users = data.get("users", {})
+    Opened with `O_NONBLOCK` and checked with `fstat`, so a folder, FIFO or
+    device at its place is a clear error rather than a traceback or a hang.
+    """
     try:
-        protected = tuple(str(a) for a in section.get("protected_aliases", ["production"]))
-        gates = tuple(GateConfig(check=str(g["check"]),
-                                 models=tuple(str(m) for m in g.get("models", [])))
-                      for g in gates_raw)
-        roles = {str(user): tuple(str(r) for r in body.get("roles", []))
-                 for user, body in users.items()}
-    except (TypeError, KeyError, AttributeError) as exc:
-        raise InvalidInput(f"{config_path}: [registry], [[gates]] or [users] is malformed: "
-                           f"{exc!r} (see the comments in a fresh `mlops init` config)") from None
-    for user_roles in roles.values():
-        unknown = set(user_roles) - {"reviewer", "admin"}
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise InvalidInput(f"{path} is not a regular file (a folder, FIFO or device is "
+                               "there): move it away and run `mlops init` to write a default "
+                               "config")
+        with os.fdopen(os.dup(fd), "rb") as config:
+            data = config.read()
+    finally:
+        os.close(fd)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{path}: not valid TOML: not UTF-8 ({exc.reason} at byte "
+                           f"{exc.start})") from None
+
+
+# Each table's settings: anything else is refused, so that a typo never leaves
+# a default silently in force. None: any key (the user names of [users]).
+_SECTIONS: dict[str, tuple[str, ...] | None] = {
+    "tracking": ("heartbeat_seconds", "stale_after_seconds"),
+    "registry": ("protected_aliases", "evaluation_data", "evaluation_target"),
+    "gates": None,  # a list of [[gates]] tables, each with _GATE's settings
+    "users": None,  # [users.NAME] tables, each with _USER's settings
+    "monitoring": ("max_error_rate", "max_latency_p95_ms", "alpha", "psi_threshold",
+                   "js_threshold", "min_rows", "min_accuracy", "max_ece"),
+    "store": ("group_shared", "allow_network_fs"),
+    "audit": ("key_file",),
+}
+_GATE = ("check", "models")
+_USER = ("roles",)
+ROLES = ("reviewer", "admin")
+_TYPE_NAMES = {bool: "true/false", str: "a string", int: "a whole number", float: "a number",
+               list: "a list", dict: "a table"}
+
+
+class _Table:
+    """One table of config.toml, read through one checker per type.
+
+    Every refusal names the file, the table, the setting, the type expected and
+    the value found: `.../config.toml: [registry] protected_aliases must be a
+    list of alias names, got 'production' (a string)`.
+    """
+
+    def __init__(self, path: Path, label: str, table: object,
+                 known: tuple[str, ...] | None) -> None:
+        self.path, self.label = path, label
+        if not isinstance(table, dict):
+            raise InvalidInput(f"{path}: {label} must be a table, got {_shown(table)}")
+        unknown = sorted(set(table) - set(known)) if known is not None else []
         if unknown:
-            raise InvalidInput(f"{config_path}: unknown role {sorted(unknown)[0]!r} "
-                               "(roles: reviewer, admin)")
-    data_path = section.get("evaluation_data")
-    target = section.get("evaluation_target")
-    return RegistryConfig(protected_aliases=protected,
-                          evaluation_data=None if data_path is None else str(data_path),
-                          evaluation_target=None if target is None else str(target),
-                          gates=gates, roles=roles)
+            raise InvalidInput(f"{path}: unknown setting {unknown[0]!r} in {label} (known: "
+                               f"{', '.join(known or ())})")
+        self.values: dict[str, object] = table
+
+    @classmethod
+    def section(cls, path: Path, data: Mapping[str, object], name: str) -> _Table:
+        return cls(path, f"[{name}]", data.get(name, {}), _SECTIONS[name])
+
+    def refuse(self, key: str, expected: str) -> InvalidInput:
+        return InvalidInput(f"{self.path}: {self.label} {key} must be {expected}, got "
+                            f"{_shown(self.values[key])}")
+
+    def number(self, key: str, default: float, **bounds: float) -> float:
+        value = self.optional_number(key, **bounds)
+        return default if value is None else value
+
+    def optional_number(self, key: str, *, low: float | None = None, high: float | None = None,
+                        above: float | None = None) -> float | None:
+        """A finite number (an int or a float; not a bool, NaN or inf) in [low, high],
+        and > `above`; None if unset."""
+        value = self.values.get(key)
+        if value is None:
+            return None
+        if (isinstance(value, bool) or not isinstance(value, int | float)
+                or not math.isfinite(value) or (low is not None and value < low)
+                or (high is not None and value > high)
+                or (above is not None and value <= above)):
+            bounds = [f"{op} {bound:g}" for op, bound in ((">=", low), (">", above),
+                                                          ("<=", high)) if bound is not None]
+            raise self.refuse(key, " ".join(["a finite number", " and ".join(bounds)]).strip())
+        return float(value)
+
+    def integer(self, key: str, default: int, *, low: int) -> int:
+        value = self.values.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise self.refuse(key, f"a whole number >= {low}")
+        return value
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.values.get(key, default)
+        if not isinstance(value, bool):
+            raise self.refuse(key, "true or false")
+        return value
+
+    def text(self, key: str, expected: str) -> str | None:
+        value = self.values.get(key)
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise self.refuse(key, expected)
+        return value
+
+    def strings(self, key: str, default: tuple[str, ...], expected: str,
+                check: Callable[[object], str]) -> tuple[str, ...]:
+        """A list of strings, each passed through `check` (which raises `InvalidInput`)."""
+        value = self.values.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.refuse(key, f"a list of {expected}")
+        for item in value:
+            try:
+                check(item)
+            except InvalidInput as exc:
+                raise InvalidInput(f"{self.path}: {self.label} {key}: {exc}") from None
+        return tuple(value)
+
+
+def _shown(value: object) -> str:
+    """A value found in the file and its TOML type: `'production' (a string)`."""
+    kind = _TYPE_NAMES.get(type(value), type(value).__name__)
+    if isinstance(value, dict):
+        return kind
+    return f"{value[:80]!r} ({kind})" if isinstance(value, str) else f"{str(value)[:80]} ({kind})"
+
+
+def _tracking(path: Path, data: Mapping[str, object]) -> TrackingConfig:
+    table = _Table.section(path, data, "tracking")
+    heartbeat = table.number("heartbeat_seconds", 30.0, above=0)
+    stale = table.number("stale_after_seconds", 120.0, above=0)
+    if stale <= heartbeat:
+        raise InvalidInput(f"{path}: need 0 < heartbeat_seconds < stale_after_seconds in "
+                           f"[tracking], got {heartbeat:g} and {stale:g}")
+    return TrackingConfig(heartbeat_seconds=heartbeat, stale_after_seconds=stale)
+
+
+def _store(path: Path, data: Mapping[str, object]) -> StoreConfig:
+    store, audit = _Table.section(path, data, "store"), _Table.section(path, data, "audit")
+    return StoreConfig(group_shared=store.flag("group_shared", False),
+                       allow_network_fs=store.flag("allow_network_fs", False),
+                       audit_key_file=audit.text("key_file", "a path (a non-empty string)"))
+
+
+def _monitoring(path: Path, data: Mapping[str, object]) -> MonitoringConfig:
+    table, default = _Table.section(path, data, "monitoring"), MonitoringConfig()
+    return MonitoringConfig(
+        max_error_rate=table.number("max_error_rate", default.max_error_rate, low=0, high=1),
+        max_latency_p95_ms=table.number("max_latency_p95_ms", default.max_latency_p95_ms,
+                                        above=0),
+        alpha=table.number("alpha", default.alpha, above=0, high=1),
+        psi_threshold=table.number("psi_threshold", default.psi_threshold, above=0),
+        js_threshold=table.number("js_threshold", default.js_threshold, above=0, high=1),
+        min_rows=table.integer("min_rows", default.min_rows, low=1),
+        min_accuracy=table.optional_number("min_accuracy", low=0, high=1),
+        max_ece=table.number("max_ece", default.max_ece, low=0, high=1),
+    )
+
+
+def _registry(path: Path, data: Mapping[str, object]) -> RegistryConfig:
+    registry = _Table.section(path, data, "registry")
+    gates = data.get("gates", [])
+    if not isinstance(gates, list):
+        raise InvalidInput(f"{path}: gates must be a list of [[gates]] tables, got "
+                           f"{_shown(gates)}")
+    return RegistryConfig(
+        protected_aliases=registry.strings("protected_aliases", ("production",),
+                                           "alias names", check_alias),
+        evaluation_data=registry.text("evaluation_data", "a path (a non-empty string)"),
+        evaluation_target=registry.text("evaluation_target", "a column name (a string)"),
+        gates=tuple(_gate(_Table(path, f"[[gates]] #{number}", gate, _GATE))
+                    for number, gate in enumerate(gates, start=1)),
+        roles={user: _Table(path, f"[users.{user}]", body, _USER).strings(
+                   "roles", (), f"roles ({', '.join(ROLES)})", _check_role)
+               for user, body in _Table.section(path, data, "users").values.items()})
+
+
+def _gate(table: _Table) -> GateConfig:
+    check = table.text("check", 'a gate such as "accuracy >= 0.9"')
+    if check is None:
+        raise InvalidInput(f"{table.path}: {table.label} needs a check, such as "
+                           'check = "accuracy >= 0.9"')
+    return GateConfig(check=check, models=table.strings("models", (), "model names",
+                                                        check_model_name))
+
+
+def _check_role(role: object) -> str:
+    if role not in ROLES:
+        raise InvalidInput(f"unknown role {role!r} (roles: {', '.join(ROLES)})")
+    return str(role)

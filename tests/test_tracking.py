@@ -317,7 +317,7 @@ def test_malformed_config_is_a_clear_error(tmp_path: Path, monkeypatch) -> None:
     with pytest.raises(InvalidInput, match="config.toml: not valid TOML"):
         find_project(tmp_path)
     (project.home / "config.toml").write_text("[tracking]\nheartbeat_seconds = 'fast'")
-    with pytest.raises(InvalidInput, match="must be numbers"):
+    with pytest.raises(InvalidInput, match="heartbeat_seconds must be a finite number"):
         find_project(tmp_path)
 
 
