@@ -108,20 +108,25 @@ class BufferedLogger:
         """Append each unwritable row with its reason to `unwritable_path`; say so once."""
         now = time.time()
         lines = "".join(_json_line(now, row, reason) for row, reason in bad)
-        path = self.unwritable_path
+        path: Path | str = f"predictions/{self.name}/{UNWRITABLE_FILE}"
         try:
+            path = self.unwritable_path
             folder = make_dirs(path.parent)
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
                          | getattr(os, "O_CLOEXEC", 0), modes_for(folder)[1])
             try:
-                os.write(fd, lines.encode("ascii"))
+                data = memoryview(lines.encode("ascii"))
+                while data:
+                    data = data[os.write(fd, data):]
             finally:
                 os.close(fd)
         except Exception as exc:  # never a reason to hold back the rows that can be written
             self.lost += len(bad)
-            log.error("%d prediction-log rows could not be written (%s) nor set aside in %s "
-                      "(%s: %s); they are lost", len(bad), _one_line(bad[0][1]), path,
-                      type(exc).__name__, _one_line(str(exc)))
+            if f"lost {type(exc).__name__}" not in self._kinds_told:
+                self._kinds_told.add(f"lost {type(exc).__name__}")
+                log.error("%d prediction-log rows could not be written (%s) nor set aside in "
+                          "%s (%s: %s); they are lost", len(bad), _one_line(bad[0][1]), path,
+                          type(exc).__name__, _one_line(str(exc)))
             return
         self.set_aside += len(bad)
         for kind, (count, reason) in _by_kind(bad).items():

@@ -226,6 +226,29 @@ def test_rows_that_cannot_be_stored_are_set_aside_and_the_rest_written(project, 
     assert mode == 0o600
 
 
+def test_rows_that_cannot_be_set_aside_are_counted_and_the_rest_written(project, tmp_path,
+                                                                         caplog) -> None:
+    """The set-aside file is opened without following a link: a planted one loses the bad
+    rows (counted, said once), never writes through it, never blocks the good ones."""
+    outside = tmp_path / "outside.txt"
+    outside.write_text("untouched\n")
+    folder = project.home / "predictions" / "cancer"
+    folder.mkdir(parents=True)
+    (folder / UNWRITABLE_FILE).symlink_to(outside)
+    logger = BufferedLogger(project, "cancer")
+    base = {"at": 1000.0, "version": 1, "latency_ms": 1.0, "status": "ok", "output": 0.5}
+    with caplog.at_level(logging.WARNING, logger="jupyter_mlops.serving"):
+        for i in range(2):
+            logger.add([{**base, "request_id": f"g{i}", "error": ""},
+                        {**base, "request_id": f"b{i}", "error": "\udc80"}])
+            assert logger.flush() == 1
+    assert logger.written == 2 and logger.lost == 2 and logger.set_aside == 0
+    assert sorted(logged(project)["request_id"]) == ["g0", "g1"]
+    assert outside.read_text() == "untouched\n"
+    lost = [r.getMessage() for r in caplog.records if "they are lost" in r.getMessage()]
+    assert len(lost) == 1 and "OSError" in lost[0], lost
+
+
 def test_batches_with_whole_and_decimal_numbers_read_as_one_column(project) -> None:
     """A feature sent as 1, 2 in one batch and 1.5 in the next reads back as floats."""
     logger = BufferedLogger(project, "cancer")
