@@ -1,7 +1,8 @@
 """Describe a dataset: its digest plus what we can cheaply learn of its shape.
 
 Row counts and column schemas come from Parquet metadata (no data read), a
-CSV header and a sample, or a DataFrame's dtypes.
+CSV header and a sample, or an in-memory table's own schema (pandas, numpy,
+pyarrow, polars; see `table_digests`).
 """
 
 from __future__ import annotations
@@ -12,22 +13,82 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InvalidInput, NotFound
-from .hashing import StatCache, digest_dataframe, digest_file, digest_folder, list_folder_files
+from .hashing import StatCache, digest_file, digest_folder, list_folder_files
 from .store.records import DatasetVersion
+from .table_digests import digest_table, table_kind
 
 _CSV_SAMPLE_ROWS = 1000
 
 
 def is_dataframe(value: Any) -> bool:
     """True for a pandas DataFrame, without importing pandas when it isn't loaded."""
-    module = type(value).__module__
-    return module.split(".")[0] == "pandas" and type(value).__name__ == "DataFrame"
+    return table_kind(value) == "pandas.DataFrame"
 
 
-def describe_dataframe(df: Any) -> DatasetVersion:
-    return DatasetVersion(digest=digest_dataframe(df), kind="dataframe",
-                          size=int(df.memory_usage(index=True, deep=False).sum()),
-                          rows=len(df), schema={str(k): str(v) for k, v in df.dtypes.items()})
+def is_table(value: Any) -> bool:
+    """True for any in-memory table `describe_table` takes (pandas DataFrame or Series,
+    numpy array, pyarrow Table, RecordBatch or array, polars DataFrame or Series),
+    without importing a library the value doesn't come from."""
+    return table_kind(value) is not None
+
+
+def describe_table(value: Any) -> DatasetVersion:
+    """Digest, size in memory, rows and schema (column -> dtype) of an in-memory table.
+
+    Recorded with kind `dataframe` whatever the library. Raises `InvalidInput` for a
+    value that is not a supported table or holds values with no canonical encoding.
+    """
+    digest = digest_table(value)
+    kind = table_kind(value)
+    size, rows, schema = _TABLE_SHAPES[kind](value) if kind else (None, None, None)
+    return DatasetVersion(digest=digest, kind="dataframe", size=size, rows=rows, schema=schema)
+
+
+def _pandas_frame_shape(df: Any) -> tuple[int, int, dict[str, str]]:
+    return (int(df.memory_usage(index=True, deep=False).sum()), len(df),
+            {str(k): str(v) for k, v in df.dtypes.items()})
+
+
+def _pandas_series_shape(series: Any) -> tuple[int, int, dict[str, str]]:
+    name = "0" if series.name is None else str(series.name)  # as Series.to_frame() names it
+    return int(series.memory_usage(index=True, deep=False)), len(series), \
+        {name: str(series.dtype)}
+
+
+def _numpy_shape(array: Any) -> tuple[int, int | None, dict[str, str]]:
+    rows = array.shape[0] if array.ndim else None
+    if array.dtype.names is not None:
+        schema = {name: str(array.dtype[name]) for name in array.dtype.names}
+    else:
+        schema = {"values": f"{array.dtype} {tuple(array.shape)}"}
+    return int(array.nbytes), rows, schema
+
+
+def _arrow_table_shape(table: Any) -> tuple[int, int, dict[str, str]]:
+    return int(table.nbytes), table.num_rows, {f.name: str(f.type) for f in table.schema}
+
+
+def _arrow_array_shape(array: Any) -> tuple[int, int, dict[str, str]]:
+    return int(array.nbytes), len(array), {"values": str(array.type)}
+
+
+def _polars_frame_shape(df: Any) -> tuple[int, int, dict[str, str]]:
+    return int(df.estimated_size()), df.height, {k: str(v) for k, v in df.schema.items()}
+
+
+def _polars_series_shape(series: Any) -> tuple[int, int, dict[str, str]]:
+    return int(series.estimated_size()), len(series), {series.name: str(series.dtype)}
+
+
+_TABLE_SHAPES = {
+    "pandas.DataFrame": _pandas_frame_shape,
+    "pandas.Series": _pandas_series_shape,
+    "numpy.ndarray": _numpy_shape,
+    "pyarrow.Table": _arrow_table_shape,
+    "pyarrow.Array": _arrow_array_shape,
+    "polars.DataFrame": _polars_frame_shape,
+    "polars.Series": _polars_series_shape,
+}
 
 
 def describe_path(path: str | os.PathLike[str], cache: StatCache | None = None,

@@ -25,7 +25,7 @@ from typing import Any
 
 from . import capture
 from .artifacts import ArtifactStore, GcReport
-from .datasets import describe_dataframe, describe_path, is_dataframe
+from .datasets import describe_path, describe_table, is_dataframe, is_table
 from .errors import InvalidInput, MlopsError, NoActiveRun, NotFound
 from .hashing import StatCache, list_folder_files
 from .models import FLAVOR, load_model_bytes, save_model, signature
@@ -34,6 +34,7 @@ from .recorders import OUTBOX_ENV, GlueRecorder, Recorder, StoreRecorder
 from .store import Store
 from .store.records import DATASET_ROLES, ArtifactLink, DatasetVersion, ModelVersion, Run
 from .store.runs import MAX_KEY_LENGTH, NewRun, check_key
+from .table_digests import SUPPORTED_TABLES
 from .validation import check_artifact_name, check_dataset_source, check_model_name
 
 
@@ -140,13 +141,17 @@ class ActiveRun:
 
     def log_dataset(self, data: Any, role: str = "input", name: str | None = None
                     ) -> DatasetVersion:
-        """Record a file, folder or DataFrame by content digest, as an input or output."""
+        """Record a file, folder or in-memory table by content digest, as an input or output.
+
+        A table is a pandas DataFrame or Series, a numpy array, a pyarrow Table,
+        RecordBatch or array, or a polars DataFrame or Series.
+        """
         self._check_open()
         if role not in DATASET_ROLES:
             raise InvalidInput(f"dataset role must be one of {', '.join(DATASET_ROLES)}, "
                                f"got {role!r}")
-        if is_dataframe(data):
-            version = describe_dataframe(data)
+        if is_table(data):
+            version = describe_table(data)
             source = check_dataset_source(name or "dataframe")
         elif isinstance(data, (str, os.PathLike)):
             path = Path(data)
@@ -154,7 +159,7 @@ class ActiveRun:
             version = describe_path(path, self._recorder.stat_cache,
                                     self._recorder.known_dataset)
         else:
-            raise InvalidInput(f"log_dataset takes a path or a pandas DataFrame, "
+            raise InvalidInput(f"log_dataset takes a path or {SUPPORTED_TABLES}, "
                                f"got {type(data).__name__}")
         self._recorder.log_dataset(self.id, version, role, source)
         return version

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from ..datasets import is_dataframe
+from ..datasets import is_table
 from .parsing import MagicParser
 
-HELP = "record a dataset (file, folder or DataFrame variable) by content digest"
+HELP = "record a dataset (file, folder or table variable) by content digest"
 
 
 def parser() -> MagicParser:
     p = MagicParser(prog="%mlops data",
                     description="Record a dataset read (default) or written (--output) by the "
                                 "active run: its BLAKE3 digest, size, rows and schema.")
-    p.add_argument("source", help="a file or folder path, or the name of a DataFrame variable")
+    p.add_argument("source", help="a file or folder path, or the name of a table variable "
+                                  "(pandas, numpy, pyarrow or polars)")
     p.add_argument("--output", action="store_true", help="the run wrote this data")
     p.add_argument("--name", default=None, help="how to label it (default: path or variable)")
     return p
@@ -20,7 +21,7 @@ def parser() -> MagicParser:
 
 def run(magics, args) -> None:  # noqa: ANN001
     candidate = magics.user_ns.get(args.source) if args.source.isidentifier() else None
-    if candidate is not None and is_dataframe(candidate):
+    if candidate is not None and is_table(candidate):
         data, name = candidate, args.name or args.source
     else:
         data, name = args.source, args.name
