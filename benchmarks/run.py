@@ -140,27 +140,43 @@ def frame(n):
     words = np.array(["alpha", "beta", "gamma", "delta"], dtype=object)
     cols.update({f"s{i}": words[rng.integers(0, 4, n)] for i in range(3)})
     return pd.DataFrame(cols).astype({f"s{i}": "str" for i in range(3)})
+def wide_frame(n):
+    # The first figure's frame plus what real tables hold: a datetime column and a
+    # string column of varied values (ids, one in ten missing).
+    df = frame(n)
+    rng = np.random.default_rng(1)
+    seconds = rng.integers(0, 365 * 86400, n)
+    df["t"] = np.datetime64("2024-01-01", "ns") + seconds.astype("timedelta64[s]")
+    ids = np.char.add("user-", rng.integers(0, n, n).astype(str)).astype(object)
+    ids[rng.random(n) < 0.1] = None
+    df["user"] = pd.Series(ids, dtype="str")
+    return df
 """
 
 
 def bench_dataframe(rows: int) -> dict:
+    """digest_table of the 10-column frame (the first figure) and of the same frame
+    with a datetime and a string column added, beside pandas' own row hashing."""
     import pandas as pd
 
-    from jupyter_mlops.hashing import digest_dataframe
+    from jupyter_mlops.table_digests import digest_table
 
     namespace: dict = {}
     exec(FRAME_CODE, namespace)
-    df = namespace["frame"](rows)
+    narrow = namespace["frame"](rows)
+    df = namespace["wide_frame"](rows)
     baseline = median_time(lambda: pd.util.hash_pandas_object(df), 3)
-    ours = median_time(lambda: digest_dataframe(df), 5)
-    digest = digest_dataframe(df)
-    code = (FRAME_CODE + "from jupyter_mlops.hashing import digest_dataframe\n"
-            f"print(digest_dataframe(frame({rows})))")
+    narrow_s = median_time(lambda: digest_table(narrow), 7)
+    ours = median_time(lambda: digest_table(df), 7)
+    digest = digest_table(df)
+    code = (FRAME_CODE + "from jupyter_mlops.table_digests import digest_table\n"
+            f"print(digest_table(wide_frame({rows})))")
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                           check=True).stdout.strip()
+                           check=True, env={**os.environ, "PYTHONHASHSEED": "7"}).stdout.strip()
     return {
-        "rows": rows, "dtypes": sorted({str(t) for t in df.dtypes}),
-        "digest_s": ours, "hash_pandas_object_s": baseline, "speedup": baseline / ours,
+        "rows": rows, "columns": df.shape[1], "dtypes": sorted({str(t) for t in df.dtypes}),
+        "digest_s": ours, "digest_10_columns_s": narrow_s, "added_columns_cost": ours / narrow_s,
+        "hash_pandas_object_s": baseline, "speedup": baseline / ours,
         "same_digest_in_new_process": other == digest,
     }
 
