@@ -362,12 +362,21 @@ def _strings(write: Write, array: Any) -> None:
     array = _one_array(array)
     if pa.types.is_null(array.type):
         array = pa.array([None] * len(array), type=pa.large_string())
+    mask = None
     if array.null_count:
+        mask = np.ascontiguousarray(array.is_null(), dtype=bool)
         write(b"nulls")
-        write(np.ascontiguousarray(array.is_null(), dtype=bool).view(np.uint8))
-        array = array.fill_null("")
-    offsets, data = _binary_buffers(pc.cast(array, pa.large_binary()))
+        write(mask.view(np.uint8))
     write(b"bin")
+    _binary_payload(write, pc.cast(array, pa.large_binary()), mask)
+
+
+def _binary_payload(write: Write, binary: Any, mask: Any) -> None:
+    """The n + 1 int64 offsets from 0 and the bytes of a large_binary array, every
+    missing value empty (Arrow allows bytes under a null; copied only when present)."""
+    offsets, data = _binary_buffers(binary)
+    if mask is not None and (offsets.view("<i8")[1:][mask] != offsets.view("<i8")[:-1][mask]).any():
+        offsets, data = _binary_buffers(binary.fill_null(b""))
     write(offsets)
     if data is not None:
         write(data)
@@ -599,12 +608,7 @@ def _arrow_payload(write: Write, array: Any, where: str) -> None:
             array.cast(pa.large_string()) if pa.types.is_string_view(typ) else array,
             pa.large_binary(),
         )
-        if mask is not None:
-            binary = binary.fill_null(b"")
-        offsets, data = _binary_buffers(binary)
-        write(offsets)
-        if data is not None:
-            write(data)
+        _binary_payload(write, binary, mask)
     elif pa.types.is_map(typ):
         entries = pa.large_list(pa.struct([typ.key_field, typ.item_field]))
         _arrow_list(write, array.cast(entries), where)
