@@ -10,7 +10,8 @@ every folder between the root and a blob is checked with `lstat` (a link is
 refused) and its resolved path must stay under the store's root. A planted
 link is reported (`UnsafeStorePath`, `mlops verify`), never read through or
 written through. Source files are opened with `O_NOFOLLOW` too: callers that
-mean to follow a link the user named resolve it first.
+mean to follow a link the user named resolve it first; only regular files are
+stored, and a file listed in a folder must still be the one listed.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import BinaryIO
 import blake3
 
 from .errors import IntegrityError, InvalidInput, MlopsError, NotFound
-from .hashing import format_digest
+from .hashing import format_digest, open_regular
 from .project import modes_for
 from .validation import MAX_NAME_LENGTH, check_artifact_name, split_digest
 
@@ -198,9 +199,13 @@ class ArtifactStore:
         """Copy a file in (hashing while copying); return (digest, size).
 
         `source` is opened with `O_NOFOLLOW`: a symbolic link is refused
-        (`InvalidInput`); resolve it first to store its target on purpose.
+        (`InvalidInput`); resolve it first to store its target on purpose. Only
+        a regular file is stored (`NotRegularFile`), and a file listed in a
+        folder (`hashing.FolderFile`) must still be the file listed
+        (`FolderChanged`): then nothing is stored.
         """
-        with os.fdopen(_open_source(Path(source)), "rb") as src:
+        path = source if isinstance(source, Path) else Path(source)
+        with os.fdopen(_open_source(path), "rb") as src:
 
             def copy(out: BinaryIO, hasher: object) -> int:
                 size = 0
@@ -461,20 +466,12 @@ def _remove_if_unlocked(path: str, st: os.stat_result) -> bool:
 
 
 def _open_source(path: Path) -> int:
-    """Open a file to store without following a link; raises `NotFound` or `InvalidInput`."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise NotFound(f"no file {path}") from None
-    except OSError:
-        if os.path.islink(path):
-            raise InvalidInput(f"{path} is a symbolic link (to {_readlink(path)}); links are "
-                               "not followed when storing files: store its target") from None
-        raise
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise NotFound(f"no file {path} (it is not a regular file)")
-    os.set_blocking(fd, True)
+    """Open a file to store without following a link (`hashing.open_regular`).
+
+    Raises `NotFound`, `InvalidInput` (a link), `NotRegularFile` (a FIFO, a
+    device...) or, for a file listed in a folder, `FolderChanged`.
+    """
+    fd, _ = open_regular(path, follow=False)
     return fd
 
 

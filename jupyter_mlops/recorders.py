@@ -20,9 +20,9 @@ from typing import Any, Protocol
 import blake3
 
 from .artifacts import ArtifactStore
-from .errors import InvalidInput, MlopsError
+from .errors import MlopsError
 from .glue import RECORD_PREFIX, glue
-from .hashing import StatCache, digest_bytes, format_digest
+from .hashing import StatCache, digest_bytes, format_digest, open_regular
 from .project import make_dirs, modes_for
 from .store import Store
 from .store.records import ArtifactLink, DatasetVersion, ModelVersion
@@ -49,6 +49,8 @@ class Recorder(Protocol):
     def known_dataset(self, digest: str) -> DatasetVersion | None: ...
     def input_datasets(self, run_id: int | None) -> list[DatasetVersion]: ...
     def put_file(self, run_id: int | None, name: str, path: Path, kind: str) -> ArtifactLink: ...
+    def put_files(self, run_id: int | None, files: list[tuple[str, Path]], kind: str
+                  ) -> list[ArtifactLink]: ...
     def put_bytes(self, run_id: int | None, name: str, data: bytes, kind: str
                   ) -> ArtifactLink: ...
     def register_model(self, run_id: int | None, name: str, data: bytes, flavor: str,
@@ -104,6 +106,23 @@ class StoreRecorder:
         link = self.store.artifacts.link(run_id, name, digest, size, kind)
         self.artifacts.ensure_present(digest, lambda: self.artifacts.put_file(path))
         return link
+
+    def put_files(self, run_id, files, kind) -> list[ArtifactLink]:  # noqa: ANN001
+        """Store every file, then link them all in one transaction: all or nothing.
+
+        A folder's files (`hashing.FolderFile`) are checked to be the files
+        listed as each is opened; a file swapped since (`FolderChanged`), or
+        any other error, leaves the run with none of them.
+        """
+        for name, _ in files:
+            check_artifact_name(name)
+        stored = [(name, path, *self.artifacts.put_file(path)) for name, path in files]
+        links = self.store.artifacts.link_many(
+            [ArtifactLink(run_id=run_id, name=name, digest=digest, size=size, kind=kind)
+             for name, _, digest, size in stored])
+        for _, path, digest, _ in stored:
+            self.artifacts.ensure_present(digest, lambda p=path: self.artifacts.put_file(p))
+        return links
 
     def put_bytes(self, run_id, name, data, kind) -> ArtifactLink:  # noqa: ANN001
         check_artifact_name(name)
@@ -208,9 +227,20 @@ class GlueRecorder:
         return list(self._inputs)
 
     def put_file(self, run_id, name, path, kind) -> ArtifactLink:  # noqa: ANN001
-        digest, size = self._stage(path, None)
-        self._glue("artifact", name=name, digest=digest, size=size, kind=kind)
-        return ArtifactLink(run_id=run_id, name=name, digest=digest, size=size, kind=kind)
+        [link] = self.put_files(run_id, [(name, path)], kind)
+        return link
+
+    def put_files(self, run_id, files, kind) -> list[ArtifactLink]:  # noqa: ANN001
+        """Stage every file, then glue their records: a file that fails leaves no record."""
+        for name, _ in files:
+            check_artifact_name(name)
+        staged = [(name, *self._stage(path, None)) for name, path in files]
+        links = []
+        for name, digest, size in staged:
+            self._glue("artifact", name=name, digest=digest, size=size, kind=kind)
+            links.append(ArtifactLink(run_id=run_id, name=name, digest=digest, size=size,
+                                      kind=kind))
+        return links
 
     def put_bytes(self, run_id, name, data, kind) -> ArtifactLink:  # noqa: ANN001
         digest, size = self._stage(None, data)
@@ -239,14 +269,10 @@ class GlueRecorder:
 
 
 def _copy_hashing(path: Path, out: Any) -> tuple[str, int]:
-    """Copy `path` into `out` while hashing; a symbolic link is refused (`InvalidInput`)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        if os.path.islink(path):
-            raise InvalidInput(f"{path} is a symbolic link; links are not followed when "
-                               "storing files: store its target") from None
-        raise
+    """Copy `path` into `out` while hashing, opened by `hashing.open_regular`: a link
+    (`InvalidInput`), a FIFO or device (`NotRegularFile`) or a folder's file swapped
+    since it was listed (`FolderChanged`) is refused before a byte is read."""
+    fd, _ = open_regular(path, follow=False)
     hasher = blake3.blake3()
     size = 0
     with os.fdopen(fd, "rb") as src:

@@ -176,11 +176,9 @@ class ActiveRun:
             # Links inside the folder are refused by the walk; names are checked there.
             pairs = [(check_artifact_name(f"{base}/{rel}"), full)
                      for rel, full in list_folder_files(source)]
-        else:
-            # The path the user named may be a link: they chose its target.
-            pairs = [(base, source.resolve())]
-        return [self._recorder.put_file(self.id, artifact_name, full, "artifact")
-                for artifact_name, full in pairs]
+            return self._recorder.put_files(self.id, pairs, "artifact")  # every file or none
+        # The path the user named may be a link: they chose its target.
+        return [self._recorder.put_file(self.id, base, source.resolve(), "artifact")]
 
     def _default_name(self, source: Path) -> str:
         try:

@@ -104,3 +104,40 @@ def test_folder_digest_is_unchanged_by_the_link_refusing_walk(tmp_path: Path) ->
         (tmp_path / relative).write_text(text)
     assert digest_folder(tmp_path) == \
         "blake3:3f6efb9b89236f5f4a75ca94f87a9ea79d85975ed245517b04d21cd5dc4d4a29"
+
+
+def test_digests_are_unchanged_by_the_fd_walk_and_the_read_path(tmp_path: Path) -> None:
+    """Pinned values from the path-based walk and `update_mmap` this code replaced:
+    walking by file descriptors, and reading small files instead of mapping them,
+    change no digest (a 2 MiB file is mapped, the others are read)."""
+    (tmp_path / "b" / "c").mkdir(parents=True)
+    (tmp_path / "a.txt").write_bytes(b"alpha\n")
+    (tmp_path / "b" / "big.bin").write_bytes(bytes(range(256)) * 8192)
+    (tmp_path / "b" / "c" / "empty").write_bytes(b"")
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "HEAD").write_text("ref")
+    assert digest_file(tmp_path / "b" / "big.bin") == \
+        "blake3:26aa5fa24030b1ca80acd6527922ffc6015e2e25a5024217fcd5e4c86d62ba6a"
+    assert digest_folder(tmp_path) == \
+        "blake3:2b15c3a40828aa66557a37a0f1d8bd318e4b5064466b183fda4d9004179f9c95"
+
+
+def test_a_folder_walk_keeps_one_fd_per_level(tmp_path: Path) -> None:
+    """Wide folders: the walk never holds an fd per pending subfolder, and closes all."""
+    import resource
+
+    from jupyter_mlops.hashing import list_folder_files
+
+    for index in range(300):
+        (tmp_path / f"d{index}").mkdir()
+    (tmp_path / "d7" / "deep").mkdir()
+    (tmp_path / "d7" / "deep" / "f.txt").write_text("x")
+    open_before = len(os.listdir("/proc/self/fd"))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (open_before + 32, hard))  # < 300 folders
+    try:
+        listed = [rel for rel, _ in list_folder_files(tmp_path)]
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert listed == ["d7/deep/f.txt"]
+    assert len(os.listdir("/proc/self/fd")) == open_before

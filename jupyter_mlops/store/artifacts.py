@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from .connection import write
@@ -19,12 +19,23 @@ class ArtifactRepository:
         self._conn = conn
 
     def link(self, run_id: int, name: str, digest: str, size: int, kind: str) -> ArtifactLink:
+        [link] = self.link_many([ArtifactLink(run_id=run_id, name=name, digest=digest,
+                                              size=size, kind=kind)])
+        return link
+
+    def link_many(self, links: Sequence[ArtifactLink]) -> list[ArtifactLink]:
+        """Record stored bytes and link them to their runs, all in one transaction.
+
+        A logged folder is linked this way: every file of it, or none.
+        """
+        now = time.time()
         with write(self._conn) as conn:
-            conn.execute("INSERT OR IGNORE INTO artifacts VALUES (?, ?, ?)",
-                         (digest, size, time.time()))
-            conn.execute("INSERT OR REPLACE INTO run_artifacts VALUES (?, ?, ?, ?)",
-                         (run_id, name, digest, kind))
-        return ArtifactLink(run_id=run_id, name=name, digest=digest, size=size, kind=kind)
+            conn.executemany("INSERT OR IGNORE INTO artifacts VALUES (?, ?, ?)",
+                             [(link.digest, link.size, now) for link in links])
+            conn.executemany("INSERT OR REPLACE INTO run_artifacts VALUES (?, ?, ?, ?)",
+                             [(link.run_id, link.name, link.digest, link.kind)
+                              for link in links])
+        return list(links)
 
     def record(self, digest: str, size: int) -> None:
         """Record stored bytes that belong to no run (yet)."""
