@@ -89,11 +89,18 @@ def test_params_are_write_once(store: Store) -> None:
     assert store.runs.get(run_id).params == {"C": "0.5"}
 
 
-@pytest.mark.parametrize("key", ["", "a\nb", "x" * 251, 3])
+@pytest.mark.parametrize("key", ["", "a\nb", "x" * 251, 3, "acc\u202e", "a\x85b", "a\u2028b"])
 def test_bad_keys_are_refused(store: Store, key: object) -> None:
     run_id = _new_run(store)
     with pytest.raises(InvalidInput):
         store.runs.log_params(run_id, {key: "v"})
+
+
+@pytest.mark.parametrize("name", ["run\u202egnp.exe", "a\nb", "x" * 300])
+def test_run_names_that_display_as_something_else_are_refused(store: Store, name: str) -> None:
+    with pytest.raises(InvalidInput, match="run name"):
+        store.runs.create(NewRun(uuid=uuid.uuid4().hex, name=name, started_at=time.time(),
+                                 source_kind="script"))
 
 
 def test_huge_values_are_refused_with_advice(store: Store) -> None:

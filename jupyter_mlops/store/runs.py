@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..errors import Conflict, InvalidInput, NotFound
+from ..validation import display_problem
 from .connection import write
 from .filters import ATTRIBUTES, compile_filter
 from .ids import row_count, storable
@@ -52,8 +53,9 @@ def check_key(kind: str, key: object) -> str:
     if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH:
         raise InvalidInput(f"{kind} name must be a non-empty string of at most "
                            f"{MAX_KEY_LENGTH} characters, got {str(key)[:80]!r}")
-    if any(ord(c) < 32 for c in key):
-        raise InvalidInput(f"{kind} name {key!r} holds control characters")
+    problem = display_problem(key)
+    if problem is not None:
+        raise InvalidInput(f"{kind} name {key!r} refused: {problem}")
     return key
 
 
@@ -65,6 +67,12 @@ class RunRepository:
     # -- writing ---------------------------------------------------------
 
     def create(self, new: NewRun) -> int:
+        if new.name is not None:
+            if not isinstance(new.name, str) or len(new.name) > MAX_KEY_LENGTH:
+                raise InvalidInput(f"a run name is a string of at most {MAX_KEY_LENGTH} "
+                                   f"characters, got {str(new.name)[:80]!r}")
+            if (problem := display_problem(new.name)) is not None:
+                raise InvalidInput(f"run name {new.name!r} refused: {problem}")
         with write(self._conn) as conn:
             cursor = conn.execute(
                 "INSERT INTO runs (uuid, name, status, started_at, heartbeat_at, notebook,"
