@@ -1,11 +1,10 @@
-"""Content digests of files, folders and DataFrames, written `blake3:<hex>`.
+"""Content digests of files and folders, written `blake3:<hex>`.
 
 - A file's digest is BLAKE3 of its bytes (mmap, all cores).
 - A folder's digest is a Merkle digest: BLAKE3 over the sorted relative POSIX
   paths of its files, each with its file digest.
-- A DataFrame's digest is BLAKE3 over a framed encoding of its columns' own
-  buffers (name, dtype, length, values, null mask), never over a text rendering,
-  so it is fast and the same in every process.
+- In-memory tables (DataFrames, arrays, Arrow and polars tables) are digested
+  by `table_digests`.
 
 `StatCache` remembers (path, size, mtime_ns, inode) -> digest so that an
 unchanged file is not read again.
@@ -26,10 +25,8 @@ import mmap
 import os
 import sqlite3
 import stat
-import struct
 import time
 from pathlib import Path, PosixPath
-from typing import Any
 
 import blake3
 
@@ -38,12 +35,11 @@ from .project import create_file_with_mode, make_dirs
 from .validation import check_relative_path, split_digest
 
 __all__ = ["ALGORITHM", "FolderChanged", "FolderFile", "NotRegularFile", "StatCache",
-           "SymlinkRefused", "digest_bytes", "digest_dataframe", "digest_file", "digest_folder",
+           "SymlinkRefused", "digest_bytes", "digest_file", "digest_folder",
            "digest_path", "format_digest", "list_folder_files", "open_regular", "split_digest"]
 
 ALGORITHM = "blake3"
 _FOLDER_HEADER = b"jupyter-mlops folder v1\n"
-_FRAME_HEADER = b"jupyter-mlops dataframe v1\n"
 # Files modified this recently are not cached: a write within the file system's
 # timestamp granularity could leave size and mtime unchanged ("racy clean").
 _RACY_SECONDS = 0.05
@@ -404,95 +400,3 @@ def digest_folder(path: str | os.PathLike[str], cache: StatCache | None = None) 
 def digest_path(path: str | os.PathLike[str], cache: StatCache | None = None) -> str:
     p = Path(path)
     return digest_folder(p, cache) if p.is_dir() else digest_file(p, cache)
-
-
-def digest_dataframe(df: Any) -> str:
-    """Digest of a pandas DataFrame's index, column names, dtypes and values."""
-    hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
-    hasher.update(_FRAME_HEADER)
-    hasher.update(struct.pack("<qq", len(df), df.shape[1]))
-    _hash_index(hasher, df.index)
-    for name, column in df.items():
-        _hash_frame(hasher, ("c:" + str(name)).encode("utf-8"), str(column.dtype))
-        _hash_values(hasher, column)
-    return format_digest(hasher.hexdigest())
-
-
-def _hash_frame(hasher: Any, label: bytes, dtype: str) -> None:
-    encoded = dtype.encode("utf-8")
-    hasher.update(struct.pack("<I", len(label)) + label + struct.pack("<I", len(encoded)) + encoded)
-
-
-def _hash_index(hasher: Any, index: Any) -> None:
-    import pandas as pd
-
-    if isinstance(index, pd.RangeIndex):
-        hasher.update(b"range" + struct.pack("<qqq", index.start, index.stop, index.step))
-        return
-    _hash_frame(hasher, b"index", str(index.dtype))
-    _hash_values(hasher, pd.Series(index))
-
-
-def _hash_values(hasher: Any, column: Any) -> None:
-    """Feed one column's values to `hasher` in a canonical, buffer-level form."""
-    import numpy as np
-
-    dtype = column.dtype
-    if isinstance(dtype, np.dtype) and dtype.kind in "biufcmM":
-        values = np.ascontiguousarray(column.to_numpy())
-        if values.dtype.byteorder == ">":
-            values = values.astype(values.dtype.newbyteorder("<"))
-        hasher.update(memoryview(values).cast("B"))
-        return
-    import pyarrow as pa
-
-    try:
-        array = pa.array(column, from_pandas=True)
-    except (pa.ArrowException, TypeError, ValueError):
-        array = None  # e.g. an object column mixing ints and strings
-    if array is not None and _arrow_encodable(array.type):
-        _hash_arrow(hasher, array)
-        return
-    import pandas as pd
-
-    hashed = pd.util.hash_pandas_object(column, index=False).to_numpy()
-    hasher.update(b"pandas-hash" + memoryview(np.ascontiguousarray(hashed)).cast("B"))
-
-
-def _arrow_encodable(typ: Any) -> bool:
-    import pyarrow as pa
-
-    if pa.types.is_dictionary(typ):
-        return _arrow_encodable(typ.value_type)
-    return (pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_binary(typ)
-            or pa.types.is_large_binary(typ) or pa.types.is_primitive(typ))
-
-
-def _hash_arrow(hasher: Any, array: Any) -> None:
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    typ = array.type
-    if pa.types.is_dictionary(typ):
-        hasher.update(b"dict")
-        _hash_arrow(hasher, array.dictionary)
-        _hash_arrow(hasher, pc.cast(array.indices, pa.int64()))
-        return
-    if array.null_count:
-        mask = np.ascontiguousarray(np.asarray(array.is_null()))
-        hasher.update(b"nulls" + memoryview(mask).cast("B"))
-    if pa.types.is_primitive(typ):
-        values = array.fill_null(False if pa.types.is_boolean(typ) else 0) if array.null_count \
-            else array
-        hasher.update(memoryview(np.ascontiguousarray(values.to_numpy(zero_copy_only=False)))
-                      .cast("B"))
-        return
-    binary = pc.cast(array.fill_null(b"") if array.null_count else array, pa.large_binary())
-    if binary.offset:
-        binary = pa.concat_arrays([binary])
-    offsets = np.frombuffer(binary.buffers()[1], dtype="<i8")[binary.offset: len(binary) + 1]
-    start, end = int(offsets[0]), int(offsets[-1])
-    hasher.update(b"bin" + memoryview(np.ascontiguousarray(offsets - start)).cast("B"))
-    if end > start:
-        hasher.update(memoryview(binary.buffers()[2])[start:end])
