@@ -58,8 +58,8 @@ def check_instances(body: Any, columns: tuple[tuple[str, str | None], ...]) -> l
                 raise Invalid(f"{where}.{name}", "missing")
             value = instance[name]
             kind = _kind(dtype)
-            if kind == "number":
-                instance[name] = _number(value, dtype, f"{where}.{name}")
+            if kind == "number" and (type(value) is not float or not math.isfinite(value)):
+                instance[name] = _number(value, dtype, f"{where}.{name}")  # not a finite float
             if kind == "boolean" and not isinstance(value, bool):
                 raise Invalid(f"{where}.{name}", "expected true or false")
             if kind == "string" and not isinstance(value, str):
