@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InvalidInput, NotFound
-from .hashing import StatCache, digest_file, digest_folder, list_folder_files
+from .hashing import StatCache, digest_file, digest_listed_files, list_folder_files
 from .store.records import DatasetVersion
 from .table_digests import digest_table, table_kind
 
@@ -104,8 +104,9 @@ def describe_path(path: str | os.PathLike[str], cache: StatCache | None = None,
     if p.is_dir():
         # The walk refuses links and unsafe names inside the folder (SymlinkRefused,
         # InvalidInput), so the size counts exactly the files the digest covers.
-        digest = digest_folder(p, cache)
-        size = sum(full.stat().st_size for _, full in list_folder_files(p))
+        files = list_folder_files(p)
+        digest = digest_listed_files(files, cache)
+        size = sum(full.size for _, full in files)  # as listed: no stat through a link
         return DatasetVersion(digest=digest, kind="folder", size=size, rows=None, schema=None)
     digest = digest_file(p, cache)
     previous = known(digest) if known is not None else None

@@ -35,7 +35,7 @@ from .project import create_file_with_mode, make_dirs
 from .validation import check_relative_path, split_digest
 
 __all__ = ["ALGORITHM", "FolderChanged", "FolderFile", "NotRegularFile", "StatCache",
-           "SymlinkRefused", "digest_bytes", "digest_file", "digest_folder",
+           "SymlinkRefused", "digest_bytes", "digest_file", "digest_folder", "digest_listed_files",
            "digest_path", "format_digest", "list_folder_files", "open_regular", "split_digest"]
 
 ALGORITHM = "blake3"
@@ -389,10 +389,16 @@ def _link_target(path: str | os.PathLike[str], dir_fd: int | None = None) -> str
 
 def digest_folder(path: str | os.PathLike[str], cache: StatCache | None = None) -> str:
     """Merkle digest of a folder: sorted relative paths, each with its file digest."""
-    folder = Path(path)
+    return digest_listed_files(list_folder_files(Path(path)), cache)
+
+
+def digest_listed_files(files: list[tuple[str, FolderFile]],
+                        cache: StatCache | None = None) -> str:
+    """The folder digest of what `list_folder_files` found (each file re-checked as
+    it is opened), for a caller that also needs the listing itself."""
     hasher = blake3.blake3()
     hasher.update(_FOLDER_HEADER)
-    for relative, full in list_folder_files(folder):
+    for relative, full in files:
         hasher.update(relative.encode("utf-8") + b"\0" + digest_file(full, cache).encode() + b"\n")
     return format_digest(hasher.hexdigest())
 
