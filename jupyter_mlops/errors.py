@@ -89,3 +89,9 @@ class UntrustedModel(MlopsError):
             + ", ".join(types)
             + "; if you trust this file, pass them explicitly: load_model(..., trusted=[...])"
         )
+
+
+def describe_exception(exc: BaseException) -> str:
+    """`TypeName: first line of the message` (at most 200 characters), for one-line errors."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__

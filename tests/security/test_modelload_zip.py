@@ -27,7 +27,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from jupyter_mlops import models
+from jupyter_mlops import model_archive
 from jupyter_mlops.errors import InvalidInput
 from jupyter_mlops.models import load_model_bytes
 
@@ -132,7 +132,7 @@ def test_the_bounds_are_module_constants(example_model, monkeypatch) -> None:
     """A team that trusts an unusually compressible file raises the bound, and it loads."""
     bomb = _with_member(sio.dumps(example_model), "zeros.npy", 8 * MiB)
     _refused(bomb, "member 'zeros.npy'")
-    monkeypatch.setattr(models, "MAX_MEMBER_RATIO", 10_000)
+    monkeypatch.setattr(model_archive, "MAX_MEMBER_RATIO", 10_000)
     loaded = load_model_bytes(bomb)
     np.testing.assert_array_equal(loaded.predict(X), example_model.predict(X))
 
