@@ -8,7 +8,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..project import MonitoringConfig, Project
+from ..config import MonitoringConfig
+from ..project import Project
 from ..store import Store
 from .drift import DriftResult, DriftThresholds, drift_report
 from .predlog import INPUT_PREFIX, PredictionLog

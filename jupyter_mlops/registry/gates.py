@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..config import GateConfig
 from ..errors import InvalidInput, NotFound
 from ..hashing import digest_bytes
-from ..project import GateConfig
 from ..store.gates import Evaluation, GateResult
 
 _OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt,

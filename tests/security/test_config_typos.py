@@ -14,8 +14,9 @@ import sys
 
 import pytest
 
+from jupyter_mlops.config import DEFAULT_CONFIG_TEXT
 from jupyter_mlops.errors import InvalidInput
-from jupyter_mlops.project import DEFAULT_CONFIG_TEXT, Project, find_project
+from jupyter_mlops.project import Project, find_project
 
 HANG = 120  # seconds: only turns a hang (a FIFO as the config) into a failure
 
