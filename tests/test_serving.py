@@ -190,3 +190,15 @@ def test_invalid_requests_are_logged_too(service) -> None:
         logged = PredictionLog(project).read(store, "cancer")
     assert sorted(logged["status"]) == ["invalid", "ok", "ok"]
     assert "mean area" in logged.loc[logged["status"] == "invalid", "error"].iloc[0]
+
+
+def test_a_port_in_use_is_one_line_naming_it(service) -> None:
+    base, project, _ = service
+    port = base.rsplit(":", 1)[1]
+    second = subprocess.run([sys.executable, "-m", "jupyter_mlops.cli.main", "serve",
+                             "cancer@production", "--port", port], cwd=project.root,
+                            env={**os.environ, "MLOPS_HOME": str(project.root)},
+                            capture_output=True, text=True, timeout=120)
+    assert second.returncode == 1
+    assert f"port {port} is in use on 127.0.0.1" in second.stderr
+    assert "Traceback" not in second.stderr

@@ -21,8 +21,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                     "Host names this server are answered (403 otherwise: DNS rebinding), "
                     "browser requests from other origins are refused unless --cors-origin "
                     "allows them, bodies over --max-body-mb get 413 and JSON nested deeper "
-                    "than 32 levels 400. Every request is logged for monitoring; a clean "
-                    "stop (Ctrl-C, SIGTERM) flushes the log.")
+                    "than 32 levels 400; bodies must be UTF-8 JSON, and an input the model "
+                    "cannot score is a 422. Every request is logged for monitoring (a row "
+                    "no table can hold is set aside in predictions/NAME/"
+                    "unwritable-rows.jsonl); any stop (Ctrl-C, SIGTERM) flushes the log. "
+                    "A port in use is a one-line error.")
     parser.add_argument("model", help="e.g. churn@production")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--address", default="127.0.0.1", help="interface to bind")

@@ -29,6 +29,7 @@ from typing import Any
 import tornado.web
 
 from ..errors import MlopsError
+from ..hosts import cannot_listen
 from ..monitoring.predlog import INPUT_PREFIX
 from ..monitoring.profile import model_outputs
 from ..project import Project
@@ -340,9 +341,12 @@ async def run_service(project: Project, ref: str, *, port: int, address: str,
     except ModelNotLoaded as exc:
         _report(exc)
     logger = (BufferedLogger if log else NoLogger)(project, holder.name)
-    server = make_app(holder, logger, policy).listen(
-        port, address=address, max_body_size=policy.max_body_bytes,
-        max_buffer_size=policy.max_body_bytes + MIB)
+    try:
+        server = make_app(holder, logger, policy).listen(
+            port, address=address, max_body_size=policy.max_body_bytes,
+            max_buffer_size=policy.max_body_bytes + MIB)
+    except OSError as exc:
+        raise cannot_listen(exc, address, port) from None
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
