@@ -27,7 +27,7 @@ from .project import make_dirs, modes_for
 from .store import Store
 from .store.records import ArtifactLink, DatasetVersion, ModelVersion
 from .store.runs import NewRun
-from .validation import check_artifact_name, check_step_tags
+from .validation import check_artifact_name, check_step_tags, metric_to_json
 
 OUTBOX_ENV = "MLOPS_STEP_OUTBOX"  # set by the pipeline runner for a step's kernel
 RECORD_VERSION = 1
@@ -213,7 +213,8 @@ class GlueRecorder:
         self._glue("tags", tags=tags)
 
     def log_metrics(self, run_id, points) -> None:  # noqa: ANN001
-        self._glue("metrics", points=[list(p) for p in points])
+        self._glue("metrics", points=[[key, metric_to_json(value), step, at]
+                                      for key, value, step, at in points])
 
     def log_dataset(self, run_id, version, role, source) -> None:  # noqa: ANN001
         if role == "input":

@@ -11,6 +11,7 @@ This module imports nothing of the package but `errors`: every layer may use it.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -272,6 +273,21 @@ def _check_tags(record: Mapping[str, Any]) -> None:
     check_step_tags(record["tags"])
 
 
+# JSON has no NaN or infinity, and the kernel's display channel turns them into text
+# anyway: a glued metric carries them as these strings (`metric_to_json`).
+NON_FINITE_JSON = ("nan", "inf", "-inf")
+
+
+def metric_to_json(value: float) -> float | str:
+    """A metric value as a glued record carries it: a number, or "nan"/"inf"/"-inf"."""
+    return value if math.isfinite(value) else str(value)
+
+
+def metric_from_json(value: float | str) -> float:
+    """The metric value a glued record carries (checked by `check_glued_record`)."""
+    return float(value)
+
+
 def _check_metrics(record: Mapping[str, Any]) -> None:
     points = record.get("points")
     if not isinstance(points, list):
@@ -281,7 +297,8 @@ def _check_metrics(record: Mapping[str, Any]) -> None:
             raise InvalidInput(f"a metric point is [key, value, step, time], got {_shown(point)}")
         key, value, step, at = point
         _key(key, "metric key")
-        _number(value, f"metric {key!r}")
+        if value not in NON_FINITE_JSON:
+            _number(value, f"metric {key!r}")
         if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
             raise InvalidInput(f"step of metric {key!r} must be an integer, got {_shown(step)}")
         _number(at, f"time of metric {key!r}")

@@ -22,7 +22,9 @@ MAX_METRIC_COLUMNS = 4
 
 
 def to_jsonable(value: Any) -> Any:
-    """Dataclasses (and what they hold) as plain JSON values; NaN/inf become None."""
+    """Dataclasses (and what they hold) as plain JSON values. JSON has no NaN or
+    infinity: they become the strings "NaN", "Infinity" and "-Infinity" (what
+    JavaScript's `Number()` reads back), never null, which means "not recorded"."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         result = {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
         for name in ("duration", "differs", "ref"):
@@ -34,7 +36,7 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [to_jsonable(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
-        return None
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     if isinstance(value, Path):
         return str(value)
     return value

@@ -4,6 +4,7 @@ import {
   Backoff,
   fingerprint,
   formatDuration,
+  formatNumber,
   IRun,
   liveRunId,
   metricColumns,
@@ -104,6 +105,16 @@ describe('metrics chart', () => {
     expect(series.get('loss')!.map(p => p.step)).toEqual([1, 2]);
   });
 
+  it('leaves NaN and infinite points off the chart', () => {
+    const series = metricSeries([
+      { key: 'loss', value: 0.5, step: 1, timestamp: 0 },
+      { key: 'loss', value: 'NaN', step: 2, timestamp: 0 },
+      { key: 'loss', value: 'Infinity', step: 3, timestamp: 0 },
+      { key: 'loss', value: 0.4, step: 4, timestamp: 0 }
+    ]);
+    expect(series.get('loss')!.map(p => p.step)).toEqual([1, 4]);
+  });
+
   it('scales points into the box', () => {
     const points = polylinePoints(
       [
@@ -126,5 +137,16 @@ describe('back-off', () => {
     expect(backoff.next(false, false)).toBe(5000);
     expect(backoff.next(true, false)).toBe(1000);
     expect(backoff.next(false, true)).toBe(1000);
+  });
+});
+
+describe('formatNumber', () => {
+  it('shows the server\'s NaN and infinities as themselves, not blank', () => {
+    expect(formatNumber('NaN')).toBe('nan');
+    expect(formatNumber('Infinity')).toBe('inf');
+    expect(formatNumber('-Infinity')).toBe('-inf');
+    expect(formatNumber(null)).toBe('');
+    expect(formatNumber(0.123456)).toBe('0.1235');
+    expect(formatNumber(3)).toBe('3');
   });
 });

@@ -12,7 +12,7 @@ export interface IRun {
   notebook: string | null;
   code_digest: string | null;
   params: Record<string, string>;
-  metrics: Record<string, number | null>;
+  metrics: Record<string, MetricValue>;
   tags: Record<string, string>;
   duration: number | null;
 }
@@ -26,7 +26,7 @@ export interface IRunsPage {
 
 export interface IMetricPoint {
   key: string;
-  value: number | null;
+  value: MetricValue;
   step: number | null;
   timestamp: number;
 }
@@ -70,11 +70,24 @@ export function formatTime(epochSeconds: number): string {
   );
 }
 
-export function formatNumber(value: number | null | undefined): string {
+/**
+ * A metric value as the server sends it: JSON has no NaN or infinity, so those
+ * arrive as the strings "NaN", "Infinity" and "-Infinity" (null: not recorded).
+ */
+export type MetricValue = number | 'NaN' | 'Infinity' | '-Infinity' | null | undefined;
+
+export function formatNumber(value: MetricValue): string {
   if (value === null || value === undefined) {
     return '';
   }
-  return Number.isInteger(value) ? String(value) : value.toPrecision(4);
+  const number = Number(value);
+  if (Number.isNaN(number)) {
+    return 'nan';
+  }
+  if (!Number.isFinite(number)) {
+    return number > 0 ? 'inf' : '-inf';
+  }
+  return Number.isInteger(number) ? String(number) : number.toPrecision(4);
 }
 
 /** The metric keys most runs on the page have, as table columns. */
@@ -116,11 +129,12 @@ export function metricSeries(
 ): Map<string, { step: number; value: number }[]> {
   const series = new Map<string, { step: number; value: number }[]>();
   for (const point of history) {
-    if (point.step === null || point.value === null) {
-      continue;
+    const value = Number(point.value);
+    if (point.step === null || point.value === null || !Number.isFinite(value)) {
+      continue; // a NaN or infinite point has no place on the chart
     }
     const list = series.get(point.key) ?? [];
-    list.push({ step: point.step, value: point.value });
+    list.push({ step: point.step, value });
     series.set(point.key, list);
   }
   for (const list of series.values()) {

@@ -29,14 +29,18 @@ class MagicParser(argparse.ArgumentParser):
 
 
 _MISSING = object()
+_NON_FINITE = {"nan", "inf", "infinity"}
 
 
 def resolve_value(text: str, namespace: Mapping[str, Any]) -> Any:
-    """A Python literal (`0.5`, `[1, 2]`), else a variable of the user's namespace, else text."""
+    """A Python literal (`0.5`, `[1, 2]`, also `nan`, `inf`, `-inf`), else a variable of
+    the user's namespace, else text."""
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError, MemoryError, RecursionError):
         pass
+    if text.lower().lstrip("+-") in _NON_FINITE:
+        return float(text)
     if text.isidentifier():
         value = namespace.get(text, _MISSING)
         if value is not _MISSING:

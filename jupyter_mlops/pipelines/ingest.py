@@ -15,7 +15,7 @@ from ..errors import Conflict, InvalidInput
 from ..glue import RECORD_PREFIX, read_scraps
 from ..recorders import RECORD_VERSION, StoreRecorder
 from ..store.records import DatasetVersion
-from ..validation import check_glued_record
+from ..validation import check_glued_record, metric_from_json
 
 MAX_RECORDS = 1_000_000  # a step that glues more is looping, or forging
 
@@ -68,7 +68,8 @@ def _replay(record: dict[str, Any], recorder: StoreRecorder, run_id: int,
     elif op == "tags":
         recorder.set_tags(run_id, record["tags"])
     elif op == "metrics":
-        recorder.log_metrics(run_id, [tuple(point) for point in record["points"]])
+        recorder.log_metrics(run_id, [(key, metric_from_json(value), step, at)
+                                      for key, value, step, at in record["points"]])
     elif op == "dataset":
         recorder.log_dataset(run_id, DatasetVersion(**record["dataset"]), record["role"],
                              record["source"])

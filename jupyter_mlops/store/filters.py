@@ -5,7 +5,8 @@
 
 A comparison is `FIELD OP VALUE`: FIELD is `metrics.KEY`, `params.KEY`,
 `tags.KEY` or a run attribute (see `ATTRIBUTES`); OP is one of
-= != < <= > >= like; VALUE is a number or a quoted string. Comparisons join with
+= != < <= > >= like; VALUE is a number (also `inf`, `-inf`, `nan`) or a quoted
+string. `metrics.KEY = nan` finds the runs whose latest KEY is NaN. Comparisons join with
 `and` / `or` / `not` and parentheses. Values only ever travel as SQL parameters.
 
 An expression is at most `MAX_LENGTH` characters and nests parentheses and
@@ -16,6 +17,7 @@ stack instead of getting a `FilterSyntaxError`.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -44,7 +46,7 @@ _TOKEN = re.compile(
   | (?P<rparen>\))
   | (?P<op><=|>=|==|!=|<>|=|<|>)
   | (?P<string>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
-  | (?P<number>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?![\w.]))
+  | (?P<number>[-+]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|(?i:inf(?:inity)?|nan))(?![\w.]))
   | (?P<field>(?:metrics|params|tags)\.(?:`[^`]+`|[\w.\-/]+)|[A-Za-z_]\w*)
     """,
     re.VERBOSE,
@@ -174,6 +176,8 @@ class _Parser:
             raise self.error("`like` needs a quoted pattern", value_token)
 
         namespace, dot, key = field.text.partition(".")
+        if is_number and math.isnan(value):
+            return self.nan_comparison(field, namespace if dot else "", key, op, value_token)
         if dot and namespace in ("metrics", "params", "tags"):
             key = key.strip("`")
             if namespace == "metrics" and not is_number:
@@ -199,6 +203,19 @@ class _Parser:
                                  "such as '2026-11-01' (this one is not a date or out of range)",
                                  value_token) from None
         return f"{ATTRIBUTES[field.text]} {op} {self.bind(value)}"
+
+
+    def nan_comparison(self, field: _Token, namespace: str, key: str, op: str,
+                       value_token: _Token) -> str:
+        """`metrics.KEY = nan` finds runs whose latest KEY is NaN, `!= nan` the others that
+        have KEY (NaN is stored as NULL); nothing else compares with NaN."""
+        if namespace != "metrics" or op not in ("=", "!="):
+            raise self.error("nan compares only with = or != and only metrics "
+                             f"(metrics.KEY = nan); {field.text} {op} nan matches nothing",
+                             value_token)
+        test = "IS NULL" if op == "=" else "IS NOT NULL"
+        return (f"EXISTS (SELECT 1 FROM latest_metrics v WHERE v.run_id = r.id"
+                f" AND v.key = {self.bind(key.strip('`'))} AND v.value {test})")
 
 
 def _unquote(text: str) -> str:

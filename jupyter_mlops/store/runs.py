@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -189,7 +190,7 @@ class RunRepository:
             sql += " AND key = ?"
             args.append(key)
         rows = self._conn.execute(sql + " ORDER BY key, rowid", args).fetchall()
-        return [MetricPoint(*row) for row in rows]
+        return [MetricPoint(key, _metric(value), step, at) for key, value, step, at in rows]
 
     def _load(self, sql: str, params: dict[str, object]) -> list[Run]:
         params.setdefault("stale_before", time.time() - self._stale_after)
@@ -219,13 +220,25 @@ class RunRepository:
         return runs
 
     def _key_values(self, table: str, ids: list[int]) -> dict[int, dict]:
+        read = _metric if table == "latest_metrics" else _same
         result: dict[int, dict] = {}
         for chunk in _chunks(ids, 900):
             marks = ",".join("?" * len(chunk))
             for run_id, key, value in self._conn.execute(
                     f"SELECT run_id, key, value FROM {table} WHERE run_id IN ({marks})", chunk):
-                result.setdefault(run_id, {})[key] = value
+                result.setdefault(run_id, {})[key] = read(value)
         return result
+
+
+def _metric(value: float | None) -> float:
+    """A stored metric value: SQLite keeps NaN as NULL (it has no NaN), and a metric row
+    exists only when a value was logged, so NULL there reads back as NaN. Infinities
+    are stored as themselves."""
+    return math.nan if value is None else value
+
+
+def _same(value: object) -> object:
+    return value
 
 
 def _chunks(items: list[int], size: int) -> Iterable[list[int]]:
