@@ -68,3 +68,19 @@ def test_the_filter_finds_nan_and_compares_infinities(tracker) -> None:
     assert names("metrics.loss = inf") == {"exploded"}
     assert names("metrics.loss < inf") == {"fine"}  # NaN is not less than anything
     assert names("metrics.loss > -inf") == {"fine", "exploded"}
+
+
+def test_json_output_names_them_rather_than_null(tracker, capsys) -> None:
+    import json
+
+    from jupyter_mlops.cli.main import main
+
+    with mlops.start_run(name="json") as run:
+        for key, value in EXPECTED.items():
+            mlops.log_metric(key, value)
+    assert main(["runs", "show", str(run.id), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)["run"]["metrics"]
+    assert metrics == {"loss": "NaN", "grad": "Infinity", "floor": "-Infinity", "acc": 0.5}
+    assert main(["runs", "show", str(run.id)]) == 0
+    text = capsys.readouterr().out
+    assert "nan" in text and "-inf" in text
