@@ -141,17 +141,15 @@ class StoreRecorder:
     def register_model(self, run_id, name, data, flavor, signature,  # noqa: ANN001
                        profile=None) -> ModelVersion:  # noqa: ANN001
         digest, size = self.artifacts.put_bytes(data)
-        self.store.artifacts.record(digest, size)
-        self.artifacts.ensure_present(digest, lambda: self.artifacts.put_bytes(data))
         inputs = [d.digest for d in self.input_datasets(run_id)]
         actor = self.store.runs.get(run_id).user if run_id is not None else None
+        # One transaction: the version, its blob record and run link, its profile.
         version = self.store.models.register(name, digest=digest, flavor=flavor, run_id=run_id,
                                              signature=signature, input_datasets=inputs,
-                                             actor=actor or "unknown")
-        self.store.artifacts.link(run_id, f"models/{name}-v{version.version}.skops", digest,
-                                  size, "model")
-        if profile is not None:
-            self.store.predictions.save_profile(name, version.version, profile)
+                                             actor=actor or "unknown", size=size,
+                                             profile=profile)
+        # gc may have removed the blob between put_bytes and the commit that refers to it.
+        self.artifacts.ensure_present(digest, lambda: self.artifacts.put_bytes(data))
         return version
 
     def end(self, run_id, status, error, notebook, code_digest) -> None:  # noqa: ANN001

@@ -288,3 +288,44 @@ def test_without_gates_a_request_needs_no_evaluation_data(governed: Registry) ->
     assert request.evidence["holders"] == {"production": None}
     done = plain.approve(request.id, who(plain, "alice"), "nothing to check")
     assert done.status == "approved"
+
+
+def test_concurrent_duplicate_requests_make_exactly_one(governed: Registry) -> None:
+    """The duplicate-pending check runs inside the request's transaction."""
+    import threading
+
+    outcomes: list[object] = []
+
+    def ask() -> None:
+        try:
+            outcomes.append(release(governed, "cancer:1"))
+        except Conflict as exc:
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    made = [o for o in outcomes if not isinstance(o, Exception)]
+    refused = [o for o in outcomes if isinstance(o, Conflict)]
+    assert len(made) == 1 and len(refused) == 3
+    assert all("already pending" in str(exc) for exc in refused)
+    assert len(governed.store.releases.list(name="cancer")) == 1
+
+
+def test_a_registration_that_fails_midway_leaves_no_part_of_the_version(project) -> None:
+    """Version row, audit row, blob record, run link and profile: one transaction, so
+    a failure at the last part (here the profile) keeps none of the others."""
+    from jupyter_mlops.artifacts import ArtifactStore
+    from jupyter_mlops.recorders import StoreRecorder
+
+    with Store.for_project(project) as store:
+        recorder = StoreRecorder(store, ArtifactStore(project.artifacts_dir))
+        audit_rows = len(store.audit.entries())
+        with pytest.raises(TypeError):
+            recorder.register_model(None, "m", b"model bytes", "sklearn-skops", None,
+                                    profile={"unserializable": object()})
+        assert store.models.names() == []
+        assert len(store.audit.entries()) == audit_rows
+        assert list(store.artifacts.all_digests()) == []

@@ -23,20 +23,34 @@ class ModelRepository:
 
     def register(self, name: str, *, digest: str, flavor: str, run_id: int | None,
                  signature: Mapping[str, Any] | None, input_datasets: Sequence[str],
-                 actor: str = "unknown") -> ModelVersion:
+                 actor: str = "unknown", size: int | None = None,
+                 profile: Mapping[str, Any] | None = None) -> ModelVersion:
         """Add the next version of model `name`; the number is taken under the write lock.
 
-        The registration is appended to the audit log in the same transaction.
+        One transaction holds all of it, so a crash leaves the version whole or
+        absent: the version row, its audit row, and, when given, the model file's
+        blob record (`size`) with its link to the run (`models/NAME-vN.skops`) and
+        the reference profile monitoring compares traffic with.
         """
         created = time.time()
         with write(self._conn) as conn:
             version = conn.execute("SELECT coalesce(max(version), 0) + 1 FROM model_versions"
                                    " WHERE name = ?", (name,)).fetchone()[0]
+            if size is not None:  # the version refers to the blob: its record comes first
+                conn.execute("INSERT OR IGNORE INTO artifacts VALUES (?, ?, ?)",
+                             (digest, size, created))
             conn.execute(
                 f"INSERT INTO model_versions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (name, version, run_id, digest, flavor,
                  None if signature is None else json.dumps(signature), created,
                  json.dumps(list(input_datasets))))
+            if size is not None:
+                if run_id is not None:
+                    conn.execute("INSERT OR REPLACE INTO run_artifacts VALUES (?, ?, ?, ?)",
+                                 (run_id, f"models/{name}-v{version}.skops", digest, "model"))
+            if profile is not None:
+                conn.execute("INSERT OR REPLACE INTO model_profiles VALUES (?, ?, ?)",
+                             (name, version, json.dumps(profile)))
             audit.append(conn, actor=actor, action="version registered",
                          subject=f"{name}:{version}",
                          payload={"run": run_id, "digest": digest, "flavor": flavor})
