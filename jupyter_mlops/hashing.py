@@ -40,9 +40,13 @@ __all__ = ["ALGORITHM", "FolderChanged", "FolderFile", "NotRegularFile", "StatCa
 
 ALGORITHM = "blake3"
 _FOLDER_HEADER = b"jupyter-mlops folder v1\n"
-# Files modified this recently are not cached: a write within the file system's
-# timestamp granularity could leave size and mtime unchanged ("racy clean").
-_RACY_SECONDS = 0.05
+# git's racy-clean rule: a digest is cached only for a file whose mtime is older than
+# the moment hashing started by more than the filesystem's timestamp granularity, since
+# a write within one timestamp tick can leave size and mtime unchanged. Linux stamps
+# files at kernel-tick resolution (<= 10 ms); filesystems whose stamps are whole
+# seconds (FAT: 2 s, HFS+, ext3, some network filesystems) get 2 s.
+_FINE_GRANULARITY_NS = 20_000_000
+_COARSE_GRANULARITY_NS = 2_000_000_000
 # Files from this size on are hashed through mmap on all cores; smaller ones are read.
 _MMAP_FROM = 1 << 20
 
@@ -204,10 +208,14 @@ def _link_refused(path: str | os.PathLike[str]) -> InvalidInput:
 
 
 class StatCache:
-    """A small SQLite table of (path, size, mtime_ns, inode) -> digest.
+    """A small SQLite table of (path, size, mtime_ns, ctime_ns, inode) -> digest.
 
     Kept in its own file so that hashing never waits on the metadata store's
-    write lock. A stale or unreadable cache only costs a re-hash.
+    write lock. A stale or unreadable cache only costs a re-hash. As in git, the
+    change time is compared too: a replacement that puts the old mtime back
+    (`tar x`, `rsync -t`, `cp -p`) can't set ctime, so it is seen; and only
+    digests of files older than the timestamp granularity are kept
+    (`digest_file`), so a same-size edit within one tick is seen too.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -222,25 +230,26 @@ class StatCache:
                                    check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("DROP TABLE IF EXISTS stat_cache")  # v1: no ctime, 50 ms rule
             conn.execute(
-                "CREATE TABLE IF NOT EXISTS stat_cache (path TEXT PRIMARY KEY, size INTEGER,"
-                " mtime_ns INTEGER, inode INTEGER, digest TEXT)"
+                "CREATE TABLE IF NOT EXISTS stat_cache_v2 (path TEXT PRIMARY KEY, size INTEGER,"
+                " mtime_ns INTEGER, ctime_ns INTEGER, inode INTEGER, digest TEXT)"
             )
             self._conn = conn
         return self._conn
 
     def get(self, path: str, st: os.stat_result) -> str | None:
         row = self._connect().execute(
-            "SELECT digest FROM stat_cache WHERE path = ? AND size = ? AND mtime_ns = ?"
-            " AND inode = ?",
-            (path, st.st_size, st.st_mtime_ns, st.st_ino),
+            "SELECT digest FROM stat_cache_v2 WHERE path = ? AND size = ? AND mtime_ns = ?"
+            " AND ctime_ns = ? AND inode = ?",
+            (path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino),
         ).fetchone()
         return row[0] if row else None
 
     def put(self, path: str, st: os.stat_result, digest: str) -> None:
         self._connect().execute(
-            "INSERT OR REPLACE INTO stat_cache VALUES (?, ?, ?, ?, ?)",
-            (path, st.st_size, st.st_mtime_ns, st.st_ino, digest),
+            "INSERT OR REPLACE INTO stat_cache_v2 VALUES (?, ?, ?, ?, ?, ?)",
+            (path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, digest),
         )
 
     def close(self) -> None:
@@ -256,7 +265,7 @@ def digest_file(path: str | os.PathLike[str], cache: StatCache | None = None) ->
     device...) or, for a `FolderFile`, `FolderChanged`.
     """
     file_path = path if isinstance(path, Path) else Path(path)
-    started = time.time()
+    started_ns = time.time_ns()
     fd, st = open_regular(file_path)
     try:
         key = str(file_path.resolve())
@@ -265,13 +274,22 @@ def digest_file(path: str | os.PathLike[str], cache: StatCache | None = None) ->
             if cached is not None:
                 return cached
         digest = _hash_fd(fd, st.st_size)
-        if cache is not None and st.st_mtime_ns / 1e9 < started - _RACY_SECONDS:
+        if cache is not None and st.st_mtime_ns < started_ns - timestamp_granularity_ns(st):
             after = os.fstat(fd)
-            if (after.st_size, after.st_mtime_ns) == (st.st_size, st.st_mtime_ns):
+            if (after.st_size, after.st_mtime_ns, after.st_ctime_ns) == \
+                    (st.st_size, st.st_mtime_ns, st.st_ctime_ns):
                 cache.put(key, st, digest)
     finally:
         os.close(fd)
     return digest
+
+
+def timestamp_granularity_ns(st: os.stat_result) -> int:
+    """How coarse the file's time stamp may be: 2 s when its mtime is a whole second (a
+    coarse filesystem, or a tool that set it so: either way, trusting it costs at most a
+    re-hash of files changed in the last 2 s), else the kernel tick."""
+    coarse = st.st_mtime_ns % 1_000_000_000 == 0
+    return _COARSE_GRANULARITY_NS if coarse else _FINE_GRANULARITY_NS
 
 
 class SymlinkRefused(InvalidInput):

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import blake3
@@ -34,20 +35,57 @@ def test_folder_digest_is_a_merkle_digest_over_sorted_paths(tmp_path: Path) -> N
     assert digest_folder(tmp_path) != "blake3:" + expected.hexdigest()
 
 
-def test_stat_cache_skips_unchanged_files_and_sees_changes(tmp_path: Path) -> None:
+def test_stat_cache_skips_unchanged_files(tmp_path: Path, monkeypatch) -> None:
+    from jupyter_mlops import hashing
+
     path = tmp_path / "f.bin"
     path.write_bytes(b"one")
     old = path.stat()
-    os.utime(path, ns=(old.st_atime_ns, old.st_mtime_ns - 10**9))  # not "racy"
+    os.utime(path, ns=(old.st_atime_ns, old.st_mtime_ns - 10**10))  # older than a tick
     cache = StatCache(tmp_path / "cache.db")
     first = digest_file(path, cache)
-    st = path.stat()
-    # Same size and mtime, different bytes: only a cache hit returns the old digest.
+    reads: list[int] = []
+    real = hashing._hash_fd
+    monkeypatch.setattr(hashing, "_hash_fd", lambda fd, size: reads.append(fd) or real(fd, size))
+    assert digest_file(path, cache) == first and reads == []  # a hit reads nothing
+    cache.close()
+
+
+def test_a_same_size_edit_within_one_timestamp_tick_is_seen(tmp_path: Path) -> None:
+    """On a filesystem with whole-second stamps, an edit in the same second keeps size
+    and mtime: a digest taken within the granularity is never cached (racy clean)."""
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"one")
+    second = (time.time_ns() // 10**9) * 10**9  # a coarse stamp: this very second
+    os.utime(path, ns=(second, second))
+    cache = StatCache(tmp_path / "cache.db")
+    assert digest_file(path, cache) == "blake3:" + blake3.blake3(b"one").hexdigest()
+    assert cache.get(str(path.resolve()), path.stat()) is None  # too recent to trust
     path.write_bytes(b"two")
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
-    assert digest_file(path, cache) == first
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    os.utime(path, ns=(second, second))
     assert digest_file(path, cache) == "blake3:" + blake3.blake3(b"two").hexdigest()
+    cache.close()
+
+
+def test_a_replacement_that_puts_the_old_mtime_back_is_seen(tmp_path: Path) -> None:
+    """`tar x`, `rsync -t`, `cp -p` restore mtime; they can't restore ctime."""
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"one")
+    st = path.stat()
+    old_ns = st.st_mtime_ns - 10**10
+    os.utime(path, ns=(old_ns, old_ns))
+    cache = StatCache(tmp_path / "cache.db")
+    digest_file(path, cache)
+    assert cache.get(str(path.resolve()), path.stat()) is not None  # cached: old enough
+    time.sleep(1.0)  # a second later
+    replacement = tmp_path / "new.bin"
+    replacement.write_bytes(b"two")
+    os.utime(replacement, ns=(old_ns, old_ns))
+    os.replace(replacement, path)  # same size, same mtime; new inode and ctime
+    assert digest_file(path, cache) == "blake3:" + blake3.blake3(b"two").hexdigest()
+    path.write_bytes(b"six")  # in place: same inode, same size
+    os.utime(path, ns=(old_ns, old_ns))
+    assert digest_file(path, cache) == "blake3:" + blake3.blake3(b"six").hexdigest()
     cache.close()
 
 
