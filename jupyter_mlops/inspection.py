@@ -7,7 +7,15 @@ from dataclasses import dataclass, field
 
 from .errors import InvalidInput
 from .store import Store
-from .store.records import ArtifactLink, Environment, MetricPoint, ModelVersion, Run, RunDataset
+from .store.records import (
+    ArtifactLink,
+    Environment,
+    MetricPoint,
+    ModelVersion,
+    Run,
+    RunDataset,
+    StepRun,
+)
 
 
 @dataclass(frozen=True)
@@ -18,6 +26,7 @@ class RunDetail:
     artifacts: list[ArtifactLink]
     models: list[ModelVersion]
     environment: Environment | None
+    step: StepRun | None = None  # the pipeline step that made the run (its failure, warnings)
 
 
 def describe_run(store: Store, ref: str | int) -> RunDetail:
@@ -29,6 +38,7 @@ def describe_run(store: Store, ref: str | int) -> RunDetail:
         artifacts=store.artifacts.for_run(run.id),
         models=store.models.for_run(run.id),
         environment=store.environments.get(run.env_digest) if run.env_digest else None,
+        step=store.pipelines.step_of_run(run.id) if run.source_kind == "pipeline" else None,
     )
 
 

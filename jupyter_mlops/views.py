@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .inspection import Comparison, RunDetail
-from .store.records import Run
+from .store.records import Run, StepFailure
 
 MAX_METRIC_COLUMNS = 4
 
@@ -178,6 +178,8 @@ def run_detail_text(detail: RunDetail, packages: bool = False) -> str:
             continue
         body = text_table(_DETAIL_HEADERS[title], rows)
         parts.append(f"{title}:\n" + "\n".join("  " + line for line in body.splitlines()))
+    for title, lines in _step_sections(detail):
+        parts.append(f"{title}:\n" + "\n".join("  " + line for line in lines))
     return "\n\n".join(parts)
 
 
@@ -187,7 +189,54 @@ def run_detail_html(detail: RunDetail) -> str:
         if title == "packages" or (title != "run" and not rows):
             continue
         parts.append(f"<h4>{html.escape(title)}</h4>" + html_table(_DETAIL_HEADERS[title], rows))
+    for title, lines in _step_sections(detail):
+        parts.append(f"<h4>{html.escape(title)}</h4><pre>{html.escape(chr(10).join(lines))}"
+                     "</pre>")
     return "".join(parts)
+
+
+_FAILURE_KINDS = {
+    "notebook": "a notebook cell raised",
+    "kernel": "the notebook could not run to its end (kernel, papermill or executor)",
+    "step": "the step broke a rule of the pipeline",
+    "runner": "a bug in jupyter-mlops, not in the notebook",
+}
+
+
+def step_failure_summary(failure: StepFailure) -> str:
+    """One line: whose fault, then what happened."""
+    return f"[{failure.kind}] {failure.message}"
+
+
+def step_failure_lines(failure: StepFailure) -> list[str]:
+    """A step's failure in full: its kind, the failing cell and its source, the exception
+    and the traceback (the kernel's for a notebook, ours for a runner bug)."""
+    lines = [f"kind: {failure.kind} ({_FAILURE_KINDS.get(failure.kind, 'unknown')})",
+             f"message: {failure.message}"]
+    if failure.cell is not None:
+        lines.append(f"cell: {failure.cell}")
+    if failure.ename:
+        lines.append(f"exception: {failure.ename}: {failure.evalue or ''}".rstrip())
+    if failure.source:
+        lines += ["source:", *("  " + line for line in failure.source.splitlines())]
+    if failure.traceback:
+        lines += ["traceback:", *("  " + line for entry in failure.traceback
+                                  for line in entry.rstrip("\n").splitlines())]
+    return lines
+
+
+def _step_sections(detail: RunDetail) -> list[tuple[str, list[str]]]:
+    """The failure and warnings of the pipeline step that made the run, if any."""
+    step = detail.step
+    if step is None:
+        return []
+    sections = []
+    if step.failure is not None:
+        sections.append((f"failure (step {step.step!r} of pipeline run {step.pipeline_run_id})",
+                         step_failure_lines(step.failure)))
+    if step.warnings:
+        sections.append(("warnings", [f"- {warning}" for warning in step.warnings]))
+    return sections
 
 
 def comparison_table(comparison: Comparison) -> tuple[list[str], list[list[str]], list[bool]]:

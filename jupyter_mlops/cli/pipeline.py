@@ -10,7 +10,15 @@ from ..errors import InvalidInput
 from ..pipelines.executors import Executor
 from ..pipelines.runner import PipelineRunner
 from ..pipelines.spec import load_spec
-from ..views import format_duration, format_time, text_table, to_jsonable
+from ..store.records import PipelineRun
+from ..views import (
+    format_duration,
+    format_time,
+    step_failure_lines,
+    step_failure_summary,
+    text_table,
+    to_jsonable,
+)
 from .common import open_store, positive
 
 
@@ -56,7 +64,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
     runs_parser = sub.add_parser("runs", help="past pipeline runs with step status",
                                  description="Past pipeline runs, newest first, with the "
-                                             "status of each step.")
+                                             "status of each step and why a step failed; "
+                                             "with RUN_ID, that run's steps, each failure in "
+                                             "full (cell, source, traceback) and warnings.")
+    runs_parser.add_argument("run", nargs="?", type=positive, default=None, metavar="RUN_ID",
+                             help="show this pipeline run's steps in detail")
     runs_parser.add_argument("--name", default=None, help="only this pipeline")
     runs_parser.add_argument("--limit", "-n", type=positive, default=20)
     runs_parser.add_argument("--json", action="store_true", help="print JSON")
@@ -134,6 +146,10 @@ def _would(planned) -> str:  # noqa: ANN001
 def list_runs(args: argparse.Namespace) -> int:
     _, store = open_store()
     with store:
+        if args.run is not None:
+            one = store.pipelines.get(args.run)
+            print(json.dumps(to_jsonable(one), indent=2) if args.json else pipeline_run_text(one))
+            return 0
         runs = store.pipelines.recent(args.name, limit=args.limit)
     if args.json:
         print(json.dumps(to_jsonable(runs), indent=2))
@@ -146,4 +162,40 @@ def list_runs(args: argparse.Namespace) -> int:
              " ".join(f"{s.step}:{s.status}" for s in r.steps)] for r in runs]
     print(text_table(["id", "pipeline", "status", "trigger", "started", "duration", "steps"],
                      rows))
+    notes = [f"  run {r.id} {s.step}: {_why(s)}" for r in runs for s in r.steps
+             if s.status == "failed"]
+    notes += [f"  run {r.id} {s.step}: warning: {w}" for r in runs for s in r.steps
+              for w in s.warnings]
+    if notes:
+        print("\nfailures and warnings (`mlops pipeline runs RUN_ID` for the cell, its source "
+              "and the traceback):")
+        print("\n".join(notes))
     return 0
+
+
+def _why(step) -> str:  # noqa: ANN001 - a StepRun
+    return step_failure_summary(step.failure) if step.failure else (step.error or "failed")
+
+
+def pipeline_run_text(run: PipelineRun) -> str:
+    """One pipeline run: its steps, then each failure in full and each warning."""
+    lines = [f"pipeline {run.name!r} run {run.id}: {run.status} ({run.trigger}), started "
+             f"{format_time(run.started_at)}, took "
+             f"{format_duration(None if run.ended_at is None else run.ended_at - run.started_at)}"
+             f"\nspec: {run.spec_path}", ""]
+    rows = [[s.step, s.status, "" if s.run_id is None else str(s.run_id),
+             format_duration(None if s.ended_at is None or s.started_at is None
+                             else s.ended_at - s.started_at),
+             f"reused step run {s.cached_from}" if s.cached_from else (s.notebook_path or "")]
+            for s in run.steps]
+    lines.append(text_table(["step", "status", "run", "time", "executed notebook"], rows))
+    for step in run.steps:
+        if step.status == "failed":
+            detail = step_failure_lines(step.failure) if step.failure else [step.error or ""]
+            lines += ["", f"step {step.step!r} failed:", *("  " + line for line in detail)]
+        elif step.status == "skipped" and step.error:
+            lines += ["", f"step {step.step!r} skipped: {step.error}"]
+        if step.warnings:
+            lines += ["", f"step {step.step!r} warnings:",
+                      *(f"  - {warning}" for warning in step.warnings)]
+    return "\n".join(lines)

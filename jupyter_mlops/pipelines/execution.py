@@ -9,11 +9,13 @@ to the project's database.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import tempfile
 import threading
 import time
+import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,9 +28,13 @@ from ..errors import IntegrityError, InvalidInput, NotFound
 from ..glue import SCRAP_MIME_PREFIX
 from ..project import create_file_with_mode
 from ..recorders import OUTBOX_ENV
+from ..store.records import FAILURE_KINDS, StepFailure
 from ..validation import MAX_BLOB_SIZE, check_digest, is_digest
 
 MAX_NOTEBOOK_BYTES = 1 << 31  # an executed notebook larger than 2 GiB is refused
+MAX_FAILURE_TEXT = 20_000  # characters kept of a failing cell's source, value or traceback
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_PACKAGE = str(Path(__file__).resolve().parent.parent)  # jupyter_mlops/
 
 
 @dataclass(frozen=True)
@@ -47,8 +53,9 @@ class StepResult:
     step: str
     notebook_json: bytes  # the executed (or partly executed) notebook
     outbox_files: dict[str, bytes] = field(default_factory=dict)  # remote only
-    error: str | None = None  # "cell N raised Ename: evalue"
+    error: str | None = None  # one line, "cell N raised Ename: evalue": failure.message
     seconds: float = 0.0
+    failure: StepFailure | None = None  # why the notebook did not run to its end
 
 
 class KernelRegistry:
@@ -114,6 +121,19 @@ def execute_notebook(notebook: str, output_path: str, params: Mapping[str, Any],
     cells of the user's notebook, 1-based). The executed notebook is written
     to `output_path` either way.
     """
+    failure = execute_step_notebook(notebook, output_path, params, cwd, env,
+                                    kernel_name=kernel_name, registry=registry,
+                                    progress_bar=progress_bar)
+    return None if failure is None else failure.message
+
+
+def execute_step_notebook(notebook: str, output_path: str, params: Mapping[str, Any],
+                          cwd: str, env: Mapping[str, str], *, kernel_name: str | None = None,
+                          registry: KernelRegistry | None = None,
+                          progress_bar: bool = False) -> StepFailure | None:
+    """`execute_notebook`, returning the whole failure: a failing cell (kind `notebook`,
+    with its position, source, exception and the kernel's traceback), the kernel or
+    papermill giving up (kind `kernel`), or an exception in our own code (kind `runner`)."""
     import papermill as pm
 
     try:
@@ -122,16 +142,95 @@ def execute_notebook(notebook: str, output_path: str, params: Mapping[str, Any],
             progress_bar=progress_bar, log_output=False,
             kernel_manager_class=_kernel_manager_class(env, registry))
     except pm.PapermillExecutionError as exc:
-        return f"cell {_source_position(output_path, exc.cell_index)} raised {exc.ename}: " \
-               f"{exc.evalue}"
+        cell = _source_position(output_path, exc.cell_index)
+        return StepFailure(
+            kind="notebook", message=f"cell {cell} raised {exc.ename}: {exc.evalue}",
+            cell=cell, source=_clip(exc.source), ename=_clip(exc.ename),
+            evalue=_clip(exc.evalue), traceback=_clip_lines(exc.traceback or []))
     except Exception as exc:  # a dead kernel, a timeout, a notebook papermill cannot read
-        return f"{type(exc).__name__}: {exc}"
+        return failure_from_exception(exc, "kernel")
     return None
 
 
+def failure_from_exception(exc: BaseException, kind: str) -> StepFailure:
+    """An exception raised outside the notebook's cells, kept with its traceback.
+
+    `kind` is what it is when the exception comes from other packages (papermill, the
+    kernel, Dask); when it was raised in jupyter-mlops's own code it is a bug of ours,
+    kind `runner`, whatever the caller guessed.
+    """
+    frames = traceback.extract_tb(exc.__traceback__)
+    ours = bool(frames) and os.path.abspath(frames[-1].filename).startswith(_PACKAGE + os.sep)
+    if ours or kind == "runner":
+        kind = "runner"
+        message = (f"internal error in jupyter-mlops (a bug; please report it with the "
+                   f"traceback): {type(exc).__name__}: {exc}")
+    elif kind == "kernel":
+        message = f"the notebook could not run to its end: {type(exc).__name__}: {exc}"
+    else:
+        message = f"{type(exc).__name__}: {exc}"
+    return StepFailure(kind=kind, message=_clip(message.splitlines()[0] if message else ""),
+                       ename=type(exc).__name__, evalue=_clip(str(exc)),
+                       traceback=_clip_lines(traceback.format_exception(exc)))
+
+
+def check_failure(failure: object, step: str) -> StepFailure | None:
+    """A failure sent back by an executor, checked and bounded before it is kept."""
+    if failure is None:
+        return None
+    if not isinstance(failure, StepFailure) or failure.kind not in FAILURE_KINDS:
+        raise InvalidInput(f"step {step!r}: the executor sent back a failure that is not one")
+    texts = (failure.message, failure.source, failure.ename, failure.evalue)
+    lines = failure.traceback
+    if not all(t is None or isinstance(t, str) for t in texts) or not isinstance(
+            lines, tuple | list) or not all(isinstance(line, str) for line in lines) or not (
+            failure.cell is None or type(failure.cell) is int):
+        raise InvalidInput(f"step {step!r}: the executor sent back a malformed failure")
+    return StepFailure(kind=failure.kind, message=_clip(failure.message.splitlines()[0]
+                                                        if failure.message else ""),
+                       cell=failure.cell, source=_clip(failure.source),
+                       ename=_clip(failure.ename), evalue=_clip(failure.evalue),
+                       traceback=_clip_lines(failure.traceback))
+
+
+def _clip(text: str | None) -> str | None:
+    """Plain text (no terminal colours), at most MAX_FAILURE_TEXT characters."""
+    if text is None:
+        return None
+    text = _ANSI.sub("", str(text))
+    if len(text) > MAX_FAILURE_TEXT:
+        text = text[:MAX_FAILURE_TEXT] + f"... ({len(text) - MAX_FAILURE_TEXT} more characters)"
+    return text
+
+
+def _clip_lines(lines: Any) -> tuple[str, ...]:
+    """A traceback's lines as plain text, the last ones kept when it is too long."""
+    kept: list[str] = []
+    total = 0
+    for line in reversed(list(lines)):
+        text = _clip(line) or ""
+        total += len(text)
+        if total > MAX_FAILURE_TEXT and kept:
+            kept.append("... (earlier lines cut)")
+            break
+        kept.append(text)
+    return tuple(reversed(kept))
+
+
 def run_step_task(task: StepTask, registry: KernelRegistry | None = None) -> StepResult:
-    """Execute the task's notebook in a fresh kernel; never raises for a failing cell."""
+    """Execute the task's notebook in a fresh kernel; never raises for a failing cell,
+    nor for a fault of ours (that comes back as a `runner` failure with our traceback)."""
     started = time.monotonic()
+    try:
+        return _run_step_task(task, registry, started)
+    except Exception as exc:
+        failure = failure_from_exception(exc, "runner")
+        return StepResult(step=task.step, notebook_json=b"", error=failure.message,
+                          seconds=time.monotonic() - started, failure=failure)
+
+
+def _run_step_task(task: StepTask, registry: KernelRegistry | None,
+                   started: float) -> StepResult:
     temp = None
     outbox = task.outbox
     output_path = task.output_path
@@ -139,23 +238,27 @@ def run_step_task(task: StepTask, registry: KernelRegistry | None = None) -> Ste
         temp = tempfile.mkdtemp(prefix=f"mlops-step-{task.step}-")
         outbox = outbox or os.path.join(temp, "outbox")
         output_path = output_path or os.path.join(temp, Path(task.notebook).name)
-    env = {OUTBOX_ENV: outbox, NOTEBOOK_ENV: task.notebook}
-    # papermill rewrites the file in place: created first, it keeps the private mode.
-    create_file_with_mode(output_path)
-    error = execute_notebook(task.notebook, output_path, task.params, task.cwd, env,
-                             kernel_name=task.kernel_name, registry=registry)
     try:
-        notebook_json = Path(output_path).read_bytes()
-    except OSError:
-        notebook_json = b""
-    result = StepResult(step=task.step, notebook_json=notebook_json, error=error,
-                        seconds=time.monotonic() - started)
-    if temp is not None:
-        staged = Path(outbox)
-        if staged.is_dir():
-            result.outbox_files = {f.name: f.read_bytes() for f in staged.iterdir()}
-        shutil.rmtree(temp, ignore_errors=True)
-    return result
+        env = {OUTBOX_ENV: outbox, NOTEBOOK_ENV: task.notebook}
+        # papermill rewrites the file in place: created first, it keeps the private mode.
+        create_file_with_mode(output_path)
+        failure = execute_step_notebook(task.notebook, output_path, task.params, task.cwd,
+                                        env, kernel_name=task.kernel_name, registry=registry)
+        try:
+            notebook_json = Path(output_path).read_bytes()
+        except OSError:
+            notebook_json = b""
+        result = StepResult(step=task.step, notebook_json=notebook_json,
+                            error=None if failure is None else failure.message,
+                            seconds=time.monotonic() - started, failure=failure)
+        if temp is not None:
+            staged = Path(outbox)
+            if staged.is_dir():
+                result.outbox_files = {f.name: f.read_bytes() for f in staged.iterdir()}
+        return result
+    finally:
+        if temp is not None:
+            shutil.rmtree(temp, ignore_errors=True)
 
 
 def staged_name(digest: str) -> str:
@@ -178,6 +281,7 @@ def check_step_result(result: StepResult, step: str) -> StepResult:
             len(result.notebook_json) > MAX_NOTEBOOK_BYTES:
         raise InvalidInput(f"step {step!r}: the executed notebook is not bytes of at most "
                            f"{MAX_NOTEBOOK_BYTES}")
+    result.failure = check_failure(result.failure, step)
     total = 0
     for name, data in result.outbox_files.items():
         digest = name.replace("-", ":", 1) if isinstance(name, str) else None
@@ -219,24 +323,26 @@ def warm_up_reports() -> None:
     """Import nbconvert and compile its HTML template (0.5 s the first time), so that
     the first real report costs what the others do. Run it while kernels start."""
     empty = b'{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
-    render_report(empty)
+    try:
+        render_report(empty)
+    except Exception:  # noqa: S110 - only a warm-up: the real report says what failed
+        pass
 
 
-def render_report(notebook_json: bytes) -> bytes | None:
-    """The executed notebook as a standalone HTML page (nbconvert), or None if unreadable."""
-    if not notebook_json:
-        return None
+def render_report(notebook_json: bytes) -> bytes:
+    """The executed notebook as a standalone HTML page (nbconvert).
+
+    Raises whatever nbformat or nbconvert raise: the runner keeps that as a warning
+    on the step (a report is evidence, not a reason to fail the step).
+    """
     import nbconvert
     import nbformat
 
-    try:
-        notebook = nbformat.reads(notebook_json.decode("utf-8"), as_version=4)
-        for cell in notebook.cells:  # scraps are data for the runner, not for readers
-            if cell.get("outputs"):
-                cell.outputs = [o for o in cell.outputs if not _only_scraps(o)]
-        body, _ = nbconvert.HTMLExporter().from_notebook_node(notebook)
-    except Exception:  # a report is evidence, not a reason to fail the step
-        return None
+    notebook = nbformat.reads(notebook_json.decode("utf-8"), as_version=4)
+    for cell in notebook.cells:  # scraps are data for the runner, not for readers
+        if cell.get("outputs"):
+            cell.outputs = [o for o in cell.outputs if not _only_scraps(o)]
+    body, _ = nbconvert.HTMLExporter().from_notebook_node(notebook)
     return body.encode("utf-8")
 
 

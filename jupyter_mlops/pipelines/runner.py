@@ -8,23 +8,24 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from .. import capture
 from ..artifacts import ArtifactStore
 from ..datasets import describe_path
-from ..errors import InvalidInput, MlopsError
-from ..hashing import StatCache, digest_file
+from ..errors import InvalidInput, MlopsError, StoreUnavailable
+from ..hashing import StatCache, digest_file, digest_folder
 from ..monitoring.predlog import PredictionLog
 from ..project import Project, make_dirs, write_new_file
 from ..recorders import StoreRecorder
 from ..store import Store
-from ..store.records import StepRun
+from ..store.records import StepFailure, StepRun
 from ..store.runs import NewRun
 from ..tracking import format_param
 from . import references
@@ -33,13 +34,16 @@ from .execution import (
     StepResult,
     StepTask,
     check_step_result,
+    failure_from_exception,
     read_staged,
     render_report,
     warm_up_reports,
 )
 from .executors import Executor, LocalExecutor
 from .ingest import ingest
-from .spec import PipelineSpec, StepSpec, declared_parameters
+from .spec import PipelineSpec, StepSpec, declared_parameters, did_you_mean, undeclared_parameter
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,8 @@ class StepOutcome:
     seconds: float = 0.0
     outputs: dict[str, Any] = field(default_factory=dict)
     notebook_path: str | None = None
+    failure: StepFailure | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -98,12 +104,17 @@ def parse_overrides(items: list[str], spec: PipelineSpec
                                    f"(steps: {', '.join(spec.steps)})")
             if not name.isidentifier():
                 raise InvalidInput(f"-p {item}: {name!r} is not a parameter name")
+            notebook = spec.steps[step].notebook
+            problem = undeclared_parameter(notebook, name, str(notebook.relative_to(spec.root)))
+            if problem:
+                raise InvalidInput(f"-p {item}: step {step!r}: {problem}")
             steps.setdefault(step, {})[name] = value
         else:
             if name not in spec.params:
                 raise InvalidInput(f"-p {item}: pipeline {spec.name!r} declares no parameter "
                                    f"{name!r} (declared: {', '.join(spec.params) or 'none'}; "
-                                   "use STEP.NAME=VALUE for a step's own parameter)")
+                                   "use STEP.NAME=VALUE for a step's own parameter)"
+                                   f"{did_you_mean(name, list(spec.params))}")
             pipeline[name] = value
     return pipeline, steps
 
@@ -148,10 +159,14 @@ class PipelineRunner:
             self._environment = capture.environment()
         return self._environment
 
-    def plan(self) -> list[PlannedStep]:
+    def stat_cache(self) -> StatCache:
+        return StatCache(self.project.cache_dir / "stat-cache.db")
+
+    def plan(self, cache: StatCache | None = None) -> list[PlannedStep]:
         """Each step's cache key and whether it would be reused; runs nothing."""
         produced = {out for step in self.spec.steps.values() for out in step.outputs}
-        cache = StatCache(self.project.cache_dir / "stat-cache.db")
+        own_cache = cache is None
+        cache = self.stat_cache() if cache is None else cache
         keys: dict[str, str] = {}
         planned = []
         try:
@@ -174,13 +189,22 @@ class PipelineRunner:
                 planned.append(PlannedStep(step=step, params=params, key=key, forced=forced,
                                            cached=self.store.pipelines.cached_step(key)))
         finally:
-            cache.close()
+            if own_cache:
+                cache.close()
         return planned
 
     # -- running ---------------------------------------------------------------------
 
     def run(self) -> PipelineOutcome:
-        plan = {p.step.name: p for p in self.plan()}
+        # One stat cache for planning and for checking the outputs of reused steps.
+        self._stat_cache = self.stat_cache()
+        try:
+            return self._run()
+        finally:
+            self._stat_cache.close()
+
+    def _run(self) -> PipelineOutcome:
+        plan = {p.step.name: p for p in self.plan(self._stat_cache)}
         spec_digest = digest_file(self.spec.path)
         pipeline_run = self.store.pipelines.start(self.spec.name, str(self.spec.path),
                                                   spec_digest, self.trigger,
@@ -191,6 +215,7 @@ class PipelineRunner:
         running: dict[Future, tuple[str, int, float]] = {}
         waiting = list(self.spec.order)
         pool = None
+        self._run_ids: dict[str, int] = {}  # the run each executing step records into
         # Reports render on their own thread, overlapping the next steps' execution.
         self._reports = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlops-report")
         self._pending_reports: list[tuple[Future, int, str]] = []
@@ -208,9 +233,14 @@ class PipelineRunner:
                         continue
                     planned = plan[name]
                     if planned.cached is not None and not planned.forced:
-                        outcomes[name] = self._reuse(pipeline_run, planned)
-                        continue
-                    started = self._begin(pipeline_run, planned, outcomes)
+                        reused = self._guard(pipeline_run, name,
+                                             lambda p=planned: self._reuse(pipeline_run, p))
+                        if reused is not None:
+                            outcomes[name] = reused
+                            continue
+                    started = self._guard(pipeline_run, name,
+                                          lambda p=planned: self._begin(pipeline_run, p,
+                                                                        outcomes))
                     if isinstance(started, StepOutcome):
                         outcomes[name] = started
                         continue
@@ -228,10 +258,13 @@ class PipelineRunner:
                                return_when=FIRST_COMPLETED)
                 for future in done:
                     name, run_id, started_at = running.pop(future)
-                    outcomes[name] = self._complete(pipeline_run, plan[name], run_id,
-                                                    future.result(), started_at)
+                    result = self._result(future, name)
+                    outcomes[name] = self._guard(
+                        pipeline_run, name,
+                        lambda n=name, r=run_id, res=result, t=started_at: self._complete(
+                            pipeline_run, plan[n], r, res, t))
                 self._heartbeat(pipeline_run, [run_id for _, run_id, _ in running.values()])
-            self._store_reports()
+            self._store_reports(pipeline_run, outcomes)
         except BaseException:
             self._interrupt(pipeline_run, running)
             raise
@@ -246,12 +279,60 @@ class PipelineRunner:
                                         o.error or o.status for o in failed)[:2000])
         return PipelineOutcome(pipeline_run, self.spec.name, status, outcomes)
 
-    def _store_reports(self) -> None:
-        """Wait for the HTML reports and store each with its step's run."""
+    def _result(self, future: Future, step: str) -> StepResult:
+        """What the executor sent back; an executor that raised (a Dask worker lost, a
+        bug) gives a failed result, so that the other steps go on."""
+        try:
+            return future.result()
+        except Exception as exc:
+            failure = failure_from_exception(exc, "kernel")
+            return StepResult(step=step, notebook_json=b"", error=failure.message,
+                              failure=failure)
+
+    def _guard(self, pipeline_run: int, name: str, work: Callable[[], T]) -> T | StepOutcome:
+        """`work()`, or the step failed by what it raised: an `MlopsError` is the step's
+        problem, said in its message; any other exception is a bug of ours, kept with our
+        traceback (kind `runner`). A store that can't be written ends the pipeline."""
+        try:
+            return work()
+        except (StoreUnavailable, sqlite3.Error):
+            raise
+        except MlopsError as exc:
+            failure = StepFailure(kind="step", message=str(exc))
+        except Exception as exc:
+            failure = failure_from_exception(exc, "runner")
+        return self._fail(pipeline_run, name, failure)
+
+    def _fail(self, pipeline_run: int, name: str, failure: StepFailure) -> StepOutcome:
+        step = self.spec.steps[name]
+        run_id = self._run_ids.get(name)
+        error = (f"step {name!r} ({step.notebook.relative_to(self.spec.root)}) failed: "
+                 f"{failure.message}")
+        if run_id is not None:
+            self.store.runs.end(run_id, "failed", error)
+        self.store.pipelines.update_step(pipeline_run, name, status="failed",
+                                         ended_at=time.time(), error=error, failure=failure)
+        self.progress(f"  x {name}: failed" + ("" if run_id is None else f" (run {run_id})")
+                      + f"\n    {error}")
+        if failure.kind == "runner":
+            self.progress("".join(failure.traceback).rstrip())
+        return StepOutcome(name, "failed", run_id=run_id, error=error, failure=failure)
+
+    def _store_reports(self, pipeline_run: int, outcomes: Mapping[str, StepOutcome]) -> None:
+        """Wait for the HTML reports and store each with its step's run; a report that
+        could not be rendered is a warning on its step, kept and shown."""
         for future, run_id, step in self._pending_reports:
-            html = future.result()
-            if html:
-                self.recorder.put_bytes(run_id, f"report/{step}.html", html, "report")
+            try:
+                html = future.result()
+            except Exception as exc:
+                warning = (f"the HTML report could not be rendered: {type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0] if str(exc) else ''}")
+                outcomes[step].warnings.append(warning)
+                self.store.pipelines.update_step(pipeline_run, step,
+                                                 warnings=outcomes[step].warnings)
+                self.progress(f"    warning: {step}: {warning}")
+                continue
+            self.recorder.put_bytes(run_id, f"report/{step}.html", html, "report")
         self._pending_reports.clear()
 
     def _executor(self) -> Executor:
@@ -281,22 +362,60 @@ class PipelineRunner:
         self.progress(f"  - {name}: skipped ({error})")
         return StepOutcome(name, "skipped", error=error)
 
-    def _reuse(self, pipeline_run: int, planned: PlannedStep) -> StepOutcome:
+    def _reuse(self, pipeline_run: int, planned: PlannedStep) -> StepOutcome | None:
+        """Reuse the cached execution, its declared outputs first made to hold the bytes it
+        wrote; None when one can't be (the step then executes)."""
         cached = planned.cached
         assert cached is not None
-        for relative, digest in cached.output_files.items():
-            target = self.spec.root / relative
-            if not target.exists():
-                self.artifacts.export(digest, target)
-                self.progress(f"    restored {relative} from the artifact store")
+        name = planned.step.name
+        restored, problem = self._restore_outputs(planned.step, cached)
+        if problem is not None:
+            self.progress(f"  ~ {name}: not reused (run {cached.run_id}): {problem}")
+            return None
         self.store.pipelines.update_step(
-            pipeline_run, planned.step.name, status="cached", run_id=cached.run_id,
+            pipeline_run, name, status="cached", run_id=cached.run_id,
             cache_key=planned.key, cached_from=cached.id, params=cached.params,
             outputs=cached.outputs, output_files=cached.output_files,
             notebook_path=cached.notebook_path, started_at=time.time(), ended_at=time.time())
-        self.progress(f"  = {planned.step.name}: cached (run {cached.run_id})")
-        return StepOutcome(planned.step.name, "cached", run_id=cached.run_id,
+        note = f"; restored {', '.join(restored)} from the artifact store" if restored else ""
+        self.progress(f"  = {name}: cached (run {cached.run_id}){note}")
+        return StepOutcome(name, "cached", run_id=cached.run_id,
                            outputs=dict(cached.outputs), notebook_path=cached.notebook_path)
+
+    def _restore_outputs(self, step: StepSpec, cached: StepRun) -> tuple[list[str], str | None]:
+        """Check each declared output against the digest the cached execution recorded
+        (the stat cache makes an unchanged file cost a `stat`), and restore a file that is
+        missing or differs. Returns the outputs restored, and why the cached execution
+        can't be reused, if so: a folder that differs (folders are not kept), an output
+        it did not record, a file the artifact store no longer holds."""
+        restored: list[str] = []
+        folders: dict[str, str] | None = None
+        for relative in step.outputs:
+            target = self.spec.root / relative
+            digest = cached.output_files.get(relative)
+            try:
+                if digest is None:  # a folder output: checked, but its files are not kept
+                    if folders is None:
+                        folders = {d.source: d.dataset.digest
+                                   for d in self.store.datasets.for_run(cached.run_id)
+                                   if d.role == "output"}
+                    if relative not in folders:
+                        return restored, f"it recorded no output {relative}"
+                    if not target.is_dir() or \
+                            digest_folder(target, self._stat_cache) != folders[relative]:
+                        return restored, (f"the folder {relative} differs from what it wrote, "
+                                          "and folders are not kept to be restored")
+                    continue
+                if target.is_file() and not target.is_symlink() and \
+                        digest_file(target, self._stat_cache) == digest:
+                    continue
+                if target.is_dir() and not target.is_symlink():
+                    return restored, f"{relative} is now a folder"
+                self.artifacts.export(digest, target)
+            except (MlopsError, OSError) as exc:
+                return restored, f"{relative} could not be checked or restored: {exc}"
+            restored.append(relative)
+        return restored, None
 
     def _begin(self, pipeline_run: int, planned: PlannedStep,
                outcomes: Mapping[str, StepOutcome]) -> tuple[StepTask, int] | StepOutcome:
@@ -306,10 +425,12 @@ class PipelineRunner:
             params = references.substitute(
                 planned.params, lambda ref: self._lookup(step, ref, outcomes))
         except InvalidInput as exc:
+            failure = StepFailure(kind="step", message=str(exc))
             self.store.pipelines.update_step(pipeline_run, step.name, status="failed",
-                                             error=str(exc), cache_key=planned.key)
+                                             error=str(exc), cache_key=planned.key,
+                                             failure=failure)
             self.progress(f"  x {step.name}: {exc}")
-            return StepOutcome(step.name, "failed", error=str(exc))
+            return StepOutcome(step.name, "failed", error=str(exc), failure=failure)
         env = self.environment()
         self.store.environments.save(env)
         git = capture.git_state(self.spec.root)
@@ -320,6 +441,7 @@ class PipelineRunner:
             git_commit=git.commit if git else None, git_branch=git.branch if git else None,
             git_dirty=git.dirty if git else None, python=env.python, env_digest=env.digest,
             host=capture.host(), user=capture.user(), pid=os.getpid()))
+        self._run_ids[step.name] = run_id
         self.recorder.set_tags(run_id, {"mlops.pipeline": self.spec.name,
                                         "mlops.step": step.name,
                                         "mlops.pipeline_run": str(pipeline_run)})
@@ -391,27 +513,42 @@ class PipelineRunner:
         if result.notebook_json and not notebook_path.exists():
             make_dirs(work)
             write_new_file(notebook_path, result.notebook_json, self.project.store.file_mode)
-        error = result.error
+        failure: StepFailure | None = None
         outputs: dict[str, Any] = {}
         warnings: list[str] = []
         ingested = None
         try:
-            notebook = json.loads(result.notebook_json) if result.notebook_json else {}
-        except ValueError:
-            notebook, error = {}, error or "the executed notebook is not valid JSON"
-
-        def staged(digest: str) -> bytes:
-            return read_staged(digest, result.outbox_files, work / "outbox")
-
-        try:
             check_step_result(result, step.name)
-            ingested = ingest(notebook, self.recorder, run_id, staged)
-        except (MlopsError, OSError, KeyError, TypeError) as exc:
-            error = error or f"could not ingest what the notebook recorded: {exc}"
+        except MlopsError as exc:  # a remote executor's result, refused: nothing of it used
+            failure = StepFailure(kind="step",
+                                  message=f"could not ingest what the notebook recorded: {exc}")
         else:
-            outputs, warnings = ingested.outputs, ingested.warnings
-            if ingested.status == "failed" and error is None:
-                error = ingested.error or "the notebook ended its run as failed"
+            failure = result.failure or (None if result.error is None else StepFailure(
+                kind="kernel", message=str(result.error)))
+            try:
+                notebook = json.loads(result.notebook_json) if result.notebook_json else {}
+            except ValueError:
+                notebook = {}
+                failure = failure or StepFailure(
+                    kind="kernel", message="the executed notebook is not valid JSON")
+
+            def staged(digest: str) -> bytes:
+                return read_staged(digest, result.outbox_files, work / "outbox")
+
+            try:
+                ingested = ingest(notebook, self.recorder, run_id, staged)
+            except (StoreUnavailable, sqlite3.Error):
+                raise
+            except (MlopsError, OSError) as exc:
+                failure = failure or StepFailure(
+                    kind="step", message=f"could not ingest what the notebook recorded: {exc}")
+            except Exception as exc:  # a bug of ours: kept with its traceback, step failed
+                failure = failure or failure_from_exception(exc, "runner")
+            else:
+                outputs, warnings = ingested.outputs, list(ingested.warnings)
+                if ingested.status == "failed" and failure is None:
+                    failure = StepFailure(kind="notebook", message=ingested.error or
+                                          "the notebook ended its run as failed")
         if result.notebook_json:
             self.recorder.put_bytes(run_id, f"executed/{step.notebook.name}",
                                     result.notebook_json, "notebook")
@@ -420,7 +557,7 @@ class PipelineRunner:
         self.recorder.put_file(run_id, f"source/{step.notebook.name}", step.notebook,
                                "notebook")
         output_files: dict[str, str] = {}
-        if error is None:
+        if failure is None:
             for relative in step.inputs:
                 path = self.spec.root / relative
                 if path.exists():
@@ -428,29 +565,36 @@ class PipelineRunner:
             for relative in step.outputs:
                 path = self.spec.root / relative
                 if not path.exists():
-                    error = f"declared output {relative} was not written"
+                    failure = StepFailure(kind="step",
+                                          message=f"declared output {relative} was not written")
                     break
                 version = describe_path(path)
                 self.recorder.log_dataset(run_id, version, "output", relative)
                 if path.is_file():
                     digest, _ = self.recorder.keep_file(path)
                     output_files[relative] = digest
-        if error is None and step.gates:
-            error = self._check_gates(ingested.models if ingested else [])
-        status = "failed" if error else "finished"
+        if failure is None and step.gates:
+            gates = self._check_gates(ingested.models if ingested else [])
+            failure = None if gates is None else StepFailure(kind="step", message=gates)
+        status = "failed" if failure else "finished"
         seconds = time.monotonic() - started_at
-        if error:
+        error = None
+        if failure:
             error = (f"step {step.name!r} ({step.notebook.relative_to(self.spec.root)}) failed: "
-                     f"{error}; executed notebook: {notebook_path}")
+                     f"{failure.message}; executed notebook: {notebook_path}")
         self.recorder.end(run_id, status, error, str(step.notebook),
                           capture.notebook_code_digest(step.notebook))
         self.store.pipelines.update_step(pipeline_run, step.name, status=status,
                                          outputs=outputs, output_files=output_files,
-                                         ended_at=time.time(), error=error)
+                                         ended_at=time.time(), error=error, failure=failure,
+                                         warnings=warnings)
         mark = "x" if error else "+"
         self.progress(f"  {mark} {step.name}: {status} in {seconds:.1f}s (run {run_id})"
                       + (f"\n    {error}" if error else ""))
+        if failure is not None and failure.kind == "runner":
+            self.progress("".join(failure.traceback).rstrip())
         for warning in warnings:
             self.progress(f"    warning: {warning}")
         return StepOutcome(step.name, status, run_id=run_id, error=error, seconds=seconds,
-                           outputs=outputs, notebook_path=str(notebook_path))
+                           outputs=outputs, notebook_path=str(notebook_path), failure=failure,
+                           warnings=warnings)

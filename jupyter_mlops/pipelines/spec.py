@@ -34,6 +34,9 @@ from . import references
 MAX_SPEC_BYTES = 1 << 20
 STEP_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]{0,63}")
 PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
+# A line of a parameters cell Python can't parse (say, with a magic): `name = ...`
+# or `name: type = ...`, as papermill reads it.
+_ASSIGNED_LINE = re.compile(r"([A-Za-z_]\w*)\s*(?::[^=]*)?=(?!=)")
 
 # key -> (python types allowed, required, description for errors)
 _TOP_KEYS: dict[str, tuple[tuple[type, ...], bool, str]] = {
@@ -195,6 +198,12 @@ def load_spec(path: str | Path, root: str | Path) -> PipelineSpec:
             raise errors.fail(f"{where}: {body['notebook']} has no cell tagged `parameters`, so "
                               f"its params ({', '.join(merged)}) cannot be injected",
                               at + ("notebook",))
+        # A pipeline parameter goes only to the notebooks that declare it; a step's own
+        # must be declared, or papermill would only warn and the step run without it.
+        for key in step_params:
+            problem = undeclared_parameter(notebook, key, body["notebook"])
+            if problem:
+                raise errors.fail(f"{where}: {problem}", at + ("params", key))
         files = {}
         for kind in ("inputs", "outputs", "needs"):
             items = body.get(kind) or []
@@ -292,19 +301,76 @@ def _has_parameters_cell(notebook: Path) -> bool:
 
 def declared_parameters(notebook: Path) -> set[str]:
     """Names assigned in the notebook's `parameters` cell."""
+    return set(parameter_names(notebook))
+
+
+def parameter_names(notebook: Path) -> list[str]:
+    """Names assigned at the top level of the `parameters` cells, in order (`a = 1`,
+    `b: int = 2`, `c, d = 3, 4`); a cell Python can't parse (a magic in it) is read
+    line by line, as papermill does."""
     import ast
 
-    names: set[str] = set()
+    names: list[str] = []
+
+    def add(target: ast.expr) -> None:
+        if isinstance(target, ast.Name) and target.id not in names:
+            names.append(target.id)
+        elif isinstance(target, ast.Tuple | ast.List):
+            for element in target.elts:
+                add(element)
+        elif isinstance(target, ast.Starred):
+            add(target.value)
+
     for source in _parameters_cells(notebook):
         try:
             tree = ast.parse(source)
         except SyntaxError:
+            for line in source.splitlines():
+                match = _ASSIGNED_LINE.match(line)
+                if match and match.group(1) not in names:
+                    names.append(match.group(1))
             continue
         for node in tree.body:
-            targets = node.targets if isinstance(node, ast.Assign) else (
-                [node.target] if isinstance(node, ast.AnnAssign) else [])
-            names.update(t.id for t in targets if isinstance(t, ast.Name))
+            if isinstance(node, ast.Assign):
+                for target in node.targets:
+                    add(target)
+            elif isinstance(node, ast.AnnAssign | ast.AugAssign):
+                add(node.target)
     return names
+
+
+def undeclared_parameter(notebook: Path, name: str, shown: str) -> str | None:
+    """Why `name` can't be given to `notebook` (shown as `shown`), or None when its
+    `parameters` cell declares it. A notebook in another language than Python is not
+    checked: its cell is not read here."""
+    declared = parameter_names(notebook)
+    if name in declared or _language(notebook) not in ("python", None):
+        return None
+    return (f"parameter {name!r} is not declared in the `parameters` cell of {shown} "
+            f"(declared: {', '.join(declared) or 'none'}){did_you_mean(name, declared)}")
+
+
+def did_you_mean(name: str, choices: list[str]) -> str:
+    """`; did you mean 'C'?` for the choice closest to `name` (case first), or ''."""
+    import difflib
+
+    lowered = {choice.lower(): choice for choice in choices}
+    match = lowered.get(name.lower())
+    if match is None:
+        close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
+        match = lowered[close[0]] if close else None
+    return f"; did you mean {match!r}?" if match else ""
+
+
+def _language(notebook: Path) -> str | None:
+    """The notebook's kernel language as its metadata says (lowercase), or None."""
+    try:
+        metadata = json.loads(notebook.read_text(encoding="utf-8")).get("metadata") or {}
+        language = ((metadata.get("kernelspec") or {}).get("language")
+                    or (metadata.get("language_info") or {}).get("name"))
+    except (OSError, ValueError, AttributeError):
+        return None
+    return language.lower() if isinstance(language, str) else None
 
 
 def _topological_order(steps: Mapping[str, StepSpec], pipeline: str,
