@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from .connection import write
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 def _v1(db) -> None:  # db: sqlite_utils.Database
@@ -162,7 +162,17 @@ def _v5(db) -> None:
     db["step_runs"].create_index(["run_id"])
 
 
-MIGRATIONS: list[Callable] = [_v1, _v2, _v3, _v4, _v5]
+def _v6(db) -> None:
+    """Compaction of the prediction log: the batch files a compaction merged are listed
+    here in the transaction that indexes the merged file and drops theirs, and unlinked
+    after it; a crash before the unlinks leaves them here for the next compaction."""
+    db.create_table("retired_prediction_files", {"path": str, "name": str,
+                                                 "retired_at": float},
+                    pk="path", not_null={"name", "retired_at"})
+    db["retired_prediction_files"].create_index(["name"])
+
+
+MIGRATIONS: list[Callable] = [_v1, _v2, _v3, _v4, _v5, _v6]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
