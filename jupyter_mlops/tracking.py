@@ -32,8 +32,9 @@ from .models import FLAVOR, load_model_bytes, save_model, signature
 from .project import Project, find_project
 from .recorders import OUTBOX_ENV, GlueRecorder, Recorder, StoreRecorder
 from .store import Store
+from .store.ids import MAX_INTEGER, storable
 from .store.records import DATASET_ROLES, ArtifactLink, DatasetVersion, ModelVersion, Run
-from .store.runs import MAX_KEY_LENGTH, NewRun, check_key
+from .store.runs import NewRun, check_key
 from .table_digests import SUPPORTED_TABLES
 from .validation import check_artifact_name, check_dataset_source, check_model_name
 
@@ -65,8 +66,7 @@ def format_param(value: object) -> str:
 
 
 def check_metric(key: object, value: object, step: object) -> tuple[str, float, int | None]:
-    if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH:
-        check_key("metric", key)
+    check_key("metric", key)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise InvalidInput(f"metric {key!r} must be a number, got {type(value).__name__} "
                            f"{str(value)[:40]!r}")
@@ -78,6 +78,9 @@ def check_metric(key: object, value: object, step: object) -> tuple[str, float, 
         except TypeError:
             raise InvalidInput(f"step of metric {key!r} must be an integer, "
                                f"got {step!r}") from None
+        if not storable(step):
+            raise InvalidInput(f"step of metric {key!r} is {step}, past the largest step a "
+                               f"record holds ({MAX_INTEGER})")
     return key, float(value), step
 
 

@@ -57,11 +57,21 @@ def test_exception_marks_run_failed(tracker: Tracker) -> None:
 
 
 @pytest.mark.parametrize(("value", "step"), [("0.5", None), (None, None), (True, None),
-                                             (0.5, "3"), (0.5, 1.5)])
+                                             (0.5, "3"), (0.5, 1.5), (0.5, 2**70)])
 def test_bad_metric_values_are_refused(tracker: Tracker, value: object, step: object) -> None:
     with mlops.start_run():
         with pytest.raises(InvalidInput):
             mlops.log_metric("acc", value, step=step)
+
+
+@pytest.mark.parametrize("key", ["acc\u202ex", "a\x85b", "a\u2028b", "a\nb"])
+def test_metric_names_that_display_as_something_else_are_refused(tracker: Tracker,
+                                                                   key: str) -> None:
+    with mlops.start_run():
+        with pytest.raises(InvalidInput, match="refused"):
+            mlops.log_metric(key, 0.5)
+        with pytest.raises(InvalidInput, match="refused"):
+            mlops.log_metrics({key: 0.5})
 
 
 def test_logging_without_a_run_says_how_to_start(tracker: Tracker) -> None:
