@@ -46,7 +46,7 @@ def _shown(value: object) -> str:
 # or a review (Trojan Source, CVE-2021-42574). One regex: the folder walk checks
 # every file's path with it.
 _UNDISPLAYABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u061c\u200e\u200f"
-                            "\u202a-\u202e\u2066-\u2069]")
+                            "\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 _KNOWN_CHARACTERS = {0x09: "a tab", 0x0A: "a newline", 0x0D: "a carriage return",
                      0x1B: "an escape", 0x2028: "a line separator",
                      0x2029: "a paragraph separator"}
@@ -58,7 +58,8 @@ def display_problem(text: str) -> str | None:
     Refused: C0 and C1 control characters (U+0000-U+001F, U+007F-U+009F), the
     line and paragraph separators U+2028 and U+2029, and the bidirectional
     controls (U+202A-U+202E, U+2066-U+2069 and the marks U+200E, U+200F,
-    U+061C). The reason names the code point.
+    U+061C), and lone surrogates (a file name whose bytes are not UTF-8). The reason
+    names the code point.
     """
     found = _UNDISPLAYABLE.search(text)
     if found is None:
@@ -69,6 +70,8 @@ def display_problem(text: str) -> str | None:
         return f"it holds the control character U+{code:04X}{what}"
     if code in (0x2028, 0x2029):
         return f"it holds U+{code:04X}{what}"
+    if 0xD800 <= code <= 0xDFFF:  # how Python spells a file name's bytes that aren't UTF-8
+        return "it is not valid UTF-8 (a file name's bytes, or a lone surrogate)"
     return (f"it holds U+{code:04X}, a bidirectional control character that changes how "
             "the text around it is displayed")
 

@@ -76,6 +76,21 @@ def test_a_file_named_with_a_newline_in_a_logged_folder_is_refused(project: Proj
     assert not any(name.startswith("results/") for name in names)
 
 
+def test_a_file_name_whose_bytes_are_not_utf8_is_refused(project: Project, tracker) -> None:
+    import os
+
+    folder = project.root / "raw"
+    folder.mkdir()
+    with open(os.path.join(os.fsencode(folder), b"bad\xffname"), "w") as f:
+        f.write("x")
+    run = tracker.start_run("bytes")
+    for log in (run.log_artifact, run.log_dataset):
+        with pytest.raises(InvalidInput, match="not valid UTF-8"):
+            log(folder)
+    run.end()
+    assert tracker.store.artifacts.for_run(run.id) == []
+
+
 def test_a_folder_named_badly_inside_a_logged_folder_is_refused(project: Project) -> None:
     folder = project.root / "data"
     (folder / "sub\rdir").mkdir(parents=True)
