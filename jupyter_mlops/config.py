@@ -145,6 +145,8 @@ def load_config(config_path: Path) -> tuple[TrackingConfig, RegistryConfig, Moni
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InvalidInput(f"{config_path}: not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise InvalidInput(f"{config_path}: arrays or tables nested too deep to read") from None
     unknown = set(data) - set(_SECTIONS)
     if unknown:
         raise InvalidInput(f"{config_path}: unknown section [{sorted(unknown)[0]}] (known: "

@@ -78,7 +78,7 @@ def test_errors_are_one_line_and_exit_1(store_with_runs, project, capsys, args, 
     ["runs", "ls", "--limit", "-3"], ["runs", "ls", "--limit", "x"], ["nope"], [],
     ["pipeline", "runs", "--limit", "-5"], ["pipeline", "runs", "--limit", "0"],
     ["pipeline", "run", "p.yaml", "--jobs", "0"], ["schedule", "run", "--jobs", "-1"],
-    ["monitor", "report", "m", "--last", "0"],
+    ["monitor", "report", "m", "--last", "0"], ["audit", "ls", "--limit", "-5"],
 ])
 def test_usage_errors_exit_2(args) -> None:
     with pytest.raises(SystemExit) as info:

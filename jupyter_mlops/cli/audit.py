@@ -9,7 +9,7 @@ from .. import capture
 from ..errors import NotFound
 from ..store.audit import ChainReport, parse_head
 from ..views import format_time, text_table, to_jsonable
-from .common import open_store
+from .common import open_store, positive
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -18,7 +18,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     sub = parser.add_subparsers(title="audit commands", metavar="COMMAND", required=True)
     ls = sub.add_parser("ls", help="audit rows, newest first",
                         description="Audit rows, newest first.")
-    ls.add_argument("--limit", "-n", type=int, default=50)
+    ls.add_argument("--limit", "-n", type=positive, default=50)
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=list_rows)
     verify = sub.add_parser(

@@ -110,6 +110,11 @@ def test_a_config_that_is_not_utf8_is_refused(project: Project) -> None:
     refused(project, "not UTF-8")
 
 
+def test_a_config_nested_absurdly_deep_is_refused(project: Project) -> None:
+    (project.home / "config.toml").write_text("a = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    refused(project, "nested too deep")
+
+
 def test_the_default_config_and_every_documented_setting_load(project: Project) -> None:
     """What `mlops init` writes, with every commented-out example switched on, loads."""
     lines = [line[2:] if line.startswith(("# [", "# check", "# models", "# min_accuracy",
