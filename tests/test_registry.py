@@ -329,3 +329,49 @@ def test_a_registration_that_fails_midway_leaves_no_part_of_the_version(project)
         assert store.models.names() == []
         assert len(store.audit.entries()) == audit_rows
         assert list(store.artifacts.all_digests()) == []
+
+
+def _edit(registry: Registry, sql: str, *args: object) -> None:
+    """What someone with write access to the database, but not the audit key, can do."""
+    with sqlite3.connect(registry.project.db_path) as conn:
+        conn.execute(sql, args)
+
+
+def test_evidence_edited_in_the_database_is_refused_at_approval(governed: Registry) -> None:
+    import json
+
+    from jupyter_mlops.errors import IntegrityError
+
+    request = release(governed, "cancer:2")  # a dummy model: the gates fail
+    forged = dict(request.evidence, gates_passed=True,
+                  gates=[dict(g, passed=True) for g in request.evidence["gates"]])
+    _edit(governed, "UPDATE release_requests SET evidence = ? WHERE id = ?",
+          json.dumps(forged), request.id)
+    with pytest.raises(IntegrityError, match="gates verdict"):
+        governed.approve(request.id, who(governed, "alice"), "looks fine")
+    assert governed.holder("cancer", "production") is None
+
+
+def test_a_requester_edited_in_the_database_cannot_make_four_eyes_two(governed: Registry
+                                                                     ) -> None:
+    from jupyter_mlops.errors import IntegrityError
+
+    request = release(governed, "cancer:1", requester="alice")
+    _edit(governed, "UPDATE release_requests SET requester = 'bob' WHERE id = ?", request.id)
+    with pytest.raises(IntegrityError, match="requester"):
+        governed.approve(request.id, who(governed, "alice"), "mine, in disguise")
+    assert governed.holder("cancer", "production") is None
+
+
+def test_a_request_inserted_in_the_database_has_no_signed_row(governed: Registry) -> None:
+    from jupyter_mlops.errors import IntegrityError
+
+    genuine = release(governed, "cancer:1")
+    governed.reject(genuine.id, who(governed, "alice"), "copying its evidence")
+    _edit(governed, "INSERT INTO release_requests (name, version, alias, requester, reason, "
+          "evidence, status, created_at) SELECT name, 3, alias, 'bob', 'sneaky', evidence, "
+          "'pending', created_at FROM release_requests WHERE id = ?", genuine.id)
+    [inserted] = [r for r in governed.store.releases.list(status="pending")]
+    with pytest.raises(IntegrityError, match="written into the database directly"):
+        governed.approve(inserted.id, who(governed, "alice"), "ok")
+    assert governed.holder("cancer", "production") is None

@@ -392,6 +392,40 @@ def _insert(conn: sqlite3.Connection, last: tuple[int, str] | None, actor: str, 
     return row_id
 
 
+def checked_entry(conn: sqlite3.Connection, action: str, subject: str,
+                  request_id: int) -> AuditEntry | None:
+    """The row `action` on `subject` whose payload names release request `request_id`,
+    with its MAC (or, for a sealed pre-key row, its hash) recomputed; None if there is
+    none. Raises `IntegrityError` when the row does not match what it was signed as.
+
+    Other tables are not chained: a record that a decision rests on (who requested,
+    what evidence) is checked against the row the log signed when it was made.
+    """
+    from ..errors import IntegrityError
+
+    for row in conn.execute(f"SELECT {_COLUMNS} FROM audit_log WHERE action = ? AND "
+                            "subject = ? ORDER BY id", (action, subject)):
+        payload = json.loads(row[6])
+        if payload.get("request") != request_id:
+            continue
+        canonical = _canonical(*row[:8])
+        stored = row[8]
+        if stored.startswith(f"{KEYED}:"):
+            good = _same_mac(_mac(conn, _keyed_message(canonical), keyed_log=True), stored)
+        else:
+            good = _legacy_hash(canonical) == stored
+        if not good:
+            raise IntegrityError(f"audit row {row[0]} ({action} {subject})", "its MAC",
+                                 "content that does not match it")
+        return AuditEntry(*row[:6], payload, row[7], row[8])
+    return None
+
+
+def text_digest(text: str) -> str:
+    """The digest an audit row records of a stored text (a request's evidence)."""
+    return f"{LEGACY}:" + blake3.blake3(text.encode("utf-8")).hexdigest()
+
+
 class AuditRepository:
     def __init__(self, conn: sqlite3.Connection, key: AuditKey) -> None:
         self._conn = conn

@@ -105,17 +105,21 @@ class ReleaseRepository:
                 _check_holders(conn, name, holders, "while the evidence was computed")
             if precondition is not None:
                 precondition()
+            evidence_text = json.dumps(evidence, default=str)
             request_id = conn.execute(
                 "INSERT INTO release_requests (name, version, alias, requester, reason, "
                 "evidence, status, created_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)",
-                (name, version, alias, requester, reason, json.dumps(evidence, default=str),
+                (name, version, alias, requester, reason, evidence_text,
                  time.time())).lastrowid
             data = evidence.get("data") or {}
+            # The signed row carries what approval rests on: the requester (its actor)
+            # and a digest of the evidence exactly as stored (`_check_against_audit`).
             audit.append(conn, actor=requester, action="release requested",
                          subject=f"{name}:{version}", reason=reason,
                          payload={"request": request_id, "alias": alias,
                                   "gates_passed": evidence.get("gates_passed"),
-                                  "data": data.get("digest"), "holders": holders})
+                                  "data": data.get("digest"), "holders": holders,
+                                  "evidence": audit.text_digest(evidence_text)})
         return self.get(int(request_id))
 
     def refuse_duplicate(self, name: str, version: int, alias: str) -> None:
@@ -158,6 +162,8 @@ class ReleaseRepository:
             if current.status != "pending":
                 raise Conflict(f"release request {request_id} is already {current.status} "
                                f"(by {current.decided_by})")
+            if decision == "approve":
+                _check_against_audit(conn, current)
             if holders is not None and decision == "approve":
                 _check_holders(conn, current.name, holders,
                                f"since the evidence of release request {request_id} was "
@@ -271,3 +277,33 @@ def _request(row: tuple) -> ReleaseRequest:
     values = list(row)
     values[6] = json.loads(values[6] or "{}")
     return ReleaseRequest(*values)
+
+
+def _check_against_audit(conn: sqlite3.Connection, request: ReleaseRequest) -> None:
+    """Refuse to approve a request whose row differs from the audit row signed when it
+    was made: a requester, alias or evidence edited in the database (or a request
+    inserted there, with no signed row) is caught here, whoever holds write access to
+    the database but not the audit key."""
+    from ..errors import IntegrityError
+
+    entry = audit.checked_entry(conn, "release requested", request.ref, request.id)
+    if entry is None:
+        raise IntegrityError(f"release request {request.id}", "a signed 'release requested' "
+                             "row in the audit log", "none (the request was written into "
+                             "the database directly, not by `mlops release request`)")
+    signed = entry.payload
+    stored_text = conn.execute("SELECT evidence FROM release_requests WHERE id = ?",
+                               (request.id,)).fetchone()[0]
+    data = request.evidence.get("data") if isinstance(request.evidence, dict) else None
+    checks = [("requester", entry.actor, request.requester),
+              ("alias", signed.get("alias"), request.alias),
+              ("gates verdict", signed.get("gates_passed"),
+               request.evidence.get("gates_passed")),
+              ("evaluation data", signed.get("data"),
+               data.get("digest") if isinstance(data, dict) else None)]
+    if "evidence" in signed:  # requests made before evidence digests were signed lack it
+        checks.append(("evidence", signed["evidence"], audit.text_digest(stored_text)))
+    for what, expected, found in checks:
+        if expected != found:
+            raise IntegrityError(f"release request {request.id}'s {what} (audit row "
+                                 f"{entry.id} signed it)", repr(expected), repr(found))
