@@ -375,3 +375,16 @@ def test_a_request_inserted_in_the_database_has_no_signed_row(governed: Registry
     with pytest.raises(IntegrityError, match="written into the database directly"):
         governed.approve(inserted.id, who(governed, "alice"), "ok")
     assert governed.holder("cancer", "production") is None
+
+
+def test_an_alias_moved_by_editing_the_database_fails_audit_verify(governed: Registry,
+                                                                    capsys) -> None:
+    from jupyter_mlops.cli.main import main
+
+    governed.approve(release(governed, "cancer:1").id, who(governed, "alice"), "ok")
+    assert main(["audit", "verify"]) == 0
+    capsys.readouterr()
+    _edit(governed, "UPDATE aliases SET version = 2 WHERE alias = 'production'")
+    assert main(["audit", "verify"]) == 1
+    assert "cancer@production points at version 2, but the audit log last moved it to 1" \
+        in capsys.readouterr().out

@@ -74,11 +74,17 @@ def verify_chain(args: argparse.Namespace) -> int:
     _, store = open_store()
     with store:
         report = store.audit.verify(expected)
-    if report.ok:
+        moved = store.audit.alias_problems() if report.ok else []
+    if report.ok and not moved:
         reaches = f"; reaches the kept head {expected[0]}" if expected else ""
         print(_describe(report) + reaches)
         return 0
-    print(f"audit chain BROKEN at row {report.first_broken}: {report.problem}")
+    if not report.ok:
+        print(f"audit chain BROKEN at row {report.first_broken}: {report.problem}")
+        return 1
+    print(_describe(report) + ", but the aliases disagree with it:")
+    for problem in moved:
+        print(f"  {problem} (set by editing the database?)")
     return 1
 
 

@@ -421,6 +421,24 @@ def checked_entry(conn: sqlite3.Connection, action: str, subject: str,
     return None
 
 
+def alias_problems(conn: sqlite3.Connection) -> list[str]:
+    """Aliases whose version is not the one their last "alias moved" row moved them to
+    (the aliases table is not chained: an alias set by editing it shows here)."""
+    moved: dict[tuple[str, str], object] = {}
+    for subject, payload in conn.execute("SELECT subject, payload FROM audit_log WHERE "
+                                         "action = 'alias moved' ORDER BY id"):
+        moved[(subject.rsplit(":", 1)[0], json.loads(payload).get("alias"))] = \
+            json.loads(payload).get("to")
+    problems = []
+    for name, alias, version in conn.execute("SELECT name, alias, version FROM aliases "
+                                             "ORDER BY name, alias"):
+        signed = moved.get((name, alias), "no row")
+        if signed != version:
+            problems.append(f"{name}@{alias} points at version {version}, but the audit "
+                            f"log last moved it to {signed}")
+    return problems
+
+
 def text_digest(text: str) -> str:
     """The digest an audit row records of a stored text (a request's evidence)."""
     return f"{LEGACY}:" + blake3.blake3(text.encode("utf-8")).hexdigest()
@@ -443,6 +461,10 @@ class AuditRepository:
             args.append(limit)
         return [AuditEntry(*row[:6], json.loads(row[6]), row[7], row[8])
                 for row in self._conn.execute(sql, args)]
+
+    def alias_problems(self) -> list[str]:
+        """See `alias_problems()`."""
+        return alias_problems(self._conn)
 
     def head(self) -> tuple[int, str] | None:
         """(id, hash) of the last row, or None for an empty log."""
