@@ -15,7 +15,7 @@ from ..errors import NotFound
 from . import schema
 from .artifacts import ArtifactRepository
 from .audit import AuditKey, AuditRepository, attach_key
-from .connection import check_local_filesystem, connect
+from .connection import BUSY_TIMEOUT_SECONDS, check_local_filesystem, connect
 from .datasets import DatasetRepository
 from .environments import EnvironmentRepository
 from .gates import GateRepository
@@ -42,11 +42,12 @@ class Store:
 
     def __init__(self, path: str | os.PathLike[str], *, stale_after_seconds: float = 120.0,
                  create: bool = False, audit_key_path: str | os.PathLike[str] | None = None,
-                 audit_key_group_readable: bool = False) -> None:
+                 audit_key_group_readable: bool = False,
+                 busy_seconds: float = BUSY_TIMEOUT_SECONDS) -> None:
         self.path = Path(path)
         if not create and not self.path.exists():
             raise NotFound(f"no store at {self.path}; run `mlops init` first")
-        self._conn = connect(self.path)
+        self._conn = connect(self.path, busy_seconds)
         self.audit_key = AuditKey(self.path.parent / AUDIT_KEY_NAME if audit_key_path is None
                                   else audit_key_path, group_readable=audit_key_group_readable)
         attach_key(self._conn, self.audit_key)
@@ -62,8 +63,10 @@ class Store:
         self.predictions = PredictionRepository(self._conn)
 
     @classmethod
-    def for_project(cls, project: Project, *, create: bool = False) -> Store:
-        """The store of `project`, with its configured audit key and stale-run timeout.
+    def for_project(cls, project: Project, *, create: bool = False,
+                    busy_seconds: float = BUSY_TIMEOUT_SECONDS) -> Store:
+        """The store of `project`, with its configured audit key and stale-run timeout
+        (`busy_seconds`: how long a write waits for another process's lock).
 
         Every door that opens a project's store comes through here, so each
         refuses a store on a network filesystem (`NetworkFilesystem`) unless
@@ -72,7 +75,8 @@ class Store:
         check_local_filesystem(project.home, allow=project.store.allow_network_fs)
         return cls(project.db_path, stale_after_seconds=project.tracking.stale_after_seconds,
                    create=create, audit_key_path=project.audit_key_path,
-                   audit_key_group_readable=project.store.group_shared)
+                   audit_key_group_readable=project.store.group_shared,
+                   busy_seconds=busy_seconds)
 
     def migrate(self) -> list[int]:
         """Apply pending migrations (idempotent, safe when many processes start at once)."""

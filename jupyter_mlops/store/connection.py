@@ -23,9 +23,10 @@ class StoreConnection(sqlite3.Connection):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.write_lock = threading.Lock()
+        self.busy_seconds = BUSY_TIMEOUT_SECONDS  # how long a writer queues for the lock
 
 
-def connect(path: str | Path) -> StoreConnection:
+def connect(path: str | Path, busy_seconds: float = BUSY_TIMEOUT_SECONDS) -> StoreConnection:
     """Open the store's database for this thread.
 
     Autocommit mode (`isolation_level=None`): reads take no lock, and every
@@ -33,14 +34,19 @@ def connect(path: str | Path) -> StoreConnection:
     `BEGIN IMMEDIATE` so that concurrent writers queue on the busy timeout
     instead of failing with "database is locked".
 
+    `busy_seconds` is how long a write waits for another process's lock before
+    failing (`StoreUnavailable`); a caller that keeps its work for a later try
+    (the scoring service's log) waits less than the default.
+
     A new database file is created first with the mode of its folder
     (0600, or 0660 in a group-shared project); SQLite gives its -wal and -shm
     files the database's mode.
     """
     if str(path) != ":memory:":
         create_file_with_mode(path)
-    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None,
+    conn = sqlite3.connect(path, timeout=busy_seconds, isolation_level=None,
                            check_same_thread=False, factory=StoreConnection)
+    conn.busy_seconds = busy_seconds
     conn.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL mode
     conn.execute("PRAGMA foreign_keys=ON")
     return conn
@@ -59,14 +65,15 @@ def write(conn: StoreConnection) -> Iterator[StoreConnection]:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            raise store_fault(exc) or exc from exc
+            raise store_fault(exc, conn.busy_seconds) or exc from exc
         try:
             yield conn
             conn.execute("COMMIT")
         except BaseException as exc:
             if conn.in_transaction:  # SQLite may have rolled back already (disk full)
                 conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.OperationalError) and (fault := store_fault(exc)):
+            if isinstance(exc, sqlite3.OperationalError) and (
+                    fault := store_fault(exc, conn.busy_seconds)):
                 raise fault from exc
             raise
 
@@ -75,18 +82,21 @@ _FAULTS = {
     "database or disk is full": "the disk holding the store is full; free some space",
     "readonly database": "the store's database is read-only for this user; check the "
                          "permissions of .mlops/ and its files",
-    "database is locked": f"another process held the store's write lock for more than "
-                          f"{BUSY_TIMEOUT_SECONDS:.0f} s; try again when it is done",
+    "database is locked": "another process held the store's write lock for more than "
+                          "{waited:g} s; try again when it is done",
     "disk I/O error": "the disk holding the store failed a read or a write",
 }
 
 
-def store_fault(exc: sqlite3.Error) -> StoreUnavailable | None:
-    """The user-facing error for a database fault, or None when `exc` is not one."""
+def store_fault(exc: sqlite3.Error,
+                waited: float = BUSY_TIMEOUT_SECONDS) -> StoreUnavailable | None:
+    """The user-facing error for a database fault, or None when `exc` is not one
+    (`waited`: the busy timeout the lock was waited for)."""
     text = str(exc)
     for known, advice in _FAULTS.items():
         if known in text:
-            return StoreUnavailable(f"nothing was written ({text}): {advice}")
+            return StoreUnavailable(f"nothing was written ({text}): "
+                                    f"{advice.format(waited=waited)}")
     return None
 
 
