@@ -6,6 +6,7 @@ import argparse
 
 from ..errors import InvalidInput
 from ..project import find_project
+from ..serving import MAX_BUFFERED_ROWS
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -25,6 +26,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                     "cannot score is a 422. Every request is logged for monitoring (a row "
                     "no table can hold is set aside in predictions/NAME/"
                     "unwritable-rows.jsonl); any stop (Ctrl-C, SIGTERM) flushes the log. "
+                    "When the log can't be written (folder gone, store locked, disk full) "
+                    "rows are kept, past --log-buffer spilled to .mlops/spill/predictions/"
+                    "NAME/, and written when it can (by the next start if need be); "
+                    "GET /health then says \"degraded\" with the reasons (also when the "
+                    "alias can't be followed or a new version failed to load). "
                     "A port in use is a one-line error.")
     parser.add_argument("model", help="e.g. churn@production")
     parser.add_argument("--port", type=int, default=8080)
@@ -43,6 +49,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                              "get 413 without being kept in memory")
     parser.add_argument("--poll", type=float, default=1.0,
                         help="seconds between checks of the alias (default: 1)")
+    parser.add_argument("--log-buffer", type=int, default=MAX_BUFFERED_ROWS, metavar="ROWS",
+                        help="prediction-log rows held in memory while the log can't be "
+                             f"written (default: {MAX_BUFFERED_ROWS:,}); more are spilled to "
+                             ".mlops/spill/predictions/NAME/ and written to the log later")
     parser.add_argument("--no-log", action="store_true",
                         help="log nothing (load tests of the service itself; monitoring "
                              "then sees no traffic)")
@@ -59,8 +69,11 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidInput(f"--port {args.port} is not a port number")
     if args.poll <= 0:
         raise InvalidInput("--poll must be positive")
+    if args.log_buffer < 1:
+        raise InvalidInput(f"--log-buffer {args.log_buffer}: give a number of rows, at least 1")
     policy = RequestPolicy.build(args.address, args.allow_host, args.cors_origin,
                                  args.max_body_mb)
     asyncio.run(run_service(find_project(), args.model, port=args.port, address=args.address,
-                            poll_seconds=args.poll, log=not args.no_log, policy=policy))
+                            poll_seconds=args.poll, log=not args.no_log, policy=policy,
+                            log_buffer=args.log_buffer))
     return 0

@@ -11,6 +11,13 @@ bytes), JSON no deeper than a small limit and no unpaired surrogate (400).
 Then the inputs are checked against the model's signature: a wrong field is a
 422 naming it, and so is an input the model itself cannot score. None of these
 is a 500, and each refusal is one line in the service's log.
+
+`/health` answers 200 `{"status": "ok"}` when all is well, 200
+`{"status": "degraded", "reasons": [...]}` while the service answers
+predictions but something needs a look (the log can't be written or rows are
+spilled, the alias can't be followed, a new version failed to load and the old
+one is still served), and 503 `{"status": "unavailable"}` only when no model
+is loaded: a load balancer keeps a degraded service, whose answers are right.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import signal
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,10 +41,12 @@ from ..hosts import cannot_listen
 from ..monitoring.predlog import INPUT_PREFIX
 from ..monitoring.profile import model_outputs
 from ..project import Project
+from . import MAX_BUFFERED_ROWS
 from .contract import Invalid, check_instances, openapi
 from .guard import MIB, Refusal, RequestPolicy, check_encoding, check_unicode, not_utf8
 from .holder import Loaded, ModelHolder, ModelNotLoaded
-from .logger import BufferedLogger, PredictionLogUnavailable, storable
+from .logger import BufferedLogger, storable
+from .supervision import Periodic, Watch, printable, relieve
 
 service_log = logging.getLogger("jupyter_mlops.serving")
 
@@ -50,6 +60,7 @@ class Service:
     holder: ModelHolder
     logger: BufferedLogger
     policy: RequestPolicy
+    watch: Watch | None = None  # what /health reports on (None: only whether a model is loaded)
 
 
 class Base(tornado.web.RequestHandler):
@@ -62,6 +73,7 @@ class Base(tornado.web.RequestHandler):
         self.holder = service.holder
         self.logger = service.logger
         self.policy = service.policy
+        self.watch = service.watch
 
     def prepare(self) -> None:
         refusal = self.door_refusal()
@@ -117,7 +129,7 @@ class Base(tornado.web.RequestHandler):
         if status_code == 405:
             self.set_header("Allow", self.ALLOW)
             self.reply(405, {"message": f"{self.request.method} is not allowed on "
-                                        f"{_printable(self.request.path, 100)}; it answers "
+                                        f"{printable(self.request.path, 100)}; it answers "
                                         f"{self.ALLOW}"})
             return
         self.reply(status_code, {"message": self._reason})
@@ -240,7 +252,7 @@ class PredictHandler(Base):
     def _unscorable(self, started: float, version: int | None, problem: str) -> None:
         """422: the inputs passed the contract but the model could not score them."""
         self._log_failure(started, version, "error", problem)
-        message = (f"the model could not score this input: {_printable(problem, 300)}; "
+        message = (f"the model could not score this input: {printable(problem, 300)}; "
                    "check that the values are in the range the model was trained on")
         self.refusal = message
         self.reply(422, {"message": message, "field": "instances"})
@@ -254,14 +266,21 @@ class PredictHandler(Base):
 
 
 class HealthHandler(Base):
+    """200 ok, 200 degraded with the reasons, or 503 unavailable (no model loaded)."""
+
     def get(self) -> None:
         loaded = self.holder.current
+        reasons = self.watch.reasons() if self.watch is not None else []
         if loaded is None:
             self.refusal = f"no model is loaded for {self.holder.ref}"
             self.reply(503, {"status": "unavailable", "model": None,
-                             "message": f"no model is loaded for {self.holder.ref}"})
-            return
-        self.reply(200, {"status": "ok", "model": loaded.version.ref})
+                             "message": f"no model is loaded for {self.holder.ref}",
+                             "reasons": reasons})
+        elif reasons:
+            self.reply(200, {"status": "degraded", "model": loaded.version.ref,
+                             "reasons": reasons})
+        else:
+            self.reply(200, {"status": "ok", "model": loaded.version.ref})
 
 
 class MetadataHandler(Base):
@@ -298,17 +317,17 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
     """The access log: one line per refused request or server error, nothing per success."""
     request = handler.request
     status = handler.get_status()
-    where = f"{request.method} {_printable(request.uri or '')} from {request.remote_ip}"
+    where = f"{request.method} {printable(request.uri or '')} from {request.remote_ip}"
     refusal = getattr(handler, "refusal", None)
     if refusal is not None:
-        service_log.warning("refused %d %s: %s", status, where, _printable(refusal))
+        service_log.warning("refused %d %s: %s", status, where, printable(refusal))
     elif status >= 500:
         service_log.error("%d %s", status, where)
 
 
-def make_app(holder: ModelHolder, logger: BufferedLogger,
-             policy: RequestPolicy) -> tornado.web.Application:
-    args = {"service": Service(holder, logger, policy)}
+def make_app(holder: ModelHolder, logger: BufferedLogger, policy: RequestPolicy,
+             watch: Watch | None = None) -> tornado.web.Application:
+    args = {"service": Service(holder, logger, policy, watch)}
     return tornado.web.Application([
         (r"/predict", PredictHandler, args), (r"/health", HealthHandler, args),
         (r"/metadata", MetadataHandler, args), (r"/openapi.json", OpenAPIHandler, args),
@@ -322,16 +341,25 @@ class NoLogger(BufferedLogger):
     def add(self, rows: list[dict[str, Any]]) -> None:
         return None
 
+    def flush(self) -> int:
+        return 0
+
+    def find_spilled(self) -> int:
+        return 0
+
 
 async def run_service(project: Project, ref: str, *, port: int, address: str,
                       poll_seconds: float = 1.0, flush_seconds: float = 1.0,
                       log: bool = True, ready: Any = None,
-                      policy: RequestPolicy | None = None) -> None:
+                      policy: RequestPolicy | None = None,
+                      log_buffer: int = MAX_BUFFERED_ROWS) -> None:
     """Serve until SIGINT/SIGTERM; then stop accepting, flush the log, return.
 
     Raises `NotFound` when `ref` resolves to no version. A version that cannot be
     loaded (untrusted, corrupted) does not stop the service: it says so in one
     line and answers 503 on /predict until the alias points at one that loads.
+    At most `log_buffer` rows of the prediction log are held in memory while
+    it can't be written; more are spilled to a local file (`spill`).
     """
     _log_to_stderr()
     policy = policy or RequestPolicy.build(address)
@@ -339,47 +367,46 @@ async def run_service(project: Project, ref: str, *, port: int, address: str,
     try:
         holder.refresh()
     except ModelNotLoaded as exc:
-        _report(exc)
-    logger = (BufferedLogger if log else NoLogger)(project, holder.name)
+        _report(str(exc))
+    logger = (BufferedLogger if log else NoLogger)(project, holder.name, max_rows=log_buffer)
     try:
-        server = make_app(holder, logger, policy).listen(
+        left = logger.find_spilled()
+    except MlopsError as exc:
+        _report(str(exc))
+    else:
+        if left:
+            _report(f"{left} prediction-log rows an earlier run spilled to "
+                    f"{logger.spill_folder.shown()} are written to the log as soon as it can "
+                    f"take them")
+    loop = asyncio.get_running_loop()
+    shown = _shown(project)
+
+    def follow() -> None:
+        """A version that can't be loaded is said once and shown by /health (`refused`);
+        the following itself goes on."""
+        try:
+            holder.refresh()
+        except ModelNotLoaded as exc:
+            _report(str(exc))
+
+    follower = Periodic(f"following {ref}", follow, poll_seconds, shown=shown)
+    writer = Periodic("writing the prediction log", logger.flush, flush_seconds, shown=shown)
+    spiller = Periodic("spilling the prediction log",
+                       lambda: relieve(logger, writer,
+                                       lambda: loop.call_soon_threadsafe(writer.wake)),
+                       flush_seconds, shown=shown)
+    logger.on_full = spiller.wake  # add() runs on the loop's thread
+    watch = Watch(holder, logger, follower, writer, spiller)
+    try:
+        server = make_app(holder, logger, policy, watch).listen(
             port, address=address, max_body_size=policy.max_body_bytes,
             max_buffer_size=policy.max_body_bytes + MIB)
     except OSError as exc:
         raise cannot_listen(exc, address, port) from None
-    loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-
-    async def every(seconds: float, work: Any, what: str) -> None:
-        """Run `work` every `seconds` until the stop; no exception ends the loop.
-
-        The same problem on every round is reported once, and again only after
-        a round that went well.
-        """
-        reported = None
-        while not stop.is_set():
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=seconds)
-            except TimeoutError:
-                pass
-            if not stop.is_set():
-                try:
-                    await loop.run_in_executor(None, work)
-                except Exception as exc:  # e.g. the alias was removed, the disk is full
-                    same = _problem_key(exc)
-                    if same != reported:
-                        service_log.warning("%s", _printable(_problem(exc, what)))
-                    reported = same
-                else:
-                    if reported is not None:
-                        service_log.info("%s: working again", what)
-                    reported = None
-
-    tasks = [asyncio.create_task(every(poll_seconds, holder.refresh, f"following {ref}")),
-             asyncio.create_task(every(flush_seconds, logger.flush,
-                                       "writing the prediction log"))]
+    tasks = [asyncio.create_task(task.run(stop)) for task in (follower, writer, spiller)]
     try:
         serving = holder.current.version.ref if holder.current else "no model yet"
         print(f"serving {serving} ({ref}) on http://{address}:{port}", flush=True)
@@ -395,50 +422,50 @@ async def run_service(project: Project, ref: str, *, port: int, address: str,
         server.stop()
         for outcome in await asyncio.gather(*tasks, return_exceptions=True):
             if isinstance(outcome, Exception):  # a bug: said, and the rows still flushed
-                service_log.error("%s", _printable(f"a periodic task failed: "
-                                                   f"{type(outcome).__name__}: {outcome}"))
+                service_log.error("%s", printable(f"a periodic task failed: "
+                                                  f"{type(outcome).__name__}: {outcome}"))
         await asyncio.sleep(0.05)  # let requests being answered finish
-        _final_flush(logger)
+        _final_flush(logger)  # on the loop's thread: no request adds a row meanwhile
 
 
 def _final_flush(logger: BufferedLogger) -> None:
-    """The flush at the stop, and the closing line that says what became of every row."""
+    """The flush at the stop (spilled rows too), and the closing line that says what
+    became of every row. Rows the log can't take now are spilled for the next start."""
     try:
         logger.flush()
     except Exception as exc:
-        problem = _problem(exc, "writing the prediction log")
-        service_log.error("%s", _printable(f"stopping: {problem}"))
+        service_log.error("%s", printable(f"stopping: {exc}"))
+        try:
+            logger.spill()
+        except Exception as spill_exc:
+            service_log.error("%s", printable(f"stopping: {spill_exc}"))
     closing = f"stopped; {logger.written} predictions logged"
+    if logger.recovered:
+        closing += f" ({logger.recovered} of them spilled earlier)"
     if logger.set_aside:
         closing += f"; {logger.set_aside} rows set aside in {logger.unwritable_path}"
     if logger.lost:
         closing += f"; {logger.lost} rows lost"
+    if logger.spilled_waiting():
+        closing += (f"; {logger.spilled_waiting()} rows wait in "
+                    f"{logger.spill_folder.shown()}: the next start writes them to the log")
     if logger.pending():
         closing += f"; {logger.pending()} rows not written (see above)"
     print(closing, flush=True)
 
 
-def _problem(exc: Exception, what: str) -> str:
-    """One line for an exception of a periodic task: ours say it all; others get context."""
-    if isinstance(exc, MlopsError):
-        return str(exc)
-    return f"{what} failed: {type(exc).__name__}: {exc}"
+def _shown(project: Project) -> Callable[[str], str]:
+    """Problems as /health shows them: paths relative to the project's root."""
+    root = str(project.root).rstrip("/") + "/"
+
+    def shown(text: str) -> str:
+        return text.replace(root, "")
+
+    return shown
 
 
-def _problem_key(exc: Exception) -> str:
-    """What makes two failures of a periodic task the same problem, reported once.
-
-    Not the message: the rows kept change each round, and so does the temporary
-    file an `OSError` names.
-    """
-    reason = exc.reason if isinstance(exc, PredictionLogUnavailable) else exc
-    if isinstance(reason, OSError):
-        return f"{type(reason).__name__} {reason.errno} {reason.strerror}"
-    return f"{type(reason).__name__} {reason}"
-
-
-def _report(exc: MlopsError) -> None:
-    service_log.warning("%s", _printable(str(exc)))
+def _report(text: str) -> None:
+    service_log.warning("%s", printable(text))
 
 
 def _log_to_stderr() -> None:
@@ -457,7 +484,3 @@ def _declared_length(content_length: str | None) -> int | None:
     except ValueError:
         return None
 
-
-def _printable(text: str, limit: int = 500) -> str:
-    """`text` on one line: control characters escaped, cut at `limit`."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[:limit])

@@ -62,6 +62,7 @@ class ModelHolder:
         self.current: Loaded | None = None
         self.switches = 0
         self._refused: tuple[int, str] | None = None  # (version, digest) that failed to load
+        self.refused: ModelNotLoaded | None = None  # why the version the ref names isn't served
 
     def _resolve(self, store: Store) -> ModelVersion:
         return store.models.resolve(self.ref)
@@ -80,6 +81,7 @@ class ModelHolder:
             current = self.current
             if current is not None and (current.version.version,
                                         current.version.digest) == key:
+                self._refused, self.refused = None, None  # back on the version served
                 return False
             if self._refused == key:
                 return False
@@ -87,9 +89,10 @@ class ModelHolder:
                 loaded = self._load(version)
             except MlopsError as exc:
                 self._refused = key
-                raise ModelNotLoaded(self.ref, version, exc,
-                                     current.version if current else None) from None
-            self._refused = None
+                self.refused = ModelNotLoaded(self.ref, version, exc,
+                                              current.version if current else None)
+                raise self.refused from None
+            self._refused, self.refused = None, None
             self.current = loaded  # one assignment: requests see the old or the new model
             if current is not None:
                 self.switches += 1

@@ -1,13 +1,19 @@
 """Request logging off the request path: rows are appended to a list (a few
 microseconds) and written as one Parquet batch per flush, from a worker thread.
-A clean stop flushes what is left.
+Any stop flushes what is left.
 
 One bad row never holds the others back. When a batch cannot be made into a
 table (a string that is not text, types that cannot share a column), the rows
 that can are written and each row that cannot is set aside, whole, in
 `.mlops/predictions/NAME/unwritable-rows.jsonl` with the reason, and counted.
-When the write itself fails (disk full, folder gone, store locked), every row
-is kept for the next flush and `PredictionLogUnavailable` says why.
+When the write itself fails (disk full, folder gone, store locked for more
+than `LOG_WRITE_WAIT_SECONDS`), every row is kept for the next flush and
+`PredictionLogUnavailable` says why.
+
+Memory is bounded: past `max_rows` (`MAX_BUFFERED_ROWS` unless the service is
+told otherwise) rows the log can't take are spilled to a local file (see
+`spill`) and written to the log, exactly once, when it can take them again,
+by this service or the next one started.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +31,14 @@ from ..errors import StoreUnavailable
 from ..monitoring.predlog import PredictionLog
 from ..project import Project, make_dirs, modes_for
 from ..store import Store
+from . import MAX_BUFFERED_ROWS
+from .spill import NotASpillFile, SpillFolder
 
 log = logging.getLogger("jupyter_mlops.serving")
 
 UNWRITABLE_FILE = "unwritable-rows.jsonl"
+LOG_WRITE_WAIT_SECONDS = 5.0  # how long a flush waits for another process's store lock
+READ_ROUNDS = 5  # listings of the log read while checking spilled rows against it
 
 
 class PredictionLogUnavailable(StoreUnavailable):
@@ -41,6 +52,27 @@ class PredictionLogUnavailable(StoreUnavailable):
                          f"for the next try): {type(reason).__name__}: {storable(str(reason))}")
 
 
+class SpillFailed(StoreUnavailable):
+    """Rows could not be spilled to a file either: they stay in memory."""
+
+    def __init__(self, folder: str, kept: int, reason: BaseException) -> None:
+        self.folder = folder
+        self.kept = kept
+        self.reason = reason
+        super().__init__(f"could not spill {kept} prediction-log rows to {folder} (they stay "
+                         f"in memory): {type(reason).__name__}: {storable(str(reason))}")
+
+
+class SpillUnreadable(StoreUnavailable):
+    """Spilled rows could not be read back; they stay in their file for the next try."""
+
+    def __init__(self, folder: str, reason: BaseException) -> None:
+        self.folder = folder
+        self.reason = reason
+        super().__init__(f"could not read the spilled prediction-log rows in {folder} (they "
+                         f"stay there): {type(reason).__name__}: {storable(str(reason))}")
+
+
 def storable(text: str) -> str:
     """`text` with any lone surrogate escaped (`\\udc80`), so it encodes to UTF-8."""
     if text.isascii():
@@ -49,16 +81,32 @@ def storable(text: str) -> str:
 
 
 class BufferedLogger:
-    def __init__(self, project: Project, name: str) -> None:
+    """The service's prediction log: `add` from the request path, `flush` from a worker.
+
+    `on_full` (if set) is called, from `add`'s thread, when the buffer reaches
+    `max_rows`: the service then flushes at once, or spills when the log
+    can't be written.
+    """
+
+    def __init__(self, project: Project, name: str, *, max_rows: int = MAX_BUFFERED_ROWS) -> None:
         self.project = project
         self.name = name
+        self.max_rows = max_rows
+        self.spill_folder = SpillFolder(project, name)
+        self.on_full: Callable[[], None] | None = None
         self._rows: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._flushing = threading.Lock()
         self._kinds_told: set[str] = set()
+        self._spilled: dict[str, int] = {}  # spill file key -> rows, waiting to be written
+        self._look_for_spills = True  # at the start: an earlier run may have left some
+        self._ignored: set[str] = set()  # entries named like spill files that are not
         self.written = 0
+        self.spilled = 0  # rows this process spilled to files
+        self.recovered = 0  # rows written to the log from spill files
         self.set_aside = 0  # rows that could not be logged, kept in `unwritable_path`
         self.lost = 0  # rows that could not even be set aside
+        self.recovery_problem: str | None = None  # why spilled rows can't be read back now
 
     @property
     def unwritable_path(self) -> Path:
@@ -66,45 +114,222 @@ class BufferedLogger:
 
     def add(self, rows: list[dict[str, Any]]) -> None:
         with self._lock:
+            before = len(self._rows)
             self._rows.extend(rows)
+            full = before < self.max_rows <= len(self._rows)
+        if full and self.on_full is not None:
+            self.on_full()
 
     def pending(self) -> int:
+        """Rows in memory, not yet written (nor spilled)."""
         with self._lock:
             return len(self._rows)
 
+    def spilled_waiting(self) -> int:
+        """Rows in spill files, known to this process, not yet written to the log."""
+        with self._lock:
+            return sum(self._spilled.values())
+
+    def find_spilled(self) -> int:
+        """Count the rows an earlier run left in spill files; returns how many.
+        Raises `SpillUnreadable`."""
+        try:
+            found = {key: self.spill_folder.count_rows(key) for key in self.spill_folder.keys()}
+        except OSError as exc:
+            raise SpillUnreadable(self.spill_folder.shown(), exc) from None
+        with self._lock:
+            self._spilled.update(found)
+        return sum(found.values())
+
     def flush(self) -> int:
-        """Write buffered rows as one batch; returns how many. Safe from any thread.
+        """Write buffered rows as one batch, then any spilled rows; returns how many.
+        Safe from any thread.
 
         Rows that can't be made into a table are set aside (never retried);
-        raises `PredictionLogUnavailable` when the write fails, keeping the rest.
+        raises `PredictionLogUnavailable` when the write fails, keeping the rest
+        (in memory, or in their spill file). Spilled rows that can't be read
+        back stay in their file (`recovery_problem` says why).
         """
         with self._flushing:
             with self._lock:
                 rows, self._rows = self._rows, []
-            if not rows:
-                return 0
-            bad: list[tuple[dict[str, Any], str]] = []
-            groups = _tables(rows, bad)
-            if bad:
-                self._set_aside(bad)
-            done = 0
+            written = self._write(rows, requeue=True) if rows else 0
+            if self._look_for_spills:
+                written += self._recover_reporting()
+            return written
+
+    def _recover_reporting(self) -> int:
+        """`_recover`, where spilled rows that can't be read back are said (once) and
+        shown by `recovery_problem`, without holding back the log's own writes."""
+        try:
+            written = self._recover()
+        except SpillUnreadable as exc:
+            if self.recovery_problem is None:
+                log.warning("%s", _one_line(str(exc)))
+            self.recovery_problem = str(exc)
+            return 0
+        if self.recovery_problem is not None:
+            log.info("the spilled prediction-log rows can be read again")
+            self.recovery_problem = None
+        return written
+
+    def spill(self) -> int:
+        """Move the rows in memory to a new spill file; returns how many. Safe from any
+        thread. Raises `SpillFailed` (the rows stay in memory)."""
+        with self._lock:
+            rows, self._rows = self._rows, []
+        if not rows:
+            return 0
+        lines: list[str] = []
+        bad: list[tuple[dict[str, Any], str]] = []
+        for row in rows:
             try:
-                with Store.for_project(self.project) as store:
-                    for group, frame, table in groups:
-                        PredictionLog(self.project).write(store, self.name, frame, "service",
-                                                          table=table)
-                        done += 1
+                lines.append(json.dumps(row, ensure_ascii=True, separators=(",", ":")) + "\n")
+            except (TypeError, ValueError) as exc:  # no JSON for it: no table either
+                bad.append((row, storable(f"{type(exc).__name__}: {exc}")))
+        try:
+            key = self.spill_folder.write("".join(lines).encode("ascii")) if lines else None
+        except Exception as exc:
+            with self._lock:  # kept, in order, in front of what came meanwhile
+                self._rows = rows + self._rows
+            raise SpillFailed(self.spill_folder.shown(), len(rows), exc) from None
+        if bad:
+            self._set_aside(bad)
+        with self._lock:
+            if key is not None:
+                self._spilled[key] = len(lines)
+            self.spilled += len(lines)
+        self._look_for_spills = True
+        return len(lines)
+
+    def _write(self, rows: list[dict[str, Any]], *, requeue: bool) -> int:
+        """Write `rows` to the log, as few batches as their types allow; returns how many.
+
+        On failure the rows not written are put back in front of the buffer
+        (`requeue`) or left to their spill file, and `PredictionLogUnavailable`
+        is raised.
+        """
+        bad: list[tuple[Any, str]] = []
+        groups = _tables(rows, bad)
+        if bad and requeue:  # a spill file's are set aside once its rows are in the log
+            self._set_aside(bad)
+        done = 0
+        try:
+            with Store.for_project(self.project, busy_seconds=LOG_WRITE_WAIT_SECONDS) as store:
+                for group, frame, table in groups:
+                    PredictionLog(self.project).write(store, self.name, frame, "service",
+                                                      table=table)
+                    done += 1
+                    with self._lock:
                         self.written += len(group)
-            except BaseException as exc:
-                kept = [row for group, _, _ in groups[done:] for row in group]
+        except BaseException as exc:
+            kept = [row for group, _, _ in groups[done:] for row in group]
+            if requeue:
                 with self._lock:  # keep them, in order, for the next flush
                     self._rows = kept + self._rows
-                if isinstance(exc, Exception):
-                    raise PredictionLogUnavailable(self.name, len(kept), exc) from None
-                raise
-            return sum(len(group) for group, _, _ in groups)
+            if isinstance(exc, Exception):
+                raise PredictionLogUnavailable(self.name, len(kept), exc) from None
+            raise
+        if bad and not requeue:
+            self._set_aside(bad)
+        return sum(len(group) for group, _, _ in groups)
 
-    def _set_aside(self, bad: list[tuple[dict[str, Any], str]]) -> None:
+    def _recover(self) -> int:
+        """Write the rows of every spill file to the log, each exactly once; returns how many."""
+        self._look_for_spills = False  # a file spilled from now on sets it again
+        folder = self.spill_folder
+        with self._lock:
+            known = set(self._spilled)
+        try:
+            keys = folder.keys()
+        except OSError as exc:
+            self._look_for_spills = True
+            raise SpillUnreadable(folder.shown(), exc) from None
+        with self._lock:  # another service wrote these back
+            for key in known.difference(keys):
+                self._spilled.pop(key, None)
+        written = 0
+        for key in keys:
+            if key in self._ignored:
+                continue
+            try:
+                with folder.claim(key) as claim:
+                    if claim is None:  # another service has it, or wrote it back already
+                        self._look_for_spills = True
+                        continue
+                    rows, bad = _spilled_rows(claim.data)
+                    try:
+                        if claim.retry:  # stopped part-way before: skip what the log holds
+                            rows = self._not_logged(rows)
+                        done = self._write(rows, requeue=False) if rows else 0
+                    except PredictionLogUnavailable:
+                        self._look_for_spills = True
+                        raise
+                    if bad:
+                        self._set_aside(bad)
+                    claim.remove()
+            except NotASpillFile as exc:
+                self._ignored.add(key)
+                log.warning("%s", _one_line(str(exc)))
+                continue
+            except OSError as exc:
+                self._look_for_spills = True
+                raise SpillUnreadable(folder.shown(), exc) from None
+            written += done
+            with self._lock:
+                self._spilled.pop(key, None)
+                self.recovered += done
+        try:
+            folder.sweep()
+        except OSError:
+            pass  # a temporary left by a killed writer: tried again next time
+        return written
+
+    def _not_logged(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """`rows` less those whose request id the log already holds (read only from the
+        batches whose time span meets theirs). Raises `PredictionLogUnavailable`.
+
+        A listed file found gone was merged (compacted) meanwhile: the listing is
+        read again; one still listed after it was found gone is gone for good and
+        holds nothing that can be read.
+        """
+        import pyarrow.parquet as pq
+
+        times = [row["at"] for row in rows if isinstance(row.get("at"), int | float)]
+        first, last = (min(times), max(times)) if len(times) == len(rows) else (None, None)
+        seen: dict[str, set[Any]] = {}  # batch file -> its request ids
+        missing: set[str] = set()
+        try:
+            for _ in range(READ_ROUNDS):
+                with Store.for_project(self.project,
+                                       busy_seconds=LOG_WRITE_WAIT_SECONDS) as store:
+                    batches = store.predictions.batches(self.name, first)
+                vanished = False
+                for batch in batches:
+                    if batch.path in seen or (last is not None and batch.first_at > last):
+                        continue
+                    try:
+                        table = pq.read_table(self.project.home / batch.path,
+                                              columns=["request_id"])
+                    except FileNotFoundError:
+                        if batch.path in missing:  # listed again: gone for good
+                            seen[batch.path] = set()
+                        else:
+                            missing.add(batch.path)
+                            vanished = True
+                        continue
+                    seen[batch.path] = set(table.column("request_id").to_pylist())
+                if not vanished:
+                    break
+            else:
+                raise RuntimeError(f"the log was rewritten {READ_ROUNDS} times while it was "
+                                   "read (compactions?)")
+        except Exception as exc:
+            raise PredictionLogUnavailable(self.name, len(rows), exc) from None
+        logged = set().union(*seen.values())
+        return [row for row in rows if row.get("request_id") not in logged]
+
+    def _set_aside(self, bad: list[tuple[Any, str]]) -> None:
         """Append each unwritable row with its reason to `unwritable_path`; say so once."""
         now = time.time()
         lines = "".join(_json_line(now, row, reason) for row, reason in bad)
@@ -136,7 +361,24 @@ class BufferedLogger:
                             "%s, the other rows are logged", count, reason, path)
 
 
-def _by_kind(bad: list[tuple[dict[str, Any], str]]) -> dict[str, tuple[int, str]]:
+def _spilled_rows(data: bytes) -> tuple[list[dict[str, Any]], list[tuple[Any, str]]]:
+    """The rows of a spill file, and each line that is not one with the reason."""
+    rows: list[dict[str, Any]] = []
+    bad: list[tuple[Any, str]] = []
+    for line in data.decode("ascii", "backslashreplace").splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            bad.append((line, f"a spilled line that is not JSON: {exc}"))
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+        else:
+            bad.append((line, "a spilled line that is not a row"))
+    return rows, bad
+
+
+def _by_kind(bad: list[tuple[Any, str]]) -> dict[str, tuple[int, str]]:
     """Kind (the exception's name) -> (rows, the first reason on one line)."""
     kinds: dict[str, tuple[int, str]] = {}
     for _, reason in bad:
@@ -147,7 +389,7 @@ def _by_kind(bad: list[tuple[dict[str, Any], str]]) -> dict[str, tuple[int, str]
 
 
 def _tables(rows: list[dict[str, Any]],
-            bad: list[tuple[dict[str, Any], str]]) -> list[tuple[list[dict], Any, Any]]:
+            bad: list[tuple[Any, str]]) -> list[tuple[list[dict], Any, Any]]:
     """`rows` as (rows, DataFrame, Arrow table) groups, in order; rows that no table
     can hold are appended to `bad` with the reason.
 
