@@ -282,9 +282,6 @@ def test_a_store_locked_by_another_process_loses_nothing(project, start) -> None
     assert not spill_files(project)
     text = service.stop()
     assert_logged_once(project, ids)
-    with Store(project.db_path) as store:  # a batch written but not indexed is not left
-        indexed = {project.home / b.path for b in store.predictions.batches("cancer")}
-    assert set((project.home / "predictions" / "cancer").glob("*.parquet")) == indexed
     assert sum("database is locked" in line for line in text.splitlines()) == 1, text
     assert "Traceback" not in text
 
