@@ -202,3 +202,48 @@ def test_a_port_in_use_is_one_line_naming_it(service) -> None:
     assert second.returncode == 1
     assert f"port {port} is in use on 127.0.0.1" in second.stderr
     assert "Traceback" not in second.stderr
+
+
+def test_sigterm_under_keep_alive_load_logs_every_answered_request(service) -> None:
+    """Clients on open keep-alive connections keep sending through the stop: every
+    request answered 200 is in the log, exactly once, and nothing is printed as a
+    traceback (the open connections are closed before the final flush)."""
+    import http.client
+    import threading
+    import time
+
+    base, project, proc = service
+    port = int(base.rsplit(":", 1)[1])
+    answered: list[str] = []
+    lock = threading.Lock()
+    body = json.dumps({"instances": [row()]})
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            while True:
+                conn.request("POST", "/predict", body, {"Content-Type": "application/json"})
+                response = conn.getresponse()
+                data = response.read()
+                if response.status == 200:
+                    with lock:
+                        answered.extend(json.loads(data)["request_ids"])
+        except (OSError, http.client.HTTPException, ValueError):
+            return  # the server closed the connection at stop
+        finally:
+            conn.close()
+
+    clients = [threading.Thread(target=client) for _ in range(8)]
+    for thread in clients:
+        thread.start()
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    for thread in clients:
+        thread.join(30)
+    assert proc.returncode == 0 and answered
+    assert "Traceback" not in err and "CancelledError" not in err, err
+    with Store(project.db_path) as store:
+        ids = list(PredictionLog(project).read(store, "cancer")["request_id"])
+    assert len(ids) == len(set(ids))
+    assert set(answered) <= set(ids), f"{len(set(answered) - set(ids))} answered, not logged"

@@ -51,6 +51,7 @@ from .supervision import Periodic, Watch, printable, relieve
 service_log = logging.getLogger("jupyter_mlops.serving")
 
 ROUTES_TEXT = "POST /predict, GET /health, GET /metadata, GET /openapi.json"
+CLOSE_CONNECTIONS_SECONDS = 10  # at stop: how long requests being answered may finish
 
 
 @dataclass(frozen=True)
@@ -419,12 +420,17 @@ async def run_service(project: Project, ref: str, *, port: int, address: str,
         await stop.wait()
     finally:  # whatever ended the wait, what was logged is written before returning
         stop.set()
-        server.stop()
+        server.stop()  # no new connection...
+        try:  # ...and the open ones (keep-alive clients) closed, so no request is answered
+            # after the final flush: each one answered 200 is in the log
+            await asyncio.wait_for(server.close_all_connections(), CLOSE_CONNECTIONS_SECONDS)
+        except TimeoutError:
+            service_log.warning("requests still running after %d s at stop; their rows are "
+                                "flushed if they were answered", CLOSE_CONNECTIONS_SECONDS)
         for outcome in await asyncio.gather(*tasks, return_exceptions=True):
             if isinstance(outcome, Exception):  # a bug: said, and the rows still flushed
                 service_log.error("%s", printable(f"a periodic task failed: "
                                                   f"{type(outcome).__name__}: {outcome}"))
-        await asyncio.sleep(0.05)  # let requests being answered finish
         _final_flush(logger)  # on the loop's thread: no request adds a row meanwhile
 
 
