@@ -247,3 +247,33 @@ def test_sigterm_under_keep_alive_load_logs_every_answered_request(service) -> N
         ids = list(PredictionLog(project).read(store, "cancer")["request_id"])
     assert len(ids) == len(set(ids))
     assert set(answered) <= set(ids), f"{len(set(answered) - set(ids))} answered, not logged"
+
+
+def test_a_model_without_dtypes_takes_numbers_only_so_its_log_stays_readable(
+        project, tracker) -> None:
+    """Logged without input_example, a model records feature names but no dtypes. A
+    string or true/false sent for such a feature made a log batch whose column type
+    differed from the others, and every later `mlops monitor report` failed."""
+    with tracker.start_run("train") as run:
+        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(X, Y)
+        run.log_model(model, name="plain")
+    with Store(project.db_path) as store:
+        store.releases.set_alias("plain", "production", 1, actor="test", reason="first")
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "jupyter_mlops.cli.main", "serve",
+                             "plain@production", "--port", str(port)], cwd=project.root,
+                            env={**os.environ, "MLOPS_HOME": str(project.root)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    wait_until_serving(base + "/health", proc)
+    for odd in ("14.0", True):
+        status, reply = post(base, {"instances": [{**row(), "mean radius": odd}]})
+        assert status == 422 and "input_example" in reply["message"], reply
+    assert post(base, {"instances": [row(1)]})[0] == 200
+    assert post(base, {"instances": [{**row(2), "mean radius": 14}]})[0] == 200  # an int
+    stop(proc)
+    report = subprocess.run([sys.executable, "-m", "jupyter_mlops.cli.main", "monitor",
+                             "report", "plain"], cwd=project.root, capture_output=True,
+                            text=True, timeout=120,
+                            env={**os.environ, "MLOPS_HOME": str(project.root)})
+    assert report.returncode == 0, report.stderr

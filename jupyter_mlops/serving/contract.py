@@ -64,10 +64,14 @@ def check_instances(body: Any, columns: tuple[tuple[str, str | None], ...]) -> l
                 raise Invalid(f"{where}.{name}", "expected true or false")
             if kind == "string" and not isinstance(value, str):
                 raise Invalid(f"{where}.{name}", "expected a string")
-            if kind == "any" and not isinstance(value, int | float | str | bool):
-                raise Invalid(f"{where}.{name}", "expected a number or a string")
-            if kind == "any" and isinstance(value, int | float) and not isinstance(value, bool):
-                _number(value, None, f"{where}.{name}")
+            if kind == "any" and (isinstance(value, bool) or not isinstance(value, int | float)):
+                # Without a recorded dtype a feature takes numbers only: a column that is
+                # text in one request and numbers in the next can't be logged as one.
+                raise Invalid(f"{where}.{name}", "expected a number (this model version "
+                              "records no dtypes: log it with input_example=... to take "
+                              "text or true/false features)")
+            if kind == "any":
+                instance[name] = _number(value, "float64", f"{where}.{name}")  # one dtype
     return instances
 
 
@@ -107,7 +111,7 @@ def _shown(value: Any) -> str:
 def openapi(loaded: Loaded, serving: str) -> dict[str, Any]:
     """The OpenAPI 3.1 document of /predict, /health and /metadata for `loaded`."""
     types = {"number": {"type": "number"}, "boolean": {"type": "boolean"},
-             "string": {"type": "string"}, "any": {"type": ["number", "string", "boolean"]}}
+             "string": {"type": "string"}, "any": {"type": "number"}}
     instance = {"type": "object", "additionalProperties": False,
                 "required": [name for name, _ in loaded.columns],
                 "properties": {name: types[_kind(dtype)] for name, dtype in loaded.columns}}
