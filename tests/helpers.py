@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -86,3 +90,40 @@ def running_dashboard(root, *args: str, ready_path: str = "/login"):
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@dataclass
+class ServedModel:
+    """`mlops serve` running in a subprocess of the test, its output in `log_path`."""
+
+    project: Any
+    port: int
+    proc: subprocess.Popen
+    log_path: Path
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM) -> str:
+        """Stop it with `sig` (a clean stop: exit 0) and return what it printed."""
+        self.proc.send_signal(sig)
+        self.proc.wait(timeout=120)
+        assert self.proc.returncode == 0, self.log_text()
+        return self.log_text()
+
+
+def start_serve(project, ref: str, *args: str, log_name: str = "serve.log",
+                wait: bool = True) -> ServedModel:
+    """`mlops serve REF ARGS` for `project` on a free port; with `wait`, once /health
+    answers 200 (else the caller waits for what it expects)."""
+    port = free_port()
+    log_path = project.root / log_name
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "jupyter_mlops.cli.main", "serve", ref, "--port", str(port),
+             *args], cwd=project.root, env={**os.environ, "MLOPS_HOME": str(project.root)},
+            stdout=log, stderr=log)
+    served = ServedModel(project, port, proc, log_path)
+    if wait:
+        wait_until_serving(f"http://127.0.0.1:{port}/health", proc)
+    return served

@@ -15,11 +15,9 @@ import http.client
 import itertools
 import json
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -37,7 +35,7 @@ from jupyter_mlops.serving.logger import LOG_WRITE_WAIT_SECONDS
 from jupyter_mlops.store import Store
 from jupyter_mlops.tracking import Tracker
 
-from .helpers import free_port, wait_for, wait_until_serving
+from .helpers import ServedModel, start_serve, wait_for
 
 X, Y = load_breast_cancer(return_X_y=True, as_frame=True)
 ROW = {k: float(v) for k, v in X.iloc[0].items()}
@@ -46,15 +44,8 @@ RECOVERY = 90.0  # seconds: retries back off to one every 30 s
 MARKS = itertools.count(1000)  # each request's `mean radius`, unique across services
 
 
-@dataclass
-class Service:
-    project: Project
-    port: int
-    proc: subprocess.Popen
-    log_path: Path
-
-    def text(self) -> str:
-        return self.log_path.read_text(errors="replace")
+class Service(ServedModel):
+    """A served model, with the requests these tests send it."""
 
     def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, dict]:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
@@ -80,11 +71,6 @@ class Service:
             ids += reply["request_ids"]
         return ids
 
-    def stop(self) -> str:
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=120)
-        assert self.proc.returncode == 0, self.text()
-        return self.text()
 
 
 def trained(root: Path, versions: int = 1) -> Project:
@@ -114,19 +100,12 @@ def start() -> Iterator:
     started: list[Service] = []
 
     def start(project: Project, log_name: str = "serve.log", model: bool = True) -> Service:
-        port = free_port()
-        log_path = project.root / log_name
-        with log_path.open("w") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "jupyter_mlops.cli.main", "serve", "cancer@production",
-                 "--port", str(port), "--poll", "0.5", "--log-buffer", str(BUFFER)],
-                cwd=project.root, env={**os.environ, "MLOPS_HOME": str(project.root)},
-                stdout=log, stderr=log)
-        started.append(Service(project, port, proc, log_path))
-        if model:
-            wait_until_serving(f"http://127.0.0.1:{port}/health", proc)
-        else:  # /health is a 503 then
-            assert wait_for(lambda: answers(started[-1]), timeout=90), started[-1].text()
+        served = start_serve(project, "cancer@production", "--poll", "0.5",
+                             "--log-buffer", str(BUFFER), log_name=log_name, wait=model)
+        started.append(Service(served.project, served.port, served.proc, served.log_path))
+        if not model:  # /health is a 503 then
+            assert wait_for(lambda: answers(started[-1]), timeout=90), \
+                started[-1].log_text()
         return started[-1]
 
     yield start
@@ -187,7 +166,7 @@ def test_a_prediction_folder_replaced_by_a_file_loses_nothing(project, start) ->
     folder is put back."""
     service = start(project)
     ids = service.predict(3)
-    assert wait_for(lambda: has_rows(project, ids), timeout=30), service.text()
+    assert wait_for(lambda: has_rows(project, ids), timeout=30), service.log_text()
     folder = project.home / "predictions" / "cancer"
     moved = folder.with_name("cancer.moved")
     folder.rename(moved)
@@ -197,7 +176,7 @@ def test_a_prediction_folder_replaced_by_a_file_loses_nothing(project, start) ->
     assert wait_for(lambda: reasons_with(service, "can't be written", "NotADirectoryError"),
                     timeout=30), service.health()
     ids += service.predict(3 * BUFFER)  # past the buffer's bound: spilled to a file
-    assert wait_for(lambda: spill_files(project), timeout=30), service.text()
+    assert wait_for(lambda: spill_files(project), timeout=30), service.log_text()
     assert all(p.stat().st_mode & 0o777 == 0o600 for p in spill_files(project))
     degraded = service.health()
     assert degraded["model"] == "cancer:1"
@@ -238,8 +217,8 @@ def test_rows_spilled_at_a_stop_are_logged_by_the_next_start(project, start) -> 
 
     folder.unlink()
     second = start(project, "second.log")
-    assert wait_for(lambda: not spill_files(project), timeout=RECOVERY), second.text()
-    assert f"{len(ids)} prediction-log rows an earlier run spilled" in second.text()
+    assert wait_for(lambda: not spill_files(project), timeout=RECOVERY), second.log_text()
+    assert f"{len(ids)} prediction-log rows an earlier run spilled" in second.log_text()
     ids += second.predict(2)
     text = second.stop()
     assert_logged_once(project, ids)
@@ -263,7 +242,7 @@ def test_a_store_locked_by_another_process_loses_nothing(project, start) -> None
     commits."""
     service = start(project)
     ids = service.predict(2)
-    assert wait_for(lambda: has_rows(project, ids), timeout=30), service.text()
+    assert wait_for(lambda: has_rows(project, ids), timeout=30), service.log_text()
     locker = subprocess.Popen([sys.executable, "-c", LOCKER, str(project.db_path)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
@@ -273,7 +252,7 @@ def test_a_store_locked_by_another_process_loses_nothing(project, start) -> None
                                              f"more than {LOG_WRITE_WAIT_SECONDS:g} s"),
                         timeout=60), service.health()
         ids += service.predict(3 * BUFFER)
-        assert wait_for(lambda: spill_files(project), timeout=30), service.text()
+        assert wait_for(lambda: spill_files(project), timeout=30), service.log_text()
         assert service.health()["status"] == "degraded"
     finally:
         locker.communicate("\n", timeout=60)
@@ -293,7 +272,7 @@ def test_an_unreadable_store_fails_the_alias_poll_until_it_is_back(project, star
     is put back."""
     service = start(project)
     ids = service.predict(2)
-    assert wait_for(lambda: has_rows(project, ids), timeout=30), service.text()
+    assert wait_for(lambda: has_rows(project, ids), timeout=30), service.log_text()
     db = project.db_path
     aside = db.with_name("mlops.db.aside")
     db.rename(aside)

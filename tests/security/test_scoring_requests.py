@@ -12,13 +12,9 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from sklearn.datasets import load_breast_cancer
@@ -29,11 +25,10 @@ from sklearn.preprocessing import StandardScaler
 import jupyter_mlops as mlops
 from jupyter_mlops.errors import NotFound
 from jupyter_mlops.monitoring.predlog import INPUT_PREFIX, PredictionLog
-from jupyter_mlops.project import Project
 from jupyter_mlops.store import Store
 from jupyter_mlops.tracking import Tracker
 
-from ..helpers import free_port, wait_for, wait_until_serving
+from ..helpers import ServedModel, start_serve, wait_for
 
 X, Y = load_breast_cancer(return_X_y=True, as_frame=True)
 ROW = {k: float(v) for k, v in X.iloc[0].items()}
@@ -41,15 +36,7 @@ CORS_ORIGIN = "http://ok.example"
 MIB = 1 << 20
 
 
-@dataclass
-class Service:
-    project: Project
-    port: int
-    proc: subprocess.Popen
-    log_path: Path
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace")
+Service = ServedModel
 
 
 @dataclass
@@ -70,19 +57,12 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     tracker.close()
     with Store(project.db_path) as store:
         store.releases.set_alias("cancer", "production", 1, actor="test", reason="first")
-    port = free_port()
-    log_path = root / "serve.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyter_mlops.cli.main", "serve", "cancer@production",
-             "--port", str(port), "--allow-host", "models.internal",
-             "--cors-origin", CORS_ORIGIN, "--max-body-mb", "10", "--poll", "0.5"],
-            cwd=root, env={**os.environ, "MLOPS_HOME": str(root)}, stdout=log, stderr=log)
-    wait_until_serving(f"http://127.0.0.1:{port}/health", proc)
-    yield Service(project, port, proc, log_path)
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
+    served = start_serve(project, "cancer@production", "--allow-host", "models.internal",
+                         "--cors-origin", CORS_ORIGIN, "--max-body-mb", "10", "--poll", "0.5")
+    yield served
+    if served.proc.poll() is None:
+        served.proc.send_signal(signal.SIGTERM)
+        served.proc.wait(timeout=60)
 
 
 def send(service: Service, method: str, path: str, body: bytes | None = None,

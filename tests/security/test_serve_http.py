@@ -15,14 +15,10 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import signal
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -34,24 +30,15 @@ from sklearn.preprocessing import StandardScaler
 import jupyter_mlops as mlops
 from jupyter_mlops.errors import NotFound
 from jupyter_mlops.monitoring.predlog import INPUT_PREFIX, PredictionLog
-from jupyter_mlops.project import Project
 from jupyter_mlops.store import Store
 from jupyter_mlops.tracking import Tracker
 
-from ..helpers import free_port, wait_for, wait_until_serving
+from ..helpers import ServedModel, start_serve, wait_for
 
 ROW = {"a": 0.1, "b": 0.2, "n": 1}
 
 
-@dataclass
-class Service:
-    project: Project
-    port: int
-    proc: subprocess.Popen
-    log_path: Path
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace")
+Service = ServedModel
 
 
 @dataclass
@@ -79,18 +66,11 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     tracker.close()
     with Store(project.db_path) as store:
         store.releases.set_alias("reg", "production", 1, actor="test", reason="first")
-    port = free_port()
-    log_path = root / "serve.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyter_mlops.cli.main", "serve", "reg@production",
-             "--port", str(port), "--max-body-mb", "1", "--poll", "0.5"],
-            cwd=root, env={**os.environ, "MLOPS_HOME": str(root)}, stdout=log, stderr=log)
-    wait_until_serving(f"http://127.0.0.1:{port}/health", proc)
-    yield Service(project, port, proc, log_path)
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
+    served = start_serve(project, "reg@production", "--max-body-mb", "1", "--poll", "0.5")
+    yield served
+    if served.proc.poll() is None:
+        served.proc.send_signal(signal.SIGTERM)
+        served.proc.wait(timeout=60)
 
 
 def send(service: Service, method: str, path: str, body: bytes | None = None,

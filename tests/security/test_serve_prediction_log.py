@@ -14,13 +14,9 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -37,7 +33,7 @@ from jupyter_mlops.serving.logger import UNWRITABLE_FILE, BufferedLogger
 from jupyter_mlops.store import Store
 from jupyter_mlops.tracking import Tracker
 
-from ..helpers import free_port, wait_for, wait_until_serving
+from ..helpers import ServedModel, start_serve, wait_for
 
 X, Y = load_breast_cancer(return_X_y=True, as_frame=True)
 ROW = {k: float(v) for k, v in X.iloc[0].items()}
@@ -49,21 +45,7 @@ POISON = [  # raw bytes: json.dumps would write the surrogate escapes the same w
 ]
 
 
-@dataclass
-class Service:
-    project: Project
-    port: int
-    proc: subprocess.Popen
-    log_path: Path
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self, sig: int = signal.SIGTERM) -> str:
-        self.proc.send_signal(sig)
-        self.proc.wait(timeout=60)
-        assert self.proc.returncode == 0, self.log_text()
-        return self.log_text()
+Service = ServedModel
 
 
 def trained_project(root: Path) -> Project:
@@ -88,16 +70,7 @@ def start(project: Project) -> Iterator:
     started: list[Service] = []
 
     def start() -> Service:
-        port = free_port()
-        log_path = project.root / "serve.log"
-        with log_path.open("w") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "jupyter_mlops.cli.main", "serve", "cancer@production",
-                 "--port", str(port), "--poll", "0.5"],
-                cwd=project.root, env={**os.environ, "MLOPS_HOME": str(project.root)},
-                stdout=log, stderr=log)
-        wait_until_serving(f"http://127.0.0.1:{port}/health", proc)
-        started.append(Service(project, port, proc, log_path))
+        started.append(start_serve(project, "cancer@production", "--poll", "0.5"))
         return started[-1]
 
     yield start
