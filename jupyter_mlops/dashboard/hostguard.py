@@ -16,7 +16,7 @@ from tornado.httputil import HTTPServerRequest
 from tornado.routing import Matcher, Rule
 from tornado.web import Application, RequestHandler
 
-from ..hosts import host_allowed
+from ..hosts import host_allowed, origin_host
 
 log = logging.getLogger("jupyter_mlops.dashboard")
 
@@ -48,7 +48,46 @@ class HostRefusedHandler(RequestHandler):
                     "with --allow-host NAME.\n")
 
 
+class MalformedSessionToken(Matcher):
+    """Matches a websocket upgrade whose Bokeh session token does not decode: Bokeh
+    would accept the upgrade, then fail on the token with a traceback in the log for
+    every such request (a cheap way to flood the log). Upgrades from a foreign
+    `Origin` are left to Bokeh's own origin check (a 403)."""
+
+    def __init__(self, allowed: frozenset[str]) -> None:
+        self.allowed = allowed
+
+    def match(self, request: HTTPServerRequest) -> dict[str, Any] | None:
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            return None
+        if not host_allowed(origin_host(request.headers.get("Origin")), self.allowed):
+            return None
+        protocols = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol",
+                                                            "").split(",")]
+        if len(protocols) != 2 or protocols[0] != "bokeh":
+            return None  # Bokeh refuses these itself, without a traceback
+        from bokeh.util.token import get_token_payload
+
+        try:
+            get_token_payload(protocols[1])
+        except Exception:  # noqa: BLE001 - any way of not decoding
+            return {}
+        return None
+
+
+class BadTokenHandler(RequestHandler):
+    """400, plain text: the websocket's session token is not one Bokeh issued."""
+
+    def prepare(self) -> None:
+        log.warning("dashboard: refused a websocket from %s: its session token does not "
+                    "decode", self.request.remote_ip)
+        self.set_status(400)
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.finish("400: malformed session token\n")
+
+
 def refuse_unknown_hosts(app: Application, allowed: frozenset[str]) -> None:
-    """Put the host check in front of every route of `app` (a tornado Application)."""
-    app.default_router.rules.insert(
-        0, Rule(UnknownHost(allowed), HostRefusedHandler))
+    """Put the host check in front of every route of `app` (a tornado Application),
+    then the refusal of websocket upgrades with a token that does not decode."""
+    app.default_router.rules.insert(0, Rule(MalformedSessionToken(allowed), BadTokenHandler))
+    app.default_router.rules.insert(0, Rule(UnknownHost(allowed), HostRefusedHandler))
