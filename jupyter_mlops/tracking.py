@@ -202,9 +202,10 @@ class ActiveRun:
         schemas = [d.schema for d in self._recorder.input_datasets(self.id) if d.schema]
         profile = None
         if input_example is not None and is_dataframe(input_example):
-            from .monitoring.profile import build_profile, model_outputs
+            from .monitoring.profile import build_profile, model_outputs, model_task
 
-            profile = build_profile(input_example, model_outputs(model, input_example))
+            profile = build_profile(input_example, model_outputs(model, input_example),
+                                    model_task(model))
         return self._recorder.register_model(self.id, name, data, FLAVOR,
                                              signature(model, input_example, schemas), profile)
 

@@ -109,7 +109,9 @@ def logged(project, tracker):
                           signature=None, input_datasets=[])
     from jupyter_mlops.monitoring.profile import build_profile
 
-    store.predictions.save_profile("m", 1, build_profile(reference, rng.uniform(0, 1, 5000)))
+    store.predictions.save_profile("m", 1, build_profile(
+        reference, rng.uniform(0, 1, 5000),
+        {"kind": "classification", "output": "probability", "classes": [0, 1]}))
     live = pd.DataFrame({"x": rng.normal(0, 1, 2000), "c": rng.choice(["a", "b"], 2000)})
     probabilities = rng.uniform(0, 1, 2000)
     frame = prediction_frame(live, probabilities, version=1, latency_ms=rng.uniform(1, 5, 2000))

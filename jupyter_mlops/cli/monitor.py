@@ -16,10 +16,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("monitor", help="drift, quality, calibration, latency",
                                  description="Monitor a model from its logged predictions.")
     sub = parser.add_subparsers(title="monitor commands", metavar="COMMAND", required=True)
-    labels = sub.add_parser("labels", help="add late-arriving ground truth",
+    labels = sub.add_parser("labels", help="add (or correct) late-arriving ground truth",
                             description="Add labels: a CSV or Parquet file with the columns "
                                         "request_id (from the service's or batch log) and "
-                                        "label.")
+                                        "label. Each row is checked against the model version "
+                                        "that made the prediction (a missing request_id or "
+                                        "label, NaN, or a label that doesn't fit the model is "
+                                        "refused, naming the row; nothing is added). Upload "
+                                        "a label again to correct it: the last upload wins.")
     labels.add_argument("model", help="model name")
     labels.add_argument("file")
     labels.set_defaults(func=add_labels)
@@ -68,9 +72,16 @@ def _print(result, args: argparse.Namespace) -> None:  # noqa: ANN001
                              [[d.feature, d.test, "" if d.statistic is None else
                                f"{d.statistic:.4g}", f"{d.threshold:g}",
                                "DRIFT" if d.drifted else "ok"] for d in v.drift]))
+        corrected = (f", {v.labels_corrected} corrected by a later upload"
+                     if v.labels_corrected else "")
         if v.quality:
-            print("quality: " + ", ".join(f"{k} {val:.4g}" for k, val in v.quality.items())
-                  + f" ({v.labelled} labelled)")
+            print(f"quality ({v.task}): "
+                  + ", ".join(f"{k} {val:.4g}" for k, val in v.quality.items())
+                  + f" ({v.labelled} labelled{corrected})")
+        elif v.labelled:
+            print(f"quality: none ({v.labelled} labelled{corrected})")
+        if v.quality_note:
+            print(f"  {v.quality_note}")
         if v.calibration:
             print(f"calibration: brier {v.calibration.brier:.4g}, ECE {v.calibration.ece:.4g}")
 
@@ -83,14 +94,30 @@ def add_labels(args: argparse.Namespace) -> int:
     path = Path(args.file)
     if not path.is_file():
         raise NotFound(f"no file {path}")
+    parquet = path.suffix in (".parquet", ".pq")
     try:
-        frame = pd.read_parquet(path) if path.suffix in (".parquet", ".pq") else pd.read_csv(path)
+        # Request ids are text: read as numbers, '007' would become 7.
+        frame = (pd.read_parquet(path) if parquet
+                 else pd.read_csv(path, dtype={"request_id": str}, keep_default_na=False,
+                                  na_values=[""]))
     except (ValueError, OSError) as exc:
         raise InvalidInput(f"cannot read {path}: {exc}") from None
     project, store = open_store()
     with store:
-        count = PredictionLog(project).write_labels(store, args.model, frame)
-    print(f"{count} labels added for {args.model}")
+        try:
+            upload = PredictionLog(project).write_labels(
+                store, args.model, frame,
+                (lambda i: f"row {i + 1}") if parquet else (lambda i: f"line {i + 2}"))
+        except InvalidInput as exc:
+            raise InvalidInput(f"{path.name}: {exc}") from None
+    text = f"{upload.added} labels added for {args.model}"
+    if upload.corrected:
+        text += f", {upload.corrected} of them correcting an earlier upload"
+    print(text)
+    if upload.unknown:
+        print(f"{upload.unknown} request ids are not in the prediction log (yet), e.g. "
+              + ", ".join(repr(r) for r in upload.unknown_examples)
+              + "; their labels are kept and count once those predictions are logged")
     return 0
 
 

@@ -4,7 +4,12 @@ indexed in the store. One row per prediction:
     request_id  at (epoch s)  version  latency_ms  status (ok | invalid | error)  error
     output (a number: P(positive) or the prediction)   in.<feature> for each input
 
-Files are written whole (temp file + rename), so a reader never sees half a batch.
+Files are written whole (temp file + rename), so a reader never sees half a batch,
+and a file is in the log once its batch row is in the store. The log's order is
+by time (`at`), stable: rows with the same time keep the order they were logged in.
+
+A reader that finds a listed file gone (replaced since it listed) lists again
+and reads only what is new.
 """
 
 from __future__ import annotations
@@ -13,18 +18,28 @@ import os
 import re
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..artifacts import locked_temporary, remove_stale_files
-from ..errors import InvalidInput, NotFound
+from ..errors import Conflict, IntegrityError, InvalidInput, NotFound
 from ..project import Project, make_dirs, modes_for
 from ..store import Store
+from ..store.predictions import PredictionBatch
 from ..validation import check_model_name
+
+if TYPE_CHECKING:
+    from .labels import LabelUpload
 
 INPUT_PREFIX = "in."
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# A reader lists again when a file it listed was replaced meanwhile; each round
+# reads only the new files, so this many rounds means the log is being rewritten
+# under it without pause.
+READ_ROUNDS = 20
+_THREADED_FROM = 16  # files: below this, reading them one by one is as fast
 
 
 def parse_window(text: str) -> float:
@@ -66,14 +81,16 @@ class PredictionLog:
         """The model's folder of batch files; `name` passes `check_model_name`."""
         return self.root / check_model_name(name)
 
-    def _write_file(self, name: str, prefix: str, frame: Any, table: Any = None) -> Path:
+    def _write_file(self, name: str, prefix: str, frame: Any, table: Any = None,
+                    stamp: str | None = None) -> Path:
         """Write `frame` (or `table`, its Arrow form when the caller made it already) as
         a new Parquet file in `name`'s folder: temp file, then rename."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         folder = make_dirs(self.folder(name))
-        path = folder / f"{prefix}{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}.parquet"
+        stamp = stamp or time.strftime("%Y%m%dT%H%M%S")
+        path = folder / f"{prefix}{stamp}-{uuid.uuid4().hex[:12]}.parquet"
         # A locked temporary: `mlops gc` removes it only once its writer is gone.
         fd, tmp = locked_temporary(folder, f".{path.stem}-", ".tmp")
         try:
@@ -89,6 +106,9 @@ class PredictionLog:
         finally:
             os.close(fd)
         return path
+
+    def relative(self, path: Path) -> str:
+        return str(path.relative_to(self.project.home))
 
     def remove_stale_temporaries(self, older_than: float, now: float) -> tuple[int, int, int]:
         """Remove batch files a killed writer left half-written (`*.tmp`, older than
@@ -106,70 +126,175 @@ class PredictionLog:
     def write(self, store: Store, name: str, frame: Any, source: str,
               table: Any = None) -> Path:
         """Write one batch file and index it (`table`: `frame` already made an Arrow table)."""
+        import pyarrow as pa
 
         if len(frame) == 0:
             raise InvalidInput("no predictions to log")
-        path = self._write_file(name, "", frame, table)
-        versions = [int(v) for v in frame["version"].unique() if int(v) >= 0]
-        store.predictions.add_batch(
-            name, versions[0] if len(versions) == 1 else None,
-            str(path.relative_to(self.project.home)), len(frame),
-            int((frame["status"] != "ok").sum()), float(frame["at"].min()),
-            float(frame["at"].max()), source)
+        if table is None:
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+        return self.write_table(store, name, table, source)
+
+    def write_table(self, store: Store, name: str, table: Any, source: str) -> Path:
+        """Write an Arrow table of log rows as one batch file and index it. When the index
+        refuses it, the file is removed again: the caller keeps the rows."""
+        import pyarrow.compute as pc
+
+        if table.num_rows == 0:
+            raise InvalidInput("no predictions to log")
+        path = self._write_file(name, "", None, table)
+        versions = [int(v) for v in pc.unique(table.column("version")).to_pylist()
+                    if v is not None and int(v) >= 0]
+        at = pc.min_max(table.column("at")).as_py()
+        errors = table.num_rows - int(pc.sum(pc.equal(table.column("status"), "ok")).as_py()
+                                      or 0)
+        try:
+            store.predictions.add_batch(
+                name, versions[0] if len(versions) == 1 else None, self.relative(path),
+                table.num_rows, errors, float(at["min"]), float(at["max"]), source)
+        except BaseException:
+            path.unlink(missing_ok=True)  # never in the log: a retry would double its rows
+            raise
         return path
 
     def read(self, store: Store, name: str, since: float | None = None,
              last: int | None = None) -> Any:
-        """Logged rows of `name` (newer than `since`, or the `last` N), oldest first."""
+        """Logged rows of `name` (at or after `since`, or the `last` N), oldest first."""
         import pandas as pd
-        import pyarrow.parquet as pq
 
         self.folder(name)  # refuses malformed names
-        batches = store.predictions.batches(name, since)
-        if not batches and since is None:
-            raise NotFound(f"no predictions logged for {name!r}")
-        if last is not None:
-            kept, total = [], 0
-            for batch in reversed(batches):
-                kept.append(batch)
-                total += batch.rows
-                if total >= last:
-                    break
-            batches = list(reversed(kept))
-        tables = [pq.read_table(self.project.home / b.path) for b in batches]
-        if not tables:
+        table = self.read_table(store, name, since=since, last=last)
+        if table is None:
             return pd.DataFrame()
-        import pyarrow as pa
-
-        # "permissive": a feature sent as whole numbers in one batch (int64) and with
-        # decimals in another (double) reads as double instead of failing the merge.
-        frame = pa.concat_tables(tables, promote_options="permissive").to_pandas()
+        frame = table.to_pandas()
         if since is not None:
             frame = frame[frame["at"] >= since]
         if last is not None:
             frame = frame.iloc[-last:]
         return frame.reset_index(drop=True)
 
-    def write_labels(self, store: Store, name: str, frame: Any) -> int:
-        """Store late-arriving labels: a frame with `request_id` and `label`."""
+    def read_table(self, store: Store, name: str, since: float | None = None,
+                   last: int | None = None, columns: Sequence[str] | None = None) -> Any:
+        """The batch files holding the window's rows, as one Arrow table in the log's
+        order (None when there are none); rows outside the window may be included;
+        `columns` (and `at`) only, when given.
 
-        missing = {"request_id", "label"} - set(frame.columns)
-        if missing:
-            raise InvalidInput(f"labels need the columns request_id and label; missing "
-                               f"{', '.join(sorted(missing))}")
-        frame = frame[["request_id", "label"]].dropna(subset=["request_id"])
-        frame = frame.astype({"request_id": str})
-        if frame.empty:
-            raise InvalidInput("no labels in the file")
-        path = self._write_file(name, "labels-", frame)
-        store.predictions.add_labels(name, str(path.relative_to(self.project.home)), len(frame))
-        return len(frame)
+        Raises `NotFound` when nothing was ever logged for `name` or a listed file is
+        missing, `Conflict` when the log keeps being rewritten while it is read."""
+        import pyarrow as pa
 
-    def labels(self, store: Store, name: str) -> Any:
+        if columns is not None and "at" not in columns:
+            columns = [*columns, "at"]  # the log's order
+        # By path, never by batch id: SQLite may give a merged file the id of a row it
+        # replaced. Paths are never reused.
+        tables: dict[str, Any] = {}
+        batches: list[PredictionBatch] = []
+        vanished: set[str] = set()
+        for _ in range(READ_ROUNDS):
+            listed = store.predictions.batches(name, since)
+            if not listed and since is None and not tables:
+                raise NotFound(f"no predictions logged for {name!r}")
+            batches = covering(listed, last)
+            paths = {b.path for b in batches}
+            still = sorted(paths & vanished)
+            if still:  # listed after it was found missing: gone, not merged
+                raise NotFound(f"the prediction log of {name!r} lists {still[0]}, which "
+                               f"is missing from {self.project.home}; restore it, or remove "
+                               "the model's folder of predictions and its rows start again")
+            tables = {p: t for p, t in tables.items() if p in paths}
+            found, vanished = read_files(self.project.home,
+                                         [b for b in batches if b.path not in tables], columns)
+            tables.update(found)
+            if not vanished:
+                break
+        else:
+            raise Conflict(f"the prediction log of {name!r} was rewritten {READ_ROUNDS} times "
+                           "while it was read; try again")
+        if not batches:
+            return None
+        return in_log_order(pa.concat_tables([tables[b.path] for b in batches],
+                                             promote_options="permissive"))
+
+    def request_versions(self, store: Store, name: str) -> Any:
+        """Every logged request id of `name` with its version (-1: none), as a DataFrame;
+        empty when nothing is logged."""
         import pandas as pd
 
-        files = store.predictions.label_files(name)
-        if not files:
-            return pd.DataFrame(columns=["request_id", "label"])
-        frame = pd.concat([pd.read_parquet(self.project.home / f) for f in files])
-        return frame.drop_duplicates("request_id", keep="last")
+        self.folder(name)
+        if not store.predictions.batches(name):
+            return pd.DataFrame({"request_id": pd.Series(dtype=object),
+                                 "version": pd.Series(dtype="int64")})
+        table = self.read_table(store, name, columns=["request_id", "version"])
+        return table.to_pandas()
+
+    def write_labels(self, store: Store, name: str, frame: Any,
+                     row_name: Callable[[int], str] | None = None) -> LabelUpload:
+        """Check and store late-arriving labels (a frame with `request_id` and `label`):
+        see `labels.write_labels`."""
+        from .labels import write_labels
+
+        return write_labels(self, store, name, frame, row_name)
+
+    def labels(self, store: Store, name: str) -> Any:
+        """The labels of `name`: request_id, label (the last upload wins) and corrected
+        (a later upload changed the label): see `labels.read_labels`."""
+        from .labels import read_labels
+
+        return read_labels(self, store, name)
+
+
+def covering(batches: list[PredictionBatch], last: int | None) -> list[PredictionBatch]:
+    """The batches that hold the `last` rows by time (all of them when `last` is None), in
+    the log's order. Files may overlap in time, so every file with a row as late as the
+    earliest file needed to reach `last` rows is kept too."""
+    if last is None or not batches:
+        return batches
+    total, earliest = 0, None
+    for batch in sorted(batches, key=lambda b: b.last_at, reverse=True):
+        total += batch.rows
+        earliest = batch.first_at if earliest is None else min(earliest, batch.first_at)
+        if total >= last:
+            break
+    return [b for b in batches if b.last_at >= earliest]
+
+
+def read_files(home: Path, batches: Sequence[PredictionBatch],
+               columns: Sequence[str] | None = None) -> tuple[dict[str, Any], set[str]]:
+    """Read the batches' files: ({path: Arrow table}, {paths of files that are gone}).
+    Many small files are read by a few threads (Parquet's reader releases the GIL).
+    Raises `IntegrityError` for a file that is not readable Parquet."""
+    import pyarrow.parquet as pq
+
+    wanted = list(columns) if columns is not None else None
+
+    def one(batch: PredictionBatch) -> Any:
+        try:
+            return pq.ParquetFile(home / batch.path).read(columns=wanted, use_threads=False)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:  # ArrowInvalid is a ValueError
+            raise IntegrityError(batch.path, "a Parquet file of the prediction log",
+                                 f"{type(exc).__name__}: {str(exc)[:200]}") from None
+
+    if len(batches) < _THREADED_FROM:
+        results = [one(b) for b in batches]
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+            results = list(pool.map(one, batches, chunksize=64))
+    pairs = list(zip(batches, results, strict=True))
+    return ({b.path: t for b, t in pairs if t is not None},
+            {b.path for b, t in pairs if t is None})
+
+
+def in_log_order(table: Any) -> Any:
+    """`table` (files concatenated in the log's order) stably sorted by `at`, without the
+    pandas metadata of whichever file came first."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    table = table.replace_schema_metadata(None)
+    at = table.column("at").to_numpy()
+    if at.size > 1 and not bool(np.all(at[1:] >= at[:-1])):
+        table = table.take(pc.sort_indices(table, sort_keys=[("at", "ascending")]))
+    return table

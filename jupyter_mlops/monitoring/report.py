@@ -13,7 +13,8 @@ from ..project import Project
 from ..store import Store
 from .drift import DriftResult, DriftThresholds, drift_report
 from .predlog import INPUT_PREFIX, PredictionLog
-from .quality import Calibration, calibration, classification_quality, regression_quality
+from .quality import Calibration, measure
+from .task import TaskFinder
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,9 @@ class VersionReport:
     labelled: int
     quality: dict[str, float]
     calibration: Calibration | None
+    task: str | None = None  # classification | regression, from the model; None: unknown
+    labels_corrected: int = 0  # labelled rows whose label a later upload changed
+    quality_note: str = ""  # why there are no metrics, or rows left out of them
 
 
 @dataclass(frozen=True)
@@ -53,8 +57,8 @@ class TimeBucket:
     latency_p95_ms: float
     version: int | None
     labelled: int = 0
-    accuracy: float | None = None  # of the labelled rows, at a 0.5 threshold for scores
-    brier: float | None = None  # when the outputs are probabilities of a 0/1 label
+    accuracy: float | None = None  # of the labelled rows of classifiers (0.5 on a probability)
+    brier: float | None = None  # when the outputs are probabilities of a binary classifier
 
 
 @dataclass(frozen=True)
@@ -92,44 +96,46 @@ def _latency(values: Any) -> dict[str, float]:
 
 def build_report(project: Project, store: Store, name: str, *, since: float | None = None,
                  last: int | None = None, buckets: int = 24) -> MonitorReport:
-    import numpy as np
-
     settings: MonitoringConfig = project.monitoring
     thresholds = DriftThresholds(alpha=settings.alpha, psi_threshold=settings.psi_threshold,
                                  js_threshold=settings.js_threshold, min_rows=settings.min_rows)
     log = PredictionLog(project)
     frame = log.read(store, name, since=since, last=last)
     labels = log.labels(store, name)
+    tasks = TaskFinder(project, store, name)
     versions = []
     checks: list[Check] = []
-    for version in sorted({int(v) for v in frame["version"]}) if len(frame) else []:
-        part = frame[frame["version"] == version]
-        ok = part[part["status"] == "ok"]
-        errors = int((part["status"] != "ok").sum())
+    scored_rows = []  # (at, correct, brier) of labelled rows, for the timeline
+    labelled = _labelled(frame, labels)
+    status_ok = (frame["status"] == "ok").to_numpy(dtype=bool, na_value=False) \
+        if len(frame) else labelled
+    input_columns = [c for c in frame.columns if c.startswith(INPUT_PREFIX)]
+    for version in sorted(int(v) for v in frame["version"].unique()) if len(frame) else []:
+        mine = (frame["version"] == version).to_numpy()
+        ok = mine & status_ok
+        rows, errors = int(mine.sum()), int(mine.sum() - ok.sum())
         profile = store.predictions.profile(name, version) if version >= 0 else None
-        inputs = ok[[c for c in ok.columns if c.startswith(INPUT_PREFIX)]]
-        inputs.columns = [c[len(INPUT_PREFIX):] for c in inputs.columns]
-        drift = tuple(drift_report(profile, inputs, ok["output"], thresholds)) if profile else ()
-        joined = ok.merge(labels, on="request_id", how="inner") if len(labels) else ok.iloc[:0]
-        quality: dict[str, float] = {}
-        calib = None
+        drift: tuple[DriftResult, ...] = ()
+        if profile:  # columns taken one by one: never a copy of the whole frame
+            inputs = {c[len(INPUT_PREFIX):]: _rows(frame[c], ok) for c in input_columns}
+            drift = tuple(drift_report(profile, inputs, _rows(frame["output"], ok),
+                                       thresholds))
+        joined = frame.loc[ok & labelled, ["request_id", "at", "output"]].merge(
+            labels, on="request_id", how="inner")
+        task, why = tasks.task(version) if len(joined) else (None, "")
+        scored = measure(task, joined["label"], joined["output"], why)
+        quality, calib = scored.quality, scored.calibration
         if len(joined):
-            y = joined["label"].to_numpy()
-            scores = joined["output"].to_numpy(dtype=float)
-            probabilistic = set(np.unique(y)).issubset({0, 1}) and scores.min() >= 0 \
-                and scores.max() <= 1 and not np.all(np.isin(scores, [0.0, 1.0]))
-            if probabilistic:
-                quality = classification_quality(y, (scores >= 0.5).astype(int), scores)
-                calib = calibration(y, scores)
-            elif np.all(np.equal(np.mod(y.astype(float), 1), 0)):
-                quality = classification_quality(y, scores.round().astype(int))
-            else:
-                quality = regression_quality(y, scores)
+            scored_rows.append((joined["at"].to_numpy(dtype=float), scored.correct,
+                                scored.brier))
         report = VersionReport(
             version=None if version < 0 else version, release=_release_for(store, name, version),
-            rows=len(part), errors=errors, error_rate=errors / len(part) if len(part) else 0.0,
-            latency_ms=_latency(part["latency_ms"]), drift=drift, labelled=len(joined),
-            quality=quality, calibration=calib)
+            rows=rows, errors=errors, error_rate=errors / rows if rows else 0.0,
+            latency_ms=_latency(_rows(frame["latency_ms"], mine)), drift=drift,
+            labelled=len(joined),
+            quality=quality, calibration=calib, task=None if task is None else task.kind,
+            labels_corrected=int(joined["corrected"].sum()) if len(joined) else 0,
+            quality_note=scored.note)
         versions.append(report)
         label = f"{name}:{version}"
         checks.append(Check(f"{label} error rate", report.error_rate <= settings.max_error_rate,
@@ -148,39 +154,73 @@ def build_report(project: Project, store: Store, name: str, *, since: float | No
             checks.append(Check(f"{label} accuracy", quality["accuracy"] >= settings.min_accuracy,
                                 f"{quality['accuracy']:.3f} (min {settings.min_accuracy:g})"))
     return MonitorReport(name=name, since=since, until=time.time(), rows=len(frame),
-                         versions=tuple(versions), timeline=_timeline(frame, labels, buckets),
+                         versions=tuple(versions), timeline=_timeline(frame, scored_rows, buckets),
                          checks=tuple(checks))
 
 
-def _timeline(frame: Any, labels: Any, buckets: int) -> tuple[TimeBucket, ...]:
+def _rows(column: Any, mask: Any) -> Any:
+    """The rows of `column` (a Series) where `mask` is set; the column itself if all are."""
+    return column if mask.all() else column[mask]
+
+
+def _labelled(frame: Any, labels: Any) -> Any:
+    """Which rows of `frame` have a label (a hash lookup in Arrow: pandas' `isin` and
+    `merge` on a million request ids take several times longer)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if len(frame) == 0 or len(labels) == 0:
+        return np.zeros(len(frame), dtype=bool)
+    found = pc.is_in(pa.array(frame["request_id"], type=pa.string()),
+                     value_set=pa.array(labels["request_id"], type=pa.string()))
+    return found.fill_null(False).to_numpy(zero_copy_only=False)
+
+
+def _timeline(frame: Any, scored: list[tuple[Any, Any, Any]],
+              buckets: int) -> tuple[TimeBucket, ...]:
+    """Rows, error rate, latency and (of labelled rows) accuracy and Brier score in
+    `buckets` equal slices of the window; `scored` holds (at, correct, brier) arrays."""
     import numpy as np
 
     if len(frame) == 0:
         return ()
-    if len(labels):
-        frame = frame.merge(labels, on="request_id", how="left")
     start, end = float(frame["at"].min()), float(frame["at"].max())
     width = max((end - start) / buckets, 1e-9)
-    index = np.minimum(((frame["at"].to_numpy() - start) / width).astype(int), buckets - 1)
+
+    def bucket_of(at: Any) -> Any:
+        return np.minimum(((np.asarray(at, dtype=float) - start) / width).astype(int),
+                          buckets - 1)
+
+    index = bucket_of(frame["at"].to_numpy())
+    if scored:
+        at = np.concatenate([s[0] for s in scored])
+        correct = np.concatenate([s[1] for s in scored])
+        brier = np.concatenate([s[2] for s in scored])
+        labelled_index = bucket_of(at)
+    else:
+        correct = brier = labelled_index = np.zeros(0)
+    # Rows by bucket, in order (the log is in time order: usually sorted already).
+    order = np.argsort(index, kind="stable")
+    bounds = np.searchsorted(index[order], np.arange(buckets + 1))
+    latency = frame["latency_ms"].to_numpy(dtype=float)[order]
+    failed = (frame["status"] != "ok").to_numpy(dtype=bool, na_value=True)[order]
+    version = frame["version"].to_numpy()[order]
     result = []
     for b in range(buckets):
-        part = frame[index == b]
-        if len(part) == 0:
+        rows = slice(bounds[b], bounds[b + 1])
+        if bounds[b] == bounds[b + 1]:
             continue
-        versions = part["version"].mode()
-        accuracy = brier = None
-        labelled = part[part["status"] == "ok"]
-        labelled = labelled[labelled["label"].notna()] if "label" in labelled else labelled[:0]
-        if len(labelled):
-            y = labelled["label"].to_numpy(dtype=float)
-            scores = labelled["output"].to_numpy(dtype=float)
-            accuracy = float(((scores >= 0.5) == (y >= 0.5)).mean())
-            if set(np.unique(y)) <= {0.0, 1.0} and scores.min() >= 0 and scores.max() <= 1:
-                brier = float(((scores - y) ** 2).mean())
+        values, counts = np.unique(version[rows], return_counts=True)
+        common = int(values[np.argmax(counts)])  # the smallest of the most common
+        mine = labelled_index == b
+        right, squared = correct[mine], brier[mine]
+        right, squared = right[~np.isnan(right)], squared[~np.isnan(squared)]
         result.append(TimeBucket(
-            start=start + b * width, rows=len(part),
-            error_rate=float((part["status"] != "ok").mean()),
-            latency_p95_ms=float(np.percentile(part["latency_ms"], 95)),
-            version=int(versions.iloc[0]) if len(versions) and int(versions.iloc[0]) >= 0
-            else None, labelled=len(labelled), accuracy=accuracy, brier=brier))
+            start=start + b * width, rows=int(bounds[b + 1] - bounds[b]),
+            error_rate=float(failed[rows].mean()),
+            latency_p95_ms=float(np.percentile(latency[rows], 95)),
+            version=common if common >= 0 else None, labelled=int(mine.sum()),
+            accuracy=float(right.mean()) if right.size else None,
+            brier=float(squared.mean()) if squared.size else None))
     return tuple(result)
