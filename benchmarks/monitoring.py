@@ -1,12 +1,16 @@
 """Speed of the scoring service's logging and of the drift report.
 
-    python benchmarks/monitoring.py
+    python benchmarks/monitoring.py [service] [report] [layout]   (default: all three)
 
-1. `mlops serve` with logging on against the same service with `--no-log`:
-   client-side p50 and p95 latency and throughput under a closed loop of
-   concurrent keep-alive clients on loopback, alternating the two services.
-2. A monitoring report (drift of 20 features and the output, latency, error
-   rate, timeline) over 1,000,000 logged rows.
+1. `service`: `mlops serve` with logging on against the same service with
+   `--no-log`: client-side p50 and p95 latency and throughput under a closed
+   loop of concurrent keep-alive clients on loopback, alternating the two.
+2. `report`: a monitoring report (drift of 20 features and the output,
+   latency, error rate, timeline) over 1,000,000 logged rows in 10 files.
+3. `layout`: the same report over 1,000,000 rows laid out as the service
+   writes them (one file per second of ~12 rows: 83,334 files over 23 hours,
+   a tenth of the rows labelled), before and after `compact`, and the
+   compaction itself. All data is generated here; nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -159,10 +163,113 @@ def bench_report(rows: int = 1_000_000, features: int = 20) -> dict:
     return {"rows": rows, "features": features, "report_s": statistics.median(timings)}
 
 
+def _service_files(project, store, name: str, rows: int, per_file: int,
+                   features: int, start: float) -> list[str]:
+    """Write `rows` rows as the service does: one Parquet file per second of `per_file`
+    rows (times spread within the second), each indexed on its own; returns the ids."""
+    import numpy as np
+    import pyarrow as pa
+
+    from jupyter_mlops.monitoring.predlog import PredictionLog
+
+    rng = np.random.default_rng(1)
+    ids = [f"{k:032x}" for k in rng.integers(0, 2**62, rows, dtype=np.int64)]
+    files = -(-rows // per_file)
+    within = np.sort(rng.uniform(0, 1, (files, per_file)), axis=1).ravel()[:rows]
+    at = start + np.arange(rows) // per_file + within
+    columns = {"request_id": pa.array(ids), "at": at,
+               "version": np.ones(rows, dtype="int64"),
+               "latency_ms": rng.uniform(1, 5, rows),
+               "status": pa.array(np.where(rng.uniform(0, 1, rows) < 0.01, "invalid", "ok")),
+               "error": pa.array([""] * rows), "output": rng.uniform(0, 1, rows)}
+    for i in range(features):
+        columns[f"in.f{i}"] = rng.normal(0, 1, rows)
+    table = pa.table(columns)
+    log = PredictionLog(project)
+    for offset in range(0, rows, per_file):
+        log.write_table(store, name, table.slice(offset, per_file), "service")
+    return ids
+
+
+def bench_service_layout(rows: int = 1_000_000, per_file: int = 12,
+                         features: int = 20) -> dict:
+    import dataclasses
+    import math
+
+    import numpy as np
+    import pandas as pd
+
+    import jupyter_mlops as mlops
+    from jupyter_mlops.monitoring.predlog import PredictionLog
+    from jupyter_mlops.monitoring.profile import build_profile
+    from jupyter_mlops.monitoring.report import build_report
+    from jupyter_mlops.store import Store
+
+    root = DATA / "report-service"
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    project = mlops.init(root)
+    rng = np.random.default_rng(0)
+    columns = [f"f{i}" for i in range(features)]
+    reference = pd.DataFrame(rng.normal(0, 1, (50_000, features)), columns=columns)
+    # Every hour of the traffic has ended: all of it can be compacted.
+    start = math.floor(time.time() / 3600) * 3600 - 3600 - math.ceil(rows / per_file)
+    log = PredictionLog(project)
+    with Store(project.db_path) as store:
+        store.predictions.save_profile("live", 1, build_profile(
+            reference, rng.uniform(0, 1, 50_000),
+            {"kind": "classification", "output": "probability", "classes": [0, 1]}))
+        began = time.perf_counter()
+        ids = _service_files(project, store, "live", rows, per_file, features, start)
+        generate_s = time.perf_counter() - began
+        files_before = len(store.predictions.batches("live"))
+        labelled = rng.choice(len(ids), len(ids) // 10, replace=False)
+        labels = pd.DataFrame({"request_id": [ids[i] for i in labelled],
+                               "label": rng.integers(0, 2, len(labelled)).astype(float)})
+        began = time.perf_counter()
+        upload = log.write_labels(store, "live", labels)
+        labels_before_s = time.perf_counter() - began
+
+        def timed(runs: int) -> tuple[float, object]:
+            timings, report = [], None
+            for _ in range(runs):
+                began = time.perf_counter()
+                report = build_report(project, store, "live")
+                timings.append(time.perf_counter() - began)
+            return statistics.median(timings), report
+
+        before_s, before = timed(1)
+        began = time.perf_counter()
+        result = log.compact(store, "live")
+        compact_s = time.perf_counter() - began
+        files_after = len(store.predictions.batches("live"))
+        after_s, after = timed(3)
+        began = time.perf_counter()
+        log.write_labels(store, "live", labels.iloc[:1000])  # re-sent: no change
+        labels_after_s = time.perf_counter() - began
+    same = dataclasses.replace(before, until=0.0) == dataclasses.replace(after, until=0.0)
+    assert same and after.rows == rows and upload.added == len(labelled)
+    assert result.rows == rows and not result.skipped
+    return {"rows": rows, "rows_per_file": per_file, "features": features,
+            "labelled": len(labelled), "generate_s": generate_s,
+            "files_before": files_before, "report_before_s": before_s,
+            "compact_s": compact_s, "files_after": files_after, "report_after_s": after_s,
+            "reports_identical": same, "labels_upload_before_s": labels_before_s,
+            "labels_upload_after_s": labels_after_s}
+
+
 def main() -> None:
-    results = {"service": bench_service(), "report": bench_report()}
-    print(json.dumps(results, indent=2))
-    (HERE / "monitoring-results.json").write_text(json.dumps(results, indent=2))
+    parts = {"service": bench_service, "report": bench_report, "layout": bench_service_layout}
+    chosen = sys.argv[1:] or list(parts)
+    unknown = [c for c in chosen if c not in parts]
+    if unknown:
+        sys.exit(f"unknown part {unknown[0]!r}: choose from {', '.join(parts)}")
+    path = HERE / "monitoring-results.json"
+    results = json.loads(path.read_text()) if path.exists() else {}
+    for part in chosen:
+        results[part] = parts[part]()
+        print(json.dumps({part: results[part]}, indent=2), flush=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

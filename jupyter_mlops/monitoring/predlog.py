@@ -8,8 +8,11 @@ Files are written whole (temp file + rename), so a reader never sees half a batc
 and a file is in the log once its batch row is in the store. The log's order is
 by time (`at`), stable: rows with the same time keep the order they were logged in.
 
-A reader that finds a listed file gone (replaced since it listed) lists again
-and reads only what is new.
+The service writes one small file per flush (one a second); `compact` merges a
+finished hour's small files into one (see `compaction.py`), in one store
+transaction, so a reader lists either the small files or the merged one. A
+reader that finds a listed file gone (merged since it listed) lists again and
+reads only what is new.
 """
 
 from __future__ import annotations
@@ -30,12 +33,13 @@ from ..store.predictions import PredictionBatch
 from ..validation import check_model_name
 
 if TYPE_CHECKING:
+    from .compaction import Compaction
     from .labels import LabelUpload
 
 INPUT_PREFIX = "in."
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-# A reader lists again when a file it listed was replaced meanwhile; each round
+# A reader lists again when a file it listed was merged away meanwhile; each round
 # reads only the new files, so this many rounds means the log is being rewritten
 # under it without pause.
 READ_ROUNDS = 20
@@ -208,7 +212,7 @@ class PredictionLog:
                 break
         else:
             raise Conflict(f"the prediction log of {name!r} was rewritten {READ_ROUNDS} times "
-                           "while it was read; try again")
+                           "while it was read (a compaction?); try again")
         if not batches:
             return None
         return in_log_order(pa.concat_tables([tables[b.path] for b in batches],
@@ -240,6 +244,12 @@ class PredictionLog:
         from .labels import read_labels
 
         return read_labels(self, store, name)
+
+    def compact(self, store: Store, name: str, **options: Any) -> Compaction:
+        """Merge `name`'s small batch files hour by hour: see `compaction.compact`."""
+        from .compaction import compact
+
+        return compact(self, store, name, **options)
 
 
 def covering(batches: list[PredictionBatch], last: int | None) -> list[PredictionBatch]:
