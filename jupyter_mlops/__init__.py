@@ -63,7 +63,7 @@ def _jupyter_labextension_paths() -> list[dict[str, str]]:
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
-    return [{"module": "jupyter_mlops.server"}]
+    return [{"module": "jupyter_mlops.lab"}]
 
 
 def load_ipython_extension(ipython) -> None:  # noqa: ANN001 - IPython's shell

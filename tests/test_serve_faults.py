@@ -31,7 +31,7 @@ from jupyter_mlops.artifacts import ArtifactStore
 from jupyter_mlops.errors import NotFound
 from jupyter_mlops.monitoring.predlog import INPUT_PREFIX, PredictionLog
 from jupyter_mlops.project import Project
-from jupyter_mlops.serving.logger import LOG_WRITE_WAIT_SECONDS
+from jupyter_mlops.scoring.logger import LOG_WRITE_WAIT_SECONDS
 from jupyter_mlops.store import Store
 from jupyter_mlops.tracking import Tracker
 

@@ -22,10 +22,10 @@ import jupyter_mlops as mlops
 from jupyter_mlops.errors import NotFound
 from jupyter_mlops.monitoring.predlog import INPUT_PREFIX, PredictionLog
 from jupyter_mlops.project import Project
-from jupyter_mlops.serving import supervision
-from jupyter_mlops.serving.holder import ModelHolder
-from jupyter_mlops.serving.logger import BufferedLogger, SpillFailed
-from jupyter_mlops.serving.supervision import Periodic, Watch, relieve
+from jupyter_mlops.scoring import supervision
+from jupyter_mlops.scoring.holder import ModelHolder
+from jupyter_mlops.scoring.logger import BufferedLogger, SpillFailed
+from jupyter_mlops.scoring.supervision import Periodic, Watch, relieve
 from jupyter_mlops.store import Store
 
 from .helpers import run_python
@@ -89,8 +89,8 @@ def test_nan_outputs_and_whole_numbers_survive_a_spill(project) -> None:
 DIES_BEFORE_REMOVING = """
 import os, sys
 from jupyter_mlops.project import find_project
-from jupyter_mlops.serving import spill
-from jupyter_mlops.serving.logger import BufferedLogger
+from jupyter_mlops.scoring import spill
+from jupyter_mlops.scoring.logger import BufferedLogger
 
 def die(claim):  # every row is in the log; the file is not removed yet
     os._exit(9)
@@ -127,7 +127,7 @@ RECOVERS = """
 import sys, time
 from pathlib import Path
 from jupyter_mlops.project import find_project
-from jupyter_mlops.serving.logger import BufferedLogger
+from jupyter_mlops.scoring.logger import BufferedLogger
 
 go = Path(sys.argv[1])
 while not go.exists():
@@ -201,7 +201,7 @@ def test_a_periodic_task_survives_any_exception_and_says_so_once(monkeypatch, ca
         await asyncio.wait_for(task.run(stop), timeout=60)
         assert task.problem is None and task.failures == 0
 
-    with caplog.at_level(logging.INFO, logger="jupyter_mlops.serving"):
+    with caplog.at_level(logging.INFO, logger="jupyter_mlops.scoring"):
         asyncio.run(main())
     messages = [r.getMessage() for r in caplog.records]
     assert seen[1] == "doing the work failed: FileExistsError: [Errno 17] File exists"

@@ -6,7 +6,7 @@ import argparse
 
 from ..errors import InvalidInput
 from ..project import find_project
-from ..serving import MAX_BUFFERED_ROWS
+from ..scoring import MAX_BUFFERED_ROWS
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -62,8 +62,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from ..serving.app import run_service
-    from ..serving.guard import RequestPolicy
+    from ..scoring.app import run_service
+    from ..scoring.guard import RequestPolicy
 
     if not 0 < args.port < 65536:
         raise InvalidInput(f"--port {args.port} is not a port number")

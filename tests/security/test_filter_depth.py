@@ -29,7 +29,7 @@ HOSTILE = {
 
 @pytest.fixture
 def jp_server_config():
-    return {"ServerApp": {"jpserver_extensions": {"jupyter_mlops.server": True}}}
+    return {"ServerApp": {"jpserver_extensions": {"jupyter_mlops.lab": True}}}
 
 
 @pytest.mark.parametrize("kind", sorted(HOSTILE))

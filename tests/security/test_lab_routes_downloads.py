@@ -40,7 +40,7 @@ ABSOLUTE_PATH = re.compile(r"(^|[\s'\"=(])/[\w.~-]")
 
 @pytest.fixture
 def jp_server_config():
-    return {"ServerApp": {"jpserver_extensions": {"jupyter_mlops.server": True}}}
+    return {"ServerApp": {"jpserver_extensions": {"jupyter_mlops.lab": True}}}
 
 
 @pytest.fixture

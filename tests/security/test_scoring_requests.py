@@ -328,7 +328,7 @@ def _reference_depth(body: bytes) -> int:
 def test_the_depth_scan_agrees_with_a_reference_scanner() -> None:
     import random
 
-    from jupyter_mlops.serving.guard import nesting_exceeds
+    from jupyter_mlops.scoring.guard import nesting_exceeds
 
     rng = random.Random(7)
     pieces = ["[", "]", "{", "}", '"', "\\", "x", "\\\\", '\\"', "é"]

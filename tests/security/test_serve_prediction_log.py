@@ -29,7 +29,7 @@ import jupyter_mlops as mlops
 from jupyter_mlops.errors import NotFound
 from jupyter_mlops.monitoring.predlog import INPUT_PREFIX, PredictionLog
 from jupyter_mlops.project import Project
-from jupyter_mlops.serving.logger import UNWRITABLE_FILE, BufferedLogger
+from jupyter_mlops.scoring.logger import UNWRITABLE_FILE, BufferedLogger
 from jupyter_mlops.store import Store
 from jupyter_mlops.tracking import Tracker
 
@@ -177,7 +177,7 @@ def test_rows_that_cannot_be_stored_are_set_aside_and_the_rest_written(project, 
 
     logger.add([row(0), row(1, error="instances[0].\ud800: unknown feature"), row(2)])
     logger.add([row(3, **{INPUT_PREFIX + "x": 2**70}), row(4)])  # no int64 holds it
-    with caplog.at_level(logging.WARNING, logger="jupyter_mlops.serving"):
+    with caplog.at_level(logging.WARNING, logger="jupyter_mlops.scoring"):
         assert logger.flush() == 3
         logger.add([row(5), row(6, error="x\udc80")])
         assert logger.flush() == 1
@@ -210,7 +210,7 @@ def test_rows_that_cannot_be_set_aside_are_counted_and_the_rest_written(project,
     (folder / UNWRITABLE_FILE).symlink_to(outside)
     logger = BufferedLogger(project, "cancer")
     base = {"at": 1000.0, "version": 1, "latency_ms": 1.0, "status": "ok", "output": 0.5}
-    with caplog.at_level(logging.WARNING, logger="jupyter_mlops.serving"):
+    with caplog.at_level(logging.WARNING, logger="jupyter_mlops.scoring"):
         for i in range(2):
             logger.add([{**base, "request_id": f"g{i}", "error": ""},
                         {**base, "request_id": f"b{i}", "error": "\udc80"}])

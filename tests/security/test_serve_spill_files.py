@@ -18,7 +18,7 @@ import jupyter_mlops as mlops
 from jupyter_mlops.errors import NotFound
 from jupyter_mlops.monitoring.predlog import INPUT_PREFIX, PredictionLog
 from jupyter_mlops.project import Project
-from jupyter_mlops.serving.logger import BufferedLogger, SpillFailed
+from jupyter_mlops.scoring.logger import BufferedLogger, SpillFailed
 from jupyter_mlops.store import Store
 
 
@@ -61,7 +61,7 @@ def test_a_planted_entry_is_left_alone_and_the_real_files_come_back(project, tmp
     else:
         planted.mkdir()
     assert BufferedLogger(project, "cancer").find_spilled() == 3  # as a new start counts
-    with caplog.at_level(logging.WARNING, logger="jupyter_mlops.serving"):
+    with caplog.at_level(logging.WARNING, logger="jupyter_mlops.scoring"):
         assert logger.flush() == 3
         assert logger.flush() == 0
     assert logged_ids(project) == ["r0", "r1", "r2"]  # never r100 from the outside file

@@ -8,14 +8,14 @@ import re
 import pytest
 import tornado.httpclient
 
-from jupyter_mlops.server.routes import ROUTES
+from jupyter_mlops.lab.routes import ROUTES
 
 pytest_plugins = ("pytest_jupyter.jupyter_server",)
 
 
 @pytest.fixture
 def jp_server_config():
-    return {"ServerApp": {"jpserver_extensions": {"jupyter_mlops.server": True}}}
+    return {"ServerApp": {"jpserver_extensions": {"jupyter_mlops.lab": True}}}
 
 
 @pytest.fixture

@@ -48,7 +48,7 @@ from .holder import Loaded, ModelHolder, ModelNotLoaded
 from .logger import BufferedLogger, storable
 from .supervision import Periodic, Watch, printable, relieve
 
-service_log = logging.getLogger("jupyter_mlops.serving")
+service_log = logging.getLogger("jupyter_mlops.scoring")
 
 ROUTES_TEXT = "POST /predict, GET /health, GET /metadata, GET /openapi.json"
 CLOSE_CONNECTIONS_SECONDS = 10  # at stop: how long requests being answered may finish

@@ -34,7 +34,7 @@ from ..store import Store
 from . import MAX_BUFFERED_ROWS
 from .spill import NotASpillFile, SpillFolder
 
-log = logging.getLogger("jupyter_mlops.serving")
+log = logging.getLogger("jupyter_mlops.scoring")
 
 UNWRITABLE_FILE = "unwritable-rows.jsonl"
 LOG_WRITE_WAIT_SECONDS = 5.0  # how long a flush waits for another process's store lock

@@ -19,7 +19,7 @@ from ..errors import MlopsError
 from .holder import ModelHolder
 from .logger import BufferedLogger, PredictionLogUnavailable, SpillFailed
 
-service_log = logging.getLogger("jupyter_mlops.serving")
+service_log = logging.getLogger("jupyter_mlops.scoring")
 
 FIRST_RETRY_SECONDS = 1.0
 MAX_RETRY_SECONDS = 30.0

@@ -6,7 +6,7 @@ from typing import Any
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
-    return [{"module": "jupyter_mlops.server"}]
+    return [{"module": "jupyter_mlops.lab"}]
 
 
 def _load_jupyter_server_extension(server_app: Any) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jupyter_mlops.server.messages import SERVER_PATH, without_server_paths
+from jupyter_mlops.lab.messages import SERVER_PATH, without_server_paths
 
 ROOT = "/srv/jupyter root"
 
