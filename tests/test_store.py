@@ -127,6 +127,22 @@ def test_failed_write_rolls_back(store: Store) -> None:
     store.runs.log_metrics(run_id, [("ok", 2.0, None, time.time())])  # no transaction left open
 
 
+def test_a_transaction_keeps_all_its_calls_or_none(store: Store) -> None:
+    with store.transaction():
+        kept = _new_run(store, "kept")
+        store.runs.log_params(kept, {"a": "1"})
+        with pytest.raises(Conflict):  # an inner call that fails undoes only itself
+            store.runs.log_params(kept, {"a": "2", "b": "3"})
+        store.runs.log_metrics(kept, [("m", 1.0, None, time.time())])
+    assert store.runs.get(kept).params == {"a": "1"}
+    assert store.runs.get(kept).metrics == {"m": 1.0}
+    with pytest.raises(RuntimeError), store.transaction():
+        _new_run(store, "undone")
+        raise RuntimeError("the block failed")
+    assert [run.name for run in store.runs.search()] == ["kept"]
+    _new_run(store, "after")  # no transaction left open
+
+
 def test_a_full_disk_loses_nothing_written_before_and_says_so(store: Store) -> None:
     run_id = _new_run(store)
     store.runs.log_params(run_id, {"kept": "1"})

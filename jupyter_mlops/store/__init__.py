@@ -8,6 +8,7 @@ dataclasses. A server database can later implement the same repositories.
 from __future__ import annotations
 
 import os
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,7 +16,13 @@ from ..errors import NotFound
 from . import schema
 from .artifacts import ArtifactRepository
 from .audit import AuditKey, AuditRepository, attach_key
-from .connection import BUSY_TIMEOUT_SECONDS, check_local_filesystem, connect
+from .connection import (
+    BUSY_TIMEOUT_SECONDS,
+    StoreConnection,
+    check_local_filesystem,
+    connect,
+    write,
+)
 from .datasets import DatasetRepository
 from .environments import EnvironmentRepository
 from .gates import GateRepository
@@ -77,6 +84,14 @@ class Store:
                    create=create, audit_key_path=project.audit_key_path,
                    audit_key_group_readable=project.store.group_shared,
                    busy_seconds=busy_seconds)
+
+    def transaction(self) -> AbstractContextManager[StoreConnection]:
+        """One write transaction around several repository calls: all kept or none.
+
+        Each call's own write joins it as a savepoint, so a call that raises undoes
+        only itself; `with store.transaction(): ...` commits when the block ends.
+        """
+        return write(self._conn)
 
     def migrate(self) -> list[int]:
         """Apply pending migrations (idempotent, safe when many processes start at once)."""

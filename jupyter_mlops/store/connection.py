@@ -22,7 +22,8 @@ class StoreConnection(sqlite3.Connection):
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.write_lock = threading.Lock()
+        self.write_lock = threading.RLock()
+        self.write_depth = 0  # writes nested in the open transaction (savepoints)
         self.busy_seconds = BUSY_TIMEOUT_SECONDS  # how long a writer queues for the lock
 
 
@@ -60,12 +61,21 @@ def write(conn: StoreConnection) -> Iterator[StoreConnection]:
     SQLite's lock for up to the busy timeout. When the database itself refuses
     (disk full, read-only, lock held past the timeout, I/O error) nothing of the
     transaction is kept and the caller gets `StoreUnavailable` saying so.
+
+    A `write()` inside another on the same thread joins it as a savepoint: an
+    error undoes the inner block only (the outer one may catch it and go on),
+    and nothing is committed before the outermost block ends. So several
+    repository calls can be made one transaction (`Store.transaction()`).
     """
     with conn.write_lock:
+        if conn.write_depth:
+            yield from _savepoint(conn)
+            return
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             raise store_fault(exc, conn.busy_seconds) or exc from exc
+        conn.write_depth = 1
         try:
             yield conn
             conn.execute("COMMIT")
@@ -76,6 +86,25 @@ def write(conn: StoreConnection) -> Iterator[StoreConnection]:
                     fault := store_fault(exc, conn.busy_seconds)):
                 raise fault from exc
             raise
+        finally:
+            conn.write_depth = 0
+
+
+def _savepoint(conn: StoreConnection) -> Iterator[StoreConnection]:
+    name = f"nested_{conn.write_depth}"
+    conn.execute(f"SAVEPOINT {name}")
+    conn.write_depth += 1
+    try:
+        yield conn
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute(f"ROLLBACK TO {name}")
+            conn.execute(f"RELEASE {name}")
+        raise
+    else:
+        conn.execute(f"RELEASE {name}")
+    finally:
+        conn.write_depth -= 1
 
 
 _FAULTS = {
