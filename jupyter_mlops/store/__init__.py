@@ -31,6 +31,8 @@ from .pipelines import PipelineRepository
 from .predictions import PredictionRepository
 from .releases import ReleaseRepository
 from .runs import RunRepository
+from .streams import StreamRepository
+from .tokens import TokenRepository
 
 if TYPE_CHECKING:
     from ..project import Project
@@ -68,6 +70,8 @@ class Store:
         self.gates = GateRepository(self._conn)
         self.audit = AuditRepository(self._conn, self.audit_key)
         self.predictions = PredictionRepository(self._conn)
+        self.tokens = TokenRepository(self._conn)  # team server: bearer tokens
+        self.streams = StreamRepository(self._conn)  # team server: applied records
 
     @classmethod
     def for_project(cls, project: Project, *, create: bool = False,

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from .connection import write
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 def _v1(db) -> None:  # db: sqlite_utils.Database
@@ -172,7 +172,27 @@ def _v6(db) -> None:
     db["retired_prediction_files"].create_index(["name"])
 
 
-MIGRATIONS: list[Callable] = [_v1, _v2, _v3, _v4, _v5, _v6]
+def _v7(db) -> None:
+    """Team server: API tokens (SHA-256 of the secret, user, roles), and record streams
+    (a run's records applied up to `applied_seq`, and the model versions they made)."""
+    db.create_table(
+        "api_tokens",
+        {"id": int, "user_name": str, "roles": str, "token_hash": str, "shown": str,
+         "created_at": float, "expires_at": float, "revoked_at": float,
+         "last_used_at": float},
+        pk="id", not_null={"user_name", "roles", "token_hash", "shown", "created_at"})
+    db["api_tokens"].create_index(["token_hash"], unique=True)
+    db.create_table(
+        "record_streams",
+        {"uuid": str, "run_id": int, "user_name": str, "applied_seq": int,
+         "updated_at": float},
+        pk="uuid", not_null={"run_id", "user_name", "applied_seq", "updated_at"},
+        foreign_keys=[("run_id", "runs", "id")])
+    db.create_table("stream_models", {"stream": str, "seq": int, "name": str, "version": int},
+                    pk=("stream", "seq"), not_null={"name", "version"})
+
+
+MIGRATIONS: list[Callable] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
