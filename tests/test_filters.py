@@ -6,6 +6,8 @@ from jupyter_mlops.errors import FilterSyntaxError
 from jupyter_mlops.store import Store
 from jupyter_mlops.store.filters import MAX_DEPTH, MAX_LENGTH, compile_filter
 
+pytestmark = pytest.mark.both_backends
+
 
 @pytest.mark.parametrize(("expression", "names"), [
     ("metrics.acc > 0.85", ["run-2", "run-1"]),

@@ -11,7 +11,11 @@ import subprocess
 import sys
 import threading
 
+import pytest
+
 import jupyter_mlops as mlops
+
+pytestmark = pytest.mark.both_backends
 
 THREADS = PROCESSES = 4
 METRICS = 5000
@@ -27,6 +31,9 @@ print(run.id)
 """
 
 
+@pytest.mark.sqlite_only("the processes open the project's store from its config, which "
+                         "is the SQLite file; test_store_postgres.py runs threads and "
+                         "processes on PostgreSQL")
 def test_threads_and_processes_logging_at_once_store_every_row(tracker) -> None:
     processes = [subprocess.Popen([sys.executable, "-c", WRITER, f"process-{i}"],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -68,7 +75,7 @@ def test_a_second_thread_writes_while_the_first_holds_a_transaction(store) -> No
 
     def hold() -> None:
         with write(store._conn) as conn:
-            conn.execute("PRAGMA user_version")  # a statement inside the transaction
+            conn.execute("SELECT count(*) FROM runs")  # a statement inside the transaction
             inside.set()
             release.wait(10)
 

@@ -1,8 +1,10 @@
-"""The embedded metadata store: one SQLite file, reached only through `Store`.
+"""The metadata store: one SQLite file (embedded), or a PostgreSQL database (team
+mode), reached only through `Store`.
 
 `Store` is the narrow interface the rest of the package uses; each resource has
 its own repository (`store.runs`, `store.datasets`, ...) that hands out frozen
-dataclasses. A server database can later implement the same repositories.
+dataclasses. The repositories' SQL is written once for SQLite;
+`store.postgres.PgConnection` runs it on PostgreSQL (see there why).
 """
 
 from __future__ import annotations
@@ -38,27 +40,51 @@ if TYPE_CHECKING:
     from ..project import Project
 
 AUDIT_KEY_NAME = "audit.key"
+SQLITE_SCHEME = "sqlite:///"
+NO_AUDIT_KEY = "(none given: open a PostgreSQL store with Store(url, audit_key_path=...))"
 
 
 class Store:
     """An open store. Opening never creates or changes tables: call `migrate()`.
 
+    `target` is the SQLite file's path (or `sqlite:///path`), or a PostgreSQL
+    URL (`postgresql://user@host:port/database`), whose database must exist.
+    `path` is the SQLite file (None on PostgreSQL), `url` the PostgreSQL URL
+    (None on SQLite).
+
     `audit_key_path` is the audit chain's HMAC key file (default: `audit.key`
-    beside the database, where `mlops init` writes it); it is read on the first
-    audit append or verify, not here. `Store.for_project()` takes the path the
-    project's config names.
+    beside the SQLite database, where `mlops init` writes it; a PostgreSQL
+    store must be given one to append to or verify its audit log); it is read
+    on the first audit append or verify, not here. `Store.for_project()` takes
+    the path the project's config names.
+
+    Raises `NotFound` for a missing SQLite file (unless `create`), and
+    `StoreUnavailable` when the PostgreSQL server can't be reached.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, stale_after_seconds: float = 120.0,
+    def __init__(self, target: str | os.PathLike[str], *, stale_after_seconds: float = 120.0,
                  create: bool = False, audit_key_path: str | os.PathLike[str] | None = None,
                  audit_key_group_readable: bool = False,
                  busy_seconds: float = BUSY_TIMEOUT_SECONDS) -> None:
-        self.path = Path(path)
-        if not create and not self.path.exists():
-            raise NotFound(f"no store at {self.path}; run `mlops init` first")
-        self._conn = connect(self.path, busy_seconds)
-        self.audit_key = AuditKey(self.path.parent / AUDIT_KEY_NAME if audit_key_path is None
-                                  else audit_key_path, group_readable=audit_key_group_readable)
+        self.path: Path | None = None
+        self.url: str | None = None
+        text = os.fspath(target)
+        if text.startswith(("postgresql://", "postgres://")):
+            from . import postgres  # psycopg only for a PostgreSQL store
+
+            self.url = text
+            self._conn = postgres.connect(text, busy_seconds)
+            default_key = Path(NO_AUDIT_KEY)
+        else:
+            if text.startswith(SQLITE_SCHEME):
+                text = text[len(SQLITE_SCHEME):]
+            self.path = Path(text)
+            if not create and not self.path.exists():
+                raise NotFound(f"no store at {self.path}; run `mlops init` first")
+            self._conn = connect(self.path, busy_seconds)
+            default_key = self.path.parent / AUDIT_KEY_NAME
+        self.audit_key = AuditKey(default_key if audit_key_path is None else audit_key_path,
+                                  group_readable=audit_key_group_readable)
         attach_key(self._conn, self.audit_key)
         self.runs = RunRepository(self._conn, stale_after_seconds)
         self.datasets = DatasetRepository(self._conn)
@@ -88,6 +114,11 @@ class Store:
                    create=create, audit_key_path=project.audit_key_path,
                    audit_key_group_readable=project.store.group_shared,
                    busy_seconds=busy_seconds)
+
+    @property
+    def dialect(self) -> str:
+        """`sqlite` or `postgresql`."""
+        return "sqlite" if self.url is None else "postgresql"
 
     def transaction(self) -> AbstractContextManager[StoreConnection]:
         """One write transaction around several repository calls: all kept or none.

@@ -34,9 +34,11 @@ Appends check the last row (its MAC and its link to the row before) before
 chaining onto it, so a forged last row is found by the next write instead of
 being vouched for by it; only that row, to keep an append one MAC.
 
-The key travels with the connection as an SQL function registered by
-`attach_key()`, so every repository sharing the connection (models, gates,
-releases) chains with the same key without passing it around.
+The key travels with the connection (`attach_key()`), so every repository
+sharing the connection (models, gates, releases) chains with the same key
+without passing it around. Appends happen inside the write transaction on
+both databases: SQLite's `BEGIN IMMEDIATE` and PostgreSQL's advisory write
+lock keep one writer at a time, so the chain stays linear across processes.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ from typing import Any
 import blake3
 
 from ..errors import Conflict, InvalidInput, MlopsError, NotFound, PermissionDenied
-from .connection import write
+from .connection import StoreConnection, write
 
 GENESIS = "blake3:" + "0" * 64
 KEYED = "hmac-sha256"
@@ -280,9 +282,16 @@ def create_key(conn: sqlite3.Connection, path: Path, mode: int = 0o600) -> bool:
 def attach_key(conn: sqlite3.Connection, key: AuditKey) -> None:
     """Bind `key` to `conn`: `append()` on this connection chains with it.
 
-    A Python error cannot cross SQLite's function boundary, so a key problem
-    comes back as a marked string that `_mac()` turns into the original error.
+    The key rides on the connection (`conn.audit_key`), so every repository
+    sharing it chains with the same key; MACs are computed in Python inside the
+    caller's transaction, which works alike on SQLite and PostgreSQL (which
+    can't call Python). A plain `sqlite3.Connection` also gets the key as the
+    SQL function `mlops_audit_mac`.
     """
+    if isinstance(conn, StoreConnection) or getattr(conn, "dialect", None) == "postgresql":
+        conn.audit_key = key
+        return
+
     def sql_mac(message: str) -> str:
         try:
             return key.mac(message.encode("utf-8"))
@@ -297,6 +306,14 @@ def attach_key(conn: sqlite3.Connection, key: AuditKey) -> None:
 def _mac(conn: sqlite3.Connection, message: str, *, keyed_log: bool = False) -> str:
     """The MAC of `message` under the key bound to `conn`; `keyed_log`: the log holds
     keyed rows (a missing key is then one to restore, not to create)."""
+    key = getattr(conn, "audit_key", None)
+    if key is not None:
+        try:
+            return key.mac(message.encode("utf-8"))
+        except KeyMissing as exc:
+            if keyed_log:
+                raise exc.in_keyed_log() from None
+            raise
     try:
         result = conn.execute(f"SELECT {_MAC_FUNCTION}(?)", (message,)).fetchone()[0]
     except sqlite3.OperationalError:

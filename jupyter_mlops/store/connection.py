@@ -25,6 +25,7 @@ class StoreConnection(sqlite3.Connection):
         self.write_lock = threading.RLock()
         self.write_depth = 0  # writes nested in the open transaction (savepoints)
         self.busy_seconds = BUSY_TIMEOUT_SECONDS  # how long a writer queues for the lock
+        self.audit_key = None  # the audit chain's key (audit.attach_key)
 
 
 def connect(path: str | Path, busy_seconds: float = BUSY_TIMEOUT_SECONDS) -> StoreConnection:

@@ -30,7 +30,7 @@ ATTRIBUTES = {
     "id": "r.id", "uuid": "r.uuid", "name": "r.name", "notebook": "r.notebook",
     "source_kind": "r.source_kind", "code_digest": "r.code_digest",
     "git_commit": "r.git_commit", "git_branch": "r.git_branch", "git_dirty": "r.git_dirty",
-    "python": "r.python", "host": "r.host", "user": "r.user",
+    "python": "r.python", "host": "r.host", "user": 'r."user"',
     "started_at": "r.started_at", "ended_at": "r.ended_at",
     "status": "(CASE WHEN r.status = 'running' AND r.heartbeat_at < :stale_before"
               " THEN 'killed' ELSE r.status END)",

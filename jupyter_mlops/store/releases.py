@@ -210,7 +210,7 @@ class ReleaseRepository:
 
     def list(self, status: str | None = None, name: str | None = None,
              limit: int = 100) -> list[ReleaseRequest]:
-        sql = f"SELECT {_REQUEST_COLUMNS} FROM release_requests WHERE 1"
+        sql = f"SELECT {_REQUEST_COLUMNS} FROM release_requests WHERE 1 = 1"
         args: list[object] = []
         if status is not None:
             sql += " AND status = ?"

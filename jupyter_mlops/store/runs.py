@@ -17,7 +17,7 @@ from .records import RUN_STATUSES, MetricPoint, Run
 
 _RUN_COLUMNS = ("id, uuid, name, status, started_at, ended_at, notebook, source_kind, "
                 "code_digest, git_commit, git_branch, git_dirty, python, env_digest, host, "
-                "user, error, heartbeat_at")
+                "\"user\", error, heartbeat_at")  # "user" is reserved in PostgreSQL
 _INSERT_METRIC = "INSERT INTO metrics (run_id, key, value, step, timestamp) VALUES (?, ?, ?, ?, ?)"
 _UPSERT_LATEST = (
     "INSERT INTO latest_metrics (run_id, key, value, step, timestamp) VALUES (?, ?, ?, ?, ?) "
@@ -78,7 +78,7 @@ class RunRepository:
             cursor = conn.execute(
                 "INSERT INTO runs (uuid, name, status, started_at, heartbeat_at, notebook,"
                 " source_kind, code_digest, git_commit, git_branch, git_dirty, python,"
-                " env_digest, host, user, pid) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?,"
+                " env_digest, host, \"user\", pid) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?,"
                 " ?, ?, ?, ?, ?)",
                 (new.uuid, new.name, new.started_at, new.started_at, new.notebook,
                  new.source_kind, new.code_digest, new.git_commit, new.git_branch,
@@ -172,7 +172,7 @@ class RunRepository:
         past the filter's length and depth limits."""
         if limit < 0 or offset < 0:
             raise InvalidInput("limit and offset must not be negative")
-        where, params = "1", {}
+        where, params = "1 = 1", {}
         if expression and expression.strip():
             compiled = compile_filter(expression)
             where, params = compiled.sql, dict(compiled.params)

@@ -1,8 +1,13 @@
 """The store's tables, created and changed only by explicit, numbered migrations.
 
-The schema version lives in SQLite's `user_version`. `migrate()` takes the
-write lock before reading it, so when many processes start at once each
-migration runs exactly once and the others find the work done.
+One set of migrations serves SQLite and PostgreSQL: each `_vN(db)` calls the
+builder vocabulary of `store.ddl` (sqlite-utils' on SQLite, rendered as
+PostgreSQL DDL on PostgreSQL). The schema version lives in SQLite's
+`user_version`, or in PostgreSQL's one-row table `mlops_schema`. `migrate()`
+takes the store's write lock (SQLite's `BEGIN IMMEDIATE`, PostgreSQL's
+transaction-level advisory lock) before reading it, so when many processes
+start at once each migration runs exactly once and the others find the work
+done; PostgreSQL's DDL is transactional, so a failed migration leaves nothing.
 """
 
 from __future__ import annotations
@@ -129,11 +134,8 @@ def _v3(db) -> None:
         {"id": int, "at": float, "actor": str, "action": str, "subject": str, "reason": str,
          "payload": str, "prev_hash": str, "hash": str},
         pk="id", not_null={"at", "actor", "action", "subject", "payload", "prev_hash", "hash"})
-    # The audit log is append-only: SQLite itself refuses to change or remove a row.
-    db.execute("CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log "
-               "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END")
-    db.execute("CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log "
-               "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END")
+    # The audit log is append-only: the database itself refuses to change or remove a row.
+    db.append_only("audit_log", "the audit log is append-only")
 
 
 def _v4(db) -> None:
@@ -196,7 +198,16 @@ MIGRATIONS: list[Callable] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
+def _postgresql(conn: object) -> bool:
+    return getattr(conn, "dialect", "sqlite") == "postgresql"
+
+
 def current_version(conn: sqlite3.Connection) -> int:
+    if _postgresql(conn):
+        if conn.execute("SELECT to_regclass('mlops_schema')").fetchone()[0] is None:
+            return 0
+        row = conn.execute("SELECT version FROM mlops_schema").fetchone()
+        return 0 if row is None else row[0]
     return conn.execute("PRAGMA user_version").fetchone()[0]
 
 
@@ -204,9 +215,13 @@ def migrate(conn: sqlite3.Connection) -> list[int]:
     """Bring the schema up to `SCHEMA_VERSION`; return the versions applied now."""
     if current_version(conn) >= SCHEMA_VERSION:
         return []
+    if _postgresql(conn):
+        return _migrate_postgresql(conn)
     import sqlite_utils  # 0.3-0.5 s to import (it loads pandas): only when migrating
 
-    db = sqlite_utils.Database(conn)
+    from .ddl import SqliteSchema
+
+    db = SqliteSchema(sqlite_utils.Database(conn))
     if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
         conn.execute("PRAGMA journal_mode=WAL")
     applied = []
@@ -216,4 +231,24 @@ def migrate(conn: sqlite3.Connection) -> list[int]:
             MIGRATIONS[number - 1](db)
             applied.append(number)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
+    return applied
+
+
+def _migrate_postgresql(conn) -> list[int]:  # conn: postgres.PgConnection
+    from .ddl import PgSchema
+
+    db = PgSchema(conn)
+    applied = []
+    try:
+        with write(conn):  # BEGIN + pg_advisory_xact_lock: one migrator at a time
+            conn.execute("CREATE TABLE IF NOT EXISTS mlops_schema (version BIGINT NOT NULL)")
+            version = current_version(conn)  # read again under the lock
+            for number in range(version + 1, SCHEMA_VERSION + 1):
+                MIGRATIONS[number - 1](db)
+                applied.append(number)
+            conn.execute("DELETE FROM mlops_schema")
+            conn.forget_catalog()  # the tables just made
+            conn.execute("INSERT INTO mlops_schema (version) VALUES (?)", (SCHEMA_VERSION,))
+    finally:
+        conn.forget_catalog()
     return applied
