@@ -8,9 +8,12 @@ settings are refused too, so a misspelt one never leaves a default in force.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
+import re
 import stat
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +67,14 @@ max_ece = 0.1             # expected calibration error, once labels arrive
 # processes write at once, so a store there is refused. Set this only if you
 # are sure a single process writes at a time.
 # allow_network_fs = false
+# Team mode: record into a team server (`mlops server`) instead of .mlops/mlops.db.
+# Log in once with `mlops login URL`; MLOPS_URL and MLOPS_TOKEN override (CI).
+# url = "https://mlops.example.org:8765"
+# Plain http is accepted for localhost only, unless you allow it here.
+# allow_insecure = false
+# Ending a run waits this long for the server to acknowledge its records;
+# what is left stays in .mlops/spool/ for `mlops sync`.
+# ack_timeout_seconds = 30
 
 [audit]
 # Audit rows are chained with an HMAC under a key kept outside the database:
@@ -116,6 +127,9 @@ class StoreConfig:
     group_shared: bool = False  # modes for a team folder shared through a Unix group
     allow_network_fs: bool = False  # accept a store on NFS/SMB/CIFS (unsafe with many writers)
     audit_key_file: str | None = None  # default: .mlops/audit.key
+    url: str | None = None  # team mode: the team server's URL (checked by check_server_url)
+    allow_insecure: bool = False  # accept plain http to a host other than localhost
+    ack_timeout_seconds: float = 30.0  # how long ending a run waits for acknowledgement
 
     @property
     def dir_mode(self) -> int:
@@ -192,7 +206,8 @@ _SECTIONS: dict[str, tuple[str, ...] | None] = {
     "users": None,  # [users.NAME] tables, each with _USER's settings
     "monitoring": ("max_error_rate", "max_latency_p95_ms", "alpha", "psi_threshold",
                    "js_threshold", "min_rows", "min_accuracy", "max_ece"),
-    "store": ("group_shared", "allow_network_fs"),
+    "store": ("group_shared", "allow_network_fs", "url", "allow_insecure",
+              "ack_timeout_seconds"),
     "audit": ("key_file",),
 }
 _GATE = ("check", "models")
@@ -303,9 +318,74 @@ def _tracking(path: Path, data: Mapping[str, object]) -> TrackingConfig:
 
 def _store(path: Path, data: Mapping[str, object]) -> StoreConfig:
     store, audit = _Table.section(path, data, "store"), _Table.section(path, data, "audit")
+    allow_insecure = store.flag("allow_insecure", False)
+    url = store.text("url", 'a server URL such as "https://mlops.example.org:8765"')
+    if url is not None:
+        try:
+            url = check_server_url(url, allow_insecure=allow_insecure)
+        except InvalidInput as exc:
+            raise InvalidInput(f"{path}: [store] url: {exc}") from None
     return StoreConfig(group_shared=store.flag("group_shared", False),
                        allow_network_fs=store.flag("allow_network_fs", False),
-                       audit_key_file=audit.text("key_file", "a path (a non-empty string)"))
+                       audit_key_file=audit.text("key_file", "a path (a non-empty string)"),
+                       url=url, allow_insecure=allow_insecure,
+                       ack_timeout_seconds=store.number("ack_timeout_seconds", 30.0, low=0,
+                                                        high=86400))
+
+
+def check_server_url(url: object, *, allow_insecure: bool = False) -> str:
+    """A team server URL, normalized (no trailing slash); raises `InvalidInput`.
+
+    http or https only, a host, no user name or password in it (a token goes in
+    the credentials file, never in a URL that lands in configs and logs), no
+    query or fragment. Plain http is refused unless the host is this machine or
+    `allow_insecure` is given: a token sent in clear text is a token given away.
+    """
+    if not isinstance(url, str) or not url.strip():
+        raise InvalidInput(f"a server URL must be a non-empty string, got {str(url)[:80]!r}")
+    if len(url) > 2000 or any(ord(c) < 33 or ord(c) == 127 for c in url):
+        raise InvalidInput(f"server URL {url[:80]!r} holds spaces or control characters "
+                           "or is too long")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise InvalidInput(f"server URL {url[:80]!r} is malformed: {exc}") from None
+    if parts.scheme not in ("http", "https"):
+        raise InvalidInput(f"server URL {url[:80]!r} must start with https:// (or http:// "
+                           "for localhost)")
+    if parts.username is not None or parts.password is not None:
+        raise InvalidInput(f"server URL {parts.scheme}://...@{parts.hostname} holds a user "
+                           "name or password: remove it and use `mlops login URL`, which "
+                           "stores the token privately")
+    host = parts.hostname
+    if not host:
+        raise InvalidInput(f"server URL {url[:80]!r} names no host")
+    if ":" not in host and not _HOST.fullmatch(host):
+        raise InvalidInput(f"server URL {url[:80]!r}: {host[:80]!r} is not a host name")
+    if parts.query or parts.fragment:
+        raise InvalidInput(f"server URL {url[:80]!r} must not hold a query or fragment")
+    if parts.scheme == "http" and not allow_insecure and not _is_local(host):
+        raise InvalidInput(f"server URL {url[:80]!r} is plain http to another machine: the "
+                           "token would travel in clear text; use https, or, if the network is "
+                           "trusted, set [store] allow_insecure = true (`mlops login "
+                           "--allow-insecure`)")
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None:
+        netloc += f":{port}"
+    return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+_HOST = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*\.?")
+
+
+def _is_local(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _monitoring(path: Path, data: Mapping[str, object]) -> MonitoringConfig:

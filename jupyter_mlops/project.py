@@ -15,6 +15,7 @@ from .config import (
     RegistryConfig,
     StoreConfig,
     TrackingConfig,
+    check_server_url,
     load_config,
 )
 from .errors import InvalidInput, NotFound, ProjectNotFound
@@ -48,6 +49,26 @@ class Project:
     @property
     def cache_dir(self) -> Path:
         return self.home / "cache"
+
+    @property
+    def spool_dir(self) -> Path:
+        """Team mode: batches the server has not acknowledged yet (`mlops sync`)."""
+        return self.home / "spool"
+
+    def server_url(self, environ: Mapping[str, str] | None = None) -> str | None:
+        """The team server this project records into, or None (embedded mode).
+
+        `MLOPS_URL` in `environ` (default: `os.environ`) wins over `[store] url`;
+        both are checked by `config.check_server_url` (raises `InvalidInput`).
+        """
+        environ = os.environ if environ is None else environ
+        override = environ.get("MLOPS_URL")
+        if override:
+            try:
+                return check_server_url(override, allow_insecure=self.store.allow_insecure)
+            except InvalidInput as exc:
+                raise InvalidInput(f"MLOPS_URL: {exc}") from None
+        return self.store.url
 
     @property
     def audit_key_path(self) -> Path:

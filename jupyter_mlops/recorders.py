@@ -168,8 +168,15 @@ class GlueRecorder:
         self._counter = itertools.count(1)
         self._inputs: list[DatasetVersion] = []
 
+    def _record(self, op: str, **fields: Any) -> dict[str, Any]:
+        """The record of one call: what a step glues and what a team client sends."""
+        return {"version": RECORD_VERSION, "op": op, **fields}
+
     def _glue(self, op: str, **fields: Any) -> None:
-        record = {"version": RECORD_VERSION, "op": op, **fields}
+        self._emit(self._record(op, **fields))
+
+    def _emit(self, record: dict[str, Any]) -> None:
+        """Where a record goes: a scrap of the output notebook (`RemoteRecorder`: the queue)."""
         glue(f"{RECORD_PREFIX}{next(self._counter):06d}", record)
 
     def _stage(self, path: Path | None, data: bytes | None) -> tuple[str, int]:
@@ -197,8 +204,9 @@ class GlueRecorder:
             raise
         return digest, size
 
-    def start(self, new: NewRun) -> None:
+    def start(self, new: NewRun) -> int | None:
         self._glue("start", run=asdict(new))
+        return None
 
     def heartbeat(self, run_id: None) -> None:
         return None  # the runner watches the step's kernel

@@ -232,9 +232,14 @@ class ActiveRun:
         if self.ended:
             raise MlopsError(f"run {self.id} has ended; start a new one")
 
-    def start_heartbeat(self, db_path: Path, interval: float) -> None:
-        """Refresh `heartbeat_at` from a daemon thread with its own connection."""
+    def start_heartbeat(self, db_path: Path | None, interval: float) -> None:
+        """Refresh `heartbeat_at` from a daemon thread with its own connection (no
+        `db_path`, in team mode: a heartbeat record goes through the recorder's queue)."""
         def beat() -> None:
+            if db_path is None:
+                while not self._heartbeat_stop.wait(interval):
+                    self._recorder.heartbeat(self.id)
+                return
             store = Store(db_path)
             try:
                 while not self._heartbeat_stop.wait(interval):
@@ -257,7 +262,27 @@ class ActiveRun:
             self.status = status
             if self._tracker.active_run is self:
                 self._tracker.active_run = None
-        return None if self.id is None else self._tracker.store.runs.get(self.id)
+        if self.id is None:
+            return None
+        if self.server is not None:  # what the server has may still be on its way
+            return Run(id=self.id, uuid=self.uuid, name=self.name, status=self.status,
+                       started_at=self.started_at, ended_at=time.time(),
+                       notebook=str(self.source.path) if self.source.path else None,
+                       source_kind=self.source.kind, code_digest=None, git_commit=None,
+                       git_branch=None, git_dirty=None, python=None, env_digest=None,
+                       host=None, user=None, error=error)
+        return self._tracker.store.runs.get(self.id)
+
+    @property
+    def server(self) -> str | None:
+        """The team server this run records into, or None (the project's own store)."""
+        client = getattr(self._recorder, "client", None)
+        return getattr(client, "url", None)
+
+    @property
+    def unacknowledged(self) -> int:
+        """Team mode: records of this ended run the server had not taken (spooled)."""
+        return getattr(self._recorder, "unacknowledged", 0)
 
     def _snapshot_source(self) -> tuple[str | None, str | None]:
         path = self.source.path
@@ -297,6 +322,7 @@ class Tracker:
         self.history: Callable[[], str] | None = None
         self.last_error: str | None = None
         self._atexit_registered = False
+        self._remote: tuple[Any, Any] | None = None  # team mode: (Client, RecordQueue)
 
     @property
     def project(self) -> Project:
@@ -338,6 +364,10 @@ class Tracker:
         self._project = project
 
     def close(self) -> None:
+        if self._remote is not None:
+            self._remote[1].stop()  # what it could not send stays in the spool
+            self._remote[0].close()
+            self._remote = None
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -395,7 +425,8 @@ class Tracker:
         if params:
             run.log_params(params)
         if run_id is not None:
-            run.start_heartbeat(self.store.path, self.project.tracking.heartbeat_seconds)
+            run.start_heartbeat(None if run.server else self.store.path,
+                                self.project.tracking.heartbeat_seconds)
         if not self._atexit_registered:
             atexit.register(self._end_at_exit)
             self._atexit_registered = True
@@ -409,14 +440,35 @@ class Tracker:
         return root
 
     def recorder(self) -> Recorder:
-        """Glue into the notebook inside a pipeline step, else write to the store."""
+        """Glue into the notebook inside a pipeline step, send to the team server when the
+        project names one (`[store] url`, `MLOPS_URL`), else write to the store."""
         outbox = os.environ.get(OUTBOX_ENV)
         if outbox:
             return GlueRecorder(outbox)
+        url = self.project.server_url()
+        if url is not None:
+            return self._remote_recorder(url)
         from .monitoring.predlog import PredictionLog
 
         return StoreRecorder(self.store, self.artifacts, self.stat_cache,
                              PredictionLog(self.project))
+
+    def _remote_recorder(self, url: str) -> Recorder:
+        """A recorder for the next run; runs of this tracker share one client and queue."""
+        from .remote.client import Client
+        from .remote.credentials import token_for
+        from .remote.queue import RecordQueue
+        from .remote.recorder import RemoteRecorder
+        from .remote.spool import Spool
+
+        if self._remote is None or self._remote[0].url != url:
+            if self._remote is not None:
+                self._remote[1].stop()
+            client = Client(url, token_for(url))
+            self._remote = (client, RecordQueue(client, Spool(self.project.spool_dir)))
+        client, queue = self._remote
+        return RemoteRecorder(client, queue.spool, stat_cache=self.stat_cache,
+                              ack_timeout=self.project.store.ack_timeout_seconds, queue=queue)
 
     def require_run(self) -> ActiveRun:
         if self.active_run is None or self.active_run.ended:

@@ -13,6 +13,7 @@ from . import (
     dashboard,
     gc,
     init,
+    login,
     models,
     monitor,
     pipeline,
@@ -21,11 +22,12 @@ from . import (
     runs,
     schedule,
     serve,
+    sync,
     verify,
 )
 
 COMMAND_GROUPS = (init, runs, run_notebook, pipeline, schedule, models, release, audit,
-                  serve, monitor, dashboard, verify, gc)
+                  serve, monitor, dashboard, verify, gc, login, sync)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -24,4 +24,5 @@ def run(magics, args) -> None:  # noqa: ANN001
     where = active.source.path.name if active.source.path else active.source.kind
     label = f" ({active.name})" if active.name else ""
     number = "in this pipeline step" if active.id is None else str(active.id)
-    magics.show(f"run {number}{label} started, recording {where}")
+    into = f" into {active.server}" if active.server else ""
+    magics.show(f"run {number}{label} started, recording {where}{into}")

@@ -1,0 +1,145 @@
+"""The tokens `mlops login` keeps: `~/.config/jupyter-mlops/credentials.json`.
+
+One JSON object `{"version": 1, "servers": {URL: {"token": ...}}}`, private to
+its owner (file 0600 in a 0700 folder, written to a temporary and renamed so a
+crash never leaves half a file). A file or folder that others can read is
+refused, not silently used: a token someone else could have read is no secret.
+`MLOPS_TOKEN` wins over the file (CI has no home folder worth writing).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from ..errors import InvalidInput
+from ..team_protocol import AuthenticationFailed
+
+FILE_VERSION = 1
+MAX_FILE_SIZE = 1 << 20
+
+
+def credentials_path(environ: Mapping[str, str] | None = None) -> Path:
+    """`$XDG_CONFIG_HOME/jupyter-mlops/credentials.json` (default `~/.config`)."""
+    environ = os.environ if environ is None else environ
+    base = environ.get("XDG_CONFIG_HOME") or ""
+    folder = Path(base) if os.path.isabs(base) else Path.home() / ".config"
+    return folder / "jupyter-mlops" / "credentials.json"
+
+
+def load(path: Path) -> dict[str, dict[str, str]]:
+    """The servers and their tokens in `path` ({} when there is no file).
+
+    Raises `InvalidInput` naming the file when it is not a private regular file
+    (mode beyond 0600, a link, a folder) or does not hold the expected JSON.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror} (a link is refused); remove "
+                           "it and run `mlops login URL` again") from None
+    with os.fdopen(fd, "rb") as file:
+        st = os.fstat(file.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise InvalidInput(f"{path} is not a regular file; remove it and run `mlops "
+                               "login URL` again")
+        if st.st_mode & 0o077:
+            raise InvalidInput(f"{path} has mode {stat.S_IMODE(st.st_mode):04o}: others may "
+                               f"have read your tokens; run `chmod 600 {path}`, and revoke "
+                               "the tokens if the file was exposed")
+        if st.st_uid != os.geteuid():
+            raise InvalidInput(f"{path} belongs to another account (uid {st.st_uid}); remove "
+                               "it and run `mlops login URL` again")
+        data = file.read(MAX_FILE_SIZE + 1)
+    if len(data) > MAX_FILE_SIZE:
+        raise InvalidInput(f"{path} is over {MAX_FILE_SIZE} bytes: not a credentials file; "
+                           "remove it and run `mlops login URL` again")
+    try:
+        body = json.loads(data)
+    except (ValueError, RecursionError):
+        raise InvalidInput(f"{path} is not valid JSON; remove it and run `mlops login URL` "
+                           "again") from None
+    servers = body.get("servers") if isinstance(body, dict) else None
+    if (not isinstance(body, dict) or body.get("version") != FILE_VERSION
+            or not isinstance(servers, dict)
+            or not all(isinstance(v, dict) and isinstance(v.get("token"), str)
+                       for v in servers.values())):
+        raise InvalidInput(f"{path} does not hold version {FILE_VERSION} credentials "
+                           '({"version": 1, "servers": {URL: {"token": ...}}}); remove it '
+                           "and run `mlops login URL` again")
+    return servers
+
+
+def save(path: Path, servers: Mapping[str, Mapping[str, str]]) -> None:
+    """Write `servers` to `path` atomically, 0600 in a 0700 folder."""
+    folder = path.parent
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(folder, 0o700)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".credentials-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            os.fchmod(out.fileno(), 0o600)
+            json.dump({"version": FILE_VERSION, "servers": dict(servers)}, out, indent=2)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def store_token(url: str, token: str, path: Path | None = None) -> Path:
+    """Remember `token` for `url` (replacing an older one); returns the file written."""
+    path = path or credentials_path()
+    servers = load(path)
+    servers[url] = {"token": token}
+    save(path, servers)
+    return path
+
+
+def forget(url: str | None, path: Path | None = None) -> list[str]:
+    """Drop the token of `url` (None: of every server); returns the URLs dropped."""
+    path = path or credentials_path()
+    servers = load(path)
+    dropped = [u for u in servers if url is None or u == url]
+    for u in dropped:
+        del servers[u]
+    if dropped:
+        save(path, servers)
+    return dropped
+
+
+def check_token(token: object) -> str:
+    """A token as given (stripped); raises `InvalidInput` if it cannot be one."""
+    if not isinstance(token, str) or not token.strip():
+        raise InvalidInput("the token is empty; paste the token `mlops server token create` "
+                           "printed")
+    token = token.strip()
+    if len(token) > 1000 or any(ord(c) < 33 or ord(c) > 126 for c in token):
+        raise InvalidInput("the token holds spaces, control or non-ASCII characters, or is "
+                           "too long: paste exactly what `mlops server token create` printed")
+    return token
+
+
+def token_for(url: str, environ: Mapping[str, str] | None = None,
+              path: Path | None = None) -> str:
+    """The token to send to `url`: `MLOPS_TOKEN`, else the one `mlops login` stored.
+
+    Raises `AuthenticationFailed` when there is none, `InvalidInput` for a bad file.
+    """
+    environ = os.environ if environ is None else environ
+    if environ.get("MLOPS_TOKEN"):
+        return check_token(environ["MLOPS_TOKEN"])
+    path = path or credentials_path(environ)
+    entry = load(path).get(url)
+    if entry is None:
+        raise AuthenticationFailed(f"no token for {url}: run `mlops login {url}` (or set "
+                                   "MLOPS_TOKEN)")
+    return check_token(entry["token"])

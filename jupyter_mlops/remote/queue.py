@@ -1,0 +1,267 @@
+"""The in-process record queue: `log_metric` appends, a daemon thread sends.
+
+A notebook must not wait for the network, so a record is appended to a deque
+(tens of microseconds with the record's building) and a thread sends what has
+gathered every `interval` seconds, or at once when `batch_size` records wait,
+one POST per stream and batch. When the server does not answer (or answers
+5xx, 401, 429, or a sequence gap) the batch goes to the spool (`spool.py`) and
+every later one follows it there, so a stream's records reach the server in
+order; the thread retries the spool with back-off (0.5 s doubling to 30 s) and
+the user is told once per outage, and once when it ends. A batch refused for
+what it holds (another 4xx) is set aside in the spool's rejected file, and
+the user is told the server's message.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import threading
+import time
+import warnings
+from typing import Any
+
+from ..errors import MlopsError
+from ..team_protocol import MAX_RECORDS_PER_BATCH
+from .client import Client, retryable
+from .spool import Batch, DrainReport, Spool
+
+FIRST_BACKOFF = 0.5
+MAX_BACKOFF = 30.0
+
+
+class TeamServerWarning(UserWarning):
+    """Records could not reach the team server (spooled), or the server refused some."""
+
+
+def tell(message: str) -> None:
+    """Show `message` as a warning every time it is called (the callers say it once)."""
+    warnings.warn_explicit(message, TeamServerWarning, "jupyter_mlops/remote", 0,
+                           registry=None)
+
+
+class RecordQueue:
+    """Records of many streams on their way to one server (one queue per recorder)."""
+
+    def __init__(self, client: Client, spool: Spool, *, interval: float = 0.2,
+                 batch_size: int = 1000) -> None:
+        self.client = client
+        self.spool = spool
+        self.interval = interval
+        self.batch_size = min(batch_size, MAX_RECORDS_PER_BATCH)
+        self._items: collections.deque[tuple[str, dict[str, Any]]] = collections.deque()
+        self._wake = threading.Event()
+        self._send_lock = threading.Lock()  # one pump at a time: the thread or a flush
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+        self.acked: dict[str, int] = {}  # stream -> the server's applied_seq
+        self.run_ids: dict[str, int] = {}
+        self.models: dict[tuple[str, int], int] = {}  # (stream, seq) -> version number
+        self.rejected: dict[tuple[str, int], str] = {}  # (stream, last seq) -> reason
+        self._rejected_streams: set[str] = set()
+        self._outage: BaseException | None = None  # set while batches go to the spool
+        self._spooling = _has_pending(spool)  # earlier batches wait there: behind them
+        self._next_try = 0.0
+        self._backoff = FIRST_BACKOFF
+        atexit.register(self._at_exit)
+
+    # -- the caller's side --------------------------------------------------------------
+
+    def put(self, stream: str, record: dict[str, Any]) -> None:
+        """Queue `record` (it carries its `seq`); returns at once."""
+        self._items.append((stream, record))
+        if self._thread is None:
+            self._start()
+        if len(self._items) >= self.batch_size:
+            self._wake.set()
+
+    def _start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="mlops-record-queue",
+                                        daemon=True)
+        self._thread.start()
+
+    def flush(self, timeout: float = 0.0) -> bool:
+        """Send what is queued now (spooling what can't go); with `timeout` > 0 keep
+        retrying the spool until it is empty or the time is up. True when nothing
+        of this process waits in memory or in the spool."""
+        deadline = time.monotonic() + timeout
+        delay = 0.1
+        while True:
+            with self._send_lock:
+                self._pump(force=True)
+                done = not self._items and not self._spooling
+            if done or time.monotonic() + delay > deadline:
+                return done
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    def wait_acked(self, stream: str, seq: int, timeout: float) -> bool:
+        """Flush, retrying until the server has applied `stream` up to `seq` or `timeout`
+        seconds passed; True if it has."""
+        deadline = time.monotonic() + timeout
+        delay = 0.1
+        while True:
+            with self._send_lock:
+                self._pump(force=True)
+            if self.acked.get(stream, 0) >= seq:
+                return True
+            if (stream, seq) in self.rejected or time.monotonic() + delay > deadline:
+                return False
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    def pending(self, stream: str) -> int:
+        """Records of `stream` not yet acknowledged (queued or spooled by this process)."""
+        in_memory = sum(1 for s, _ in list(self._items) if s == stream)
+        spooled = self.spool.pending_by_stream().get(stream, (None, 0))[1]
+        return in_memory + spooled
+
+    def stop(self) -> None:
+        """Stop the thread after spooling what it could not send."""
+        self._stopped = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._at_exit()
+        atexit.unregister(self._at_exit)
+
+    def _at_exit(self) -> None:
+        """At interpreter exit: one try to send, then everything left goes to the spool."""
+        with self._send_lock:
+            try:
+                self._pump(force=True)
+            except Exception:  # noqa: BLE001 - the process is exiting: spool, never raise
+                pass
+            batches = self._take()
+            if batches:
+                self.spool.append(batches)
+
+    # -- the thread's side --------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self._stopped:
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            with self._send_lock:
+                try:
+                    self._pump(force=False)
+                except Exception as exc:  # noqa: BLE001 - the thread must live on
+                    tell(f"jupyter-mlops: sending records to {self.client.url} failed: {exc}")
+
+    def _take(self) -> list[Batch]:
+        """Everything queued, as batches: per stream, in order, `batch_size` at most."""
+        taken: list[tuple[str, dict[str, Any]]] = []
+        while self._items:
+            taken.append(self._items.popleft())
+        batches: list[Batch] = []
+        current: dict[str, Batch] = {}
+        for stream, record in taken:
+            batch = current.get(stream)
+            if batch is None or len(batch.records) >= self.batch_size:
+                batch = current[stream] = Batch(stream, [], self.run_ids.get(stream))
+                batches.append(batch)
+            batch.records.append(record)
+        return batches
+
+    def _pump(self, force: bool) -> None:
+        """Send (or spool) what is queued; try the spool when it is time. Holds _send_lock."""
+        batches = self._take()
+        if not self._spooling:
+            for index, batch in enumerate(batches):
+                try:
+                    self._send(batch)
+                except Exception as exc:  # noqa: BLE001 - sorted below
+                    if retryable(exc):
+                        self.spool.append(batches[index:])
+                        self._spooling = True
+                        self.outage(exc)
+                        return
+                    self._reject(batch, exc)
+                    continue
+            return
+        self.spool.append(batches)
+        if not force and time.monotonic() < self._next_try:
+            return
+        report = self.spool.drain(self._send, retryable, self._rejected_streams)
+        for batch, reason in report.rejected:
+            self.rejected[(batch.stream, batch.last_seq)] = reason
+            tell(f"jupyter-mlops: the team server refused {len(batch.records)} records of "
+                 f"run {batch.run_id or batch.stream}: {reason}; they are kept in "
+                 f"{self.spool.rejected_path}")
+        self._after_drain(report)
+
+    def _after_drain(self, report: DrainReport) -> None:
+        if report.stopped_by is None and report.left == 0:
+            self._spooling = False
+            self._backoff = FIRST_BACKOFF
+            if self._outage is not None:
+                sent = sum(len(b.records) for b in report.sent)
+                tell(f"jupyter-mlops: team server {self.client.url} answers again; "
+                     f"{sent} spooled records sent")
+                self._outage = None
+            return
+        if report.stopped_by is not None:
+            self.outage(report.stopped_by)
+        self._next_try = time.monotonic() + self._backoff
+        self._backoff = min(self._backoff * 2, MAX_BACKOFF)
+
+    def outage(self, exc: BaseException) -> None:
+        """Note that the server did not take something; the user is told once per outage."""
+        if self._outage is None:
+            self._outage = exc
+            tell(f"jupyter-mlops: records are kept in {self.spool.pending_path} until the team "
+                 f"server takes them ({exc}); they are sent when it answers again, or by "
+                 "`mlops sync`")
+        self._next_try = time.monotonic() + self._backoff
+
+    def _reject(self, batch: Batch, exc: BaseException) -> None:
+        self._rejected_streams.add(batch.stream)
+        self.rejected[(batch.stream, batch.last_seq)] = str(exc)
+        self.spool.set_aside([(batch, str(exc))])
+        tell(f"jupyter-mlops: the team server refused {len(batch.records)} records of run "
+             f"{batch.run_id or batch.stream}: {exc}; they are kept in "
+             f"{self.spool.rejected_path}")
+
+    def _send(self, batch: Batch) -> None:
+        """POST one batch (its staged blobs first) and note what the server answered."""
+        upload_staged(self.client, self.spool, batch.records)
+        answer = self.client.send_records(batch.stream, batch.records)
+        self.note(batch.stream, answer)
+
+    def note(self, stream: str, answer: dict[str, Any]) -> None:
+        """Remember the server's mark, run id and model versions for `stream`."""
+        self.acked[stream] = max(self.acked.get(stream, 0), answer["applied_seq"])
+        if isinstance(answer.get("run_id"), int):
+            self.run_ids[stream] = answer["run_id"]
+        for model in answer.get("models") or ():
+            if isinstance(model, dict) and isinstance(model.get("seq"), int) \
+                    and isinstance(model.get("version"), int):
+                self.models[(stream, model["seq"])] = model["version"]
+
+
+def upload_staged(client: Client, spool: Spool, records: list[dict[str, Any]]) -> None:
+    """Upload the blobs staged in the spool that `records` name, then drop the copies."""
+    staged = {}
+    for record in records:
+        digest = record.get("digest")
+        if isinstance(digest, str):
+            path = spool.blobs / digest.replace(":", "-")
+            if path.is_file():
+                staged[digest] = path
+    if not staged:
+        return
+    for digest in client.missing(list(staged)):
+        if digest not in staged:
+            raise MlopsError(f"team server {client.url} named a blob not asked for: "
+                             f"{str(digest)[:80]}")
+        with open(staged[digest], "rb") as source:
+            client.put_blob(digest, source, staged[digest].stat().st_size)
+    for path in staged.values():
+        path.unlink(missing_ok=True)
+
+
+def _has_pending(spool: Spool) -> bool:
+    try:
+        return spool.pending_path.stat().st_size > 0
+    except FileNotFoundError:
+        return False
