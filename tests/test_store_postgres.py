@@ -1,0 +1,207 @@
+"""What only PostgreSQL has: migrations raced by processes, a server that goes away,
+a read-only database, a writer queued on the advisory lock, the DDL it renders.
+
+All against the session's real cluster (tests/postgres.py); the SQLite forms of
+these live in test_store.py.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import pytest
+
+from jupyter_mlops.errors import StoreUnavailable
+from jupyter_mlops.store import Store
+from jupyter_mlops.store.postgres import WRITE_LOCK_KEY, safe_url
+from jupyter_mlops.store.runs import NewRun
+from jupyter_mlops.store.schema import SCHEMA_VERSION
+
+
+@pytest.fixture
+def pg_store(pg_url: str):
+    with Store(pg_url) as store:
+        store.migrate()
+        yield store
+
+
+def _run(store: Store, name: str = "r") -> int:
+    return store.runs.create(NewRun(uuid=uuid.uuid4().hex, name=name, started_at=time.time(),
+                                    source_kind="script"))
+
+
+def _admin(url: str):
+    import psycopg
+
+    return psycopg.connect(url, autocommit=True)
+
+
+MIGRATE = """
+import sys
+from jupyter_mlops.store import Store
+with Store(sys.argv[1]) as store:
+    print(store.migrate())
+"""
+
+
+def test_migrations_run_exactly_once_when_eight_processes_start_at_once(pg_url: str) -> None:
+    procs = [subprocess.Popen([sys.executable, "-c", MIGRATE, pg_url], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(8)]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in outputs]
+    applied = [out.strip() for out, _ in outputs]
+    assert applied.count(str(list(range(1, SCHEMA_VERSION + 1)))) == 1, applied
+    assert applied.count("[]") == 7
+    with Store(pg_url) as store:
+        assert store.schema_version == SCHEMA_VERSION and store.migrate() == []
+
+
+def test_opening_does_not_migrate(pg_url: str) -> None:
+    with Store(pg_url) as store:
+        assert store.schema_version == 0 and store.needs_migration()
+        assert store.dialect == "postgresql" and store.path is None and store.url == pg_url
+
+
+def test_the_rendered_schema_has_postgresql_types(pg_store: Store, pg_url: str) -> None:
+    with _admin(pg_url) as conn:
+        types = dict(conn.execute(
+            "SELECT table_name || '.' || column_name, data_type || ' ' || is_identity "
+            "FROM information_schema.columns WHERE table_schema = 'public'").fetchall())
+    assert types["runs.id"] == "bigint YES"
+    assert types["runs.user"] == "text NO"
+    assert types["metrics.value"] == "double precision NO"
+    assert types["metrics.rowid"] == "bigint YES"  # SQLite's implicit rowid, for ordering
+
+
+WRITER = """
+import sys, threading, time, uuid
+from jupyter_mlops.store import Store
+from jupyter_mlops.store.runs import NewRun
+store = Store(sys.argv[1])
+run_id = store.runs.create(NewRun(uuid=uuid.uuid4().hex, name=sys.argv[2],
+                                  started_at=time.time(), source_kind="script"))
+def log(key):
+    for step in range(300):
+        store.runs.log_metrics(run_id, [(key, float(step), step, time.time())])
+threads = [threading.Thread(target=log, args=(f"t{i}",)) for i in range(3)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(run_id)
+"""
+
+
+def test_threads_and_processes_writing_at_once_lose_nothing(pg_store: Store) -> None:
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, pg_store.url, f"w{i}"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(4)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in outputs]
+    for out, _ in outputs:
+        run = pg_store.runs.get(int(out))
+        assert run.metrics == {"t0": 299.0, "t1": 299.0, "t2": 299.0}
+        for key in run.metrics:
+            steps = [p.step for p in pg_store.runs.metric_history(run.id, key)]
+            assert steps == list(range(300))
+
+
+def test_an_unreachable_server_is_one_line_without_the_password(pg_url: str) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: nothing listens there
+    url = f"postgresql://mlops:s3cret@127.0.0.1:{port}/nothing"
+    with pytest.raises(StoreUnavailable) as info:
+        Store(url)
+    message = str(info.value)
+    assert "s3cret" not in message and "\n" not in message
+    assert "cannot connect" in message and f"127.0.0.1:{port}" in message
+    assert safe_url(url) == f"postgresql://mlops:***@127.0.0.1:{port}/nothing"
+    with pytest.raises(StoreUnavailable, match="does not exist"):
+        Store(pg_url.rsplit("/", 1)[0] + "/no_such_database")
+
+
+def test_a_lost_connection_is_unavailable_then_reconnects(pg_store: Store, pg_url: str
+                                                          ) -> None:
+    run_id = _run(pg_store)
+    with _admin(pg_url) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    with pytest.raises(StoreUnavailable, match="unreachable") as info:
+        pg_store.runs.log_params(run_id, {"C": "1"})
+    assert "\n" not in str(info.value)
+    pg_store.runs.log_params(run_id, {"C": "2"})  # the next call connects again
+    assert pg_store.runs.get(run_id).params == {"C": "2"}
+
+
+def test_a_read_only_database_is_a_clear_error(pg_store: Store, pg_url: str) -> None:
+    run_id = _run(pg_store)
+    database = pg_url.rsplit("/", 1)[1]
+    with _admin(pg_url) as admin:
+        admin.execute(f'ALTER DATABASE "{database}" SET default_transaction_read_only = on')
+    with Store(pg_url) as read_only:
+        with pytest.raises(StoreUnavailable, match="read-only"):
+            read_only.runs.log_params(run_id, {"C": "1"})
+        assert read_only.runs.get(run_id).params == {}  # reads still work
+
+
+def test_a_writer_waits_for_the_lock_then_says_how_long(pg_url: str) -> None:
+    with Store(pg_url) as store:
+        store.migrate()
+    with Store(pg_url, busy_seconds=0.2) as impatient, _admin(pg_url) as holder:
+        run_id = _run(impatient)
+        holder.execute("BEGIN")
+        holder.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK_KEY,))
+        with pytest.raises(StoreUnavailable, match="write lock for more than 0.2 s"):
+            impatient.runs.log_params(run_id, {"C": "1"})
+        holder.execute("ROLLBACK")
+        impatient.runs.log_params(run_id, {"C": "1"})  # nothing left open
+        assert impatient.runs.get(run_id).params == {"C": "1"}
+
+
+def test_a_second_writer_queues_behind_the_first(pg_store: Store, pg_url: str) -> None:
+    """Two stores (two connections, as two processes have): the second's write waits
+    for the first's commit on the advisory lock, and then goes through."""
+    run_id = _run(pg_store)
+    with Store(pg_url) as other:
+        inside, release, done = threading.Event(), threading.Event(), threading.Event()
+
+        def hold() -> None:
+            with pg_store.transaction():
+                pg_store.runs.log_params(run_id, {"first": "1"})
+                inside.set()
+                release.wait(10)
+
+        def second() -> None:
+            other.runs.log_params(run_id, {"second": "2"})
+            done.set()
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        inside.wait(10)
+        writer = threading.Thread(target=second)
+        writer.start()
+        assert not done.wait(0.3)
+        release.set()
+        holder.join()
+        writer.join()
+    assert pg_store.runs.get(run_id).params == {"first": "1", "second": "2"}
+
+
+def test_psycopg_is_never_imported_on_the_embedded_path(tmp_path) -> None:
+    code = f"""
+import sys, time
+import jupyter_mlops.cli.main
+from jupyter_mlops.store import Store
+with Store({str(tmp_path / 's.db')!r}, create=True) as store:
+    store.migrate()
+    store.runs.search()
+print(sorted(m for m in sys.modules if 'psycopg' in m or m == 'jupyter_mlops.store.postgres'))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
