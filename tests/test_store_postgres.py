@@ -205,3 +205,17 @@ print(sorted(m for m in sys.modules if 'psycopg' in m or m == 'jupyter_mlops.sto
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_errors_of_either_database_are_database_errors(pg_store: Store) -> None:
+    import sqlite3
+
+    import psycopg
+
+    from jupyter_mlops.store.connection import is_database_error
+
+    with pytest.raises(sqlite3.IntegrityError) as info:  # through the store: sqlite3's family
+        pg_store.runs.log_metrics(10**9, [("m", 1.0, None, time.time())])
+    assert is_database_error(info.value) and "foreign key" in str(info.value)
+    assert is_database_error(psycopg.errors.UndefinedTable("raw, from psycopg"))
+    assert not is_database_error(ValueError("not a database's"))

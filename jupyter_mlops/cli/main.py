@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import sys
 from collections.abc import Sequence
 
 from ..errors import MlopsError
+from ..store.connection import is_database_error
 from . import (
     audit,
     dashboard,
@@ -22,12 +22,13 @@ from . import (
     runs,
     schedule,
     serve,
+    server,
     sync,
     verify,
 )
 
 COMMAND_GROUPS = (init, runs, run_notebook, pipeline, schedule, models, release, audit,
-                  serve, monitor, dashboard, verify, gc, login, sync)
+                  serve, server, monitor, dashboard, verify, gc, login, sync)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,8 +52,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MlopsError as exc:
         print(f"mlops: error: {exc}", file=sys.stderr)
         return 1
-    except sqlite3.Error as exc:  # a fault `write()` does not translate (a read, a bad file)
-        print(f"mlops: error: the store's database failed: {exc}", file=sys.stderr)
+    except Exception as exc:  # a fault `write()` does not translate (a read, a bad file)
+        if not is_database_error(exc):
+            raise
+        text = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+        print(f"mlops: error: the store's database failed: {text}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("mlops: interrupted", file=sys.stderr)

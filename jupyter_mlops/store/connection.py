@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -128,6 +129,16 @@ def store_fault(exc: sqlite3.Error,
             return StoreUnavailable(f"nothing was written ({text}): "
                                     f"{advice.format(waited=waited)}")
     return None
+
+
+def is_database_error(exc: BaseException) -> bool:
+    """Whether `exc` is an error of either database: sqlite3's (PostgreSQL's errors come
+    through `PgConnection` as sqlite3's too), or psycopg's, raised by code that used a
+    psycopg connection directly. psycopg is looked up, never imported here."""
+    if isinstance(exc, sqlite3.Error):
+        return True
+    psycopg = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(exc, psycopg.Error)
 
 
 # -- network filesystems ---------------------------------------------------------------
