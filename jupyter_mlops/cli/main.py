@@ -22,13 +22,12 @@ from . import (
     runs,
     schedule,
     serve,
-    server,
     sync,
     verify,
 )
 
 COMMAND_GROUPS = (init, runs, run_notebook, pipeline, schedule, models, release, audit,
-                  serve, server, monitor, dashboard, verify, gc, login, sync)
+                  serve, monitor, dashboard, verify, gc, login, sync)
 
 
 def build_parser() -> argparse.ArgumentParser:
