@@ -49,7 +49,11 @@ _counter = itertools.count(1)
 
 
 def bindir() -> Path | None:
-    """PostgreSQL's program folder (`pg_config --bindir`), or None when not installed."""
+    """PostgreSQL's program folder: `MLOPS_PG_BINDIR` if set, else `pg_config --bindir`,
+    else the newest /usr/lib/postgresql/*/bin; None when not installed."""
+    if "MLOPS_PG_BINDIR" in os.environ:
+        folder = Path(os.environ["MLOPS_PG_BINDIR"])
+        return folder if (folder / "initdb").exists() else None
     pg_config = shutil.which("pg_config")
     if pg_config is None:
         for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
@@ -65,8 +69,8 @@ def postgres_missing() -> str | None:
     """Why no cluster can be started here, or None when one can."""
     folder = bindir()
     if folder is None:
-        return ("PostgreSQL's initdb/pg_ctl were not found (pg_config --bindir): "
-                "apt-get install postgresql")
+        return ("PostgreSQL's initdb/pg_ctl were not found (MLOPS_PG_BINDIR, pg_config "
+                "--bindir, /usr/lib/postgresql/*/bin): apt-get install postgresql")
     try:
         import psycopg  # noqa: F401
     except ImportError:

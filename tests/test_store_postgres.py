@@ -219,3 +219,31 @@ def test_errors_of_either_database_are_database_errors(pg_store: Store) -> None:
     assert is_database_error(info.value) and "foreign key" in str(info.value)
     assert is_database_error(psycopg.errors.UndefinedTable("raw, from psycopg"))
     assert not is_database_error(ValueError("not a database's"))
+
+
+PROBE = """
+def test_probe(pg_url):
+    pass
+"""
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("", "1 skipped"), ("1", "1 error")])
+def test_missing_postgresql_skips_locally_and_fails_in_ci(tmp_path, ci: str,
+                                                          outcome: str) -> None:
+    import os
+    import shutil
+    from pathlib import Path
+
+    tests = Path(__file__).parent
+    probe = tmp_path / "tests"
+    probe.mkdir()
+    shutil.copy(tests / "conftest.py", probe / "conftest.py")
+    shutil.copy(tests / "postgres.py", probe / "postgres.py")
+    (probe / "__init__.py").write_text("")
+    (probe / "test_probe.py").write_text(PROBE)
+    env = {**os.environ, "MLOPS_PG_BINDIR": str(tmp_path / "nowhere"), "CI": ci}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "-rs", str(probe)], capture_output=True, text=True, env=env,
+                          cwd=tmp_path)
+    assert outcome in done.stdout, done.stdout
+    assert "apt-get install postgresql" in done.stdout
