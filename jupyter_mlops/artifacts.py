@@ -35,7 +35,7 @@ from .hashing import format_digest, open_regular
 from .project import modes_for
 from .validation import MAX_NAME_LENGTH, check_artifact_name, split_digest
 
-__all__ = ["MAX_NAME_LENGTH", "ArtifactStore", "GcReport", "UnsafeStorePath",
+__all__ = ["MAX_NAME_LENGTH", "ArtifactStore", "GcReport", "IncomingBlob", "UnsafeStorePath",
            "check_artifact_name"]
 
 _CHUNK = 1 << 20
@@ -225,6 +225,31 @@ class ArtifactStore:
 
         return self._store(write)
 
+    def receive(self) -> IncomingBlob:
+        """A blob arriving in pieces (an upload to the team server), never held whole:
+        `write()` each piece, then `finish(expected)` keeps it only when the bytes hash
+        to `expected`; `abort()` drops it."""
+        fd, tmp_name = self._locked_temporary()
+        return IncomingBlob(self, fd, tmp_name)
+
+    def stored_size(self, digest: str) -> int | None:
+        """The size of the stored blob `digest`, or None when it is not here (not
+        re-hashed: `check` does that). Raises `UnsafeStorePath` or `InvalidDigest`."""
+        try:
+            fd, _ = self._open_blob(digest)
+        except NotFound:
+            return None
+        try:
+            return os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+
+    def open(self, digest: str) -> BinaryIO:
+        """The stored blob, opened for reading without following links (the reader
+        verifies the digest). Raises `NotFound`, `UnsafeStorePath` or `InvalidDigest`."""
+        fd, _ = self._open_blob(digest)
+        return os.fdopen(fd, "rb")
+
     def ensure_present(self, digest: str, store_again: Callable[[], tuple[str, int]]) -> None:
         """After a writer recorded `digest` in the database, make sure its blob exists.
 
@@ -385,6 +410,48 @@ class ArtifactStore:
                         temporaries_busy=busy, unreferenced=unreferenced,
                         unreferenced_bytes=unreferenced_bytes, deleted=deleted,
                         deleted_bytes=deleted_bytes)
+
+
+class IncomingBlob:
+    """A blob being received (`ArtifactStore.receive`): hashed while it is written to a
+    locked temporary in the store's `tmp/`, placed under its digest only if it matches."""
+
+    def __init__(self, store: ArtifactStore, fd: int, tmp_name: str) -> None:
+        self._store = store
+        self._out = os.fdopen(fd, "wb")
+        self._tmp = tmp_name
+        self._hasher = blake3.blake3()
+        self.size = 0
+
+    def write(self, chunk: bytes) -> None:
+        self._hasher.update(chunk)
+        self._out.write(chunk)
+        self.size += len(chunk)
+
+    def finish(self, expected: str) -> bool:
+        """Keep the bytes as blob `expected`; return whether they were new (False: the
+        store had them, and keeps one copy). Raises `IntegrityError` (nothing kept)
+        when the bytes hash to another digest."""
+        digest = format_digest(self._hasher.hexdigest())
+        if digest != expected:
+            self.abort()
+            raise IntegrityError("the uploaded blob", expected, digest)
+        try:
+            self._out.flush()
+            os.fsync(self._out.fileno())
+            new = not os.path.lexists(self._store.path_for(digest))
+            self._store._place(self._out.fileno(), self._tmp, digest)
+            self._out.close()
+        except BaseException:
+            self.abort()
+            raise
+        return new
+
+    def abort(self) -> None:
+        """Drop what was received."""
+        self._out.close()
+        if os.path.lexists(self._tmp):
+            os.unlink(self._tmp)
 
 
 def locked_temporary(folder: Path, prefix: str, suffix: str = "") -> tuple[int, str]:

@@ -22,12 +22,13 @@ from . import (
     runs,
     schedule,
     serve,
+    server,
     sync,
     verify,
 )
 
 COMMAND_GROUPS = (init, runs, run_notebook, pipeline, schedule, models, release, audit,
-                  serve, monitor, dashboard, verify, gc, login, sync)
+                  serve, server, monitor, dashboard, verify, gc, login, sync)
 
 
 def build_parser() -> argparse.ArgumentParser:

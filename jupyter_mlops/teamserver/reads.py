@@ -1,0 +1,70 @@
+"""POST /api/v1/read: the store's read queries, run by the server for a client.
+
+A client in team mode holds a `remote.store.RemoteStore`, whose repositories
+have the same read methods as `Store`'s; each call becomes
+`{"call": "runs.search", "args": [...], "kwargs": {...}}` and is answered by
+the very same repository method on the server's database, so a query has one
+implementation whichever side asks. Only the methods in `READ_CALLS` can be
+called: nothing here writes, and a write through this route is impossible
+rather than refused. Arguments and results travel through `store.codec`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from ..errors import InvalidInput
+from ..store import Store
+from ..store import codec
+
+# repository -> its methods a reader may call. Writes have routes of their own, where
+# the server decides who acts; paths of server files (prediction batches) stay private.
+READ_CALLS: dict[str, frozenset[str]] = {
+    "runs": frozenset({"get", "resolve", "search", "metric_history"}),
+    "datasets": frozenset({"get", "for_run", "runs_using"}),
+    "artifacts": frozenset({"for_run"}),
+    "models": frozenset({"get", "resolve", "for_run", "names", "versions"}),
+    "environments": frozenset({"get"}),
+    "pipelines": frozenset({"cached_step", "step_of_run", "get", "recent", "is_running"}),
+    "releases": frozenset({"aliases", "alias_version", "get", "list", "latest_approved"}),
+    "gates": frozenset({"evaluations", "recent", "latest"}),
+    "audit": frozenset({"entries", "head", "alias_problems", "verify"}),
+    "predictions": frozenset({"profile", "monitored_models"}),
+}
+MAX_ARGS = 16
+
+
+def check_call(body: object) -> tuple[str, str, list[Any], dict[str, Any]]:
+    """(repository, method, args, kwargs) of a read request. Raises `InvalidInput`
+    naming what is wrong: an unknown call, arguments that aren't a list and an
+    object, or arguments the method does not take."""
+    if not isinstance(body, dict) or not isinstance(body.get("call"), str):
+        raise InvalidInput('the body must be {"call": "runs.search", "args": [...], '
+                           '"kwargs": {...}}')
+    repository, _, method = body["call"].partition(".")
+    if method not in READ_CALLS.get(repository, ()):
+        raise InvalidInput(f"{body['call'][:80]!r} is not a read this server answers; "
+                           f"reads: {', '.join(_all_calls())}")
+    args, kwargs = body.get("args", []), body.get("kwargs", {})
+    if not isinstance(args, list) or not isinstance(kwargs, dict) or \
+            len(args) + len(kwargs) > MAX_ARGS:
+        raise InvalidInput("args must be a list and kwargs an object, "
+                           f"{MAX_ARGS} arguments at most")
+    return repository, method, codec.decode(args), codec.decode(kwargs)
+
+
+def run_read(store: Store, repository: str, method: str, args: list[Any],
+             kwargs: dict[str, Any]) -> Any:
+    """The encoded result of `store.<repository>.<method>(*args, **kwargs)`."""
+    bound = getattr(getattr(store, repository), method)
+    try:
+        inspect.signature(bound).bind(*args, **kwargs)
+    except TypeError as exc:
+        raise InvalidInput(f"{repository}.{method}: {exc}") from None
+    return codec.encode(bound(*args, **kwargs))
+
+
+def _all_calls() -> list[str]:
+    return [f"{repository}.{method}" for repository, methods in READ_CALLS.items()
+            for method in sorted(methods)]

@@ -1,0 +1,273 @@
+"""POST /api/v1/records: a batch of one run's records, applied exactly once.
+
+Each record is what a pipeline step glues (`validation.check_glued_record`)
+plus `seq`, its number in the run's stream; the remote client also sends
+`heartbeat` and `source`, checked here. The whole batch is checked before
+anything is applied; then, in one `Store.transaction()`, records at or below
+the stream's mark are skipped (a retried batch adds nothing), the rest are
+replayed through `pipelines.ingest.replay` (the one replay path), and the mark
+moves. So a server killed mid-batch has applied all of it or none of it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import fields
+from typing import Any
+
+from ..artifacts import ArtifactStore
+from ..errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from ..pipelines.ingest import replay
+from ..recorders import RECORD_VERSION
+from ..store import Store
+from ..store.records import DatasetVersion, ModelVersion
+from ..store.runs import NewRun
+from ..team_protocol import MAX_RECORDS_PER_BATCH, PayloadTooLarge
+from ..validation import (
+    MAX_TEXT_LENGTH,
+    RecordRefused,
+    check_digest,
+    check_glued_record,
+    display_problem,
+)
+
+STREAM = re.compile(r"[0-9a-f]{32}")
+BLOB_OPS = ("artifact", "model", "predictions")
+MAX_SEQ = 2**62
+
+
+class SequenceGap(Conflict):
+    """A batch starts past the stream's mark + 1: records in between are missing."""
+
+    def __init__(self, stream: str, applied_seq: int, first: int) -> None:
+        self.applied_seq = applied_seq
+        super().__init__(f"stream {stream}: records up to {applied_seq} are applied and this "
+                         f"batch starts at {first}; send {applied_seq + 1} to {first - 1} first")
+
+
+def _check_heartbeat(record: Mapping[str, Any]) -> None:
+    at = record.get("at")
+    if isinstance(at, bool) or not isinstance(at, (int, float)) or not math.isfinite(at):
+        raise InvalidInput(f"heartbeat 'at' must be a time in seconds, got {str(at)[:80]!r}")
+
+
+def _check_source(record: Mapping[str, Any]) -> None:
+    notebook = record.get("notebook")
+    if notebook is not None:
+        if not isinstance(notebook, str) or not notebook or len(notebook) > MAX_TEXT_LENGTH:
+            raise InvalidInput(f"source 'notebook' must be a path or null, got "
+                               f"{str(notebook)[:80]!r}")
+        if (problem := display_problem(notebook)) is not None:
+            raise InvalidInput(f"source 'notebook' {notebook[:80]!r} refused: {problem}")
+    if record.get("code_digest") is not None:
+        check_digest(record["code_digest"], "source 'code_digest'")
+
+
+REMOTE_CHECKS = {"heartbeat": _check_heartbeat, "source": _check_source}
+
+
+def check_record(record: object) -> dict[str, Any]:
+    """One record of a batch: `seq` (1 to 2**62) and the glued record's schema.
+    Raises `RecordRefused` naming the record's seq and the problem."""
+    if not isinstance(record, Mapping):
+        raise RecordRefused("?", f"expected an object, got {type(record).__name__}")
+    seq = record.get("seq")
+    if isinstance(seq, bool) or not isinstance(seq, int) or not 1 <= seq <= MAX_SEQ:
+        raise RecordRefused("?", f"'seq' must be an integer from 1 to {MAX_SEQ}, got "
+                                 f"{str(seq)[:40]!r}")
+    name = f"seq {seq}"
+    op = record.get("op")
+    if op in REMOTE_CHECKS:
+        if record.get("version") != RECORD_VERSION:
+            raise RecordRefused(name, f"unknown record version {str(record.get('version'))[:40]!r}"
+                                      f" (this server reads version {RECORD_VERSION})")
+        try:
+            REMOTE_CHECKS[op](record)
+        except InvalidInput as exc:
+            raise RecordRefused(name, str(exc)) from None
+    else:
+        check_glued_record(name, record, RECORD_VERSION)
+    if op == "start":
+        _new_run(record["run"], "0" * 32, "-")  # its fields' types, before anything is applied
+    return dict(record)
+
+
+def check_batch(body: object) -> tuple[str, list[dict[str, Any]]]:
+    """The stream and the records of a batch body, every record checked, the seqs
+    consecutive. Raises `InvalidInput` (`RecordRefused`) or `PayloadTooLarge`."""
+    if not isinstance(body, Mapping):
+        raise InvalidInput('the body must be {"stream": RUN_UUID, "records": [...]}')
+    stream = body.get("stream")
+    if not isinstance(stream, str) or not STREAM.fullmatch(stream):
+        raise InvalidInput(f"'stream' must be the run's uuid (32 lowercase hex digits), got "
+                           f"{str(stream)[:80]!r}")
+    records = body.get("records")
+    if not isinstance(records, list) or not records:
+        raise InvalidInput("'records' must be a non-empty list")
+    if len(records) > MAX_RECORDS_PER_BATCH:
+        raise PayloadTooLarge(f"{len(records)} records in one batch: send at most "
+                              f"{MAX_RECORDS_PER_BATCH}")
+    checked = [check_record(record) for record in records]
+    first = checked[0]["seq"]
+    for index, record in enumerate(checked):
+        if record["seq"] != first + index:
+            raise InvalidInput(f"the seqs of a batch must be consecutive: record {index} has "
+                               f"seq {record['seq']}, expected {first + index}")
+        if record["op"] == "start" and record["seq"] != 1:
+            raise RecordRefused(f"seq {record['seq']}", "a 'start' record must be seq 1")
+    return stream, checked
+
+
+_RUN_TEXT = ("name", "source_kind", "notebook", "code_digest", "git_commit", "git_branch",
+             "python", "env_digest", "host")
+
+
+def _new_run(run: Mapping[str, Any], stream: str, user: str) -> NewRun:
+    """The run a `start` record creates: its fields checked, the uuid the stream's, the
+    user the token's (whatever the client wrote)."""
+    known = {f.name for f in fields(NewRun)}
+    values = {k: v for k, v in run.items() if k in known}
+    for key in _RUN_TEXT:
+        value = values.get(key)
+        if value is not None and (not isinstance(value, str) or len(value) > MAX_TEXT_LENGTH):
+            raise InvalidInput(f"start: run {key} must be a string or null, got "
+                               f"{str(value)[:80]!r}")
+    if not values.get("source_kind"):
+        values["source_kind"] = "remote"
+    started = values.get("started_at")
+    if isinstance(started, bool) or not isinstance(started, (int, float)) \
+            or not math.isfinite(started):
+        raise InvalidInput(f"start: run started_at must be a time in seconds, got "
+                           f"{str(started)[:80]!r}")
+    if values.get("git_dirty") is not None and not isinstance(values["git_dirty"], bool):
+        raise InvalidInput("start: run git_dirty must be true, false or null")
+    pid = values.get("pid")
+    if pid is not None and (isinstance(pid, bool) or not isinstance(pid, int)
+                            or not 0 <= pid < 2**31):
+        raise InvalidInput(f"start: run pid must be a process id or null, got {str(pid)[:40]!r}")
+    values["uuid"] = stream
+    values["user"] = user
+    values.setdefault("name", None)
+    return NewRun(**values)
+
+
+class ServerTarget:
+    """Where a client's records go on the server: straight into the store, files
+    already in the artifact store (uploaded first), the token's user as the actor."""
+
+    def __init__(self, store: Store, user: str) -> None:
+        self.store = store
+        self.user = user
+
+    def started(self, run_id: int, run: Mapping[str, Any]) -> None:
+        return None  # `apply_batch` created the run when it bound the stream
+
+    def log_params(self, run_id: int, params: dict[str, str]) -> None:
+        self.store.runs.log_params(run_id, params)
+
+    def set_tags(self, run_id: int, tags: dict[str, str]) -> None:
+        self.store.runs.set_tags(run_id, tags)
+
+    def log_metrics(self, run_id: int,
+                    points: list[tuple[str, float, int | None, float]]) -> None:
+        self.store.runs.log_metrics(run_id, points)
+
+    def log_dataset(self, run_id: int, version: DatasetVersion, role: str,
+                    source: str) -> None:
+        self.store.datasets.link(run_id, version, role, source)
+
+    def link_artifact(self, run_id: int, record: Mapping[str, Any]) -> None:
+        self.store.artifacts.link(run_id, record["name"], record["digest"], record["size"],
+                                  record["kind"])
+
+    def register_model(self, run_id: int, record: Mapping[str, Any]) -> ModelVersion:
+        inputs = [d.dataset.digest for d in self.store.datasets.for_run(run_id, role="input")]
+        return self.store.models.register(
+            record["name"], digest=record["digest"], flavor=record["flavor"], run_id=run_id,
+            signature=record.get("signature"), input_datasets=inputs, actor=self.user,
+            size=record["size"], profile=record.get("profile"))
+
+    def log_predictions(self, run_id: int, record: Mapping[str, Any]) -> None:
+        raise InvalidInput("a 'predictions' record is not taken by the team server yet: "
+                           "log predictions in an embedded project")
+
+    def heartbeat(self, run_id: int, at: float) -> None:
+        self.store.runs.heartbeat(run_id, at)
+
+    def set_source(self, run_id: int, notebook: str | None, code_digest: str | None) -> None:
+        self.store.runs.update_source(run_id, notebook=notebook, code_digest=code_digest)
+
+    def ended(self, run_id: int, status: str, error: str | None) -> None:
+        self.store.runs.end(run_id, status, error)
+
+
+def apply_batch(store: Store, artifacts: ArtifactStore, user: str, stream: str,
+                records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Apply a checked batch (`check_batch`) of stream `stream` for `user`, exactly once.
+
+    Returns `{"run_id", "applied_seq", "models": [{"seq", "name", "version"}]}`
+    (models of the batch's records, the skipped ones too). Raises
+    `PermissionDenied` when the stream is another user's, `SequenceGap` (409,
+    with the mark), `Conflict` for a blob the server lacks or a first record
+    that is not `start`, and what a record's store call raises; then nothing
+    of the batch is kept.
+    """
+    with store.transaction():
+        bound = store.streams.get(stream)
+        mark = 0 if bound is None else bound.applied_seq
+        if bound is not None and bound.user != user:
+            raise PermissionDenied(f"stream {stream} (run {bound.run_id}) belongs to user "
+                                   f"{bound.user!r}; {user!r} may not write into it")
+        new = [record for record in records if record["seq"] > mark]
+        first, last = records[0]["seq"], records[-1]["seq"]
+        if new and new[0]["seq"] != mark + 1:
+            raise SequenceGap(stream, mark, new[0]["seq"])
+        _check_blobs(artifacts, new)
+        if new and bound is None:
+            if new[0]["op"] != "start":
+                raise Conflict(f"stream {stream} is new: its first record (seq 1) must be "
+                               f"'start', got {new[0]['op']!r}")
+            if _run_exists(store, stream):
+                raise Conflict(f"a run with uuid {stream} exists already and has no stream "
+                               "here: start a new run")
+            run_id = store.runs.create(_new_run(new[0]["run"], stream, user))
+            bound = store.streams.bind(stream, run_id, user)
+        assert bound is not None
+        models = [{"seq": seq, "name": name, "version": version}
+                  for seq, name, version in store.streams.models(stream, first, min(last, mark))]
+        target = ServerTarget(store, user)
+        for record in new:
+            version = replay(record, target, bound.run_id)
+            if version is not None:
+                store.streams.note_model(stream, record["seq"], version.name, version.version)
+                models.append({"seq": record["seq"], "name": version.name,
+                               "version": version.version})
+        applied = max(mark, last)
+        if new:
+            store.streams.advance(stream, applied)
+    return {"run_id": bound.run_id, "applied_seq": applied, "models": models}
+
+
+def _run_exists(store: Store, uuid: str) -> bool:
+    try:
+        store.runs.resolve(uuid)  # a full uuid matches itself only
+    except NotFound:
+        return False
+    return True
+
+
+def _check_blobs(artifacts: ArtifactStore, records: list[dict[str, Any]]) -> None:
+    """Every blob the records name is in the artifact store, with the size they say."""
+    for record in records:
+        if record["op"] not in BLOB_OPS:
+            continue
+        size = artifacts.stored_size(record["digest"])
+        if size is None:
+            raise Conflict(f"seq {record['seq']} ({record['op']}) names blob "
+                           f"{record['digest']}, which the server does not have: upload it "
+                           "first (PUT /api/v1/blobs/DIGEST)")
+        if record.get("size") is not None and record["size"] != size:
+            raise InvalidInput(f"seq {record['seq']} ({record['op']}) says blob "
+                               f"{record['digest']} is {record['size']} bytes; it is {size}")

@@ -1,0 +1,101 @@
+"""The team server's route table: one row per method and path, with the permission
+it needs and the shapes it takes and gives.
+
+The Tornado application (`app.make_app`), the OpenAPI document
+(`openapi.document`) and the test that every route refuses a request without a
+token or without its permission are all built from `ROUTES`, so a route can't
+be added to one and forgotten in the others.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ..team_protocol import API_PREFIX
+
+DIGEST_SCHEMA = {"type": "string", "pattern": "^blake3:[0-9a-f]{64}$"}
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str  # OpenAPI style: /api/v1/blobs/{digest}
+    permission: str  # team_protocol.ROLE_PERMISSIONS
+    handler: str  # the name of its handler class in app.py
+    summary: str
+    request: dict[str, Any] | str | None = None  # a JSON schema, "binary", or None
+    response: dict[str, Any] | str | None = None  # a JSON schema, "binary" (None: an object)
+
+    @property
+    def pattern(self) -> str:
+        """The Tornado URL pattern: each {name} becomes one path segment."""
+        return re.sub(r"\{[a-z_]+\}", "([^/]+)", self.path)
+
+
+RECORD_SCHEMA = {
+    "type": "object", "required": ["seq", "version", "op"],
+    "properties": {"seq": {"type": "integer", "minimum": 1}, "version": {"const": 1},
+                   "op": {"enum": ["start", "params", "tags", "metrics", "dataset",
+                                   "artifact", "model", "predictions", "heartbeat",
+                                   "source", "end"]}},
+}
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", f"{API_PREFIX}/version", "read", "VersionHandler",
+          "The server's version and the API versions it speaks",
+          response={"type": "object", "required": ["server", "api", "min_client_api"],
+                    "properties": {"server": {"type": "string"}, "api": {"type": "integer"},
+                                   "min_client_api": {"type": "integer"}}}),
+    Route("GET", f"{API_PREFIX}/whoami", "read", "WhoamiHandler",
+          "The user and roles the token maps to",
+          response={"type": "object", "required": ["user", "roles", "expires_at"],
+                    "properties": {"user": {"type": "string"},
+                                   "roles": {"type": "array", "items": {"type": "string"}},
+                                   "permissions": {"type": "array",
+                                                   "items": {"type": "string"}},
+                                   "expires_at": {"type": ["number", "null"]}}}),
+    Route("POST", f"{API_PREFIX}/records", "record", "RecordsHandler",
+          "Apply a batch of a run's records, exactly once (records at or below the "
+          "stream's applied mark are skipped; a gap is a 409 carrying applied_seq)",
+          request={"type": "object", "required": ["stream", "records"],
+                   "properties": {"stream": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+                                  "records": {"type": "array", "items": RECORD_SCHEMA,
+                                              "minItems": 1, "maxItems": 10000}}},
+          response={"type": "object", "required": ["run_id", "applied_seq", "models"],
+                    "properties": {
+                        "run_id": {"type": "integer"}, "applied_seq": {"type": "integer"},
+                        "models": {"type": "array", "items": {
+                            "type": "object", "properties": {
+                                "seq": {"type": "integer"}, "name": {"type": "string"},
+                                "version": {"type": "integer"}}}}}}),
+    Route("POST", f"{API_PREFIX}/blobs/missing", "record", "MissingBlobsHandler",
+          "Which of these digests the server does not have",
+          request={"type": "object", "required": ["digests"],
+                   "properties": {"digests": {"type": "array", "items": DIGEST_SCHEMA,
+                                              "maxItems": 10000}}},
+          response={"type": "object", "required": ["missing"],
+                    "properties": {"missing": {"type": "array", "items": DIGEST_SCHEMA}}}),
+    Route("PUT", f"{API_PREFIX}/blobs/{{digest}}", "record", "BlobHandler",
+          "Upload a blob, streamed; kept only when its bytes hash to the digest",
+          request="binary",
+          response={"type": "object", "required": ["digest", "size", "stored"],
+                    "properties": {"digest": DIGEST_SCHEMA, "size": {"type": "integer"},
+                                   "stored": {"type": "boolean"}}}),
+    Route("GET", f"{API_PREFIX}/blobs/{{digest}}", "read", "BlobHandler",
+          "Download a blob, streamed (the X-Mlops-Digest header names it; verify it)",
+          response="binary"),
+    Route("POST", f"{API_PREFIX}/read", "read", "ReadHandler",
+          "One of the store's read queries (runs.search, models.resolve, audit.verify, "
+          "...), answered by the same repository method as in embedded mode; values "
+          "are tagged JSON (store.codec)",
+          request={"type": "object", "required": ["call"],
+                   "properties": {"call": {"type": "string",
+                                           "pattern": "^[a-z_]+[.][a-z_]+$"},
+                                  "args": {"type": "array", "maxItems": 16},
+                                  "kwargs": {"type": "object", "maxProperties": 16}}},
+          response={"type": "object", "required": ["result"]}),
+    Route("GET", "/api/openapi.json", "read", "OpenAPIHandler",
+          "This API as an OpenAPI 3.1 document"),
+)

@@ -1,0 +1,105 @@
+"""Running the team server until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from ..artifacts import ArtifactStore
+from ..errors import InvalidInput
+from ..hosts import LOOPBACK_NAMES, allowed_hosts, cannot_listen, check_host_name
+from ..team_protocol import MAX_JSON_BODY
+from .app import TeamServer, log, make_app
+from .home import ServerHome
+
+CLOSE_SECONDS = 10
+
+
+def check_exposure(host: str, tls: bool, behind_proxy: bool) -> None:
+    """Refuse to listen beyond localhost in clear text: tokens would cross the network
+    readable. Raises `InvalidInput` saying what to add."""
+    if host in LOOPBACK_NAMES or host.startswith("127.") or tls or behind_proxy:
+        return
+    raise InvalidInput(f"refusing to listen on {host} without TLS: tokens would cross the "
+                       "network in clear text; give --tls-cert FILE --tls-key FILE, or "
+                       "--behind-proxy when a reverse proxy in front terminates TLS")
+
+
+def _ssl_context(cert: str | None, key: str | None):  # -> ssl.SSLContext | None
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise InvalidInput("give both --tls-cert and --tls-key")
+    import ssl
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise InvalidInput(f"cannot load the TLS certificate {cert} and key {key}: "
+                           f"{exc}") from None
+    return context
+
+
+async def run_server(home: ServerHome, *, host: str = "127.0.0.1", port: int = 8765,
+                     behind_proxy: bool = False, tls_cert: str | None = None,
+                     tls_key: str | None = None, allow_hosts: Iterable[str] = (),
+                     ready: Callable[[], None] | None = None) -> None:
+    """Serve until SIGINT/SIGTERM; then stop accepting, let requests being answered
+    finish (a batch's transaction commits or rolls back whole), close the store.
+
+    Raises `InvalidInput` (exposure without TLS, a port in use, a bad option),
+    `NotFound` (no home), `StoreUnavailable` (database down).
+    """
+    _log_to_stderr()
+    ssl_context = _ssl_context(tls_cert, tls_key)
+    check_exposure(host, ssl_context is not None, behind_proxy)
+    extra = [check_host_name(name) for name in (*home.config.allow_hosts, *allow_hosts)]
+    store = home.open_store()
+    try:
+        if store.needs_migration():
+            raise InvalidInput(f"the database is at schema {store.schema_version}, this "
+                               "server needs a newer one: run `mlops server init` again "
+                               "(same --db and --artifacts) to migrate it")
+        server = TeamServer(store=store, artifacts=ArtifactStore(Path(home.config.artifacts)),
+                            hosts=allowed_hosts(host, extra))
+        try:
+            http = make_app(server).listen(port, address=host, ssl_options=ssl_context,
+                                           xheaders=behind_proxy,
+                                           max_body_size=2 * MAX_JSON_BODY)
+        except OSError as exc:
+            raise cannot_listen(exc, host, port) from None
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        scheme = "https" if ssl_context else "http"
+        print(f"mlops server: serving on {scheme}://{host}:{port} (home {home.path}, "
+              f"answering Host {', '.join(sorted(server.hosts))})", flush=True)
+        if ready is not None:
+            ready()
+        try:
+            await stop.wait()
+        finally:
+            http.stop()
+            try:
+                await asyncio.wait_for(http.close_all_connections(), CLOSE_SECONDS)
+            except TimeoutError:
+                log.warning("requests still running after %d s at stop", CLOSE_SECONDS)
+            server.db.shutdown(wait=True)  # a batch being applied commits or rolls back
+        print("mlops server: stopped", flush=True)
+    finally:
+        store.close()
+
+
+def _log_to_stderr() -> None:
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("mlops server: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False

@@ -1,0 +1,168 @@
+"""A real `mlops server` for tests: `start_team_server(tmp, db_url)` makes a home,
+one token per role, starts the server on a free 127.0.0.1 port and waits for it.
+
+    server = start_team_server(tmp_path_factory.mktemp("team"))   # SQLite
+    server = start_team_server(folder, fresh_database_url())      # PostgreSQL
+    server.url                      # http://127.0.0.1:PORT
+    server.tokens["writer"]         # a token per role: reader writer runner reviewer admin
+    server.get("/api/v1/whoami", role="writer")   # requests.Response
+    server.stop()                   # SIGTERM, kill if it hangs; returns its output
+
+`team_server(request, tmp_path_factory, db="sqlite")` is the same as a fixture
+body with the stop registered as a finalizer (one server per module:
+`@pytest.fixture(scope="module")`). `server.restart()` starts it again on the
+same home, database and port; `server.kill()` is kill -9.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from jupyter_mlops.team_protocol import API_VERSION, ROLES
+
+from .helpers import free_port
+
+USERS = {role: f"{role}-user" for role in ROLES}  # the user each role's token acts as
+
+
+def mlops(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """`mlops server --home HOME ARGS` in a new process."""
+    done = subprocess.run([sys.executable, "-m", "jupyter_mlops.cli.main", "server",
+                           "--home", str(home), *args], capture_output=True, text=True,
+                          timeout=120, check=False)
+    if check and done.returncode != 0:
+        raise AssertionError(f"mlops server {' '.join(args)} failed ({done.returncode}): "
+                             f"{done.stdout}{done.stderr}")
+    return done
+
+
+@dataclass
+class TeamServer:
+    """A running `mlops server start` (a subprocess of the test)."""
+
+    folder: Path
+    home: Path
+    db_url: str
+    artifacts: Path
+    port: int
+    tokens: dict[str, str]
+    args: tuple[str, ...] = ()
+    proc: subprocess.Popen | None = None
+    log_path: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log_path = self.folder / "server.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def headers(self, role: str | None = "admin", **extra: str) -> dict[str, str]:
+        """Authorization (the token of `role`; None: no token) and X-Mlops-Api."""
+        headers = {"X-Mlops-Api": str(API_VERSION), **extra}
+        if role is not None:
+            headers["Authorization"] = f"Bearer {self.tokens[role]}"
+        return headers
+
+    def request(self, method: str, path: str, role: str | None = "admin",
+                **kwargs: Any) -> requests.Response:
+        headers = {**self.headers(role), **kwargs.pop("headers", {})}
+        return requests.request(method, self.url + path, headers=headers,
+                                timeout=kwargs.pop("timeout", 60), **kwargs)
+
+    def get(self, path: str, role: str | None = "admin", **kwargs: Any) -> requests.Response:
+        return self.request("GET", path, role, **kwargs)
+
+    def post(self, path: str, role: str | None = "admin", **kwargs: Any) -> requests.Response:
+        return self.request("POST", path, role, **kwargs)
+
+    def start(self) -> None:
+        """Start the server (again) and wait until it answers."""
+        log = self.log_path.open("a")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "jupyter_mlops.cli.main", "server", "--home",
+             str(self.home), "start", "--port", str(self.port), *self.args],
+            stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"mlops server exited ({self.proc.returncode}):\n"
+                                     f"{self.log_text()}")
+            try:
+                requests.get(self.url + "/api/v1/version", timeout=2)
+                return
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        self.kill()
+        raise AssertionError(f"mlops server did not answer within 60 s:\n{self.log_text()}")
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> str:
+        """SIGTERM (kill after 30 s); returns what the server printed."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=30)
+        return self.log_text()
+
+    def kill(self) -> None:
+        """kill -9: no clean stop at all."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+def start_team_server(folder: Path, db_url: str | None = None, *args: str) -> TeamServer:
+    """Init a home in `folder` on `db_url` (default: a SQLite file there), make one token
+    per role, start the server on a free port; `args` go to `mlops server start`."""
+    folder = Path(folder)
+    home = folder / "home"
+    artifacts = folder / "artifacts"
+    db_url = db_url or f"sqlite:///{folder / 'team.db'}"
+    mlops(home, "init", "--db", db_url, "--artifacts", str(artifacts))
+    tokens = {}
+    for role in ROLES:
+        done = mlops(home, "token", "create", USERS[role], "--role", role)
+        tokens[role] = done.stdout.splitlines()[0].strip()
+    server = TeamServer(folder, home, db_url, artifacts, free_port(), tokens, tuple(args))
+    try:
+        server.start()
+    except BaseException:
+        server.kill()
+        raise
+    return server
+
+
+def team_server(request: Any, tmp_path_factory: Any, db: str = "sqlite",
+                *args: str) -> TeamServer:
+    """A started server whose stop is a finalizer of `request` (a fixture's); `db` is
+    "sqlite" or "postgresql" (a fresh database on the tests' cluster)."""
+    folder = tmp_path_factory.mktemp("team")
+    url = None
+    if db == "postgresql":
+        request.getfixturevalue("postgres_cluster")  # skips (fails under CI) without one
+        from .postgres import fresh_database_url
+
+        url = fresh_database_url("team")
+    server = start_team_server(folder, url, *args)
+    request.addfinalizer(server.stop)
+    return server
+
