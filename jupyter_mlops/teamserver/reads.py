@@ -15,8 +15,7 @@ import inspect
 from typing import Any
 
 from ..errors import InvalidInput
-from ..store import Store
-from ..store import codec
+from ..store import Store, codec
 
 # repository -> its methods a reader may call. Writes have routes of their own, where
 # the server decides who acts; paths of server files (prediction batches) stay private.

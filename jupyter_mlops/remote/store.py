@@ -1,0 +1,82 @@
+"""`RemoteStore`: the store's read side, answered by the team server.
+
+In team mode the CLI, the magics and the lab panel read runs, models, releases
+and the audit log through an object shaped like `Store`: `store.runs.search(...)`
+and `store.models.resolve("churn@production")` work unchanged. Each read goes
+to POST /api/v1/read, where the server runs the same repository method on its
+database (`teamserver.reads`). Writes are not reachable this way: a client
+records through `RemoteRecorder`, and governs through the server's own routes,
+where the server decides who is acting. Calling a write method here raises
+`PermissionDenied` naming what to use instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import MlopsError, PermissionDenied
+from ..store import codec
+from .client import Client
+
+# Kept in step with teamserver.reads.READ_CALLS by a test.
+READS: dict[str, frozenset[str]] = {
+    "runs": frozenset({"get", "resolve", "search", "metric_history"}),
+    "datasets": frozenset({"get", "for_run", "runs_using"}),
+    "artifacts": frozenset({"for_run"}),
+    "models": frozenset({"get", "resolve", "for_run", "names", "versions"}),
+    "environments": frozenset({"get"}),
+    "pipelines": frozenset({"cached_step", "step_of_run", "get", "recent", "is_running"}),
+    "releases": frozenset({"aliases", "alias_version", "get", "list", "latest_approved"}),
+    "gates": frozenset({"evaluations", "recent", "latest"}),
+    "audit": frozenset({"entries", "head", "alias_problems", "verify"}),
+    "predictions": frozenset({"profile", "monitored_models"}),
+}
+
+
+class RemoteRepository:
+    """One repository's read methods, each a call to the server."""
+
+    def __init__(self, client: Client, name: str) -> None:
+        self._client = client
+        self._name = name
+
+    def __getattr__(self, method: str) -> Any:
+        if method.startswith("_"):
+            raise AttributeError(method)
+        if method not in READS[self._name]:
+            raise PermissionDenied(
+                f"store.{self._name}.{method} writes, and in team mode only the server "
+                f"writes its database ({self._client.url}): record through a run (the "
+                "magics, the Python API) and govern with `mlops release` / `mlops models`")
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            answer = self._client.call("POST", "/read", {
+                "call": f"{self._name}.{method}", "args": codec.encode(list(args)),
+                "kwargs": codec.encode(kwargs)})
+            if not isinstance(answer, dict) or "result" not in answer:
+                raise MlopsError(f"team server {self._client.url} answered "
+                                 f"{self._name}.{method} with {str(answer)[:80]}")
+            return codec.decode(answer["result"])
+
+        call.__name__ = method
+        return call
+
+
+class RemoteStore:
+    """A `Store` whose reads the team server answers; `close()` ends the connection."""
+
+    remote = True
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        for name in READS:
+            setattr(self, name, RemoteRepository(client, name))
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __enter__(self) -> RemoteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
