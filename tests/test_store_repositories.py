@@ -78,6 +78,9 @@ def test_metrics_keep_history_order_nan_and_infinities(store: Store) -> None:
     ("name like 'n_n'", ["nan"]),
     ("name like 'o\\\\e'", []),  # a backslash is a plain character, not an escape
     ("user = 'bob'", ["one"]),
+    ("id <= '1'", ["one"]),  # a quoted number compares with a number column as a number
+    ("name = 1", []),  # a number compares with a text column as text ('1.0')
+    ("host != 1", []),  # NULL compares with nothing
 ])
 def test_filters_answer_the_same_on_both(store: Store, expression: str,
                                          names: list[str]) -> None:
@@ -88,6 +91,14 @@ def test_filters_answer_the_same_on_both(store: Store, expression: str,
         store.runs.log_metrics(run_id, [("loss", value, None, now)])
         store.runs.log_params(run_id, {"n": param})
     assert sorted(r.name for r in store.runs.search(expression)) == names
+
+
+@pytest.mark.parametrize("expression", ["id = 'abc'", "git_dirty > 'x'", "id like '1%'"])
+def test_text_for_a_number_attribute_is_a_syntax_error(store: Store, expression: str) -> None:
+    from jupyter_mlops.errors import FilterSyntaxError
+
+    with pytest.raises(FilterSyntaxError, match="is a number"):
+        store.runs.search(expression)
 
 
 def test_datasets_artifacts_and_environments(store: Store) -> None:

@@ -36,6 +36,7 @@ ATTRIBUTES = {
               " THEN 'killed' ELSE r.status END)",
 }
 _TIME_ATTRIBUTES = {"started_at", "ended_at"}
+_NUMBER_ATTRIBUTES = {"id", "git_dirty"} | _TIME_ATTRIBUTES  # the others are text
 _OPERATORS = {"=": "=", "==": "=", "!=": "!=", "<>": "!=", "<": "<", "<=": "<=", ">": ">",
               ">=": ">=", "like": "LIKE"}
 
@@ -202,6 +203,14 @@ class _Parser:
                 raise self.error(f"{field.text} takes a number (epoch seconds) or an ISO date "
                                  "such as '2026-11-01' (this one is not a date or out of range)",
                                  value_token) from None
+        if field.text in _NUMBER_ATTRIBUTES and not is_number:
+            try:  # a quoted number is that number, as SQLite's column affinity reads it
+                value = float(str(value))
+            except ValueError:
+                raise self.error(f"{field.text} is a number: compare it with one, not "
+                                 f"{value_token.text}", value_token) from None
+        elif field.text not in _NUMBER_ATTRIBUTES and is_number:
+            value = repr(value)  # text compared with a number's text, as SQLite does
         return f"{ATTRIBUTES[field.text]} {op} {self.bind(value)}"
 
 
