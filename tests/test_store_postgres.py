@@ -193,9 +193,12 @@ def test_a_second_writer_queues_behind_the_first(pg_store: Store, pg_url: str) -
 
 
 def test_psycopg_is_never_imported_on_the_embedded_path(tmp_path) -> None:
+    """Not by the CLI, `%load_ext`, nor a SQLite store opened, migrated and read."""
     code = f"""
 import sys, time
 import jupyter_mlops.cli.main
+from IPython.testing.globalipapp import get_ipython
+get_ipython().run_line_magic("load_ext", "jupyter_mlops")
 from jupyter_mlops.store import Store
 with Store({str(tmp_path / 's.db')!r}, create=True) as store:
     store.migrate()
