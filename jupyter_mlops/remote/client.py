@@ -94,6 +94,12 @@ class Client:
         if conn is not None:
             conn.close()
 
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _unreachable(self, exc: BaseException) -> ServerUnreachable:
         if isinstance(exc, ssl.SSLCertVerificationError):
             reason = f"its TLS certificate is not trusted ({exc.verify_message})"

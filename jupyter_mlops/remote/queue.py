@@ -23,7 +23,7 @@ from typing import Any
 
 from ..errors import MlopsError
 from ..team_protocol import MAX_RECORDS_PER_BATCH
-from .client import Client, retryable
+from .client import Client, SequenceGap, retryable
 from .spool import Batch, DrainReport, Spool
 
 FIRST_BACKOFF = 0.5
@@ -171,12 +171,15 @@ class RecordQueue:
                 try:
                     self._send(batch)
                 except Exception as exc:  # noqa: BLE001 - sorted below
-                    if retryable(exc):
+                    follows_refused = (isinstance(exc, SequenceGap)
+                                       and batch.stream in self._rejected_streams)
+                    if retryable(exc) and not follows_refused:
                         self.spool.append(batches[index:])
                         self._spooling = True
                         self.outage(exc)
                         return
-                    self._reject(batch, exc)
+                    self._reject(batch, f"follows a refused batch of this run ({exc})"
+                                 if follows_refused else str(exc))
                     continue
             return
         self.spool.append(batches)
@@ -214,12 +217,12 @@ class RecordQueue:
                  "`mlops sync`")
         self._next_try = time.monotonic() + self._backoff
 
-    def _reject(self, batch: Batch, exc: BaseException) -> None:
+    def _reject(self, batch: Batch, reason: str) -> None:
         self._rejected_streams.add(batch.stream)
-        self.rejected[(batch.stream, batch.last_seq)] = str(exc)
-        self.spool.set_aside([(batch, str(exc))])
+        self.rejected[(batch.stream, batch.last_seq)] = reason
+        self.spool.set_aside([(batch, reason)])
         tell(f"jupyter-mlops: the team server refused {len(batch.records)} records of run "
-             f"{batch.run_id or batch.stream}: {exc}; they are kept in "
+             f"{batch.run_id or batch.stream}: {reason}; they are kept in "
              f"{self.spool.rejected_path}")
 
     def _send(self, batch: Batch) -> None:

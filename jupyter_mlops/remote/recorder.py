@@ -150,6 +150,8 @@ class RemoteRecorder(GlueRecorder):
             return
         self.queue.flush()
         self.unacknowledged = self.seq - self.queue.acked.get(self.stream, 0)
+        if (self.stream, self.seq) in self.queue.rejected:
+            return  # refused, not pending: the user was told why and where they are kept
         tell(f"jupyter-mlops: run {run_id} ended, but the team server {self.client.url} has "
              f"not taken {self.unacknowledged} of its records after {self.ack_timeout:g} s; "
              f"they are kept in {self.spool.pending_path} and `mlops sync` sends them")

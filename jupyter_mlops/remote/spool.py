@@ -174,7 +174,8 @@ class Spool:
                 except Exception as exc:  # noqa: BLE001 - sorted by `retry`
                     gap = isinstance(exc, SequenceGap)
                     if gap and batch.stream in rejected_streams:
-                        report.rejected.append((batch, f"follows a rejected batch: {exc}"))
+                        reason = f"follows a refused batch of this run ({exc})"
+                        report.rejected.append((batch, reason))
                     elif retry(exc):
                         keep.append(batch)
                         blocked.add(batch.stream)

@@ -1,0 +1,275 @@
+"""Team mode, client side, against a real `mlops server` process (tests/team.py): a
+notebook recorded through the server, the server down mid-run, `mlops login`/`status`/
+`sync`, a client killed with -9 mid-run, refused batches, verified downloads."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+
+from jupyter_mlops.cli.main import main
+from jupyter_mlops.errors import IntegrityError, NotFound
+from jupyter_mlops.hashing import digest_bytes
+from jupyter_mlops.project import find_project
+from jupyter_mlops.remote import credentials
+from jupyter_mlops.remote.client import Client
+from jupyter_mlops.remote.queue import TeamServerWarning
+from jupyter_mlops.remote.spool import Spool
+from jupyter_mlops.store import Store
+from jupyter_mlops.tracking import Tracker
+
+from .team import USERS, TeamServer, team_server
+
+
+@pytest.fixture(scope="module")
+def server(request, tmp_path_factory) -> TeamServer:
+    return team_server(request, tmp_path_factory)
+
+
+@pytest.fixture
+def config_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "xdg"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home))
+    monkeypatch.delenv("MLOPS_TOKEN", raising=False)
+    monkeypatch.delenv("MLOPS_URL", raising=False)
+    return home
+
+
+@pytest.fixture
+def team(server: TeamServer, project, config_home, monkeypatch) -> TeamServer:
+    """`project` in team mode: MLOPS_URL names the server, MLOPS_TOKEN is a writer's."""
+    monkeypatch.setenv("MLOPS_URL", server.url)
+    monkeypatch.setenv("MLOPS_TOKEN", server.tokens["writer"])
+    return server
+
+
+def server_store(server: TeamServer) -> Store:
+    """The server's own database, opened beside it (what was really recorded)."""
+    return Store(server.folder / "team.db")
+
+
+def magic(shell, line: str):
+    return shell.run_line_magic("mlops", line)
+
+
+def test_a_notebook_run_is_recorded_through_the_server(team, ipython, tracker, project
+                                                       ) -> None:
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    X.to_csv(project.root / "train.csv", index=False)
+    (project.root / "reports").mkdir()
+    (project.root / "reports" / "confusion.png").write_bytes(b"\x89PNG fake image bytes")
+    ipython.user_ns.update(X=X, y=y)
+    magic(ipython, "start --name baseline --tag team=churn")
+    run_id = tracker.active_run.id
+    magic(ipython, "data train.csv")
+    magic(ipython, "param C=0.5 max_iter=200")
+    ipython.user_ns["clf"] = LogisticRegression(C=0.5, max_iter=200).fit(X, y)
+    ipython.user_ns["acc"] = ipython.user_ns["clf"].score(X, y)
+    magic(ipython, "log acc")
+    for step in range(1, 301):
+        magic(ipython, f"log loss={1 / step} --step {step}")
+    magic(ipython, "artifact reports/confusion.png")
+    magic(ipython, "model clf --name churn --example X")
+    magic(ipython, "end")
+    with Store(project.db_path) as local:
+        assert local.runs.search() == []  # nothing went into the project's own store
+    with server_store(team) as store:
+        run = store.runs.get(run_id)
+        assert run.status == "finished" and run.name == "baseline"
+        assert run.user == USERS["writer"]  # the server's, not this machine's
+        assert run.params == {"C": "0.5", "max_iter": "200"} and run.tags == {"team": "churn"}
+        assert run.metrics["acc"] == pytest.approx(ipython.user_ns["acc"])
+        steps = [p.step for p in store.runs.metric_history(run_id, "loss")]
+        assert steps == list(range(1, 301))  # each once, in order
+        names = {a.name for a in store.artifacts.for_run(run_id)}
+        assert {"reports/confusion.png", "models/churn-v1.skops"} <= names
+        assert any(name.startswith("source/") for name in names)  # the snapshot at end
+        version = store.models.resolve("churn:1")
+        assert version.run_id == run_id
+        assert [d.source for d in store.datasets.for_run(run_id)] == ["train.csv"]
+    with Client(team.url, team.tokens["reader"]) as client:
+        out = io.BytesIO()
+        client.get_blob(version.digest, out)
+        assert digest_bytes(out.getvalue()) == version.digest
+
+
+def test_the_server_down_mid_run_spools_tells_once_and_sync_sends_each_record_once(
+        team, project, capsys) -> None:
+    (project.home / "config.toml").write_text("[store]\nack_timeout_seconds = 1\n")
+    tracker = Tracker(find_project())
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            run = tracker.start_run("outage")
+            for step in range(1, 101):
+                run.log_metric("loss", 1 / step, step)
+            assert tracker._remote[1].flush(timeout=10)
+            team.stop()
+            for step in range(101, 2101):
+                run.log_metric("loss", 1 / step, step)
+                if step % 500 == 0:
+                    tracker._remote[1].flush()
+            run.log_params({"lr": 0.1})
+            (project.root / "model.txt").write_text("weights")
+            run.log_artifact(project.root / "model.txt")  # staged in the spool
+            run.end()
+        told = [str(w.message) for w in caught if issubclass(w.category, TeamServerWarning)]
+        assert sum("until the team server takes them" in m for m in told) == 1, told
+        assert any("has not taken" in m and "mlops sync" in m for m in told), told
+    finally:
+        tracker.close()
+        team.start()
+    assert main(["status"]) == 0
+    status = capsys.readouterr().out
+    assert f"user: {USERS['writer']} (roles: writer)" in status
+    assert f"records of run {run.id}" in status
+    assert main(["sync"]) == 0
+    assert f"of run {run.id}" in capsys.readouterr().out
+    assert main(["sync"]) == 0
+    assert "nothing to send" in capsys.readouterr().out
+    with server_store(team) as store:
+        steps = [p.step for p in store.runs.metric_history(run.id, "loss")]
+        assert steps == list(range(1, 2101))  # every record exactly once
+        ended = store.runs.get(run.id)
+        assert ended.status == "finished" and ended.params == {"lr": "0.1"}
+        assert "model.txt" in {a.name for a in store.artifacts.for_run(run.id)}
+    assert not any(Spool(project.spool_dir).blobs.iterdir())
+
+
+def test_login_status_logout(server, config_home, capsys, monkeypatch) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("mlops_wrong_token_wrong_token_wrong_token_xx\n"))
+    assert main(["login", server.url, "--token-stdin"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "mlops: error:" in err
+    assert not credentials.credentials_path().exists()
+    monkeypatch.setattr("sys.stdin", io.StringIO(server.tokens["reviewer"] + "\n"))
+    assert main(["login", server.url + "/", "--token-stdin"]) == 0
+    assert f"logged in to {server.url} as {USERS['reviewer']} (roles: reviewer" in \
+        capsys.readouterr().out
+    assert credentials.token_for(server.url) == server.tokens["reviewer"]
+    assert main(["logout", server.url]) == 0
+    assert f"logged out of {server.url}" in capsys.readouterr().out
+
+
+def test_status_names_user_roles_and_nothing_pending(team, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("MLOPS_TOKEN", team.tokens["admin"])
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert f"server: {team.url}" in out and f"user: {USERS['admin']} (roles: admin)" in out
+    assert "pending: nothing" in out
+
+
+def test_a_reader_cannot_start_a_run(team, project, monkeypatch) -> None:
+    monkeypatch.setenv("MLOPS_TOKEN", team.tokens["reader"])
+    tracker = Tracker(find_project())
+    try:
+        with pytest.raises(Exception, match="permission|record") as caught:
+            tracker.start_run("nope")
+        assert "\n" not in str(caught.value)
+    finally:
+        tracker.close()
+
+
+def test_a_refused_batch_is_set_aside_and_the_user_told(team, project) -> None:
+    tracker = Tracker(find_project())
+    try:
+        run = tracker.start_run("refused")
+        recorder = run._recorder
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            recorder._glue("params", params={"k": "<script>alert(1)</script>" * 1})
+            recorder._glue("bogus", evil="../../etc/passwd")
+            assert not recorder.queue.wait_acked(recorder.stream, recorder.seq, 5)
+        told = [str(w.message) for w in caught if issubclass(w.category, TeamServerWarning)]
+        assert len(told) == 1 and "refused 2 records" in told[0], told
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            run.end()  # its records follow a refused batch: set aside too, no wait
+        told = [str(w.message) for w in caught if issubclass(w.category, TeamServerWarning)]
+        assert len(told) == 1 and "follows a refused batch" in told[0], told
+    finally:
+        tracker.close()
+    aside = Spool(project.spool_dir).rejected_path.read_text().splitlines()
+    assert [r["op"] for r in json.loads(aside[-2])["records"]] == ["params", "bogus"]
+    assert [r["op"] for r in json.loads(aside[-1])["records"]][-2:] == ["source", "end"]
+    assert Spool(project.spool_dir).read() == ([], [])
+
+
+def test_a_download_that_does_not_match_its_digest_is_refused(team) -> None:
+    with Client(team.url, team.tokens["writer"]) as client:
+        data = b"some bytes"
+        digest = digest_bytes(data)
+        if client.missing([digest]):
+            client.put_blob(digest, io.BytesIO(data), len(data))
+        with pytest.raises(NotFound):
+            client.get_blob(digest_bytes(b"never uploaded"), io.BytesIO())
+        with pytest.raises(IntegrityError):
+            client.put_blob(digest_bytes(b"other"), io.BytesIO(data), len(data))
+
+
+VICTIM = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from jupyter_mlops.tracking import Tracker
+    tracker = Tracker()
+    run = tracker.start_run("victim")
+    queue = tracker._remote[1]
+    for step in range(1, 201):
+        run.log_metric("loss", 1 / step, step)
+    queue.flush(timeout=30)
+    print("SENT", run.id, flush=True)
+    while not Path("go").exists():
+        time.sleep(0.05)
+    step = 200
+    while True:
+        step += 1
+        run.log_metric("loss", 1 / step, step)
+        if step % 50 == 0:
+            queue.flush()
+        if step == 1200:
+            print("SPOOLED", flush=True)
+""")
+
+
+def test_a_client_killed_mid_run_leaves_a_spool_sync_sends_once(team, project, capsys
+                                                                 ) -> None:
+    script = project.root / "victim.py"
+    script.write_text(VICTIM)
+    proc = subprocess.Popen([sys.executable, str(script)], cwd=project.root,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env=os.environ.copy())
+    try:
+        sent = proc.stdout.readline().split()
+        assert sent[:1] == ["SENT"], sent
+        run_id = int(sent[1])
+        team.stop()
+        (project.root / "go").touch()
+        assert proc.stdout.readline().strip() == "SPOOLED"
+        time.sleep(0.3)  # killed while it keeps logging and spooling
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+        if team.proc is None or team.proc.poll() is not None:
+            team.start()
+    spool = Spool(project.spool_dir)
+    batches, _ = spool.read()
+    spooled = {r["seq"] for b in batches for r in b.records}
+    assert len(spooled) >= 1000
+    assert main(["sync"]) in (0, 1)  # 1 only if a half-written line was set aside
+    assert main(["sync"]) == 0
+    capsys.readouterr()
+    with server_store(team) as store:
+        steps = [p.step for p in store.runs.metric_history(run_id, "loss")]
+    assert steps == list(range(1, len(steps) + 1))  # a prefix, each step once
+    assert len(steps) >= 1200
