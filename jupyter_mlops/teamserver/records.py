@@ -257,7 +257,9 @@ def _merged_metrics(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     merged: list[dict[str, Any]] = []
     for record in records:
         if record["op"] == "metrics" and merged and merged[-1]["op"] == "metrics":
-            merged[-1] = {**merged[-1], "points": merged[-1]["points"] + record["points"]}
+            merged[-1]["points"].extend(record["points"])
+        elif record["op"] == "metrics":
+            merged.append({**record, "points": list(record["points"])})  # extended in place
         else:
             merged.append(record)
     return merged
