@@ -332,9 +332,23 @@ class Tracker:
 
     @property
     def store(self) -> Store:
+        """The project's store; in team mode a `RemoteStore` whose reads the server answers
+        (runs are recorded through `RemoteRecorder`, never written through this)."""
         if self._store is None:
-            self._store = open_project_store(self.project, create=True)
+            url = self.project.server_url()
+            if url is not None:
+                from .remote.store import RemoteStore
+
+                self._store = RemoteStore(self._team_client(url))  # type: ignore[assignment]
+            else:
+                self._store = open_project_store(self.project, create=True)
         return self._store
+
+    def _team_client(self, url: str) -> Any:
+        from .remote.client import Client
+        from .remote.credentials import token_for
+
+        return Client(url, token_for(url))
 
     @property
     def artifacts(self) -> ArtifactStore:
@@ -455,8 +469,6 @@ class Tracker:
 
     def _remote_recorder(self, url: str) -> Recorder:
         """A recorder for the next run; runs of this tracker share one client and queue."""
-        from .remote.client import Client
-        from .remote.credentials import token_for
         from .remote.queue import RecordQueue
         from .remote.recorder import RemoteRecorder
         from .remote.spool import Spool
@@ -464,7 +476,7 @@ class Tracker:
         if self._remote is None or self._remote[0].url != url:
             if self._remote is not None:
                 self._remote[1].stop()
-            client = Client(url, token_for(url))
+            client = self._team_client(url)
             self._remote = (client, RecordQueue(client, Spool(self.project.spool_dir)))
         client, queue = self._remote
         return RemoteRecorder(client, queue.spool, stat_cache=self.stat_cache,
@@ -506,6 +518,12 @@ class Tracker:
     def load_model(self, ref: str, trusted: Iterable[str] | None = None) -> Any:
         """Load `name` (latest), `name:version` or `name@alias`, verifying its digest first."""
         version = self.get_model_version(ref)
+        if getattr(self.store, "remote", False):  # team mode: from the server, verified
+            import io
+
+            buffer = io.BytesIO()
+            self.store.client.get_blob(version.digest, buffer)  # type: ignore[attr-defined]
+            return load_model_bytes(buffer.getvalue(), trusted)
         data = self.artifacts.read_bytes(version.digest)
         return load_model_bytes(data, trusted)
 

@@ -98,6 +98,10 @@ def test_a_notebook_run_is_recorded_through_the_server(team, ipython, tracker, p
         version = store.models.resolve("churn:1")
         assert version.run_id == run_id
         assert [d.source for d in store.datasets.for_run(run_id)] == ["train.csv"]
+    assert tracker.get_run(run_id).status == "finished"  # read through the server
+    assert [r.id for r in tracker.search_runs("params.C = '0.5'")] == [run_id]
+    model = tracker.load_model("churn:1")  # downloaded, digest checked
+    assert model.score(X, y) == pytest.approx(ipython.user_ns["acc"])
     with Client(team.url, team.tokens["reader"]) as client:
         out = io.BytesIO()
         client.get_blob(version.digest, out)
@@ -273,3 +277,43 @@ def test_a_client_killed_mid_run_leaves_a_spool_sync_sends_once(team, project, c
         steps = [p.step for p in store.runs.metric_history(run_id, "loss")]
     assert steps == list(range(1, len(steps) + 1))  # a prefix, each step once
     assert len(steps) >= 1200
+
+
+def test_a_large_file_streams_through_in_bounded_memory(team, project) -> None:
+    import tracemalloc
+
+    big = project.root / "big.bin"
+    with open(big, "wb") as out:
+        for n in range(64):
+            out.write(bytes([n]) * (1 << 20))
+    tracker = Tracker(find_project())
+    try:
+        run = tracker.start_run("big")
+        tracemalloc.start()
+        [link] = run.log_artifact(big)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak < 8 << 20, f"{peak} bytes held to upload 64 MiB"
+        run.end()
+    finally:
+        tracker.close()
+    with server_store(team) as store:
+        [stored] = [a for a in store.artifacts.for_run(run.id) if a.name == "big.bin"]
+    assert stored.digest == link.digest and stored.size == 64 << 20
+
+
+def test_starting_a_run_with_the_server_down_is_one_line(project, config_home, ipython,
+                                                         monkeypatch) -> None:
+    from IPython.core.error import UsageError
+
+    from .test_remote import closed_port
+
+    url = f"http://127.0.0.1:{closed_port()}"
+    monkeypatch.setenv("MLOPS_URL", url)
+    monkeypatch.setenv("MLOPS_TOKEN", "mlops_x")
+    with pytest.raises(UsageError, match=f"team server {url} did not answer") as caught:
+        magic(ipython, "start")
+    assert "\n" not in str(caught.value)
+    monkeypatch.setenv("MLOPS_URL", "http://evil.example.org/<script>")
+    with pytest.raises(UsageError, match="MLOPS_URL: .*plain http"):
+        magic(ipython, "start")
