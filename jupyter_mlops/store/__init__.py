@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from contextlib import AbstractContextManager
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,11 +34,11 @@ from .pipelines import PipelineRepository
 from .predictions import PredictionRepository
 from .releases import ReleaseRepository
 from .runs import RunRepository
-from .streams import StreamRepository
-from .tokens import TokenRepository
 
 if TYPE_CHECKING:
     from ..project import Project
+    from .streams import StreamRepository
+    from .tokens import TokenRepository
 
 AUDIT_KEY_NAME = "audit.key"
 SQLITE_SCHEME = "sqlite:///"
@@ -96,8 +97,6 @@ class Store:
         self.gates = GateRepository(self._conn)
         self.audit = AuditRepository(self._conn, self.audit_key)
         self.predictions = PredictionRepository(self._conn)
-        self.tokens = TokenRepository(self._conn)  # team server: bearer tokens
-        self.streams = StreamRepository(self._conn)  # team server: applied records
 
     @classmethod
     def for_project(cls, project: Project, *, create: bool = False,
@@ -114,6 +113,21 @@ class Store:
                    create=create, audit_key_path=project.audit_key_path,
                    audit_key_group_readable=project.store.group_shared,
                    busy_seconds=busy_seconds)
+
+    @cached_property
+    def tokens(self) -> TokenRepository:
+        """The team server's bearer tokens (imported on first use: hashlib and secrets
+        would cost `%load_ext` and `mlops runs ls` milliseconds for nothing)."""
+        from .tokens import TokenRepository
+
+        return TokenRepository(self._conn)
+
+    @cached_property
+    def streams(self) -> StreamRepository:
+        """The team server's record streams (applied records), on first use."""
+        from .streams import StreamRepository
+
+        return StreamRepository(self._conn)
 
     @property
     def dialect(self) -> str:
