@@ -248,3 +248,21 @@ def test_team_mode_without_a_login_says_what_to_do(project, config_home: Path,
     (project.home / "config.toml").write_text('[store]\nurl = "https://mlops.example.org"\n')
     assert main(["status"]) == 1
     assert "run `mlops login https://mlops.example.org`" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("status", "kind", "kept"), [
+    (500, "server", True), (503, "unavailable", True), (502, None, True),
+    (401, "authentication", True), (426, "version", True), (429, "rate_limited", True),
+    (403, "permission", False), (404, "not_found", False), (413, "too_large", False),
+    (422, "invalid", False), (409, "conflict", False),
+])
+def test_which_answers_keep_a_batch_for_later(status: int, kind: str | None,
+                                              kept: bool) -> None:
+    from jupyter_mlops.remote.client import SequenceGap, retryable
+    from jupyter_mlops.team_protocol import error_from
+
+    body = {"error": {"kind": kind, "message": "no"}} if kind else "<html>Bad gateway</html>"
+    exc = error_from(status, body)
+    exc.status = status
+    assert retryable(exc) is kept
+    assert retryable(SequenceGap("gap", 3)) and retryable(ServerUnreachable("down"))

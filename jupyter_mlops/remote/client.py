@@ -47,10 +47,10 @@ def status_of(exc: BaseException) -> int | None:
 
 def retryable(exc: BaseException) -> bool:
     """Whether sending the same request later may work: no answer, a 5xx, a 429, a 401
-    (the user may log in again) or a sequence gap."""
+    (the user may log in again), a 426 (the user may upgrade) or a sequence gap."""
     status = status_of(exc)
     return (isinstance(exc, (ServerUnreachable, SequenceGap)) or status is None
-            or status >= 500 or status in (401, 429))
+            or status >= 500 or status in (401, 426, 429))
 
 
 class Client:
