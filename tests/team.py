@@ -63,7 +63,15 @@ class TeamServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if "--tls-cert" in self.args else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    @property
+    def verify(self) -> bool | str:
+        """What requests checks the server's certificate with (its own cert under TLS)."""
+        if "--tls-cert" in self.args:
+            return self.args[self.args.index("--tls-cert") + 1]
+        return True
 
     def headers(self, role: str | None = "admin", **extra: str) -> dict[str, str]:
         """Authorization (the token of `role`; None: no token) and X-Mlops-Api."""
@@ -76,7 +84,8 @@ class TeamServer:
                 **kwargs: Any) -> requests.Response:
         headers = {**self.headers(role), **kwargs.pop("headers", {})}
         return requests.request(method, self.url + path, headers=headers,
-                                timeout=kwargs.pop("timeout", 60), **kwargs)
+                                timeout=kwargs.pop("timeout", 60), verify=self.verify,
+                                **kwargs)
 
     def get(self, path: str, role: str | None = "admin", **kwargs: Any) -> requests.Response:
         return self.request("GET", path, role, **kwargs)
@@ -98,7 +107,7 @@ class TeamServer:
                 raise AssertionError(f"mlops server exited ({self.proc.returncode}):\n"
                                      f"{self.log_text()}")
             try:
-                requests.get(self.url + "/api/v1/version", timeout=2)
+                requests.get(self.url + "/api/v1/version", timeout=2, verify=self.verify)
                 return
             except requests.ConnectionError:
                 time.sleep(0.1)

@@ -161,3 +161,33 @@ def peak_memory(server) -> int:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) * 1024
     raise AssertionError("no VmHWM")
+
+
+
+def test_tls_serves_https_with_the_given_certificate(tmp_path):
+    import shutil
+
+    from .team import start_team_server
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=localhost", "-addext",
+                    "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", str(key),
+                    "-out", str(cert)],
+                   check=True, capture_output=True, timeout=120)
+    server = start_team_server(tmp_path / "tls", None, "--tls-cert", str(cert),
+                               "--tls-key", str(key))
+    try:
+        assert server.url.startswith("https://")
+        answer = requests.get(server.url + "/api/v1/whoami", headers=server.headers("reader"),
+                              verify=str(cert), timeout=30)
+        assert answer.json()["user"] == "reader-user"
+        with pytest.raises(requests.ConnectionError):  # plain http gets no answer
+            requests.get(server.url.replace("https", "http") + "/api/v1/version", timeout=5)
+    finally:
+        server.stop()
+    half = subprocess.run([*server_command(server), "--tls-cert", str(cert)],
+                          capture_output=True, text=True, timeout=120)
+    assert half.returncode == 1 and "give both --tls-cert and --tls-key" in half.stderr
