@@ -54,17 +54,27 @@ def team(server: TeamServer, project, config_home, monkeypatch) -> TeamServer:
     return server
 
 
+@pytest.fixture(scope="module")
+def pg_server(request, tmp_path_factory) -> TeamServer:
+    return team_server(request, tmp_path_factory, db="postgresql")
+
+
 def server_store(server: TeamServer) -> Store:
     """The server's own database, opened beside it (what was really recorded)."""
-    return Store(server.folder / "team.db")
+    return Store(server.db_url if server.db_url.startswith("postgresql") else
+                 server.folder / "team.db")
 
 
 def magic(shell, line: str):
     return shell.run_line_magic("mlops", line)
 
 
-def test_a_notebook_run_is_recorded_through_the_server(team, ipython, tracker, project
-                                                       ) -> None:
+@pytest.mark.parametrize("db", ["sqlite", "postgresql"])
+def test_a_notebook_run_is_recorded_through_the_server(db, request, config_home, monkeypatch,
+                                                       ipython, tracker, project) -> None:
+    team = request.getfixturevalue("server" if db == "sqlite" else "pg_server")
+    monkeypatch.setenv("MLOPS_URL", team.url)
+    monkeypatch.setenv("MLOPS_TOKEN", team.tokens["writer"])
     X, y = load_iris(return_X_y=True, as_frame=True)
     X.to_csv(project.root / "train.csv", index=False)
     (project.root / "reports").mkdir()
@@ -317,3 +327,39 @@ def test_starting_a_run_with_the_server_down_is_one_line(project, config_home, i
     monkeypatch.setenv("MLOPS_URL", "http://evil.example.org/<script>")
     with pytest.raises(UsageError, match="MLOPS_URL: .*plain http"):
         magic(ipython, "start")
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgresql"])
+def test_the_server_restarted_mid_run_the_queue_resends_by_itself(db, request, project,
+                                                                  config_home, monkeypatch
+                                                                  ) -> None:
+    team = request.getfixturevalue("server" if db == "sqlite" else "pg_server")
+    monkeypatch.setenv("MLOPS_URL", team.url)
+    monkeypatch.setenv("MLOPS_TOKEN", team.tokens["runner"])
+    tracker = Tracker(find_project())
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            run = tracker.start_run("restart")
+            run.log_params({"lr": 0.01})
+            for step in range(1, 501):
+                run.log_metric("loss", 1 / step, step)
+            team.kill()  # no clean stop
+            for step in range(501, 1001):
+                run.log_metric("loss", 1 / step, step)
+            tracker._remote[1].flush()
+            team.start()
+            run.end()  # waits for the queue to send the spool to the server again
+        told = [str(w.message) for w in caught if issubclass(w.category, TeamServerWarning)]
+        assert sum("until the team server takes them" in m for m in told) == 1, told
+        assert any("answers again" in m for m in told), told
+        assert run.unacknowledged == 0
+    finally:
+        tracker.close()
+    assert Spool(project.spool_dir).read() == ([], [])
+    with server_store(team) as store:
+        recorded = store.runs.get(run.id)
+        steps = [p.step for p in store.runs.metric_history(run.id, "loss")]
+    assert recorded.status == "finished" and recorded.user == USERS["runner"]
+    assert recorded.params == {"lr": "0.01"}
+    assert steps == list(range(1, 1001))
