@@ -292,3 +292,19 @@ def test_openapi_document_is_valid_and_names_every_route(server):
               for method in item}
     assert served == {(route.method, route.path) for route in ROUTES}
     json.dumps(document)
+
+
+def test_a_conflicting_record_is_a_warning_and_the_rest_is_applied(server):
+    stream = new_stream()
+    start = start_record()
+    start["run"]["env_digest"] = "sha256:" + "1" * 64  # an environment the server never got
+    answer = send(server, stream, [
+        start, {"seq": 2, "version": 1, "op": "params", "params": {"C": "0.5"}},
+        {"seq": 3, "version": 1, "op": "params", "params": {"C": "0.9"}},
+        metrics(4, 0.3, 0)])
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["applied_seq"] == 4
+    [warning] = body["warnings"]
+    assert warning.startswith("seq 3 (params)") and "'0.5'" in warning
+    assert read_run(server, body["run_id"])["history"] == [0.3]

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import math
 import re
+import sqlite3
 from collections.abc import Mapping
-from dataclasses import fields
+from dataclasses import fields, replace
 from typing import Any
 
 from ..artifacts import ArtifactStore
@@ -207,8 +208,11 @@ def apply_batch(store: Store, artifacts: ArtifactStore, user: str, stream: str,
                 records: list[dict[str, Any]]) -> dict[str, Any]:
     """Apply a checked batch (`check_batch`) of stream `stream` for `user`, exactly once.
 
-    Returns `{"run_id", "applied_seq", "models": [{"seq", "name", "version"}]}`
-    (models of the batch's records, the skipped ones too). Raises
+    Returns `{"run_id", "applied_seq", "models": [{"seq", "name", "version"}],
+    "warnings"}`: the models of the batch's records (the skipped ones too), and
+    the records the store refused as conflicting with what it holds (a param
+    logged again with another value): each is undone alone and the rest applied,
+    as for a pipeline step. Raises
     `PermissionDenied` when the stream is another user's, `SequenceGap` (409,
     with the mark), `Conflict` for a blob the server lacks or a first record
     that is not `start`, and what a record's store call raises; then nothing
@@ -232,14 +236,25 @@ def apply_batch(store: Store, artifacts: ArtifactStore, user: str, stream: str,
             if _run_exists(store, stream):
                 raise Conflict(f"a run with uuid {stream} exists already and has no stream "
                                "here: start a new run")
-            run_id = store.runs.create(_new_run(new[0]["run"], stream, user))
+            run = _new_run(new[0]["run"], stream, user)
+            if run.env_digest is not None and store.environments.get(run.env_digest) is None:
+                run = replace(run, env_digest=None)  # an environment this server never got
+            run_id = store.runs.create(run)
             bound = store.streams.bind(stream, run_id, user)
         assert bound is not None
         models = [{"seq": seq, "name": name, "version": version}
                   for seq, name, version in store.streams.models(stream, first, min(last, mark))]
         target = ServerTarget(store, user)
+        warnings: list[str] = []
         for record in _merged_metrics(new):
-            version = replay(record, target, bound.run_id)
+            try:
+                version = replay(record, target, bound.run_id)
+            except Conflict as exc:  # as for a pipeline step: that record only is undone
+                warnings.append(f"seq {record['seq']} ({record['op']}): {exc}")
+                continue
+            except sqlite3.IntegrityError as exc:
+                raise Conflict(f"seq {record['seq']} ({record['op']}) refused by the "
+                               f"store: {exc}") from None
             if version is not None:
                 store.streams.note_model(stream, record["seq"], version.name, version.version)
                 models.append({"seq": record["seq"], "name": version.name,
@@ -247,7 +262,8 @@ def apply_batch(store: Store, artifacts: ArtifactStore, user: str, stream: str,
         applied = max(mark, last)
         if new:
             store.streams.advance(stream, applied)
-    return {"run_id": bound.run_id, "applied_seq": applied, "models": models}
+    return {"run_id": bound.run_id, "applied_seq": applied, "models": models,
+            "warnings": warnings}
 
 
 def _merged_metrics(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

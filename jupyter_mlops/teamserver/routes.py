@@ -66,6 +66,7 @@ ROUTES: tuple[Route, ...] = (
           response={"type": "object", "required": ["run_id", "applied_seq", "models"],
                     "properties": {
                         "run_id": {"type": "integer"}, "applied_seq": {"type": "integer"},
+                        "warnings": {"type": "array", "items": {"type": "string"}},
                         "models": {"type": "array", "items": {
                             "type": "object", "properties": {
                                 "seq": {"type": "integer"}, "name": {"type": "string"},
