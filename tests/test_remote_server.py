@@ -29,7 +29,7 @@ from jupyter_mlops.remote.spool import Spool
 from jupyter_mlops.store import Store
 from jupyter_mlops.tracking import Tracker
 
-from .team import USERS, TeamServer, team_server
+from .team import USERS, TeamServer, mlops, team_server
 
 
 @pytest.fixture(scope="module")
@@ -174,6 +174,13 @@ def test_login_status_logout(server, config_home, capsys, monkeypatch) -> None:
     assert credentials.token_for(server.url) == server.tokens["reviewer"]
     assert main(["logout", server.url]) == 0
     assert f"logged out of {server.url}" in capsys.readouterr().out
+    assert main(["logout", server.url]) == 0
+    assert "no token stored" in capsys.readouterr().out
+    expiring = mlops(server.home, "token", "create", "eve", "--role", "reader", "--expires",
+                     "3").stdout.splitlines()[0].strip()
+    monkeypatch.setattr("sys.stdin", io.StringIO(expiring + "\n"))
+    assert main(["login", server.url, "--token-stdin"]) == 0
+    assert "as eve (roles: reader, token expires 20" in capsys.readouterr().out
 
 
 def test_status_names_user_roles_and_nothing_pending(team, capsys, monkeypatch) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+from datetime import UTC, datetime
 
 from ..errors import MlopsError
 
@@ -43,7 +44,14 @@ def run_login(args: argparse.Namespace) -> int:
             raise MlopsError("no token given (use --token-stdin to pipe one in)") from None
     url, who = login(args.url, token, allow_insecure=args.allow_insecure)
     roles = ", ".join(who.get("roles") or []) or "none"
-    expires = f", token expires {who['expires_at']}" if who.get("expires_at") else ""
+    expires_at = who.get("expires_at")
+    expires = ""
+    if isinstance(expires_at, int | float) and not isinstance(expires_at, bool):
+        try:
+            when = datetime.fromtimestamp(expires_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        except (OverflowError, OSError, ValueError):
+            when = str(expires_at)
+        expires = f", token expires {when}"
     print(f"logged in to {url} as {who['user']} (roles: {roles}{expires})")
     return 0
 
