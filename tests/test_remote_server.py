@@ -370,3 +370,23 @@ def test_the_server_restarted_mid_run_the_queue_resends_by_itself(db, request, p
     assert recorded.status == "finished" and recorded.user == USERS["runner"]
     assert recorded.params == {"lr": "0.01"}
     assert steps == list(range(1, 1001))
+
+
+def test_records_queued_at_interpreter_exit_are_sent(team, project) -> None:
+    script = project.root / "leaves.py"
+    script.write_text(textwrap.dedent("""
+        import jupyter_mlops as mlops
+        run = mlops.start_run("left-open")
+        print(run.id, flush=True)
+        for step in range(1, 3001):
+            run.log_metric("loss", 1 / step, step)
+    """))  # no end: atexit ends the run and sends what is queued
+    done = subprocess.run([sys.executable, str(script)], cwd=project.root, capture_output=True,
+                          text=True, timeout=120, env=os.environ.copy())
+    assert done.returncode == 0, done.stderr
+    run_id = int(done.stdout.split()[0])
+    with server_store(team) as store:
+        assert store.runs.get(run_id).status == "finished"
+        steps = [p.step for p in store.runs.metric_history(run_id, "loss")]
+    assert steps == list(range(1, 3001))
+    assert Spool(project.spool_dir).read() == ([], [])
