@@ -261,6 +261,14 @@ def test_a_bad_digest_in_a_blob_path_is_422(server, path):
     ({"stream": "0" * 32, "records": [{**start_record(), "run": {"started_at": "x"}}]},
      "started_at"),
     ([1, 2], "body must be"),
+    ({"stream": "0" * 32, "records": [{**start_record(), "run": {"started_at": 2**80}}]},
+     "started_at"),
+    ({"stream": "0" * 32, "records": [{"seq": 1, "version": 1, "op": "metrics",
+                                       "points": [["k", 1.0, 2**70, 1.0]]}]}, "out of range"),
+    ({"stream": "0" * 32, "records": [{"seq": 1, "version": 1, "op": "metrics",
+                                       "points": [["k", 1.0, 1, 2**70]]}]}, "out of range"),
+    ({"stream": "0" * 32, "records": [{"seq": 1, "version": 1, "op": "heartbeat",
+                                       "at": 10**30}]}, "out of range"),
 ])
 def test_malformed_batches_are_422_and_apply_nothing(server, body, problem):
     answer = server.post("/api/v1/records", "writer", json=body)

@@ -23,6 +23,7 @@ from ..errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from ..pipelines.ingest import replay
 from ..recorders import RECORD_VERSION
 from ..store import Store
+from ..store.ids import MAX_INTEGER
 from ..store.records import DatasetVersion, ModelVersion
 from ..store.runs import NewRun
 from ..team_protocol import MAX_RECORDS_PER_BATCH, PayloadTooLarge
@@ -37,6 +38,7 @@ from ..validation import (
 STREAM = re.compile(r"[0-9a-f]{32}")
 BLOB_OPS = ("artifact", "model", "predictions")
 MAX_SEQ = 2**62
+MAX_TIME = 1e12  # seconds: year 33,658
 
 
 class SequenceGap(Conflict):
@@ -92,7 +94,22 @@ def check_record(record: object) -> dict[str, Any]:
         check_glued_record(name, record, RECORD_VERSION)
     if op == "start":
         _new_run(record["run"], "0" * 32, "-")  # its fields' types, before anything is applied
+    elif op == "metrics":
+        for key, _, step, at in record["points"]:
+            if step is not None and not -MAX_INTEGER - 1 <= step <= MAX_INTEGER:
+                raise RecordRefused(name, f"step of metric {key!r} is out of range: {step}")
+            _check_time(at, f"time of metric {key!r}", name)
+    elif op == "heartbeat":
+        _check_time(record["at"], "heartbeat 'at'", name)
     return dict(record)
+
+
+def _check_time(at: object, what: str, name: str) -> None:
+    """A time in seconds since 1970: a finite number within what a float column holds."""
+    if isinstance(at, int) and not isinstance(at, bool) and abs(at) > MAX_TIME:
+        raise RecordRefused(name, f"{what} is out of range: {at}")
+    if isinstance(at, float) and not math.isfinite(at):
+        raise RecordRefused(name, f"{what} must be finite, got {at}")
 
 
 def check_batch(body: object) -> tuple[str, list[dict[str, Any]]]:
@@ -139,7 +156,7 @@ def _new_run(run: Mapping[str, Any], stream: str, user: str) -> NewRun:
         values["source_kind"] = "remote"
     started = values.get("started_at")
     if isinstance(started, bool) or not isinstance(started, (int, float)) \
-            or not math.isfinite(started):
+            or not math.isfinite(started) or abs(started) > MAX_TIME:
         raise InvalidInput(f"start: run started_at must be a time in seconds, got "
                            f"{str(started)[:80]!r}")
     if values.get("git_dirty") is not None and not isinstance(values["git_dirty"], bool):
@@ -255,6 +272,8 @@ def apply_batch(store: Store, artifacts: ArtifactStore, user: str, stream: str,
             except sqlite3.IntegrityError as exc:
                 raise Conflict(f"seq {record['seq']} ({record['op']}) refused by the "
                                f"store: {exc}") from None
+            except OverflowError as exc:  # a number no column holds: nothing applied
+                raise InvalidInput(f"seq {record['seq']} ({record['op']}): {exc}") from None
             if version is not None:
                 store.streams.note_model(stream, record["seq"], version.name, version.version)
                 models.append({"seq": record["seq"], "name": version.name,
