@@ -56,6 +56,7 @@ class TeamServer:
     tokens: dict[str, str]
     args: tuple[str, ...] = ()
     proc: subprocess.Popen | None = None
+    file_size_limit: int | None = None  # RLIMIT_FSIZE of the next start (a full disk)
     log_path: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -99,7 +100,7 @@ class TeamServer:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "jupyter_mlops.cli.main", "server", "--home",
              str(self.home), "start", "--port", str(self.port), *self.args],
-            stdout=log, stderr=subprocess.STDOUT)
+            stdout=log, stderr=subprocess.STDOUT, preexec_fn=self._limits)
         log.close()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -113,6 +114,12 @@ class TeamServer:
                 time.sleep(0.1)
         self.kill()
         raise AssertionError(f"mlops server did not answer within 60 s:\n{self.log_text()}")
+
+    def _limits(self) -> None:
+        if self.file_size_limit is not None:
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_FSIZE, (self.file_size_limit,) * 2)
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

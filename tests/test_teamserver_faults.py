@@ -191,3 +191,26 @@ def test_tls_serves_https_with_the_given_certificate(tmp_path):
     half = subprocess.run([*server_command(server), "--tls-cert", str(cert)],
                           capture_output=True, text=True, timeout=120)
     assert half.returncode == 1 and "give both --tls-cert and --tls-key" in half.stderr
+
+
+def test_an_upload_the_disk_cannot_take_is_503_and_keeps_nothing(tmp_path):
+    """The server's files may not grow past 4 MiB (RLIMIT_FSIZE, as a full disk)."""
+    from .team import start_team_server
+
+    server = start_team_server(tmp_path)
+    try:
+        server.file_size_limit = 4 << 20
+        server.restart()
+        data = b"\x01" * (8 << 20)
+        digest = "blake3:" + blake3.blake3(data).hexdigest()
+        answer = server.request("PUT", f"/api/v1/blobs/{digest}", "writer", data=data)
+        assert answer.status_code == 503, answer.text
+        assert "nothing was kept" in answer.json()["error"]["message"]
+        assert server.post("/api/v1/blobs/missing", "writer",
+                           json={"digests": [digest]}).json() == {"missing": [digest]}
+        assert not list((server.artifacts / "tmp").iterdir())
+        small = b"fits"
+        assert server.request("PUT", "/api/v1/blobs/blake3:" + blake3.blake3(small).hexdigest(),
+                              "writer", data=small).status_code == 200
+    finally:
+        server.stop()

@@ -27,7 +27,7 @@ import tornado.web
 
 from ..artifacts import ArtifactStore, IncomingBlob
 from ..dashboard.throttle import BackoffPolicy, Throttle
-from ..errors import InvalidInput, MlopsError, NotFound
+from ..errors import InvalidInput, MlopsError, NotFound, StoreUnavailable
 from ..hosts import host_allowed
 from ..scoring.guard import nesting_exceeds
 from ..store import Store
@@ -324,11 +324,23 @@ class BlobHandler(Base):
         except MlopsError as exc:
             self.fail(exc)
 
+    failed: MlopsError | None = None
+
     def data_received(self, chunk: bytes) -> None:
-        if self.incoming is not None:
+        if self.incoming is None:
+            return
+        try:
             self.incoming.write(chunk)
+        except OSError as exc:  # disk full, I/O error: the rest is drained, nothing kept
+            self.incoming.abort()
+            self.incoming = None
+            self.failed = StoreUnavailable(f"the artifact store could not take the blob "
+                                           f"({exc.strerror or exc}); nothing was kept")
 
     async def put(self, digest: str) -> None:
+        if self.failed is not None:
+            self.fail(self.failed)
+            return
         incoming, self.incoming = self.incoming, None
         assert incoming is not None
         try:
@@ -336,6 +348,10 @@ class BlobHandler(Base):
                 None, incoming.finish, self.digest)
         except MlopsError as exc:
             self.fail(exc)
+            return
+        except OSError as exc:
+            self.fail(StoreUnavailable(f"the artifact store could not keep the blob "
+                                       f"({exc.strerror or exc}); nothing was kept"))
             return
         self.reply({"digest": self.digest, "size": incoming.size, "stored": stored})
 
