@@ -316,3 +316,26 @@ def test_a_conflicting_record_is_a_warning_and_the_rest_is_applied(server):
     [warning] = body["warnings"]
     assert warning.startswith("seq 3 (params)") and "'0.5'" in warning
     assert read_run(server, body["run_id"])["history"] == [0.3]
+
+
+@pytest.mark.parametrize("words", [["server"], ["server", "init"], ["server", "token"],
+                                   ["server", "token", "create"], ["server", "token", "list"],
+                                   ["server", "token", "revoke"], ["server", "start"]])
+def test_every_server_command_has_help(words, capsys):
+    from jupyter_mlops.cli.main import main
+
+    with pytest.raises(SystemExit) as exited:
+        main([*words, "--help"])
+    assert exited.value.code == 0
+    assert len(capsys.readouterr().out) > 200
+
+
+def test_home_may_follow_the_subcommand(server):
+    listing = mlops(server.home, "token", "list").stdout
+    import subprocess
+    import sys
+
+    after = subprocess.run([sys.executable, "-m", "jupyter_mlops.cli.main", "server", "token",
+                            "list", "--home", str(server.home)], capture_output=True,
+                           text=True, timeout=120)
+    assert after.returncode == 0 and after.stdout.splitlines()[:6] == listing.splitlines()[:6]

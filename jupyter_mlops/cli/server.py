@@ -35,7 +35,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                            "must exist) or sqlite:///PATH (one machine)")
     init.add_argument("--artifacts", required=True, metavar="DIR",
                       help="the folder blobs are stored in (made 0700)")
-    init.add_argument("--home", dest="sub_home", metavar="DIR", help=argparse.SUPPRESS)
+    _home_option(init)
     init.set_defaults(func=run_init)
 
     token = sub.add_parser("token", help="create, list and revoke API tokens",
@@ -51,16 +51,19 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                         metavar="ROLE", help=f"one of {', '.join(ROLES)}; repeatable")
     create.add_argument("--expires-days", type=float, metavar="N",
                         help="the token stops working N days from now (default: never)")
+    _home_option(create)
     create.set_defaults(func=run_token_create)
     listing = token_sub.add_parser("list", help="list tokens (never their secrets)",
                                    description="List every token: id, user, roles, the "
                                                "first characters, created, expires, last "
                                                "used, revoked.")
+    _home_option(listing)
     listing.set_defaults(func=run_token_list)
     revoke = token_sub.add_parser("revoke", help="revoke a token at once",
                                   description="Revoke token ID: the next request with it is "
                                               "refused (401).")
     revoke.add_argument("id", type=int, help="the token's id (see `token list`)")
+    _home_option(revoke)
     revoke.set_defaults(func=run_token_revoke)
 
     start = sub.add_parser(
@@ -83,13 +86,20 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     start.add_argument("--tls-key", metavar="FILE", help="... and this private key")
     start.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                        help="also answer requests whose Host is NAME; repeatable")
+    _home_option(start)
     start.set_defaults(func=run_start)
+
+
+def _home_option(parser: argparse.ArgumentParser) -> None:
+    """--home also after the subcommand (`mlops server start --home DIR`)."""
+    parser.add_argument("--home", dest="sub_home", metavar="DIR",
+                        help="the server's home (as `mlops server --home DIR ...`)")
 
 
 def _home(args: argparse.Namespace):  # -> ServerHome
     from ..teamserver.home import ServerHome
 
-    return ServerHome(args.home)
+    return ServerHome(args.sub_home or args.home)
 
 
 def run_init(args: argparse.Namespace) -> int:
