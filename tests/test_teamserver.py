@@ -339,3 +339,21 @@ def test_home_may_follow_the_subcommand(server):
                             "list", "--home", str(server.home)], capture_output=True,
                            text=True, timeout=120)
     assert after.returncode == 0 and after.stdout.splitlines()[:6] == listing.splitlines()[:6]
+
+
+def test_an_expired_token_is_401_and_use_is_noted(server):
+    import time
+
+    from jupyter_mlops.teamserver.home import ServerHome
+
+    with ServerHome(server.home).open_store() as store:
+        _, expired = store.tokens.create("late", ["reader"], expires_days=1,
+                                         now=time.time() - 2 * 86400)
+        fresh, secret = store.tokens.create("early", ["reader"], expires_days=1)
+    assert requests.get(server.url + "/api/v1/whoami",
+                        headers={"Authorization": f"Bearer {expired}"}).status_code == 401
+    who = requests.get(server.url + "/api/v1/whoami",
+                       headers={"Authorization": f"Bearer {secret}"}).json()
+    assert who["user"] == "early" and who["expires_at"] == pytest.approx(fresh.expires_at)
+    with ServerHome(server.home).open_store() as store:
+        assert store.tokens.get(fresh.id).last_used_at is not None
