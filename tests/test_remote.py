@@ -266,3 +266,52 @@ def test_which_answers_keep_a_batch_for_later(status: int, kind: str | None,
     exc.status = status
     assert retryable(exc) is kept
     assert retryable(SequenceGap("gap", 3)) and retryable(ServerUnreachable("down"))
+
+
+def test_lines_that_are_not_batches_are_set_aside_the_rest_sent(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool")
+    spool.append([batch("a", 1, 1)])
+    with open(spool.pending_path, "ab") as out:
+        out.write(b'<script>alert(1)</script>\n{"stream": 5, "records": []}\n'
+                  b'{"stream": "a", "records": [1, 2]}\n\xff\xfe\x00garbage\n[]\n')
+    spool.append([batch("a", 2, 1)])
+    sent: list[int] = []
+    report = spool.drain(lambda b: sent.append(b.last_seq), lambda exc: True)
+    assert sent == [1, 2] and report.left == 0
+    assert len(spool.rejected_path.read_text().splitlines()) == 5
+
+
+def test_a_spool_that_is_a_link_or_a_folder_is_a_clear_error(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool")
+    spool.folder.mkdir()
+    (tmp_path / "elsewhere").write_text("")
+    spool.pending_path.symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(InvalidInput, match="a link is refused"):
+        spool.read()
+    spool.pending_path.unlink()
+    spool.pending_path.mkdir()
+    with pytest.raises(InvalidInput, match="not a regular file"):
+        spool.read()
+
+
+def test_records_stay_in_memory_when_the_spool_cannot_be_written(tmp_path: Path) -> None:
+    from jupyter_mlops.errors import StoreUnavailable
+
+    spool = Spool(tmp_path / "spool")
+    spool.folder.mkdir()
+    spool.pending_path.mkdir()  # in the way: no append can work
+    queue = RecordQueue(Client(f"http://127.0.0.1:{closed_port()}", "mlops_x", timeout=5),
+                        spool, interval=3600)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for n in range(1, 11):
+                queue.put("s", {"version": 1, "op": "params", "params": {}, "seq": n})
+            with pytest.raises(StoreUnavailable, match="cannot write the spool .*mlops sync"):
+                queue.flush()
+            assert [r["seq"] for _, r in queue._items] == list(range(1, 11))  # none lost
+            spool.pending_path.rmdir()
+            assert not queue.flush()
+        assert [r["seq"] for b in spool.read()[0] for r in b.records] == list(range(1, 11))
+    finally:
+        queue.stop()

@@ -139,14 +139,19 @@ class RecordQueue:
     # -- the thread's side --------------------------------------------------------------
 
     def _loop(self) -> None:
+        told: str | None = None
         while not self._stopped:
             self._wake.wait(self.interval)
             self._wake.clear()
             with self._send_lock:
                 try:
                     self._pump(force=False)
+                    failed = None
                 except Exception as exc:  # noqa: BLE001 - the thread must live on
-                    tell(f"jupyter-mlops: sending records to {self.client.url} failed: {exc}")
+                    failed = f"jupyter-mlops: sending records to {self.client.url} failed: {exc}"
+                    if failed != told:  # once, not every interval
+                        tell(failed)
+                told = failed
 
     def _take(self) -> list[Batch]:
         """Everything queued, as batches: per stream, in order, `batch_size` at most."""
@@ -164,25 +169,37 @@ class RecordQueue:
         return batches
 
     def _pump(self, force: bool) -> None:
-        """Send (or spool) what is queued; try the spool when it is time. Holds _send_lock."""
+        """Send (or spool) what is queued; try the spool when it is time. Holds _send_lock.
+
+        Batches not yet sent or spooled when something unexpected fails (the
+        spool's disk full, say) go back to the front of the queue: kept in memory
+        and tried again, never dropped.
+        """
         batches = self._take()
-        if not self._spooling:
-            for index, batch in enumerate(batches):
-                try:
-                    self._send(batch)
-                except Exception as exc:  # noqa: BLE001 - sorted below
-                    follows_refused = (isinstance(exc, SequenceGap)
-                                       and batch.stream in self._rejected_streams)
-                    if retryable(exc) and not follows_refused:
-                        self.spool.append(batches[index:])
-                        self._spooling = True
-                        self.outage(exc)
-                        return
-                    self._reject(batch, f"follows a refused batch of this run ({exc})"
-                                 if follows_refused else str(exc))
-                    continue
-            return
-        self.spool.append(batches)
+        done = 0  # batches sent, set aside or spooled
+        try:
+            if not self._spooling:
+                for batch in batches:
+                    try:
+                        self._send(batch)
+                    except Exception as exc:  # noqa: BLE001 - sorted below
+                        follows_refused = (isinstance(exc, SequenceGap)
+                                           and batch.stream in self._rejected_streams)
+                        if retryable(exc) and not follows_refused:
+                            self.spool.append(batches[done:])
+                            done = len(batches)
+                            self._spooling = True
+                            self.outage(exc)
+                            return
+                        self._reject(batch, f"follows a refused batch of this run ({exc})"
+                                     if follows_refused else str(exc))
+                    done += 1
+                return
+            self.spool.append(batches)
+            done = len(batches)
+        finally:
+            for batch in reversed(batches[done:]):
+                self._items.extendleft((batch.stream, r) for r in reversed(batch.records))
         if not force and time.monotonic() < self._next_try:
             return
         report = self.spool.drain(self._send, retryable, self._rejected_streams)

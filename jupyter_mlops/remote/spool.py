@@ -19,6 +19,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import stat
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import InvalidInput, StoreUnavailable
 from ..project import make_dirs, modes_for
 
 PENDING = "pending.jsonl"
@@ -97,6 +99,15 @@ class Spool:
             self._append(self.pending_path, b"".join(b.line() for b in batches))
 
     def _append(self, path: Path, data: bytes) -> None:
+        """Append `data` to `path`, fsync'd; raises `StoreUnavailable` naming the file."""
+        try:
+            self._append_raw(path, data)
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot write the spool {path}: {exc.strerror or exc}; "
+                                   "the records stay in memory and are tried again (free "
+                                   "space or fix the file, then run `mlops sync`)") from None
+
+    def _append_raw(self, path: Path, data: bytes) -> None:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC,
                      modes_for(self.folder)[1])
         try:
@@ -113,10 +124,19 @@ class Spool:
         batches: list[Batch] = []
         bad: list[str] = []
         try:
-            file = open(self.pending_path, "rb")  # noqa: SIM115
+            fd = os.open(self.pending_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
+                         | os.O_CLOEXEC)
         except FileNotFoundError:
             return batches, bad
-        with file:
+        except OSError as exc:
+            raise InvalidInput(f"cannot read the spool {self.pending_path}: {exc.strerror} "
+                               "(a link is refused); move it away and run `mlops sync` "
+                               "again") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise InvalidInput(f"the spool {self.pending_path} is not a regular file; move "
+                               "it away and run `mlops sync` again")
+        with os.fdopen(fd, "rb") as file:
             for raw in file:
                 if not raw.endswith(b"\n"):
                     bad.append(raw.decode("utf-8", "replace"))
