@@ -357,3 +357,19 @@ def test_an_expired_token_is_401_and_use_is_noted(server):
     assert who["user"] == "early" and who["expires_at"] == pytest.approx(fresh.expires_at)
     with ServerHome(server.home).open_store() as store:
         assert store.tokens.get(fresh.id).last_used_at is not None
+
+
+def test_the_app_serves_exactly_the_route_table(tmp_path):
+    """The sweeps above walk ROUTES; the application must hold no rule beside them."""
+    from jupyter_mlops.artifacts import ArtifactStore
+    from jupyter_mlops.store import Store
+    from jupyter_mlops.teamserver.app import TeamServer, make_app
+
+    with Store(tmp_path / "t.db", create=True) as store:
+        app = make_app(TeamServer(store, ArtifactStore(tmp_path / "a"), frozenset()))
+        patterns = set()
+        for rule in app.default_router.rules:
+            for inner in getattr(rule.target, "rules", [rule]):
+                patterns.add(inner.matcher.regex.pattern.rstrip("$"))
+                assert set(inner.target_kwargs["methods"]) <= set(METHODS)
+    assert patterns == {route.pattern for route in ROUTES}
