@@ -390,3 +390,28 @@ def test_records_queued_at_interpreter_exit_are_sent(team, project) -> None:
         steps = [p.step for p in store.runs.metric_history(run_id, "loss")]
     assert steps == list(range(1, 3001))
     assert Spool(project.spool_dir).read() == ([], [])
+
+
+def test_end_says_how_many_records_wait_when_the_server_is_gone(team, ipython, tracker,
+                                                                project, capsys) -> None:
+    (project.home / "config.toml").write_text("[store]\nack_timeout_seconds = 0.5\n")
+    tracker.switch_project(find_project())
+    magic(ipython, "start")
+    magic(ipython, "log loss=1 --step 1")
+    team.stop()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            magic(ipython, "log loss=2 --step 2")
+            magic(ipython, "end")
+        out = capsys.readouterr().out
+        assert "records wait in .mlops/spool/ for the team server (`mlops sync` sends them)" \
+            in out
+    finally:
+        team.start()
+    assert main(["sync"]) == 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tracker.close()  # its queue finds the spool sent
+    assert [str(w.message) for w in caught] == [f"jupyter-mlops: team server {team.url} "
+                                                "answers again"]

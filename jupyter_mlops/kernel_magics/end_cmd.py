@@ -18,8 +18,13 @@ def parser() -> MagicParser:
 
 
 def run(magics, args) -> None:  # noqa: ANN001
-    ended = magics.tracker.end_run(args.status)
+    active = magics.tracker.require_run()
+    ended = active.end(args.status)
     if ended is None:  # inside a pipeline step: the runner records the run
         magics.show(f"step run {args.status}; the pipeline runner records it")
         return
-    magics.show(f"run {ended.id} {ended.status} after {format_duration(ended.duration)}")
+    waiting = active.unacknowledged  # team mode: records the server has not taken yet
+    spooled = (f"; {waiting} records wait in .mlops/spool/ for the team server "
+               "(`mlops sync` sends them)") if waiting else ""
+    magics.show(f"run {ended.id} {ended.status} after {format_duration(ended.duration)}"
+                f"{spooled}")

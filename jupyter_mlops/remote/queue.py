@@ -216,8 +216,8 @@ class RecordQueue:
             self._backoff = FIRST_BACKOFF
             if self._outage is not None:
                 sent = sum(len(b.records) for b in report.sent)
-                tell(f"jupyter-mlops: team server {self.client.url} answers again; "
-                     f"{sent} spooled records sent")
+                tell(f"jupyter-mlops: team server {self.client.url} answers again"
+                     + (f"; {sent} spooled records sent" if sent else ""))
                 self._outage = None
             return
         if report.stopped_by is not None:
