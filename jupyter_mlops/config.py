@@ -376,7 +376,7 @@ def check_server_url(url: object, *, allow_insecure: bool = False) -> str:
     return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
 
 
-_HOST = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*\.?")
+_HOST = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*\.?")  # labels, no empty one
 
 
 def _is_local(host: str) -> bool:
