@@ -30,7 +30,7 @@ def server(request, tmp_path_factory):
 
 
 def concrete(path: str) -> str:
-    return path.replace("{digest}", DIGEST)
+    return path.replace("{digest}", DIGEST).replace("{id}", "1")
 
 
 def digest_of(data: bytes) -> str:
@@ -373,3 +373,63 @@ def test_the_app_serves_exactly_the_route_table(tmp_path):
                 patterns.add(inner.matcher.regex.pattern.rstrip("$"))
                 assert set(inner.target_kwargs["methods"]) <= set(METHODS)
     assert patterns == {route.pattern for route in ROUTES}
+
+
+# -- governance ---------------------------------------------------------------------------
+
+def register(server, name: str) -> int:
+    data = f"model {name}".encode()
+    put_blob(server, data)
+    answer = send(server, new_stream(), [
+        start_record(), {"seq": 2, "version": 1, "op": "model", "name": name,
+                         "digest": digest_of(data), "size": len(data), "flavor": "sklearn",
+                         "signature": None, "profile": None}])
+    assert answer.status_code == 200, answer.text
+    return answer.json()["models"][0]["version"]
+
+
+def test_a_release_is_requested_by_one_token_and_approved_by_another(server):
+    from jupyter_mlops.store import codec
+    from jupyter_mlops.teamserver.home import ServerHome
+
+    version = register(server, "gov")
+    body = {"model": f"gov:{version}", "alias": "production", "reason": "better recall"}
+    assert server.post("/api/v1/releases", "reader", json=body).status_code == 403
+    made = server.post("/api/v1/releases", "reviewer", json=body)
+    assert made.status_code == 200, made.text
+    request = codec.decode(made.json()["request"])
+    assert request.requester == USERS["reviewer"] and request.status == "pending"
+    approve = f"/api/v1/releases/{request.id}/approve"
+    own = server.post(approve, "reviewer", json={"reason": "looks fine"})
+    assert own.status_code == 403 and "four eyes" in own.json()["error"]["message"]
+    assert server.post(approve, "writer", json={"reason": "x"}).status_code == 403
+    assert server.post(approve, "admin", json={"reason": 5}).status_code == 422
+    done = server.post(approve, "admin", json={"reason": "checked the evidence"})
+    assert done.status_code == 200, done.text
+    decided = codec.decode(done.json()["request"])
+    assert decided.status == "approved" and decided.decided_by == USERS["admin"]
+    again = server.post(approve, "admin", json={"reason": "again"})
+    assert again.status_code == 409
+    with ServerHome(server.home).open_store() as store:
+        assert store.releases.alias_version("gov", "production") == version
+        actors = {entry.actor for entry in store.audit.entries(subject=f"gov:{version}")}
+        assert store.audit.verify().ok
+    assert {USERS["reviewer"], USERS["admin"]} <= actors
+
+
+def test_a_rejection_and_bad_request_ids(server):
+    from jupyter_mlops.store import codec
+
+    version = register(server, "gov-reject")
+    made = server.post("/api/v1/releases", "writer",
+                       json={"model": f"gov-reject:{version}", "alias": "production",
+                             "reason": "try"})
+    request = codec.decode(made.json()["request"])
+    rejected = server.post(f"/api/v1/releases/{request.id}/reject", "reviewer",
+                           json={"reason": "no"})
+    assert codec.decode(rejected.json()["request"]).status == "rejected"
+    for bad in ("abc", "99999999999999999999999", "-1", "%3Cscript%3E"):
+        answer = server.post(f"/api/v1/releases/{bad}/approve", "admin", json={"reason": "x"})
+        assert answer.status_code == 422, (bad, answer.text)
+    assert server.post("/api/v1/releases/424242/approve", "admin",
+                       json={"reason": "x"}).status_code == 404

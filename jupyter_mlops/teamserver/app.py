@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import tornado.web
@@ -76,6 +77,7 @@ class TeamServer:
     store: Store
     artifacts: ArtifactStore
     hosts: frozenset[str]
+    home: Path = Path(".")  # the server's home: registry.toml, relative evaluation data
     throttle: Throttle = field(default_factory=lambda: Throttle(TOKEN_FAILURES))
     db: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="mlops-store"))
@@ -395,6 +397,51 @@ class ReadHandler(Base):
         self.reply({"result": result})
 
 
+class ReleasesHandler(Base):
+    """A release request, made with the token's user as the requester."""
+
+    async def post(self) -> None:
+        from . import governance
+
+        assert self.token is not None
+        try:
+            body = self.json_body()
+            registry = governance.registry_for(self.server.home, self.server.artifacts.root,
+                                               self.server.store)
+            request = await self.server.call(governance.request_release, registry,
+                                             self.token, body)
+        except MlopsError as exc:
+            self.fail(exc)
+            return
+        self.reply({"request": _encoded(request)})
+
+
+class DecisionHandler(Base):
+    """Approve or reject a release request, with the token's user as the reviewer."""
+
+    async def post(self, number: str) -> None:
+        from . import governance
+
+        assert self.token is not None
+        verb = self.request.path.rsplit("/", 1)[-1]
+        try:
+            body = self.json_body()
+            registry = governance.registry_for(self.server.home, self.server.artifacts.root,
+                                               self.server.store)
+            request = await self.server.call(governance.decide, registry, self.token,
+                                             governance.request_id(number), verb, body)
+        except MlopsError as exc:
+            self.fail(exc)
+            return
+        self.reply({"request": _encoded(request)})
+
+
+def _encoded(value: Any) -> Any:
+    from ..store import codec
+
+    return codec.encode(value)
+
+
 class OpenAPIHandler(Base):
     def get(self) -> None:
         self.reply(openapi.document(server_version()))
@@ -409,7 +456,8 @@ def make_app(server: TeamServer) -> tornado.web.Application:
     methods it takes and the permission of each."""
     handlers = {cls.__name__: cls for cls in (VersionHandler, WhoamiHandler, RecordsHandler,
                                                 MissingBlobsHandler, BlobHandler,
-                                                ReadHandler, OpenAPIHandler)}
+                                                ReadHandler, ReleasesHandler,
+                                                DecisionHandler, OpenAPIHandler)}
     rules: dict[str, tuple[type, dict[str, str]]] = {}
     for route in ROUTES:
         handler, methods = rules.setdefault(route.pattern, (handlers[route.handler], {}))

@@ -3,6 +3,7 @@ so it names every route the server answers and no other."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..team_protocol import API_VERSION, ERROR_KINDS
@@ -38,7 +39,8 @@ def document(server_version: str) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for route in ROUTES:
         operation: dict[str, Any] = {
-            "operationId": f"{route.method.lower()}_{route.handler}",
+            "operationId": re.sub(r"[^a-z0-9]+", "_",
+                                  f"{route.method} {route.path}".lower()).strip("_"),
             "summary": route.summary,
             "description": f"Needs the `{route.permission}` permission.",
             "responses": {
@@ -57,6 +59,11 @@ def document(server_version: str) -> dict[str, Any]:
                                         "schema": {"type": "string",
                                                    "pattern": "^blake3:[0-9a-f]{64}$"}}]
             operation["responses"]["404"] = _error("no such blob")
+        if "{id}" in route.path:
+            operation["parameters"] = [{"name": "id", "in": "path", "required": True,
+                                        "schema": {"type": "integer", "minimum": 1}}]
+            operation["responses"]["404"] = _error("no such release request")
+            operation["responses"]["409"] = _error("already decided, or stale evidence")
         if route.handler == "RecordsHandler":
             operation["responses"]["409"] = _error(
                 "a gap in the stream (the error holds applied_seq), a blob the server "

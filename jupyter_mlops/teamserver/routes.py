@@ -42,6 +42,11 @@ RECORD_SCHEMA = {
                                    "source", "end"]}},
 }
 
+RELEASE_SCHEMA = {"type": "object", "required": ["request"],
+                  "properties": {"request": {"type": "object",
+                                             "description": "a ReleaseRequest in store.codec's "
+                                                            "tagged JSON"}}}
+
 ROUTES: tuple[Route, ...] = (
     Route("GET", f"{API_PREFIX}/version", "read", "VersionHandler",
           "The server's version and the API versions it speaks",
@@ -97,6 +102,27 @@ ROUTES: tuple[Route, ...] = (
                                   "args": {"type": "array", "maxItems": 16},
                                   "kwargs": {"type": "object", "maxProperties": 16}}},
           response={"type": "object", "required": ["result"]}),
+    Route("POST", f"{API_PREFIX}/releases", "request", "ReleasesHandler",
+          "Request that an alias point at a model version; the server computes the "
+          "evidence (gates on its evaluation data) and records the token's user as the "
+          "requester",
+          request={"type": "object", "required": ["model", "alias", "reason"],
+                   "properties": {"model": {"type": "string"}, "alias": {"type": "string"},
+                                  "reason": {"type": "string"}}},
+          response=RELEASE_SCHEMA),
+    Route("POST", f"{API_PREFIX}/releases/{{id}}/approve", "review", "DecisionHandler",
+          "Approve a pending release request and move its alias (never the requester's "
+          "own; failing gates only with an admin's override_reason)",
+          request={"type": "object", "required": ["reason"],
+                   "properties": {"reason": {"type": "string"},
+                                  "override_reason": {"type": ["string", "null"]},
+                                  "accept_data_change": {"type": "boolean"}}},
+          response=RELEASE_SCHEMA),
+    Route("POST", f"{API_PREFIX}/releases/{{id}}/reject", "review", "DecisionHandler",
+          "Reject a pending release request",
+          request={"type": "object", "required": ["reason"],
+                   "properties": {"reason": {"type": "string"}}},
+          response=RELEASE_SCHEMA),
     Route("GET", "/api/openapi.json", "read", "OpenAPIHandler",
           "This API as an OpenAPI 3.1 document"),
 )

@@ -66,7 +66,7 @@ async def run_server(home: ServerHome, *, host: str = "127.0.0.1", port: int = 8
                                "server needs a newer one: run `mlops server init` again "
                                "(same --db and --artifacts) to migrate it")
         server = TeamServer(store=store, artifacts=ArtifactStore(Path(home.config.artifacts)),
-                            hosts=allowed_hosts(host, extra))
+                            hosts=allowed_hosts(host, extra), home=home.path)
         try:
             http = make_app(server).listen(port, address=host, ssl_options=ssl_context,
                                            xheaders=behind_proxy,
