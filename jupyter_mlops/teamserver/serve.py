@@ -71,8 +71,9 @@ async def run_server(home: ServerHome, *, host: str = "127.0.0.1", port: int = 8
             http = make_app(server).listen(port, address=host, ssl_options=ssl_context,
                                            xheaders=behind_proxy,
                                            max_body_size=2 * MAX_JSON_BODY)
-        except OSError as exc:
-            raise cannot_listen(exc, host, port) from None
+        except OSError as exc:  # the message names mlops serve's --address: ours is --host
+            raise InvalidInput(str(cannot_listen(exc, host, port)).replace("--address",
+                                                                          "--host")) from None
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
