@@ -17,6 +17,7 @@ from .app import TeamServer, log, make_app
 from .home import ServerHome
 
 CLOSE_SECONDS = 10
+BODY_CHUNK = 1 << 20  # a blob upload arrives in pieces of this size (Tornado: 64 KiB)
 
 
 def check_exposure(host: str, tls: bool, behind_proxy: bool) -> None:
@@ -70,7 +71,8 @@ async def run_server(home: ServerHome, *, host: str = "127.0.0.1", port: int = 8
         try:
             http = make_app(server).listen(port, address=host, ssl_options=ssl_context,
                                            xheaders=behind_proxy,
-                                           max_body_size=2 * MAX_JSON_BODY)
+                                           max_body_size=2 * MAX_JSON_BODY,
+                                           chunk_size=BODY_CHUNK)
         except OSError as exc:  # the message names mlops serve's --address: ours is --host
             raise InvalidInput(str(cannot_listen(exc, host, port)).replace("--address",
                                                                           "--host")) from None
