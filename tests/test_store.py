@@ -35,6 +35,17 @@ def test_opening_does_not_create_or_migrate(tmp_path: Path) -> None:
         assert mode == "wal"
 
 
+def test_a_sqlite_url_opens_the_file(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.db", create=True) as store:
+        store.migrate()
+        run_id = _new_run(store)
+    with Store(f"sqlite:///{tmp_path / 's.db'}") as store:
+        assert store.runs.get(run_id).name == "r"
+        assert store.dialect == "sqlite" and store.url is None
+    with pytest.raises(NotFound, match="mlops init"):
+        Store(f"sqlite:///{tmp_path / 'missing.db'}")
+
+
 MIGRATE = """
 import sys
 from jupyter_mlops.store import Store

@@ -120,6 +120,8 @@ def test_datasets_artifacts_and_environments(store: Store) -> None:
     store.artifacts.link(run_id, "a.txt", "blake3:a", 1, "artifact")
     store.artifacts.record("blake3:loose", 5)
     assert [a.name for a in store.artifacts.for_run(run_id)] == ["b.txt", "a.txt"]
+    store.artifacts.link(run_id, "b.txt", "blake3:b", 2, "artifact")  # replaced: moves last
+    assert [a.name for a in store.artifacts.for_run(run_id)] == ["a.txt", "b.txt"]
     assert list(store.artifacts.all_digests()) == [("blake3:a", 1), ("blake3:b", 2),
                                                    ("blake3:loose", 5)]
     with store.artifacts.locked_references() as digests:
