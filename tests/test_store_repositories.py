@@ -51,6 +51,16 @@ def test_runs_round_trip_every_field(store: Store) -> None:
     assert [r.id for r in store.runs.search(limit=2**70)] == [run_id]
 
 
+def test_a_nul_character_is_refused_on_both(store: Store) -> None:
+    run_id = _run(store)
+    with pytest.raises(InvalidInput, match="NUL"):
+        store.runs.set_tags(run_id, {"note": "a\x00b"})
+    if store.dialect == "postgresql":  # any other text: a clear error, nothing kept
+        with pytest.raises(InvalidInput, match="NUL"):
+            store.runs.update_source(run_id, notebook="a\x00b.ipynb", code_digest=None)
+    assert store.runs.get(run_id).tags == {}
+
+
 def test_metrics_keep_history_order_nan_and_infinities(store: Store) -> None:
     run_id = _run(store)
     now = time.time()

@@ -358,6 +358,11 @@ class PgConnection:
         if isinstance(exc, psycopg.IntegrityError) or (
                 isinstance(exc, errors.RaiseException)):
             return PgIntegrityError(text)
+        if isinstance(exc, psycopg.DataError) and "NUL (0x00)" in text:
+            from ..errors import InvalidInput
+
+            return InvalidInput("a text holds a NUL character (\\x00), which the "
+                                "PostgreSQL store can't keep; nothing was written: remove it")
         if isinstance(exc, psycopg.DataError):
             return PgDataError(text)
         return PgOperationalError(text)

@@ -259,6 +259,8 @@ def _latest_per_key(rows: list[tuple]) -> list[tuple]:
 def _check_value(key: str, value: object) -> str:
     if not isinstance(value, str):
         raise InvalidInput(f"value of {key!r} must be a string here, got {type(value).__name__}")
+    if "\x00" in value:  # PostgreSQL's text can't hold it: refused on both databases
+        raise InvalidInput(f"value of {key!r} holds a NUL character (\\x00); remove it")
     if len(value) > MAX_VALUE_LENGTH:
         raise InvalidInput(f"value of {key!r} is {len(value)} characters long; the limit is "
                            f"{MAX_VALUE_LENGTH} (log large values as an artifact)")
