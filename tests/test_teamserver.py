@@ -433,3 +433,24 @@ def test_a_rejection_and_bad_request_ids(server):
         assert answer.status_code == 422, (bad, answer.text)
     assert server.post("/api/v1/releases/424242/approve", "admin",
                        json={"reason": "x"}).status_code == 404
+
+
+def test_an_unprotected_alias_moves_by_token_a_protected_one_does_not(server):
+    from jupyter_mlops.store import codec
+    from jupyter_mlops.teamserver.home import ServerHome
+
+    version = register(server, "gov-alias")
+    body = {"model": f"gov-alias:{version}", "alias": "staging", "reason": "try it"}
+    assert server.post("/api/v1/aliases", "reader", json=body).status_code == 403
+    moved = server.post("/api/v1/aliases", "writer", json=body)
+    assert moved.status_code == 200, moved.text
+    assert codec.decode(moved.json()["version"]).version == version
+    protected = server.post("/api/v1/aliases", "admin", json={**body, "alias": "production"})
+    assert protected.status_code == 403 and "protected" in protected.text
+    bad = server.post("/api/v1/aliases", "writer", json={**body, "alias": "<script>"})
+    assert bad.status_code == 422
+    with ServerHome(server.home).open_store() as store:
+        assert store.releases.alias_version("gov-alias", "staging") == version
+        [entry] = [e for e in store.audit.entries(subject=f"gov-alias:{version}")
+                   if "alias" in e.action]
+        assert entry.actor == USERS["writer"]

@@ -436,6 +436,25 @@ class DecisionHandler(Base):
         self.reply({"request": _encoded(request)})
 
 
+class AliasesHandler(Base):
+    """An unprotected alias moved, with the token's user as the actor."""
+
+    async def post(self) -> None:
+        from . import governance
+
+        assert self.token is not None
+        try:
+            body = self.json_body()
+            registry = governance.registry_for(self.server.home, self.server.artifacts.root,
+                                               self.server.store)
+            version = await self.server.call(governance.set_alias, registry, self.token,
+                                             body)
+        except MlopsError as exc:
+            self.fail(exc)
+            return
+        self.reply({"version": _encoded(version)})
+
+
 def _encoded(value: Any) -> Any:
     from ..store import codec
 
@@ -457,7 +476,8 @@ def make_app(server: TeamServer) -> tornado.web.Application:
     handlers = {cls.__name__: cls for cls in (VersionHandler, WhoamiHandler, RecordsHandler,
                                                 MissingBlobsHandler, BlobHandler,
                                                 ReadHandler, ReleasesHandler,
-                                                DecisionHandler, OpenAPIHandler)}
+                                                DecisionHandler, AliasesHandler,
+                                                OpenAPIHandler)}
     rules: dict[str, tuple[type, dict[str, str]]] = {}
     for route in ROUTES:
         handler, methods = rules.setdefault(route.pattern, (handlers[route.handler], {}))

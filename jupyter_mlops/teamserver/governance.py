@@ -93,3 +93,12 @@ def decide(registry: Any, token: Token, number: int, verb: str, body: object) ->
     return registry.approve(number, identity(token), reason,
                             override_reason=_text(body, "override_reason", optional=True),
                             accept_data_change=accept)
+
+
+def set_alias(registry: Any, token: Token, body: object) -> Any:
+    """`{"model": "churn:3", "alias": "staging", "reason": "..."}` -> the version the
+    alias now names. A protected alias is refused (`PermissionDenied`): it moves only
+    through an approved release."""
+    body = check_body(body)
+    return registry.set_alias(_text(body, "model"), _text(body, "alias"), identity(token),
+                              _text(body, "reason"))

@@ -123,6 +123,16 @@ ROUTES: tuple[Route, ...] = (
           request={"type": "object", "required": ["reason"],
                    "properties": {"reason": {"type": "string"}}},
           response=RELEASE_SCHEMA),
+    Route("POST", f"{API_PREFIX}/aliases", "request", "AliasesHandler",
+          "Point an unprotected alias at a model version (a protected one moves only "
+          "through an approved release: 403)",
+          request={"type": "object", "required": ["model", "alias", "reason"],
+                   "properties": {"model": {"type": "string"}, "alias": {"type": "string"},
+                                  "reason": {"type": "string"}}},
+          response={"type": "object", "required": ["version"],
+                    "properties": {"version": {"type": "object",
+                                               "description": "a ModelVersion in "
+                                                              "store.codec's tagged JSON"}}}),
     Route("GET", "/api/openapi.json", "read", "OpenAPIHandler",
           "This API as an OpenAPI 3.1 document"),
 )
