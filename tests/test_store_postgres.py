@@ -250,3 +250,34 @@ def test_missing_postgresql_skips_locally_and_fails_in_ci(tmp_path, ci: str,
                           cwd=tmp_path)
     assert outcome in done.stdout, done.stdout
     assert "apt-get install postgresql" in done.stdout
+
+
+def test_a_failing_migration_leaves_nothing(pg_url: str, monkeypatch) -> None:
+    from jupyter_mlops.store import schema
+
+    def broken(db) -> None:
+        db.create_table("half_made", {"id": int}, pk="id")
+        raise RuntimeError("migration bug")
+
+    monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS[:-1], broken])
+    with Store(pg_url) as store:
+        with pytest.raises(RuntimeError, match="migration bug"):
+            store.migrate()
+        assert store.schema_version == 0  # PostgreSQL's DDL is transactional
+        assert store._conn.execute("SELECT to_regclass('runs')").fetchone()[0] is None
+        monkeypatch.undo()
+        assert store.migrate() == list(range(1, SCHEMA_VERSION + 1))
+
+
+def test_a_connection_lost_inside_a_transaction_keeps_none_of_it(pg_store: Store,
+                                                                 pg_url: str) -> None:
+    run_id = _run(pg_store)
+    with pytest.raises(StoreUnavailable), pg_store.transaction():
+        pg_store.runs.log_params(run_id, {"a": "1"})
+        with _admin(pg_url) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        pg_store.runs.log_params(run_id, {"b": "2"})
+    assert pg_store.runs.get(run_id).params == {}
+    pg_store.runs.log_params(run_id, {"c": "3"})
+    assert pg_store.runs.get(run_id).params == {"c": "3"}
