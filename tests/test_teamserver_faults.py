@@ -214,3 +214,28 @@ def test_an_upload_the_disk_cannot_take_is_503_and_keeps_nothing(tmp_path):
                               "writer", data=small).status_code == 200
     finally:
         server.stop()
+
+
+def test_a_client_gone_mid_upload_leaves_nothing(tmp_path):
+    import socket
+
+    from .team import start_team_server
+
+    server = start_team_server(tmp_path)
+    try:
+        digest = "blake3:" + blake3.blake3(b"never sent whole").hexdigest()
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            sock.sendall((f"PUT /api/v1/blobs/{digest} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                          f"Authorization: Bearer {server.tokens['writer']}\r\n"
+                          "Content-Length: 10000000\r\n\r\n").encode() + b"x" * 3_000_000)
+            assert wait_for(lambda: temporaries(server), timeout=30)
+        assert wait_for(lambda: not temporaries(server), timeout=30)
+        assert server.post("/api/v1/blobs/missing", "writer",
+                           json={"digests": [digest]}).json() == {"missing": [digest]}
+    finally:
+        server.stop()
+
+
+def temporaries(server) -> list:
+    folder = server.artifacts / "tmp"
+    return list(folder.iterdir()) if folder.exists() else []
