@@ -101,9 +101,12 @@ def cluster() -> Cluster:
             raise RuntimeError(problem)
         programs = bindir()
         assert programs is not None
-        folder = Path(tempfile.mkdtemp(prefix="mlops-pg-"))
+        root = os.geteuid() == 0
+        # As root, the postgres user must reach the folder: /tmp, not a TMPDIR under /root.
+        folder = Path(tempfile.mkdtemp(prefix="mlops-pg-",
+                                       dir="/tmp" if root and os.path.isdir("/tmp") else None))
         as_user: list[str] = []
-        if os.geteuid() == 0:
+        if root:
             entry = pwd.getpwnam(PG_USER)
             os.chown(folder, entry.pw_uid, entry.pw_gid)
             as_user = ["runuser", "-u", PG_USER, "--"]

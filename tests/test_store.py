@@ -46,6 +46,18 @@ def test_a_sqlite_url_opens_the_file(tmp_path: Path) -> None:
         Store(f"sqlite:///{tmp_path / 'missing.db'}")
 
 
+def test_the_sqlite_schema_keeps_its_audit_triggers_word_for_word(tmp_path: Path) -> None:
+    """Migrations go through store/ddl.py now; SQLite's DDL must stay what it was."""
+    with Store(tmp_path / "s.db", create=True) as store:
+        store.migrate()
+        triggers = dict(store._conn.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' ORDER BY name"))
+    assert triggers == {
+        f"audit_log_no_{event.lower()}": f"CREATE TRIGGER audit_log_no_{event.lower()} BEFORE "
+        f"{event} ON audit_log BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END"
+        for event in ("UPDATE", "DELETE")}
+
+
 MIGRATE = """
 import sys
 from jupyter_mlops.store import Store
