@@ -454,3 +454,42 @@ def test_an_unprotected_alias_moves_by_token_a_protected_one_does_not(server):
         [entry] = [e for e in store.audit.entries(subject=f"gov-alias:{version}")
                    if "alias" in e.action]
         assert entry.actor == USERS["writer"]
+
+
+def test_a_runner_ships_a_prediction_batch_into_the_servers_log(server):
+    import io
+
+    import pandas as pd
+
+    from jupyter_mlops.teamserver.home import ServerHome
+
+    frame = pd.DataFrame({"request_id": ["a", "b"], "at": [1.7e9, 1.7e9 + 1],
+                          "version": [1, 1], "latency_ms": [1.0, 2.0],
+                          "status": ["ok", "ok"], "error": ["", ""], "output": [0.1, 0.9],
+                          "input.x": [1.0, 2.0]})
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    data = buffer.getvalue()
+    put_blob(server, data, "runner")
+    record = {"seq": 2, "version": 1, "op": "predictions", "name": "scored",
+              "digest": digest_of(data), "rows": 2}
+    stream = new_stream()
+    refused = send(server, stream, [start_record(), record], "writer")
+    assert refused.status_code == 403 and "predictions" in refused.json()["error"]["message"]
+    wrong_rows = send(server, stream, [start_record(), {**record, "rows": 3}], "runner")
+    assert wrong_rows.status_code == 422 and "holds 2 rows" in wrong_rows.text
+    bogus = b"not parquet at all"
+    put_blob(server, bogus, "runner")
+    not_parquet = send(server, stream, [start_record(), {**record, "digest": digest_of(bogus)}],
+                       "runner")
+    assert not_parquet.status_code == 422 and "not a Parquet table" in not_parquet.text
+    done = send(server, stream, [start_record(), record], "runner")
+    assert done.status_code == 200, done.text
+    with ServerHome(server.home).open_store() as store:
+        [batch] = store.predictions.batches("scored")
+    assert batch.rows == 2 and batch.version == 1
+    assert (server.home / batch.path).is_file()
+    again = send(server, stream, [start_record(), record], "runner")
+    assert again.json()["applied_seq"] == 2
+    with ServerHome(server.home).open_store() as store:
+        assert len(store.predictions.batches("scored")) == 1  # a retry logs nothing more

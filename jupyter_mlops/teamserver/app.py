@@ -28,7 +28,7 @@ import tornado.web
 
 from ..artifacts import ArtifactStore, IncomingBlob
 from ..dashboard.throttle import BackoffPolicy, Throttle
-from ..errors import InvalidInput, MlopsError, NotFound, StoreUnavailable
+from ..errors import InvalidInput, MlopsError, NotFound, PermissionDenied, StoreUnavailable
 from ..hosts import host_allowed
 from ..scoring.guard import nesting_exceeds
 from ..store import Store
@@ -122,8 +122,6 @@ class Base(tornado.web.RequestHandler):
     def _check_host(self) -> None:
         host = self.request.headers.get("Host")
         if not host_allowed(host, self.server.hosts):
-            from ..errors import PermissionDenied
-
             raise PermissionDenied(
                 f"Host {str(host)[:100]!r} is not a name this server answers to (allowed: "
                 f"{', '.join(sorted(self.server.hosts))}); start it with --allow-host NAME")
@@ -183,7 +181,6 @@ class Base(tornado.web.RequestHandler):
         needed = self.methods[method]
         assert self.token is not None
         if needed not in permissions(self.token.roles):
-            from ..errors import PermissionDenied
             from ..team_protocol import ROLE_PERMISSIONS
 
             granting = [r for r, p in ROLE_PERMISSIONS.items() if needed in p]
@@ -270,9 +267,15 @@ class RecordsHandler(Base):
         assert self.token is not None
         try:
             stream, records = check_batch(self.json_body())
+            if any(r["op"] == "predictions" for r in records) and \
+                    "predictions" not in permissions(self.token.roles):
+                raise PermissionDenied(
+                    f"user {self.token.user!r} (roles: {', '.join(self.token.roles)}) may "
+                    "not log predictions: it takes the 'predictions' permission (roles "
+                    "runner, admin); nothing of the batch was applied")
             result = await self.server.call(apply_batch, self.server.store,
                                             self.server.artifacts, self.token.user,
-                                            stream, records)
+                                            stream, records, self.server.home)
         except SequenceGap as exc:
             self.fail(exc, applied_seq=exc.applied_seq)
             return

@@ -15,11 +15,12 @@ import math
 import re
 import sqlite3
 from collections.abc import Mapping
-from dataclasses import fields, replace
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
 from typing import Any
 
 from ..artifacts import ArtifactStore
-from ..errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from ..errors import Conflict, InvalidInput, MlopsError, NotFound, PermissionDenied
 from ..pipelines.ingest import replay
 from ..recorders import RECORD_VERSION
 from ..store import Store
@@ -171,13 +172,23 @@ def _new_run(run: Mapping[str, Any], stream: str, user: str) -> NewRun:
     return NewRun(**values)
 
 
+@dataclass(frozen=True)
+class _Home:
+    """What `PredictionLog` reads of a project: where its `predictions/` folder is."""
+
+    home: Path
+
+
 class ServerTarget:
     """Where a client's records go on the server: straight into the store, files
     already in the artifact store (uploaded first), the token's user as the actor."""
 
-    def __init__(self, store: Store, user: str) -> None:
+    def __init__(self, store: Store, user: str, artifacts: ArtifactStore | None = None,
+                 home: Path | None = None) -> None:
         self.store = store
         self.user = user
+        self.artifacts = artifacts
+        self.home = home  # prediction batches go to HOME/predictions/NAME/
 
     def started(self, run_id: int, run: Mapping[str, Any]) -> None:
         return None  # `apply_batch` created the run when it bound the stream
@@ -208,8 +219,32 @@ class ServerTarget:
             size=record["size"], profile=record.get("profile"))
 
     def log_predictions(self, run_id: int, record: Mapping[str, Any]) -> None:
-        raise InvalidInput("a 'predictions' record is not taken by the team server yet: "
-                           "log predictions in an embedded project")
+        """A batch of prediction-log rows (a Parquet blob) into the server's log."""
+        if self.artifacts is None or self.home is None:
+            raise InvalidInput("this server takes no 'predictions' records")
+        import pandas as pd
+
+        from ..monitoring.predlog import PredictionLog
+
+        try:
+            with self.artifacts.open(record["digest"]) as blob:
+                frame = pd.read_parquet(blob)
+        except MlopsError:
+            raise
+        except Exception as exc:  # whatever the bytes are, the client's fault
+            raise InvalidInput(f"predictions {record['digest']} is not a Parquet table: "
+                               f"{type(exc).__name__}: {str(exc)[:200]}") from None
+        if len(frame) != record["rows"]:
+            raise InvalidInput(f"predictions {record['digest']} holds {len(frame)} rows, "
+                               f"the record says {record['rows']}")
+        try:
+            PredictionLog(_Home(self.home)).write(self.store, record["name"], frame, "batch")
+        except MlopsError:
+            raise
+        except (KeyError, ValueError, TypeError, ArithmeticError) as exc:
+            raise InvalidInput(f"predictions {record['digest']} are not prediction-log rows "
+                               f"(request_id, at, version, status, ...): "
+                               f"{type(exc).__name__}: {str(exc)[:200]}") from None
 
     def heartbeat(self, run_id: int, at: float) -> None:
         self.store.runs.heartbeat(run_id, at)
@@ -222,7 +257,7 @@ class ServerTarget:
 
 
 def apply_batch(store: Store, artifacts: ArtifactStore, user: str, stream: str,
-                records: list[dict[str, Any]]) -> dict[str, Any]:
+                records: list[dict[str, Any]], home: Path | None = None) -> dict[str, Any]:
     """Apply a checked batch (`check_batch`) of stream `stream` for `user`, exactly once.
 
     Returns `{"run_id", "applied_seq", "models": [{"seq", "name", "version"}],
@@ -233,7 +268,8 @@ def apply_batch(store: Store, artifacts: ArtifactStore, user: str, stream: str,
     `PermissionDenied` when the stream is another user's, `SequenceGap` (409,
     with the mark), `Conflict` for a blob the server lacks or a first record
     that is not `start`, and what a record's store call raises; then nothing
-    of the batch is kept.
+    of the batch is kept. `predictions` records are written to the log under
+    `home/predictions/` (refused without a `home`).
     """
     with store.transaction():
         bound = store.streams.get(stream)
@@ -261,7 +297,7 @@ def apply_batch(store: Store, artifacts: ArtifactStore, user: str, stream: str,
         assert bound is not None
         models = [{"seq": seq, "name": name, "version": version}
                   for seq, name, version in store.streams.models(stream, first, min(last, mark))]
-        target = ServerTarget(store, user)
+        target = ServerTarget(store, user, artifacts, home)
         warnings: list[str] = []
         for record in _merged_metrics(new):
             try:
