@@ -415,3 +415,24 @@ def test_end_says_how_many_records_wait_when_the_server_is_gone(team, ipython, t
         tracker.close()  # its queue finds the spool sent
     assert [str(w.message) for w in caught] == [f"jupyter-mlops: team server {team.url} "
                                                 "answers again"]
+
+
+def test_a_runner_logs_a_model_and_its_predictions_through_the_server(team, project,
+                                                                      monkeypatch) -> None:
+    from jupyter_mlops.teamserver.home import ServerHome
+
+    monkeypatch.setenv("MLOPS_TOKEN", team.tokens["runner"])
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    clf = LogisticRegression(max_iter=300).fit(X, y)
+    tracker = Tracker(find_project())
+    try:
+        with tracker.start_run("scoring") as run:
+            version = run.log_model(clf, "irises", input_example=X)
+            assert version.version is not None  # waited for the server's number
+            assert run.log_predictions(version.ref, X.head(25), clf.predict(X.head(25))) == 25
+    finally:
+        tracker.close()
+    with ServerHome(team.home).open_store() as store:
+        [batch] = store.predictions.batches("irises")
+        assert store.models.resolve(version.ref).run_id == run.id
+    assert batch.rows == 25 and batch.version == version.version
