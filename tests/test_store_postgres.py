@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -281,3 +283,47 @@ def test_a_connection_lost_inside_a_transaction_keeps_none_of_it(pg_store: Store
     assert pg_store.runs.get(run_id).params == {}
     pg_store.runs.log_params(run_id, {"c": "3"})
     assert pg_store.runs.get(run_id).params == {"c": "3"}
+
+
+@pytest.fixture
+def small_tablespace(tmp_path, pg_url: str):
+    """A 2 MiB tmpfs holding a tablespace `small` (root only: it mounts), removed after."""
+    import os
+    import pwd
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small filesystem needs root")
+    folder = Path(tempfile.mkdtemp(prefix="mlops-small-", dir="/tmp"))
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)],
+                             capture_output=True, text=True, check=False)
+    if mounted.returncode != 0:
+        folder.rmdir()
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        entry = pwd.getpwnam("postgres")
+        os.chown(folder, entry.pw_uid, entry.pw_gid)
+        with _admin(pg_url) as admin:
+            admin.execute(f"CREATE TABLESPACE small LOCATION '{folder}'")
+        yield "small"
+    finally:
+        with _admin(pg_url) as admin:
+            for table in ("params",):
+                admin.execute(f"ALTER TABLE IF EXISTS {table} SET TABLESPACE pg_default")
+            admin.execute("DROP TABLESPACE IF EXISTS small")
+        subprocess.run(["umount", str(folder)], check=False)
+        folder.rmdir()
+
+
+def test_a_full_disk_loses_nothing_written_before_and_says_so(pg_store: Store,
+                                                              small_tablespace: str) -> None:
+    run_id = _run(pg_store)
+    pg_store.runs.log_params(run_id, {"kept": "1"})
+    with pg_store.transaction() as conn:  # params now live on the 2 MiB filesystem
+        conn.execute(f"ALTER TABLE params SET TABLESPACE {small_tablespace}")
+    with pytest.raises(StoreUnavailable, match="disk .* is full") as info:
+        for batch in range(100):
+            pg_store.runs.log_params(run_id, {f"p{batch}-{i}": "x" * 5000 for i in range(200)})
+    assert "\n" not in str(info.value)
+    params = pg_store.runs.get(run_id).params  # the batches before the full one, whole
+    assert params["kept"] == "1" and (len(params) - 1) % 200 == 0
+    pg_store.runs.set_tags(run_id, {"after": "2"})  # no transaction left open
