@@ -117,11 +117,14 @@ _LENIENT_REAL = ("COALESCE(CAST(substring({} from "
 
 
 class Catalog:
-    """Each table's columns (in order, without the hidden rowid) and primary key."""
+    """Each table's columns (in order, without the hidden rowid), its primary key, and
+    which tables have the hidden rowid."""
 
-    def __init__(self, columns: Mapping[str, list[str]], keys: Mapping[str, list[str]]) -> None:
+    def __init__(self, columns: Mapping[str, list[str]], keys: Mapping[str, list[str]],
+                 with_rowid: Iterable[str] = ()) -> None:
         self.columns = dict(columns)
         self.keys = dict(keys)
+        self.with_rowid = set(with_rowid)
 
     def table(self, name: str) -> tuple[list[str], list[str]]:
         if name not in self.columns:
@@ -166,7 +169,7 @@ def translate(sql: str, catalog: Catalog | None, *, single: bool = True) -> str:
         text += " ON CONFLICT DO NOTHING"
     elif conflict:
         updates = [f"{_quoted(c)} = excluded.{_quoted(c)}" for c in columns if c not in key]
-        if "rowid" in catalog.columns.get(f"{table}#hidden", []):
+        if table in catalog.with_rowid:
             updates.append("rowid = DEFAULT")  # a replaced row moves last, as in SQLite
         text += (f" ON CONFLICT ({', '.join(_quoted(c) for c in key)}) DO " +
                  (f"UPDATE SET {', '.join(updates)}" if updates else "NOTHING"))
@@ -259,6 +262,7 @@ class PgConnection:
         if self._catalog is None:
             columns: dict[str, list[str]] = {}
             keys: dict[str, list[str]] = {}
+            with_rowid: set[str] = set()
             cursor = self._pg.execute(
                 "SELECT c.relname, a.attname, a.attnum FROM pg_attribute a "
                 "JOIN pg_class c ON c.oid = a.attrelid "
@@ -266,7 +270,7 @@ class PgConnection:
                 "AND a.attnum > 0 AND NOT a.attisdropped ORDER BY c.relname, a.attnum")
             for table, column, _ in cursor.fetchall():
                 if column == "rowid":
-                    columns.setdefault(f"{table}#hidden", []).append(column)
+                    with_rowid.add(table)
                 else:
                     columns.setdefault(table, []).append(column)
             cursor = self._pg.execute(
@@ -277,7 +281,7 @@ class PgConnection:
                 "ORDER BY c.relname, array_position(i.indkey, a.attnum)")
             for table, column in cursor.fetchall():
                 keys.setdefault(table, []).append(column)
-            self._catalog = Catalog(columns, keys)
+            self._catalog = Catalog(columns, keys, with_rowid)
         return self._catalog
 
     def _sql(self, sql: str, single: bool) -> str:
