@@ -436,3 +436,40 @@ def test_a_runner_logs_a_model_and_its_predictions_through_the_server(team, proj
         [batch] = store.predictions.batches("irises")
         assert store.models.resolve(version.ref).run_id == run.id
     assert batch.rows == 25 and batch.version == version.version
+
+
+def test_a_token_revoked_mid_run_keeps_the_records_until_a_new_login(team, project,
+                                                                     config_home, capsys,
+                                                                     monkeypatch) -> None:
+    monkeypatch.delenv("MLOPS_TOKEN")
+    created = mlops(team.home, "token", "create", "dora", "--role", "writer").stdout
+    first, token_id = created.splitlines()[0].strip(), created.splitlines()[1].split()[1]
+    credentials.store_token(team.url, first)
+    (project.home / "config.toml").write_text("[store]\nack_timeout_seconds = 0.5\n")
+    tracker = Tracker(find_project())
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            run = tracker.start_run("revoked")
+            run.log_metric("loss", 1.0, 1)
+            assert tracker._remote[1].flush(timeout=10)
+            mlops(team.home, "token", "revoke", token_id)
+            for step in range(2, 102):
+                run.log_metric("loss", 1 / step, step)
+            assert not tracker._remote[1].flush()
+            run.end()
+        told = [str(w.message) for w in caught if issubclass(w.category, TeamServerWarning)]
+        assert len(told) == 2 and "revoked" in told[0] and "mlops sync" in told[1], told
+    finally:
+        tracker.close()
+    assert main(["sync"]) == 1  # still refused: kept, not set aside
+    assert "mlops: error:" in capsys.readouterr().err
+    assert len(Spool(project.spool_dir).read()[0]) >= 1
+    second = mlops(team.home, "token", "create", "dora", "--role", "writer").stdout
+    monkeypatch.setattr("sys.stdin", io.StringIO(second.splitlines()[0]))
+    assert main(["login", team.url, "--token-stdin"]) == 0
+    assert main(["sync"]) == 0
+    with server_store(team) as store:
+        steps = [p.step for p in store.runs.metric_history(run.id, "loss")]
+        assert store.runs.get(run.id).status == "finished"
+    assert steps == list(range(1, 102))
