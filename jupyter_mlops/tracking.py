@@ -477,7 +477,7 @@ class Tracker:
             if self._remote is not None:
                 self._remote[1].stop()
             client = self._team_client(url)
-            self._remote = (client, RecordQueue(client, Spool(self.project.spool_dir)))
+            self._remote = (client, RecordQueue(client, Spool.for_project(self.project)))
         client, queue = self._remote
         return RemoteRecorder(client, queue.spool, stat_cache=self.stat_cache,
                               ack_timeout=self.project.store.ack_timeout_seconds, queue=queue)

@@ -232,7 +232,7 @@ def test_status_and_sync_with_the_server_down(project, config_home: Path, capsys
     url = f"http://127.0.0.1:{closed_port()}"
     (project.home / "config.toml").write_text(f'[store]\nurl = "{url}"\n')
     credentials.store_token(url, "mlops_x")
-    Spool(project.spool_dir).append([batch("a" * 32, 1, 3)])
+    Spool.for_project(project).append([batch("a" * 32, 1, 3)])
     assert main(["status"]) == 1
     out = capsys.readouterr().out
     assert f"server: {url}" in out and "did not answer" in out
@@ -240,7 +240,7 @@ def test_status_and_sync_with_the_server_down(project, config_home: Path, capsys
     assert main(["sync"]) == 1
     captured = capsys.readouterr()
     assert captured.err.count("\n") == 1 and "did not answer" in captured.err
-    assert len(Spool(project.spool_dir).read()[0]) == 1  # kept
+    assert len(Spool.for_project(project).read()[0]) == 1  # kept
 
 
 def test_team_mode_without_a_login_says_what_to_do(project, config_home: Path,

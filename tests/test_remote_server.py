@@ -158,7 +158,7 @@ def test_the_server_down_mid_run_spools_tells_once_and_sync_sends_each_record_on
         ended = store.runs.get(run.id)
         assert ended.status == "finished" and ended.params == {"lr": "0.1"}
         assert "model.txt" in {a.name for a in store.artifacts.for_run(run.id)}
-    assert not any(Spool(project.spool_dir).blobs.iterdir())
+    assert not any(Spool.for_project(project).blobs.iterdir())
 
 
 def test_login_status_logout(server, config_home, capsys, monkeypatch) -> None:
@@ -221,10 +221,10 @@ def test_a_refused_batch_is_set_aside_and_the_user_told(team, project) -> None:
         assert len(told) == 1 and "follows a refused batch" in told[0], told
     finally:
         tracker.close()
-    aside = Spool(project.spool_dir).rejected_path.read_text().splitlines()
+    aside = Spool.for_project(project).rejected_path.read_text().splitlines()
     assert [r["op"] for r in json.loads(aside[-2])["records"]] == ["params", "bogus"]
     assert [r["op"] for r in json.loads(aside[-1])["records"]][-2:] == ["source", "end"]
-    assert Spool(project.spool_dir).read() == ([], [])
+    assert Spool.for_project(project).read() == ([], [])
 
 
 def test_a_download_that_does_not_match_its_digest_is_refused(team) -> None:
@@ -283,7 +283,7 @@ def test_a_client_killed_mid_run_leaves_a_spool_sync_sends_once(team, project, c
         proc.wait(timeout=30)
         if team.proc is None or team.proc.poll() is not None:
             team.start()
-    spool = Spool(project.spool_dir)
+    spool = Spool.for_project(project)
     batches, _ = spool.read()
     spooled = {r["seq"] for b in batches for r in b.records}
     assert len(spooled) >= 1000
@@ -363,7 +363,7 @@ def test_the_server_restarted_mid_run_the_queue_resends_by_itself(db, request, p
         assert run.unacknowledged == 0
     finally:
         tracker.close()
-    assert Spool(project.spool_dir).read() == ([], [])
+    assert Spool.for_project(project).read() == ([], [])
     with server_store(team) as store:
         recorded = store.runs.get(run.id)
         steps = [p.step for p in store.runs.metric_history(run.id, "loss")]
@@ -389,7 +389,7 @@ def test_records_queued_at_interpreter_exit_are_sent(team, project) -> None:
         assert store.runs.get(run_id).status == "finished"
         steps = [p.step for p in store.runs.metric_history(run_id, "loss")]
     assert steps == list(range(1, 3001))
-    assert Spool(project.spool_dir).read() == ([], [])
+    assert Spool.for_project(project).read() == ([], [])
 
 
 def test_end_says_how_many_records_wait_when_the_server_is_gone(team, ipython, tracker,
@@ -464,7 +464,7 @@ def test_a_token_revoked_mid_run_keeps_the_records_until_a_new_login(team, proje
         tracker.close()
     assert main(["sync"]) == 1  # still refused: kept, not set aside
     assert "mlops: error:" in capsys.readouterr().err
-    assert len(Spool(project.spool_dir).read()[0]) >= 1
+    assert len(Spool.for_project(project).read()[0]) >= 1
     second = mlops(team.home, "token", "create", "dora", "--role", "writer").stdout
     monkeypatch.setattr("sys.stdin", io.StringIO(second.splitlines()[0]))
     assert main(["login", team.url, "--token-stdin"]) == 0

@@ -13,7 +13,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         description="Send .mlops/spool/ to the project's team server, in order. A record the "
                     "server already has is skipped by it, so running this twice (or while "
                     "a notebook sends them too) adds nothing. Batches the server refuses are "
-                    "set aside in .mlops/spool/rejected.jsonl with its reason.")
+                    "set aside in .mlops/spool/uid-N/rejected.jsonl with its reason.")
     sync.set_defaults(func=run_sync)
     status = commands.add_parser(
         "status", help="the team server, who you are there, and what is pending",
@@ -24,6 +24,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def run_sync(args: argparse.Namespace) -> int:
     from ..remote.session import sync
+    from ..remote.spool import Spool
 
     project = find_project()
     report = sync(project)
@@ -36,7 +37,7 @@ def run_sync(args: argparse.Namespace) -> int:
         print("nothing to send")
     if report.left:
         why = f" ({report.stopped_by})" if report.stopped_by else ""
-        print(f"{report.left} batches left in {project.spool_dir / 'pending.jsonl'}{why}")
+        print(f"{report.left} batches left in {Spool.for_project(project).pending_path}{why}")
         return 1
     return 1 if report.rejected else 0
 
@@ -59,5 +60,5 @@ def run_status(args: argparse.Namespace) -> int:
     if found.staged_blobs:
         print(f"pending: {found.staged_blobs} files to upload")
     if found.rejected:
-        print(f"refused: {found.rejected} batches in .mlops/spool/rejected.jsonl")
+        print(f"refused: {found.rejected} batches, kept in {found.rejected_path}")
     return 0 if found.who is not None else 1

@@ -60,13 +60,14 @@ class Status:
     problem: str | None  # why `who` is None
     pending: dict[str, tuple[int | None, int]] = field(default_factory=dict)
     rejected: int = 0
+    rejected_path: str = ""
     staged_blobs: int = 0
 
 
 def status(project: Project) -> Status:
     """The team server of `project`, whoami (or why not), and pending records per run."""
     client = client_for(project)
-    spool = Spool(project.spool_dir)
+    spool = Spool.for_project(project)
     try:
         who, problem = client.whoami(), None
     except MlopsError as exc:
@@ -76,7 +77,7 @@ def status(project: Project) -> Status:
     staged = sum(1 for _ in spool.blobs.iterdir()) if spool.blobs.is_dir() else 0
     return Status(url=client.url, who=who, problem=problem,
                   pending=spool.pending_by_stream(), rejected=spool.rejected_count(),
-                  staged_blobs=staged)
+                  rejected_path=str(spool.rejected_path), staged_blobs=staged)
 
 
 def sync(project: Project) -> DrainReport:
@@ -86,7 +87,7 @@ def sync(project: Project) -> DrainReport:
     server's error for a refused token.
     """
     client = client_for(project)
-    spool = Spool(project.spool_dir)
+    spool = Spool.for_project(project)
 
     def send(batch: Batch) -> None:
         upload_staged(client, spool, batch.records)

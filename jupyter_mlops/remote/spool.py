@@ -1,4 +1,4 @@
-"""Batches the team server has not acknowledged: `.mlops/spool/`.
+"""Batches the team server has not acknowledged: `.mlops/spool/uid-N/`.
 
 `pending.jsonl` holds one JSON line per batch (`{"stream", "records", "run_id"}`),
 appended with fsync, so what was spooled survives a crash of the process or
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInput, StoreUnavailable
-from ..project import make_dirs, modes_for
+from ..project import Project, make_dirs, modes_for
 
 PENDING = "pending.jsonl"
 REJECTED = "rejected.jsonl"
@@ -63,10 +63,17 @@ class DrainReport:
 
 
 class Spool:
-    """The spool folder of one project; every method may be called from any process."""
+    """A spool folder; every method may be called from any process."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+
+    @classmethod
+    def for_project(cls, project: Project) -> Spool:
+        """This account's spool in `project`: `.mlops/spool/uid-N/`. In a group-shared
+        project each member's batches wait apart, so nobody sends another's records
+        with their own token (the server would refuse them as someone else's run)."""
+        return cls(project.spool_dir / f"uid-{os.geteuid()}")
 
     @property
     def pending_path(self) -> Path:
