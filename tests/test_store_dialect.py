@@ -21,6 +21,7 @@ CATALOG = Catalog(
     ("SELECT '?', ':x', 'it''s ?' FROM t WHERE a = ?",  # literals are left alone
      "SELECT '?', ':x', 'it''s ?' FROM t WHERE a = %s"),
     ("SELECT 5 % 2 FROM t", "SELECT 5 %% 2 FROM t"),
+    ("SELECT 'a%b', \"odd%name\" FROM t", "SELECT 'a%%b', \"odd%%name\" FROM t"),
     ("SELECT id FROM runs WHERE uuid LIKE ? LIMIT 2",
      "SELECT id FROM runs WHERE uuid ILIKE %s ESCAPE '' LIMIT 2"),
     ("INSERT OR IGNORE INTO tags VALUES (?, ?, ?)",

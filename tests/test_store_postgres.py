@@ -68,6 +68,12 @@ def test_opening_does_not_migrate(pg_url: str) -> None:
         assert store.dialect == "postgresql" and store.path is None and store.url == pg_url
 
 
+def test_a_percent_sign_is_itself_with_or_without_parameters(pg_store: Store) -> None:
+    conn = pg_store._conn
+    assert conn.execute("SELECT 5 % 2, 'a%b'").fetchone() == (1, "a%b")
+    assert conn.execute("SELECT 5 % ?, 'a%b', ?", (3, "%")).fetchone() == (2, "a%b", "%")
+
+
 def test_the_rendered_schema_has_postgresql_types(pg_store: Store, pg_url: str) -> None:
     with _admin(pg_url) as conn:
         types = dict(conn.execute(

@@ -6,7 +6,8 @@ the few `sqlite3.Connection` members they use (`execute`, `executemany`,
 `in_transaction`, the write lock of `StoreConnection`) and rewrites each
 statement once, then from a cache:
 
-- `?` and `:name` placeholders become `%s` and `%(name)s` (a literal `%`, `%%`);
+- `?` and `:name` placeholders become `%s` and `%(name)s` (a `%`, in a literal
+  too, `%%`);
 - `INSERT OR IGNORE` gets `ON CONFLICT DO NOTHING`, `INSERT OR REPLACE` an upsert
   of every column on the table's primary key, `INSERT INTO t VALUES` the
   table's column list, and an INSERT into a table with an `id` a `RETURNING id`
@@ -141,6 +142,8 @@ def _placeholders(sql: str) -> str:
             out.append("%%")
         elif lexeme.startswith(":") and len(lexeme) > 1:
             out.append(f"%({lexeme[1:]})s")
+        elif lexeme[0] in "'\"":  # psycopg reads % in literals too
+            out.append(lexeme.replace("%", "%%"))
         else:
             out.append(lexeme)
     return "".join(out)
@@ -190,7 +193,7 @@ def _param(value: object) -> object:
 
 def _params(params: Sequence[Any] | Mapping[str, Any] | None) -> Any:
     if params is None:
-        return None
+        return ()  # not None: psycopg then reads %% as %, as every statement is written
     if isinstance(params, Mapping):
         return {k: _param(v) for k, v in params.items()}
     return [_param(v) for v in params]
