@@ -109,6 +109,8 @@ def test_a_notebook_run_is_recorded_through_the_server(db, request, config_home,
         assert version.run_id == run_id
         assert [d.source for d in store.datasets.for_run(run_id)] == ["train.csv"]
     assert tracker.get_run(run_id).status == "finished"  # read through the server
+    magic(ipython, f"show {run_id}")
+    magic(ipython, "runs")
     assert [r.id for r in tracker.search_runs("params.C = '0.5'")] == [run_id]
     model = tracker.load_model("churn:1")  # downloaded, digest checked
     assert model.score(X, y) == pytest.approx(ipython.user_ns["acc"])
