@@ -327,8 +327,8 @@ class PgConnection:
 
     def _begin(self) -> PgResult:
         try:
-            self._pg.execute("BEGIN")
-            self._pg.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK_KEY,))
+            # One round trip (no parameters: psycopg sends both statements at once).
+            self._pg.execute(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY:d})")
         except Exception as exc:
             fault = self._fault(exc)
             if self.in_transaction and not self._pg.broken:
