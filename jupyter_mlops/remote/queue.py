@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import sys
 import threading
 import time
 import warnings
@@ -105,10 +106,16 @@ class RecordQueue:
                 self._pump(force=True)
             if self.acked.get(stream, 0) >= seq:
                 return True
-            if (stream, seq) in self.rejected or time.monotonic() + delay > deadline:
+            if stream in self._rejected_streams:  # refused: what follows can't be applied
+                return False
+            if time.monotonic() + delay > deadline:
                 return False
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
+
+    def refused(self, stream: str) -> bool:
+        """Whether the server refused a batch of `stream` (later ones are set aside too)."""
+        return stream in self._rejected_streams
 
     def pending(self, stream: str) -> int:
         """Records of `stream` not yet acknowledged (queued or spooled by this process)."""
@@ -126,15 +133,22 @@ class RecordQueue:
         atexit.unregister(self._at_exit)
 
     def _at_exit(self) -> None:
-        """At interpreter exit: one try to send, then everything left goes to the spool."""
+        """At interpreter exit: one try to send, then everything left goes to the spool;
+        never raises (what can't be spooled either is said on stderr, with the count)."""
         with self._send_lock:
             try:
                 self._pump(force=True)
             except Exception:  # noqa: BLE001 - the process is exiting: spool, never raise
                 pass
             batches = self._take()
-            if batches:
+            if not batches:
+                return
+            try:
                 self.spool.append(batches)
+            except Exception as exc:  # noqa: BLE001
+                count = sum(len(b.records) for b in batches)
+                print(f"jupyter-mlops: {count} records for {self.client.url} are lost: {exc}",
+                      file=sys.stderr)
 
     # -- the thread's side --------------------------------------------------------------
 

@@ -150,7 +150,7 @@ class RemoteRecorder(GlueRecorder):
             return
         self.queue.flush()
         self.unacknowledged = self.seq - self.queue.acked.get(self.stream, 0)
-        if (self.stream, self.seq) in self.queue.rejected:
+        if self.queue.refused(self.stream):
             return  # refused, not pending: the user was told why and where they are kept
         tell(f"jupyter-mlops: run {run_id} ended, but the team server {self.client.url} has "
              f"not taken {self.unacknowledged} of its records after {self.ack_timeout:g} s; "
