@@ -315,3 +315,17 @@ def test_records_stay_in_memory_when_the_spool_cannot_be_written(tmp_path: Path)
         assert [r["seq"] for b in spool.read()[0] for r in b.records] == list(range(1, 11))
     finally:
         queue.stop()
+
+
+def test_a_credentials_folder_or_huge_file_is_a_clear_error(config_home: Path) -> None:
+    path = credentials.credentials_path()
+    path.mkdir(parents=True)
+    with pytest.raises(InvalidInput, match="not a regular file"):
+        credentials.token_for("https://a")
+    path.rmdir()
+    path.write_bytes(b" " * (credentials.MAX_FILE_SIZE + 10))
+    path.chmod(0o600)
+    with pytest.raises(InvalidInput, match="not a credentials file"):
+        credentials.token_for("https://a")
+    with pytest.raises(InvalidInput, match="not a credentials file"):
+        credentials.store_token("https://a", "mlops_x")  # login refuses to overwrite it

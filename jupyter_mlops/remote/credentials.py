@@ -44,11 +44,12 @@ def load(path: Path) -> dict[str, dict[str, str]]:
     except OSError as exc:
         raise InvalidInput(f"cannot read {path}: {exc.strerror} (a link is refused); remove "
                            "it and run `mlops login URL` again") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise InvalidInput(f"{path} is not a regular file; remove it and run `mlops login "
+                           "URL` again")
     with os.fdopen(fd, "rb") as file:
-        st = os.fstat(file.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise InvalidInput(f"{path} is not a regular file; remove it and run `mlops "
-                               "login URL` again")
         if st.st_mode & 0o077:
             raise InvalidInput(f"{path} has mode {stat.S_IMODE(st.st_mode):04o}: others may "
                                f"have read your tokens; run `chmod 600 {path}`, and revoke "
