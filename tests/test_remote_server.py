@@ -400,10 +400,10 @@ def test_end_says_how_many_records_wait_when_the_server_is_gone(team, ipython, t
     tracker.switch_project(find_project())
     magic(ipython, "start")
     magic(ipython, "log loss=1 --step 1")
-    team.stop()
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+            warnings.simplefilter("ignore")  # told once: tested elsewhere
+            team.stop()
             magic(ipython, "log loss=2 --step 2")
             magic(ipython, "end")
         out = capsys.readouterr().out
