@@ -203,6 +203,15 @@ def test_resolve_by_id_and_uuid_prefix(store: Store) -> None:
         store.runs.resolve("../../etc")
 
 
+def test_a_uuid_prefix_of_digits_only_resolves_to_its_run(store: Store) -> None:
+    run_id = store.runs.create(NewRun(uuid="85858359365142aa" + "0" * 16, name="digits",
+                                      started_at=time.time(), source_kind="script"))
+    assert store.runs.resolve("858583593651").id == run_id  # no run has that id
+    assert store.runs.resolve(str(run_id)).id == run_id  # an id still wins
+    with pytest.raises(NotFound):
+        store.runs.resolve("99999999999")
+
+
 def test_stale_heartbeat_shows_killed(tmp_path: Path) -> None:
     with Store(tmp_path / "s.db", create=True, stale_after_seconds=60) as store:
         store.migrate()

@@ -151,10 +151,18 @@ class RunRepository:
         return runs[0]
 
     def resolve(self, ref: str | int) -> Run:
-        """A run by id (`12`) or uuid prefix (at least 8 hex characters)."""
+        """A run by id (`12`) or uuid prefix (at least 8 hex characters).
+
+        A uuid prefix can be all digits (`858583593651`): a number that is no run's id
+        is then looked up as a prefix, so a copied prefix always resolves.
+        """
         text = str(ref).strip()
         if text.isascii() and text.isdigit():  # "²".isdigit() is true too
-            return self.get(int(text))
+            try:
+                return self.get(int(text))
+            except NotFound:
+                if len(text) < 8:
+                    raise
         if len(text) >= 8 and all(c in "0123456789abcdef-" for c in text.lower()):
             rows = self._conn.execute("SELECT id FROM runs WHERE uuid LIKE ? LIMIT 2",
                                       (text.lower().replace("-", "") + "%",)).fetchall()
