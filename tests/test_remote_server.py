@@ -65,6 +65,15 @@ def server_store(server: TeamServer) -> Store:
                  server.folder / "team.db")
 
 
+def with_notebook_source(project, monkeypatch) -> None:
+    """Give runs a notebook to snapshot at their end, whatever runs pytest (`pytest` or
+    `python -m pytest`, whose __main__.py would otherwise be the run's source)."""
+    notebook = project.root / "analysis.ipynb"
+    notebook.write_text(json.dumps({"cells": [], "metadata": {}, "nbformat": 4,
+                                    "nbformat_minor": 5}))
+    monkeypatch.setenv("MLOPS_NOTEBOOK_PATH", str(notebook))
+
+
 def magic(shell, line: str):
     return shell.run_line_magic("mlops", line)
 
@@ -75,6 +84,7 @@ def test_a_notebook_run_is_recorded_through_the_server(db, request, config_home,
     team = request.getfixturevalue("server" if db == "sqlite" else "pg_server")
     monkeypatch.setenv("MLOPS_URL", team.url)
     monkeypatch.setenv("MLOPS_TOKEN", team.tokens["writer"])
+    with_notebook_source(project, monkeypatch)
     X, y = load_iris(return_X_y=True, as_frame=True)
     X.to_csv(project.root / "train.csv", index=False)
     (project.root / "reports").mkdir()
@@ -204,7 +214,8 @@ def test_a_reader_cannot_start_a_run(team, project, monkeypatch) -> None:
         tracker.close()
 
 
-def test_a_refused_batch_is_set_aside_and_the_user_told(team, project) -> None:
+def test_a_refused_batch_is_set_aside_and_the_user_told(team, project, monkeypatch) -> None:
+    with_notebook_source(project, monkeypatch)
     tracker = Tracker(find_project())
     try:
         run = tracker.start_run("refused")
