@@ -157,12 +157,14 @@ class RunRepository:
         is then looked up as a prefix, so a copied prefix always resolves.
         """
         text = str(ref).strip()
+        missing: NotFound | None = None
         if text.isascii() and text.isdigit():  # "²".isdigit() is true too
             try:
                 return self.get(int(text))
-            except NotFound:
+            except NotFound as exc:
                 if len(text) < 8:
                     raise
+                missing = exc  # said if no uuid starts with these digits either
         if len(text) >= 8 and all(c in "0123456789abcdef-" for c in text.lower()):
             rows = self._conn.execute("SELECT id FROM runs WHERE uuid LIKE ? LIMIT 2",
                                       (text.lower().replace("-", "") + "%",)).fetchall()
@@ -170,6 +172,8 @@ class RunRepository:
                 return self.get(rows[0][0])
             if len(rows) > 1:
                 raise InvalidInput(f"run reference {text!r} is ambiguous; give more characters")
+        if missing is not None:
+            raise missing
         raise NotFound(f"no run {text!r}: give a run id (e.g. 12) or a uuid prefix")
 
     def search(self, expression: str | None = None, *, limit: int = 100, offset: int = 0,
