@@ -11,8 +11,17 @@ from ..tracking import open_project_store
 
 def open_store() -> tuple[Project, Store]:
     """The current project and its store (configured audit key, local filesystem
-    checked), migrated if an older version left it behind."""
+    checked), migrated if an older version left it behind. In team mode (`[store]
+    url`, `MLOPS_URL`) the store is the server's, read through a `RemoteStore`: a
+    command that would write it says in one line that only the server writes."""
     project = find_project()
+    url = project.server_url()
+    if url is not None:
+        from ..remote.client import Client
+        from ..remote.credentials import token_for
+        from ..remote.store import RemoteStore
+
+        return project, RemoteStore(Client(url, token_for(url)))  # type: ignore[return-value]
     return project, open_project_store(project)
 
 

@@ -62,8 +62,17 @@ class RemoteRepository:
         return call
 
 
+class NotInTeamMode(MlopsError, AttributeError):
+    """A part of the embedded store (its file, migrations, transactions, the gc's
+    listings) that a team-mode client doesn't have: the server owns its database."""
+
+
 class RemoteStore:
-    """A `Store` whose reads the team server answers; `close()` ends the connection."""
+    """A `Store` whose reads the team server answers; `close()` ends the connection.
+
+    Anything else a caller asks of it (`path`, `migrate`, `transaction`, a repository
+    that only writes) raises `NotInTeamMode`, one line saying so, never a traceback.
+    """
 
     remote = True
 
@@ -71,6 +80,14 @@ class RemoteStore:
         self.client = client
         for name in READS:
             setattr(self, name, RemoteRepository(client, name))
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise NotInTeamMode(
+            f"this project records into the team server {self.client.url}, which owns the "
+            f"database: the store's {name!r} is the server admin's (on the server: `mlops "
+            "server ...`); runs are recorded through the magics and the Python API")
 
     def close(self) -> None:
         self.client.close()
