@@ -112,6 +112,8 @@ class MlflowServer:
 class OurServer:
     def __init__(self, db_url: str, folder: Path) -> None:
         self.db_url = db_url
+        shutil.rmtree(folder, ignore_errors=True)  # a fresh home for the fresh database
+        folder.mkdir(parents=True)
         home = folder / "home"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
