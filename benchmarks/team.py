@@ -64,6 +64,15 @@ def wait_for(url: str, proc: subprocess.Popen, log: Path, seconds: float = 120) 
     raise SystemExit(f"{url} did not answer within {seconds} s")
 
 
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM, then kill after 30 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 # -- MLflow ------------------------------------------------------------------------------
 
 def mlflow_python() -> Path:
@@ -100,11 +109,7 @@ class MlflowServer:
         return json.loads(done.stdout.strip().splitlines()[-1])
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        stop(self.proc)
 
 
 # -- ours --------------------------------------------------------------------------------
@@ -129,11 +134,7 @@ class OurServer:
         wait_for(self.url + "/api/v1/version", self.proc, self.log)
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        stop(self.proc)
 
 
 def team_project(server: OurServer, folder: Path):

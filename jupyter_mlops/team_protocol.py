@@ -44,6 +44,25 @@ def permissions(roles: tuple[str, ...] | list[str]) -> frozenset[str]:
     return frozenset(granted)
 
 
+# -- reads ---------------------------------------------------------------------------------
+
+# The store's read methods a client may ask the server to run (POST /api/v1/read), by
+# repository. Writes have routes of their own, where the server decides who acts;
+# paths of server files (prediction batches) stay private.
+READ_CALLS: Mapping[str, frozenset[str]] = {
+    "runs": frozenset({"get", "resolve", "search", "metric_history"}),
+    "datasets": frozenset({"get", "for_run", "runs_using"}),
+    "artifacts": frozenset({"for_run"}),
+    "models": frozenset({"get", "resolve", "for_run", "names", "versions"}),
+    "environments": frozenset({"get"}),
+    "pipelines": frozenset({"cached_step", "step_of_run", "get", "recent", "is_running"}),
+    "releases": frozenset({"aliases", "alias_version", "get", "list", "latest_approved"}),
+    "gates": frozenset({"evaluations", "recent", "latest"}),
+    "audit": frozenset({"entries", "head", "alias_problems", "verify"}),
+    "predictions": frozenset({"profile", "monitored_models"}),
+}
+
+
 # -- limits ------------------------------------------------------------------------------
 
 MAX_JSON_BODY = 16 * 1024 * 1024  # a records batch or a call; blobs stream and have none

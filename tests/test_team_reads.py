@@ -10,11 +10,10 @@ import pytest
 
 from jupyter_mlops.errors import InvalidInput, NotFound, PermissionDenied
 from jupyter_mlops.remote.client import Client
-from jupyter_mlops.remote.store import READS, RemoteStore
+from jupyter_mlops.remote.store import RemoteStore
 from jupyter_mlops.store import codec
 from jupyter_mlops.store.records import ModelVersion, Run
 from jupyter_mlops.team_protocol import AuthenticationFailed
-from jupyter_mlops.teamserver.reads import READ_CALLS
 
 from .team import USERS, team_server
 
@@ -42,10 +41,6 @@ def server(request, tmp_path_factory):
 
 def remote(server, role: str = "reader") -> RemoteStore:
     return RemoteStore(Client(server.url, server.tokens[role]))
-
-
-def test_the_client_and_server_agree_on_the_reads():
-    assert READS == READ_CALLS
 
 
 def test_reads_answer_like_the_embedded_store(server):

@@ -16,21 +16,8 @@ from typing import Any
 
 from ..errors import MlopsError, PermissionDenied
 from ..store import codec
+from ..team_protocol import READ_CALLS
 from .client import Client
-
-# Kept in step with teamserver.reads.READ_CALLS by a test.
-READS: dict[str, frozenset[str]] = {
-    "runs": frozenset({"get", "resolve", "search", "metric_history"}),
-    "datasets": frozenset({"get", "for_run", "runs_using"}),
-    "artifacts": frozenset({"for_run"}),
-    "models": frozenset({"get", "resolve", "for_run", "names", "versions"}),
-    "environments": frozenset({"get"}),
-    "pipelines": frozenset({"cached_step", "step_of_run", "get", "recent", "is_running"}),
-    "releases": frozenset({"aliases", "alias_version", "get", "list", "latest_approved"}),
-    "gates": frozenset({"evaluations", "recent", "latest"}),
-    "audit": frozenset({"entries", "head", "alias_problems", "verify"}),
-    "predictions": frozenset({"profile", "monitored_models"}),
-}
 
 
 class RemoteRepository:
@@ -43,7 +30,7 @@ class RemoteRepository:
     def __getattr__(self, method: str) -> Any:
         if method.startswith("_"):
             raise AttributeError(method)
-        if method not in READS[self._name]:
+        if method not in READ_CALLS[self._name]:
             raise PermissionDenied(
                 f"store.{self._name}.{method} writes, and in team mode only the server "
                 f"writes its database ({self._client.url}): record through a run (the "
@@ -78,7 +65,7 @@ class RemoteStore:
 
     def __init__(self, client: Client) -> None:
         self.client = client
-        for name in READS:
+        for name in READ_CALLS:
             setattr(self, name, RemoteRepository(client, name))
 
     def __getattr__(self, name: str) -> Any:

@@ -16,21 +16,8 @@ from typing import Any
 
 from ..errors import InvalidInput
 from ..store import Store, codec
+from ..team_protocol import READ_CALLS
 
-# repository -> its methods a reader may call. Writes have routes of their own, where
-# the server decides who acts; paths of server files (prediction batches) stay private.
-READ_CALLS: dict[str, frozenset[str]] = {
-    "runs": frozenset({"get", "resolve", "search", "metric_history"}),
-    "datasets": frozenset({"get", "for_run", "runs_using"}),
-    "artifacts": frozenset({"for_run"}),
-    "models": frozenset({"get", "resolve", "for_run", "names", "versions"}),
-    "environments": frozenset({"get"}),
-    "pipelines": frozenset({"cached_step", "step_of_run", "get", "recent", "is_running"}),
-    "releases": frozenset({"aliases", "alias_version", "get", "list", "latest_approved"}),
-    "gates": frozenset({"evaluations", "recent", "latest"}),
-    "audit": frozenset({"entries", "head", "alias_problems", "verify"}),
-    "predictions": frozenset({"profile", "monitored_models"}),
-}
 MAX_ARGS = 16
 
 
