@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..registry.identity import cli_identity
+from ..registry.governance import governance_for
 from ..registry.releases import Registry
 from ..views import format_time, schema_summary, text_table, to_jsonable
 from .common import open_store
@@ -94,7 +94,7 @@ def show_model(args: argparse.Namespace) -> int:
 def set_alias(args: argparse.Namespace) -> int:
     project, store = open_store()
     with store:
-        version = Registry(project, store).set_alias(args.model, args.alias,
-                                                     cli_identity(project), args.reason)
+        version = governance_for(project, store).set_alias(args.model, args.alias,
+                                                           args.reason)
     print(f"{args.alias} -> {version.ref}")
     return 0

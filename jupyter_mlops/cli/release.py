@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..registry.identity import cli_identity
+from ..registry.governance import governance_for
 from ..registry.releases import DataChange, Registry
 from ..store.gates import GateResult
 from ..store.ids import MAX_INTEGER
@@ -98,9 +98,8 @@ def request_id(text: str) -> int:
 def run_gates(args: argparse.Namespace) -> int:
     project, store = open_store()
     with store:
-        results = Registry(project, store).run_gates(args.model, cli_identity(project),
-                                                     data=args.data, target=args.target,
-                                                     against=args.against)
+        results = governance_for(project, store).run_gates(
+            args.model, data=args.data, target=args.target, against=args.against)
     if args.json:
         print(json.dumps(to_jsonable(results), indent=2))
     else:
@@ -112,8 +111,8 @@ def run_gates(args: argparse.Namespace) -> int:
 def request(args: argparse.Namespace) -> int:
     project, store = open_store()
     with store:
-        made = Registry(project, store).request_release(args.model, args.alias,
-                                                        cli_identity(project), args.reason)
+        made = governance_for(project, store).request_release(args.model, args.alias,
+                                                              args.reason)
     gates = "gates passed" if made.evidence.get("gates_passed") else "GATES FAILED"
     data = made.evidence.get("data")
     on = f"; evidence computed on {data['path']} ({data['digest']})" if data else ""
@@ -125,13 +124,12 @@ def request(args: argparse.Namespace) -> int:
 def decide(args: argparse.Namespace) -> int:
     project, store = open_store()
     with store:
-        registry = Registry(project, store)
-        identity = cli_identity(project)
+        governance = governance_for(project, store)
         if args.verb == "approve":
-            done = registry.approve(args.request_id, identity, args.reason, args.override,
-                                    accept_data_change=args.accept_data_change)
+            done = governance.approve(args.request_id, args.reason, args.override,
+                                      accept_data_change=args.accept_data_change)
         else:
-            done = registry.reject(args.request_id, identity, args.reason)
+            done = governance.reject(args.request_id, args.reason)
     moved = f"; {done.alias} -> {done.ref}" if done.status == "approved" else ""
     print(f"release request {done.id} {done.status} by {done.decided_by}{moved}")
     return 0
@@ -195,6 +193,9 @@ def _request_lines(made: ReleaseRequest, stale: list[str], change: DataChange | 
                      f"{gate['reason']}")
     if made.decided_by:
         lines.append(f"  decided     {made.status} by {made.decided_by}: {made.decision_reason}")
+    if made.override_reason:
+        lines.append(f"  OVERRIDE    failing gates overridden by {made.decided_by}: "
+                     f"{made.override_reason}")
     if others:
         lines.append("  gate runs of the candidate by `mlops gates run` (information only, not "
                      "the verdict):")

@@ -400,10 +400,11 @@ class ReadHandler(Base):
         self.reply({"result": result})
 
 
-class ReleasesHandler(Base):
-    """A release request, made with the token's user as the requester."""
+class GovernanceHandler(Base):
+    """A registry action (teamserver.governance) run with the token's user and roles as
+    the identity, inside the server's transaction; its answer is tagged JSON."""
 
-    async def post(self) -> None:
+    async def govern(self, key: str, action: str, *args: Any) -> None:
         from . import governance
 
         assert self.token is not None
@@ -411,51 +412,48 @@ class ReleasesHandler(Base):
             body = self.json_body()
             registry = governance.registry_for(self.server.home, self.server.artifacts.root,
                                                self.server.store)
-            request = await self.server.call(governance.request_release, registry,
-                                             self.token, body)
+            result = await self.server.call(getattr(governance, action), registry,
+                                            self.token, *args, body)
         except MlopsError as exc:
             self.fail(exc)
             return
-        self.reply({"request": _encoded(request)})
+        self.reply({key: _encoded(result)})
 
 
-class DecisionHandler(Base):
+class ReleasesHandler(GovernanceHandler):
+    """A release request, made with the token's user as the requester."""
+
+    async def post(self) -> None:
+        await self.govern("request", "request_release")
+
+
+class DecisionHandler(GovernanceHandler):
     """Approve or reject a release request, with the token's user as the reviewer."""
 
     async def post(self, number: str) -> None:
         from . import governance
 
-        assert self.token is not None
-        verb = self.request.path.rsplit("/", 1)[-1]
         try:
-            body = self.json_body()
-            registry = governance.registry_for(self.server.home, self.server.artifacts.root,
-                                               self.server.store)
-            request = await self.server.call(governance.decide, registry, self.token,
-                                             governance.request_id(number), verb, body)
+            request_id = governance.request_id(number)
         except MlopsError as exc:
             self.fail(exc)
             return
-        self.reply({"request": _encoded(request)})
+        verb = self.request.path.rsplit("/", 1)[-1]
+        await self.govern("request", "decide", request_id, verb)
 
 
-class AliasesHandler(Base):
+class AliasesHandler(GovernanceHandler):
     """An unprotected alias moved, with the token's user as the actor."""
 
     async def post(self) -> None:
-        from . import governance
+        await self.govern("version", "set_alias")
 
-        assert self.token is not None
-        try:
-            body = self.json_body()
-            registry = governance.registry_for(self.server.home, self.server.artifacts.root,
-                                               self.server.store)
-            version = await self.server.call(governance.set_alias, registry, self.token,
-                                             body)
-        except MlopsError as exc:
-            self.fail(exc)
-            return
-        self.reply({"version": _encoded(version)})
+
+class GatesHandler(GovernanceHandler):
+    """The gates of a version evaluated on the server's evaluation data, and stored."""
+
+    async def post(self) -> None:
+        await self.govern("results", "run_gates")
 
 
 def _encoded(value: Any) -> Any:
@@ -479,7 +477,7 @@ def make_app(server: TeamServer) -> tornado.web.Application:
     handlers = {cls.__name__: cls for cls in (VersionHandler, WhoamiHandler, RecordsHandler,
                                                 MissingBlobsHandler, BlobHandler,
                                                 ReadHandler, ReleasesHandler,
-                                                DecisionHandler, AliasesHandler,
+                                                DecisionHandler, AliasesHandler, GatesHandler,
                                                 OpenAPIHandler)}
     rules: dict[str, tuple[type, dict[str, str]]] = {}
     for route in ROUTES:

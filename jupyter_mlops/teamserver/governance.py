@@ -102,3 +102,12 @@ def set_alias(registry: Any, token: Token, body: object) -> Any:
     body = check_body(body)
     return registry.set_alias(_text(body, "model"), _text(body, "alias"), identity(token),
                               _text(body, "reason"))
+
+
+def run_gates(registry: Any, token: Token, body: object) -> Any:
+    """`{"model": "churn:3", "against": "staging"?}` -> the gate results, stored. The data
+    is the server's evaluation data (`registry.toml`): a client names no file on the
+    server. The results are information; a release request computes its own evidence."""
+    body = check_body(body)
+    return registry.run_gates(_text(body, "model"), identity(token),
+                              against=_text(body, "against", optional=True))

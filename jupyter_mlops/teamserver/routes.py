@@ -133,6 +133,17 @@ ROUTES: tuple[Route, ...] = (
                     "properties": {"version": {"type": "object",
                                                "description": "a ModelVersion in "
                                                               "store.codec's tagged JSON"}}}),
+    Route("POST", f"{API_PREFIX}/gates/run", "request", "GatesHandler",
+          "Evaluate the gates that apply to a model version on the server's evaluation "
+          "data (registry.toml) and store the results, as information: a release request "
+          "computes its own evidence",
+          request={"type": "object", "required": ["model"],
+                   "properties": {"model": {"type": "string"},
+                                  "against": {"type": ["string", "null"]}}},
+          response={"type": "object", "required": ["results"],
+                    "properties": {"results": {"type": "array", "items": {
+                        "type": "object", "description": "a GateResult in store.codec's "
+                                                         "tagged JSON"}}}}),
     Route("GET", "/api/openapi.json", "read", "OpenAPIHandler",
           "This API as an OpenAPI 3.1 document"),
 )
