@@ -27,9 +27,10 @@ uses it on PostgreSQL only).
 Tables without an integer `id` get a hidden `rowid` identity column (SQLite's
 implicit rowid), so `ORDER BY rowid` keeps insertion order on both.
 
-NaN: SQLite stores a NaN as NULL. The same is done here (a NaN parameter, or
-a NaN in an array parameter or a copied row, is bound as NULL), so the filter language, `metric_history` and every reader see
-the same values on both databases; infinities are stored as themselves on both.
+NaN: SQLite stores a NaN as NULL. The same is done here (a NaN parameter, or a
+NaN in an array parameter or a copied row, is bound as NULL), so the filter
+language, `metric_history` and every reader see the same values on both
+databases; infinities are stored as themselves on both.
 
 Database faults (server down, connection lost, disk full, read-only, a lock
 waited for past `busy_seconds`) raise `StoreUnavailable` with one line. Other
