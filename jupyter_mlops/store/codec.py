@@ -41,6 +41,10 @@ RECORD_TYPES: dict[str, type] = {cls.__name__: cls for cls in (
     StepFailure, StepRun, PipelineRun, ReleaseRequest, Evaluation, GateResult, AuditEntry,
     ChainReport, PredictionBatch)}
 MAX_DEPTH = 32
+# Values taken as they are, by exact type, without a call per value: a search answer
+# is 1,000 runs of about 25 values each. A float is encoded by `encode` (NaN, inf).
+_AS_IS = frozenset({str, int, bool, type(None)})
+_PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
 def encode(value: Any, depth: int = 0) -> Any:
@@ -58,7 +62,8 @@ def encode(value: Any, depth: int = 0) -> Any:
             return value
         return {"$float": "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")}
     if kind is dict and all(type(key) is str and not key.startswith("$") for key in value):
-        return {key: encode(item, depth + 1) for key, item in value.items()}
+        return {key: item if type(item) in _AS_IS else encode(item, depth + 1)
+                for key, item in value.items()}
     if isinstance(value, float) and not math.isfinite(value):
         return {"$float": "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")}
     if isinstance(value, (bool, int, float, str)):
@@ -67,8 +72,10 @@ def encode(value: Any, depth: int = 0) -> Any:
         name = kind.__name__
         if RECORD_TYPES.get(name) is not kind:
             raise InvalidInput(f"the store does not send {name} values")
-        return {"$type": name, "fields": {field: encode(getattr(value, field), depth + 1)
-                                          for field in _field_names(kind)}}
+        fields = {field: getattr(value, field) for field in _field_names(kind)}
+        return {"$type": name, "fields": {
+            field: item if type(item) in _AS_IS else encode(item, depth + 1)
+            for field, item in fields.items()}}
     if isinstance(value, tuple):
         return {"$tuple": [encode(item, depth + 1) for item in value]}
     if isinstance(value, (list, set, frozenset)):
@@ -110,7 +117,8 @@ def decode(value: Any, depth: int = 0) -> Any:
             raise InvalidInput(f"{cls.__name__} has no field "
                                f"{sorted(set(fields).difference(names))[0][:60]!r}")
         try:
-            return cls(**{key: decode(item, depth + 1) for key, item in fields.items()})
+            return cls(**{key: item if type(item) in _PLAIN else decode(item, depth + 1)
+                          for key, item in fields.items()})
         except TypeError as exc:
             raise InvalidInput(f"{cls.__name__}: {exc}") from None
     if "$float" in value:
@@ -135,4 +143,5 @@ def decode(value: Any, depth: int = 0) -> Any:
         return result
     if any(key.startswith("$") for key in value):
         raise InvalidInput(f"unknown tag {next(k for k in value if k.startswith('$'))[:60]!r}")
-    return {key: decode(item, depth + 1) for key, item in value.items()}
+    return {key: item if type(item) in _PLAIN else decode(item, depth + 1)
+            for key, item in value.items()}
