@@ -140,7 +140,7 @@ class RunRepository:
         Keys and values must already be checked (see `tracking`): this is the hot
         path, one `BEGIN IMMEDIATE`, two statements, one `COMMIT`. On PostgreSQL
         (the team server, a batch of a client's points) the points go in with one
-        COPY and `latest_metrics` gets one upsert per key.
+        COPY, and every key's latest with one upsert of arrays.
         """
         rows = [(run_id, key, value, step, ts) for key, value, step, ts in points]
         with write(self._conn) as conn:
