@@ -161,7 +161,8 @@ def log_metric(tree: Path, calls: int) -> dict:
     folder = Path(tempfile.mkdtemp(prefix="mlops-bench-"))
     try:
         out = subprocess.run([PY, "-c", TRACK, str(folder / "p"), str(calls)], check=True,
-                             capture_output=True, text=True, env=_env(tree)).stdout
+                             capture_output=True, text=True, env=_env(tree),
+                             cwd=folder).stdout  # not this checkout: `-c` imports from cwd
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return json.loads(out)
@@ -182,7 +183,10 @@ def runs_ls(tree: Path, project: Path, repeat: int = 5) -> float:
 def load_ext(tree: Path) -> float:
     from jupyter_client.manager import start_new_kernel
 
-    km, kc = start_new_kernel(kernel_name="python3", env=_env(tree))
+    # The kernel starts in a folder of its own: `python -m` imports from its cwd first,
+    # which would measure this checkout whatever PYTHONPATH says.
+    km, kc = start_new_kernel(kernel_name="python3", env=_env(tree),
+                              cwd=tempfile.gettempdir())
     try:
         kc.execute_interactive("1", timeout=60, output_hook=lambda msg: None)
         start = time.perf_counter()
@@ -202,7 +206,7 @@ def seeded_project(tree: Path, runs: int) -> Path:
             "from seed import seed_runs; p = m.init(sys.argv[1]); "
             "seed_runs(p.db_path, int(sys.argv[2]))")
     subprocess.run([PY, "-c", code, str(folder), str(runs), str(HERE)], check=True,
-                   env=_env(tree), capture_output=True)
+                   env=_env(tree), capture_output=True, cwd=folder)
     return folder
 
 

@@ -124,12 +124,14 @@ class OurServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = folder / "server.log"
         mlops = [sys.executable, "-m", "jupyter_mlops.cli.main", "server", "--home", str(home)]
+        # Run in `folder`: `python -m` imports from its cwd first, and the server measured
+        # must be the checkout PYTHONPATH names (a before/after comparison).
         subprocess.run([*mlops, "init", "--db", db_url, "--artifacts",
-                        str(folder / "artifacts")], check=True, capture_output=True)
+                        str(folder / "artifacts")], check=True, capture_output=True, cwd=folder)
         created = subprocess.run([*mlops, "token", "create", "bench", "--role", "writer"],
-                                 check=True, capture_output=True, text=True)
+                                 check=True, capture_output=True, text=True, cwd=folder)
         self.token = created.stdout.splitlines()[0].strip()
-        self.proc = subprocess.Popen([*mlops, "start", "--port", str(self.port)],
+        self.proc = subprocess.Popen([*mlops, "start", "--port", str(self.port)], cwd=folder,
                                      stdout=self.log.open("w"), stderr=subprocess.STDOUT)
         wait_for(self.url + "/api/v1/version", self.proc, self.log)
 

@@ -24,6 +24,7 @@ MAX_TEXT_LENGTH = 100_000  # a param or tag value, an error message
 MAX_BLOB_SIZE = 1 << 40  # 1 TiB: larger sizes in a record are a forgery or a bug
 DIGEST_ALGORITHM = "blake3"
 _DIGEST = re.compile(r"blake3:[0-9a-f]{64}")
+_C0_CONTROL = re.compile("[\x00-\x1f]")  # a key has none (checked once per metric point)
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}")
 ARTIFACT_KINDS = ("artifact", "notebook", "source", "git-diff", "model", "report")
 DATASET_KINDS = ("file", "folder", "dataframe")
@@ -240,7 +241,7 @@ def _text(value: object, what: str, limit: int = MAX_TEXT_LENGTH, optional: bool
 
 def _key(value: object, what: str) -> None:
     if not isinstance(value, str) or not value or len(value) > MAX_KEY_LENGTH \
-            or any(ord(c) < 32 for c in value):
+            or _C0_CONTROL.search(value):
         raise InvalidInput(f"{what} {_shown(value)} refused: a key is 1 to {MAX_KEY_LENGTH} "
                            "printable characters")
 
@@ -376,7 +377,7 @@ def check_glued_record(name: str, record: object, version: int) -> Mapping[str, 
     `check_model_name`, sizes bounded. Raises `RecordRefused` naming the record
     and the problem; nothing is read or stored before this passes.
     """
-    if not isinstance(record, Mapping):
+    if type(record) is not dict and not isinstance(record, Mapping):  # dict: no ABC check
         raise RecordRefused(name, f"expected an object, got {type(record).__name__}")
     if record.get("version") != version:
         raise RecordRefused(name, f"unknown record version {_shown(record.get('version'))} "

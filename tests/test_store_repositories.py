@@ -73,6 +73,28 @@ def test_metrics_keep_history_order_nan_and_infinities(store: Store) -> None:
     assert store.runs.get(run_id).metrics == {"loss": 0.5, "up": math.inf, "down": -math.inf}
 
 
+def test_a_batch_of_points_is_stored_as_logged(store: Store) -> None:
+    """Many points at once (PostgreSQL: one COPY, one upsert of every key's latest):
+    the same history, NaN as NaN, a backslash kept, the latest by step."""
+    run_id = _run(store)
+    now = time.time()
+    points = [(f"k{i % 3}", float(i), i, now + i) for i in range(30)]
+    points += [("back\\slash", 2.0, 0, now), ("back\\slash", math.nan, 1, now),
+               ("back\\slash", 9.0, None, now), ("k0", -1.0, 5, now),
+               ("n", 1.0, 2, now), ("n", math.nan, 3, now)]
+    store.runs.log_metrics(run_id, points)
+    history = store.runs.metric_history(run_id)
+    assert [(p.key, p.step) for p in history] == sorted(
+        [(k, s) for k, _, s, _ in points], key=lambda ks: ks[0])  # by key, then as logged
+    assert [history[0].value, history[2].value] == [2.0, 9.0] and math.isnan(history[1].value)
+    latest = store.runs.get(run_id).metrics
+    assert latest["k0"] == 27.0 and latest["k2"] == 29.0  # step 5 is older than step 27
+    assert latest["back\\slash"] == 9.0  # a point without a step wins
+    assert [r.id for r in store.runs.search("metrics.k1 = 28")] == [run_id]
+    assert math.isnan(latest["n"])  # stored as SQLite stores it (NULL), found as NaN
+    assert [r.id for r in store.runs.search("metrics.n = nan")] == [run_id]
+
+
 @pytest.mark.parametrize(("expression", "names"), [
     ("metrics.loss = nan", ["nan"]),
     ("metrics.loss != nan", ["inf", "one"]),

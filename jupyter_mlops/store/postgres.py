@@ -20,12 +20,17 @@ statement once, then from a cache:
   version number, a param's write-once check and the audit chain's next row are
   read and written with no other writer in between). Reads take no lock.
 
+One member SQLite's connection lacks: `copy_rows`, a bulk insert by `COPY ...
+FROM STDIN` (a batch of metric points in one round trip; `runs.log_metrics`
+uses it on PostgreSQL only).
+
 Tables without an integer `id` get a hidden `rowid` identity column (SQLite's
 implicit rowid), so `ORDER BY rowid` keeps insertion order on both.
 
-NaN: SQLite stores a NaN as NULL. The same is done here (a NaN parameter is
-bound as NULL), so the filter language, `metric_history` and every reader see
-the same values on both databases; infinities are stored as themselves on both.
+NaN: SQLite stores a NaN as NULL. The same is done here (a NaN parameter, or a
+NaN in an array parameter or a copied row, is bound as NULL), so the filter
+language, `metric_history` and every reader see the same values on both
+databases; infinities are stored as themselves on both.
 
 Database faults (server down, connection lost, disk full, read-only, a lock
 waited for past `busy_seconds`) raise `StoreUnavailable` with one line. Other
@@ -188,6 +193,8 @@ def _quoted(column: str) -> str:
 def _param(value: object) -> object:
     if isinstance(value, float) and math.isnan(value):
         return None  # as SQLite stores it
+    if isinstance(value, list):  # an array parameter (one per column of a bulk upsert)
+        return [_param(item) for item in value]
     return value
 
 
@@ -324,6 +331,26 @@ class PgConnection:
             except Exception as exc:
                 raise self._fault(exc) from exc
             return PgResult([], None, count)
+
+    def copy_rows(self, table: str, columns: Sequence[str],
+                  rows: Iterable[Sequence[Any]]) -> int:
+        """Insert `rows` into `table` with one `COPY ... FROM STDIN`: a bulk insert
+        (a batch of metric points) in one round trip instead of one statement per
+        row. NaN goes in as NULL, as every other statement binds it. Returns the
+        number of rows; raises as `execute` does."""
+        names = ", ".join(_quoted(c) for c in columns)
+        count = 0
+        with self.write_lock:
+            self._usable()
+            try:
+                with self._pg.cursor() as cursor, \
+                        cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                    for row in rows:  # `v != v`: NaN only, and cheaper than _param here
+                        copy.write_row([None if v != v else v for v in row])
+                        count += 1
+            except Exception as exc:
+                raise self._fault(exc) from exc
+        return count
 
     def _begin(self) -> PgResult:
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..errors import Conflict, InvalidInput, NotFound
@@ -18,6 +18,7 @@ from .records import RUN_STATUSES, MetricPoint, Run
 _RUN_COLUMNS = ("id, uuid, name, status, started_at, ended_at, notebook, source_kind, "
                 "code_digest, git_commit, git_branch, git_dirty, python, env_digest, host, "
                 "\"user\", error, heartbeat_at")  # "user" is reserved in PostgreSQL
+_METRIC_COLUMNS = ("run_id", "key", "value", "step", "timestamp")
 _INSERT_METRIC = "INSERT INTO metrics (run_id, key, value, step, timestamp) VALUES (?, ?, ?, ?, ?)"
 _UPSERT_LATEST = (
     "INSERT INTO latest_metrics (run_id, key, value, step, timestamp) VALUES (?, ?, ?, ?, ?) "
@@ -25,6 +26,14 @@ _UPSERT_LATEST = (
     "timestamp = excluded.timestamp "
     "WHERE excluded.step IS NULL OR latest_metrics.step IS NULL "
     "OR excluded.step >= latest_metrics.step"
+)
+# The same upsert on PostgreSQL, every key of a batch in one statement: one array per
+# column (keys are distinct, as an upsert of one statement needs).
+_PG_UPSERT_LATEST_ARRAYS = (
+    "INSERT INTO latest_metrics (run_id, key, value, step, timestamp) "
+    "SELECT * FROM unnest(CAST(? AS BIGINT[]), CAST(? AS TEXT[]), "
+    "CAST(? AS DOUBLE PRECISION[]), CAST(? AS BIGINT[]), CAST(? AS DOUBLE PRECISION[])) "
+    + _UPSERT_LATEST[_UPSERT_LATEST.index("ON CONFLICT"):]
 )
 MAX_KEY_LENGTH = 250
 MAX_VALUE_LENGTH = 6000
@@ -129,13 +138,20 @@ class RunRepository:
         """Record (key, value, step, timestamp) points in one transaction.
 
         Keys and values must already be checked (see `tracking`): this is the hot
-        path, one `BEGIN IMMEDIATE`, two statements, one `COMMIT`.
+        path, one `BEGIN IMMEDIATE`, two statements, one `COMMIT`. On PostgreSQL
+        (the team server, a batch of a client's points) the points go in with one
+        COPY, and every key's latest with one upsert of arrays.
         """
         rows = [(run_id, key, value, step, ts) for key, value, step, ts in points]
         with write(self._conn) as conn:
             if len(rows) == 1:
                 conn.execute(_INSERT_METRIC, rows[0])
                 conn.execute(_UPSERT_LATEST, rows[0])
+            elif getattr(conn, "dialect", "sqlite") == "postgresql":
+                conn.copy_rows("metrics", _METRIC_COLUMNS, rows)  # one COPY, not a row each
+                latest = _latest_per_key(rows)
+                conn.execute(_PG_UPSERT_LATEST_ARRAYS,
+                             [list(column) for column in zip(*latest)])
             else:
                 conn.executemany(_INSERT_METRIC, rows)
                 conn.executemany(_UPSERT_LATEST, _latest_per_key(rows))
@@ -234,12 +250,23 @@ class RunRepository:
     def _key_values(self, table: str, ids: list[int]) -> dict[int, dict]:
         read = _metric if table == "latest_metrics" else _same
         result: dict[int, dict] = {}
+        for run_id, key, value in self._key_value_rows(table, ids):
+            result.setdefault(run_id, {})[key] = read(value)
+        return result
+
+    def _key_value_rows(self, table: str, ids: list[int]) -> Iterator[tuple]:
+        """(run_id, key, value) of `table` for the runs `ids`. PostgreSQL gets them as
+        one array parameter, which it looks up in the (run_id, key) key; 1,000
+        placeholders would cost parsing, and are planned as a scan of the table.
+        SQLite takes at most 999 placeholders a statement: chunks of 900."""
+        if getattr(self._conn, "dialect", "sqlite") == "postgresql":
+            yield from self._conn.execute(
+                f"SELECT run_id, key, value FROM {table} WHERE run_id = ANY(?)", [ids])
+            return
         for chunk in _chunks(ids, 900):
             marks = ",".join("?" * len(chunk))
-            for run_id, key, value in self._conn.execute(
-                    f"SELECT run_id, key, value FROM {table} WHERE run_id IN ({marks})", chunk):
-                result.setdefault(run_id, {})[key] = read(value)
-        return result
+            yield from self._conn.execute(
+                f"SELECT run_id, key, value FROM {table} WHERE run_id IN ({marks})", chunk)
 
 
 def _metric(value: float | None) -> float:

@@ -57,6 +57,8 @@ class StreamRepository:
 
     def models(self, uuid: str, first_seq: int, last_seq: int) -> list[tuple[int, str, int]]:
         """(seq, name, version) of the models records `first_seq`..`last_seq` registered."""
+        if last_seq < first_seq:  # nothing of a batch was applied before: no round trip
+            return []
         return [tuple(row) for row in self._conn.execute(
             "SELECT seq, name, version FROM stream_models WHERE stream = ? AND seq >= ? "
             "AND seq <= ? ORDER BY seq", (uuid, first_seq, last_seq))]
