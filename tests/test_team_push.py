@@ -20,6 +20,7 @@ from jupyter_mlops.registry.releases import Registry
 from jupyter_mlops.remote.client import Client
 from jupyter_mlops.remote.push import push
 from jupyter_mlops.store import Store
+from jupyter_mlops.store.gates import GateResult
 from jupyter_mlops.store.exchange import KINDS, MAX_CELL
 from jupyter_mlops.team_protocol import ServerUnreachable
 from jupyter_mlops.teamserver.home import ServerHome
@@ -68,8 +69,17 @@ def solo(project, tracker):
                                  "maybe this one")
         pipeline = store.pipelines.start("daily", "pipelines/daily.yaml", "blake3:" + "1" * 64,
                                          "manual", ["prep", "fit"])
-        store.pipelines.update_step(pipeline, "prep", status="finished", run_id=1)
+        store.pipelines.update_step(pipeline, "prep", status="finished", run_id=1,
+                                    cache_key="k1")
         store.pipelines.finish(pipeline, "finished")
+        first_prep = store.pipelines.get(pipeline).steps[0].id
+        again = store.pipelines.start("daily", "pipelines/daily.yaml", "blake3:" + "1" * 64,
+                                      "schedule", ["prep", "fit"])
+        store.pipelines.update_step(again, "prep", status="cached", cached_from=first_prep)
+        store.pipelines.finish(again, "finished")
+        store.gates.add_evaluation("churn", 3, "blake3:" + "4" * 64, {"accuracy": 0.9})
+        store.gates.record([GateResult("churn", 3, "accuracy >= 0.8", None, None, True, 0.9,
+                                       0.8, "blake3:" + "4" * 64, "ok", 1.7e9)], "bob")
     return fresh
 
 
@@ -83,7 +93,8 @@ def _counts(store: Store) -> dict[str, int]:
     return {table: conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
             for table in ("runs", "params", "tags", "metrics", "latest_metrics",
                           "run_datasets", "run_artifacts", "model_versions", "aliases",
-                          "release_requests", "pipeline_runs", "step_runs", "audit_log")}
+                          "release_requests", "pipeline_runs", "step_runs", "evaluations",
+                          "gate_results", "audit_log")}
 
 
 def server_store(server) -> Store:
@@ -116,6 +127,11 @@ def check_complete(project, server) -> None:
             assert (other.id, other.name, other.params) == (run.id, run.name, run.params)
             assert len(theirs.runs.metric_history(other.id)) == \
                 len(mine.runs.metric_history(run.id))
+        newest, oldest = theirs.pipelines.recent("daily")
+        cached = {step.step: step for step in newest.steps}["prep"]
+        made = {step.step: step for step in oldest.steps}["prep"]
+        assert cached.status == "cached" and cached.cached_from == made.id
+        assert made.run_id == theirs.runs.resolve(mine.runs.get(1).uuid).id
         imported = theirs.audit.entries()[0].payload["imported"]
         assert imported["by"] == "admin-user" and imported["hash"].startswith("hmac-sha256:")
 
@@ -148,7 +164,7 @@ def test_dry_run_sends_nothing(solo, server, monkeypatch, capsys):
     monkeypatch.setenv("MLOPS_TOKEN", server.tokens["admin"])
     assert main(["push", server.url, "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("would push ") and "2 runs" in out and "files the server lacks" in out
+    assert out.startswith("would send ") and "2 runs" in out and "files the server lacks" in out
     with server_store(server) as theirs:
         assert _counts(theirs)["runs"] == 0
 
@@ -271,6 +287,8 @@ ENV = {"digest": "blake3:" + "3" * 64, "python": "3.11", "packages": "{}"}
         **ENV, "packages": "x" * (MAX_CELL + 1)}}]},
     {"project": "p", "items": [{"kind": "metrics", "row": {"run": "b" * 32, "offset": 0},
                                 "points": [["loss", 1.0, 0]]}]},
+    {"project": "p", "items": [{"kind": "metrics", "row": {"run": "b" * 32, "offset": -1},
+                                "points": []}]},
     {"project": "p", "items": [{"kind": "audit", "row": {
         "id": 1, "at": 1.0, "actor": "a", "action": "x", "subject": "s", "reason": None,
         "payload": "[1]", "prev_hash": "h", "hash": "h"}}]},
@@ -282,3 +300,67 @@ def test_hostile_import_bodies_get_422_and_write_nothing(shared_server, body):
     assert answer.json()["error"]["kind"] == "invalid"
     with server_store(shared_server) as theirs:
         assert theirs._conn.execute("SELECT COUNT(*) FROM environments").fetchone()[0] == 0
+
+
+def test_a_server_in_use_gives_new_ids_and_references_follow(solo, server):
+    """Runs and release requests whose ids the server already used get new ones; the
+    models, steps and audit rows that name them follow, and the pending request can be
+    approved there (its signed audit row names its new id)."""
+    stream = "c" * 32
+    started = server.post("/api/v1/records", "writer", json={"stream": stream, "records": [
+        {"seq": 1, "version": 1, "op": "start",
+         "run": {"uuid": stream, "name": "theirs", "started_at": 1.8e9,
+                 "source_kind": "notebook"}}]})
+    assert started.status_code == 200 and started.json()["run_id"] == 1
+    import blake3
+
+    other = b"the server's own model"
+    digest = "blake3:" + blake3.blake3(other).hexdigest()
+    assert server.request("PUT", f"/api/v1/blobs/{digest}", data=other).status_code == 200
+    assert server.post("/api/v1/import", json={"project": "elsewhere", "items": [
+        {"kind": "artifact", "row": {"digest": digest, "size": len(other), "created_at": 1.0}},
+        {"kind": "model_version", "row": {
+            "name": "other", "version": 1, "run": None, "digest": digest, "flavor": "skops",
+            "signature": None, "input_datasets": None, "created_at": 1.0}}]}
+                       ).status_code == 200
+    requested = server.post("/api/v1/releases", "writer",
+                            json={"model": "other:1", "alias": "production", "reason": "r"})
+    assert requested.status_code == 200, requested.text
+
+    report = do_push(solo, server)
+    assert report.moved_runs == 2 and "2 runs got other ids" in report.summary()
+    with Store.for_project(solo) as mine, server_store(server) as theirs:
+        train = theirs.runs.resolve(mine.runs.get(2).uuid)
+        assert train.id != 2 and train.name == "train"
+        assert [m.version for m in theirs.models.for_run(train.id)] == [1, 2, 3]
+        pending = theirs.releases.list(status="pending", name="churn")
+        assert [r.id for r in pending] == [3]
+        assert theirs.audit.verify().ok
+    answer = server.post("/api/v1/releases/3/approve", "reviewer", json={"reason": "ok"})
+    assert answer.status_code == 200, answer.text
+    again = do_push(solo, server)
+    assert not any(again.added.values()), again.summary()
+
+
+def test_an_alias_pointing_elsewhere_is_refused_unless_the_team_moved_it_since(shared_server):
+    import blake3
+
+    items = []
+    for version, data in ((1, b"m one"), (2, b"m two")):
+        digest = "blake3:" + blake3.blake3(data).hexdigest()
+        assert shared_server.request("PUT", f"/api/v1/blobs/{digest}",
+                                     data=data).status_code == 200
+        items += [{"kind": "artifact", "row": {"digest": digest, "size": len(data),
+                                               "created_at": 1.0}},
+                  {"kind": "model_version", "row": {
+                      "name": "m", "version": version, "run": None, "digest": digest,
+                      "flavor": "skops", "signature": None, "input_datasets": None,
+                      "created_at": 1.0}}]
+    alias = {"kind": "alias", "row": {"name": "m", "alias": "staging", "version": 1,
+                                      "updated_at": 1.0}}
+    assert shared_server.post("/api/v1/import", json={"project": "a", "items": [
+        *items, alias]}).status_code == 200
+    elsewhere = {"kind": "alias", "row": {**alias["row"], "version": 2}}
+    answer = shared_server.post("/api/v1/import", json={"project": "b", "items": [elsewhere]})
+    assert answer.status_code == 409
+    assert "m@staging points at version 1 on the server but at 2" in answer.text

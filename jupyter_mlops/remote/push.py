@@ -71,7 +71,7 @@ class PushReport:
     dry_run: bool = False
 
     def summary(self) -> str:
-        verb = "would push" if self.dry_run else "pushed"
+        verb = "would send (the server skips what it has)" if self.dry_run else "pushed"
         line = f"{verb} {_counts(self.added) or 'nothing'}"
         if self.present:
             line += f"; already there: {_counts(self.present)}"

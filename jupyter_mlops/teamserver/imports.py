@@ -20,7 +20,9 @@ nothing and an interrupted push is finished by pushing again:
 - model versions: by (name, version); the same name and version with another
   digest is a 409 naming both, and nothing of the batch is written. So
   `churn:3` means the same bytes on both sides;
-- aliases: by (name, alias); one pointing elsewhere on the server is a 409;
+- aliases: by (name, alias). One pointing elsewhere on the server is kept when
+  the project's move of it was pushed before (the team moved it since); else
+  the registries diverged: a 409;
 - release requests, evaluations, gate results, pipeline runs and their steps:
   by their natural keys (what, when); they keep their ids when free;
 - audit rows: re-appended to the server's chain under the server's key (the
@@ -112,6 +114,8 @@ def _check_item(item: object, number: int) -> dict[str, Any]:
             for value, kind_of in zip(values_row, spec):
                 _check_value(value, kind_of, f"{where} {field}[{index}]")
         checked[field] = values
+    if kind == "metrics" and row["offset"] < 0:
+        raise InvalidInput(f"{where}: the offset must be 0 or more")
     if "uuid" in row and not UUID.fullmatch(row["uuid"]):
         raise InvalidInput(f"{where}: uuid {row['uuid'][:60]!r} is not a run uuid")
     if kind == "audit":
@@ -301,6 +305,9 @@ def _alias(batch: Import, item: dict[str, Any]) -> None:
     row = item["row"]
     found = batch.one("SELECT version FROM aliases WHERE name = ? AND alias = ?",
                       (row["name"], row["alias"]))
+    if found is not None and found[0] != row["version"] and _moved_since_push(batch, row):
+        batch.count("alias", False)
+        return
     if found is not None and found[0] != row["version"]:
         raise Conflict(f"alias {row['name']}@{row['alias']} points at version {found[0]} on "
                        f"the server but at {row['version']} in this project; nothing of this "
@@ -312,6 +319,17 @@ def _alias(batch: Import, item: dict[str, Any]) -> None:
                            f"{row['version']}, which the server does not have")
         batch.insert("aliases", row)
     batch.count("alias", found is None)
+
+
+def _moved_since_push(batch: Import, row: Mapping[str, Any]) -> bool:
+    """Whether the project's move of this alias was pushed before (its "alias moved" row
+    is here, imported), so the server's differing alias is the team's later move, which
+    a push never undoes; otherwise the two registries diverged."""
+    marker = json.dumps({"alias": row["alias"]}, separators=(",", ":"))[1:-1]
+    return batch.one("SELECT 1 FROM audit_log WHERE action = 'alias moved' AND subject = ? "
+                     "AND payload LIKE ? AND payload LIKE ?",
+                     (f"{row['name']}:{row['version']}", f"%{marker}%",
+                      '%"imported":{%')) is not None
 
 
 def _by_key(table: str, kind: str, key: tuple[str, ...]) -> Any:
