@@ -73,7 +73,7 @@ class PushReport:
     def summary(self) -> str:
         verb = "would send (the server skips what it has)" if self.dry_run else "pushed"
         line = f"{verb} {_counts(self.added) or 'nothing'}"
-        if self.present:
+        if _counts(self.present):
             line += f"; already there: {_counts(self.present)}"
         if self.moved_runs:
             line += (f"; {self.moved_runs} runs got other ids on the server (theirs were "
@@ -82,7 +82,14 @@ class PushReport:
 
 
 def _counts(counts: Counter[str]) -> str:
-    return ", ".join(f"{n} {NOUNS.get(kind, kind)}" for kind, n in counts.items() if n)
+    return ", ".join(f"{n} {_noun(kind, n)}" for kind, n in counts.items() if n)
+
+
+def _noun(kind: str, n: int) -> str:
+    plural = NOUNS.get(kind, kind)
+    if n != 1:
+        return plural
+    return plural[:-2] if plural.endswith("ses") else plural[:-1]
 
 
 def push(project: Project, client: Client, *, dry_run: bool = False,

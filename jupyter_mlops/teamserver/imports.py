@@ -162,6 +162,7 @@ class Import:
         self.added: Counter[str] = Counter()
         self.present: Counter[str] = Counter()
         self.ids: dict[str, list[list[Any]]] = {"run": [], "release_request": []}
+        self._imported: set[str] | None = None
 
     def one(self, sql: str, params: tuple = ()) -> tuple | None:
         return self.conn.execute(sql, params).fetchone()
@@ -186,6 +187,18 @@ class Import:
             raise Conflict(f"{where} names run {uuid}, which the server does not have: send "
                            "the run first (nothing of this batch was written)")
         return found[0]
+
+    def imported_hashes(self) -> set[str]:
+        """The original hashes of the audit rows imported so far: read once per batch
+        (one pass over the imported rows; a lookup per row made a push quadratic)."""
+        if self._imported is None:
+            self._imported = set()
+            for (text,) in self.conn.execute("SELECT payload FROM audit_log WHERE payload "
+                                             "LIKE '%\"imported\":{%'"):
+                mark = json.loads(text).get("imported")
+                if isinstance(mark, dict) and isinstance(mark.get("hash"), str):
+                    self._imported.add(mark["hash"])
+        return self._imported
 
     def count(self, kind: str, added: bool, n: int = 1) -> None:
         (self.added if added else self.present)[kind] += n
@@ -382,16 +395,16 @@ def _cached_from(batch: Import, key: str | None) -> int | None:
 def _audit(batch: Import, item: dict[str, Any]) -> None:
     """Re-append the project's row under the server's key, marked as imported."""
     row = item["row"]
-    marker = json.dumps({"hash": row["hash"]}, separators=(",", ":"))[1:-1]
-    there = batch.one("SELECT 1 FROM audit_log WHERE action = ? AND subject = ? AND "
-                      "payload LIKE ?", (row["action"], row["subject"], f"%{marker}%"))
-    if there is None:
+    imported = batch.imported_hashes()
+    there = row["hash"] in imported
+    if not there:
         payload = json.loads(row["payload"])
         payload["imported"] = {"from": batch.project, "by": batch.user, "id": row["id"],
                                "at": row["at"], "actor": row["actor"], "hash": row["hash"]}
         audit.append(batch.conn, actor=row["actor"], action=row["action"],
                      subject=row["subject"], reason=row["reason"], payload=payload)
-    batch.count("audit", there is None)
+        imported.add(row["hash"])
+    batch.count("audit", not there)
 
 
 APPLY = {
