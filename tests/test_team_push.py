@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 
+import blake3
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,8 +21,8 @@ from jupyter_mlops.registry.releases import Registry
 from jupyter_mlops.remote.client import Client
 from jupyter_mlops.remote.push import push
 from jupyter_mlops.store import Store
-from jupyter_mlops.store.gates import GateResult
 from jupyter_mlops.store.exchange import KINDS, MAX_CELL
+from jupyter_mlops.store.gates import GateResult
 from jupyter_mlops.team_protocol import ServerUnreachable
 from jupyter_mlops.teamserver.home import ServerHome
 from jupyter_mlops.teamserver.routes import ROUTES
@@ -206,8 +207,6 @@ def test_a_token_without_admin_gets_403_and_nothing_is_written(solo, server):
 
 def test_a_model_version_that_differs_on_the_server_is_refused_whole(solo, server):
     other = b"another registry's churn:2"
-    import blake3
-
     digest = "blake3:" + blake3.blake3(other).hexdigest()
     assert server.request("PUT", f"/api/v1/blobs/{digest}", data=other).status_code == 200
     items = [{"kind": "artifact", "row": {"digest": digest, "size": len(other),
@@ -312,8 +311,6 @@ def test_a_server_in_use_gives_new_ids_and_references_follow(solo, server):
          "run": {"uuid": stream, "name": "theirs", "started_at": 1.8e9,
                  "source_kind": "notebook"}}]})
     assert started.status_code == 200 and started.json()["run_id"] == 1
-    import blake3
-
     other = b"the server's own model"
     digest = "blake3:" + blake3.blake3(other).hexdigest()
     assert server.request("PUT", f"/api/v1/blobs/{digest}", data=other).status_code == 200
@@ -343,8 +340,6 @@ def test_a_server_in_use_gives_new_ids_and_references_follow(solo, server):
 
 
 def test_an_alias_pointing_elsewhere_is_refused_unless_the_team_moved_it_since(shared_server):
-    import blake3
-
     items = []
     for version, data in ((1, b"m one"), (2, b"m two")):
         digest = "blake3:" + blake3.blake3(data).hexdigest()
@@ -364,3 +359,17 @@ def test_an_alias_pointing_elsewhere_is_refused_unless_the_team_moved_it_since(s
     answer = shared_server.post("/api/v1/import", json={"project": "b", "items": [elsewhere]})
     assert answer.status_code == 409
     assert "m@staging points at version 1 on the server but at 2" in answer.text
+
+
+def test_push_says_in_one_line_what_is_missing(project, shared_server, monkeypatch, capsys,
+                                               tmp_path):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.delenv("MLOPS_TOKEN", raising=False)
+    assert main(["push", shared_server.url]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"mlops: error: no token for {shared_server.url}: run `mlops login "
+        f"{shared_server.url}` (or set MLOPS_TOKEN)")
+    monkeypatch.setenv("MLOPS_URL", shared_server.url)
+    assert main(["push", shared_server.url]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "already records into the team server" in err

@@ -210,7 +210,7 @@ def _push_rows(db: sqlite3.Connection, client: Client, label: str, report: PushR
 def _rows(db: sqlite3.Connection, sql: str, columns: dict[str, str] | tuple[str, ...],
           params: tuple = ()) -> Iterator[dict[str, Any]]:
     for values in db.execute(sql, params):
-        yield dict(zip(columns, values))
+        yield dict(zip(columns, values, strict=True))
 
 
 def _select(columns: dict[str, str], table: str, order: str = "id") -> str:
@@ -259,7 +259,7 @@ def _runs(db: sqlite3.Connection) -> Iterator[dict[str, Any]]:
     for row in _rows(db, _select(RUN, "runs"), RUN):
         run_id = row["id"]
 
-        def rows(sql: str) -> list[list[Any]]:
+        def rows(sql: str, run_id: int = run_id) -> list[list[Any]]:
             return [list(values) for values in db.execute(sql, (run_id,))]
 
         yield {"kind": "run", "row": row,
@@ -291,7 +291,7 @@ def _pipeline_runs(db: sqlite3.Connection) -> Iterator[dict[str, Any]]:
         steps = []
         for values in db.execute(f"SELECT {step_select} FROM step_runs s WHERE "
                                  "s.pipeline_run_id = ? ORDER BY s.id", (row["id"],)):
-            step = dict(zip(STEP_RUN, values))
+            step = dict(zip(STEP_RUN, values, strict=True))
             step["cached_from"] = names.get(step["cached_from"])
             steps.append(list(step.values()))
         yield {"kind": "pipeline_run", "row": row, "steps": steps}

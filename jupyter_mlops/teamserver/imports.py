@@ -111,7 +111,7 @@ def _check_item(item: object, number: int) -> dict[str, Any]:
             if not isinstance(values_row, list) or len(values_row) != len(spec):
                 raise InvalidInput(f"{where}: {field}[{index}] must be a list of "
                                    f"{len(spec)} values")
-            for value, kind_of in zip(values_row, spec):
+            for value, kind_of in zip(values_row, spec, strict=True):
                 _check_value(value, kind_of, f"{where} {field}[{index}]")
         checked[field] = values
     if kind == "metrics" and row["offset"] < 0:
@@ -367,7 +367,7 @@ def _pipeline_run(batch: Import, item: dict[str, Any]) -> None:
                                                                   keep_id=True)
     batch.count("pipeline_run", found is None)
     for values in item["steps"]:
-        step = dict(zip(STEP_RUN, values))
+        step = dict(zip(STEP_RUN, values, strict=True))
         if batch.one("SELECT 1 FROM step_runs WHERE pipeline_run_id = ? AND step = ?",
                      (pipeline_id, step["step"])) is not None:
             continue
