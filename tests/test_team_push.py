@@ -142,13 +142,20 @@ def server(request, tmp_path_factory):
     return team_server(request, tmp_path_factory, "sqlite")
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_server(request, tmp_path_factory):
+    """A fresh server on each database."""
+    return team_server(request, tmp_path_factory, request.param)
+
+
 @pytest.fixture(scope="module")
 def shared_server(request, tmp_path_factory):
     """One server for the tests that write nothing to it."""
     return team_server(request, tmp_path_factory, "sqlite")
 
 
-def test_push_twice_adds_nothing(solo, server, monkeypatch, capsys):
+def test_push_twice_adds_nothing(solo, any_server, monkeypatch, capsys):
+    server = any_server
     monkeypatch.setenv("MLOPS_TOKEN", server.tokens["admin"])
     assert main(["push", server.url]) == 0
     first = capsys.readouterr().out
@@ -177,7 +184,8 @@ def test_push_help_says_what_it_does(capsys):
     assert "--dry-run" in text and "admin" in text and "twice" in text
 
 
-def test_a_push_cut_off_by_a_dead_server_is_finished_by_pushing_again(solo, server):
+def test_a_push_cut_off_by_a_dead_server_is_finished_by_pushing_again(solo, any_server):
+    server = any_server
     def kill_after_the_first_run(report):
         if report.added["run"]:
             server.kill()
