@@ -381,3 +381,17 @@ def test_push_says_in_one_line_what_is_missing(project, shared_server, monkeypat
     assert main(["push", shared_server.url]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "already records into the team server" in err
+
+
+def test_a_project_whose_audit_chain_is_broken_is_not_pushed(solo, shared_server):
+    import sqlite3
+
+    from jupyter_mlops.errors import IntegrityError
+
+    with sqlite3.connect(solo.db_path) as conn:
+        conn.execute("DROP TRIGGER audit_log_no_update")
+        conn.execute("UPDATE audit_log SET reason = 'edited' WHERE id = 1")
+    with pytest.raises(IntegrityError, match=r"audit log .*\(row 1: .*nothing was pushed"):
+        do_push(solo, shared_server)
+    with server_store(shared_server) as theirs:
+        assert _counts(theirs)["runs"] == 0

@@ -113,8 +113,8 @@ def push(project: Project, client: Client, *, dry_run: bool = False,
     with Store.for_project(project) as store:
         if store.needs_migration():
             raise InvalidInput(f"the store of {project.root} is at schema version "
-                               f"{store.schema_version}: run any `mlops` command that "
-                               "writes (`mlops init`) to bring it up to date, then push")
+                               f"{store.schema_version}: run `mlops init` in it to bring it "
+                               "up to date, then push")
         chain = store.audit.verify()
         if not chain.ok:
             raise IntegrityError(f"the audit log of {project.root} (row {chain.first_broken}: "
