@@ -66,7 +66,4 @@ def run_push(args: argparse.Namespace) -> int:
     finally:
         client.close()
     print(report.summary())
-    if args.dry_run and report.added.get("blob"):
-        print(f"files the server lacks: {report.added['blob']} "
-              f"({report.blob_bytes / 1e6:.1f} MB)")
     return 0

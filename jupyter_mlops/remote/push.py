@@ -71,14 +71,30 @@ class PushReport:
     dry_run: bool = False
 
     def summary(self) -> str:
-        verb = "would send (the server skips what it has)" if self.dry_run else "pushed"
-        line = f"{verb} {_counts(self.added) or 'nothing'}"
+        """One line: what went (or would go), and what the server already had."""
+        if self.dry_run:
+            rows = Counter({kind: n for kind, n in self.added.items() if kind != "blob"})
+            files = self.added["blob"] + self.present["blob"]
+            return (f"would send {_counts(rows) or 'nothing'} (the server skips the rows it "
+                    f"already has); files the server lacks: {self.added['blob']} of {files} "
+                    f"({_size(self.blob_bytes)})")
+        line = f"pushed {_counts(self.added) or 'nothing'}"
+        if self.added["blob"]:
+            line += f" ({_size(self.blob_bytes)} of files)"
         if _counts(self.present):
             line += f"; already there: {_counts(self.present)}"
         if self.moved_runs:
             line += (f"; {self.moved_runs} runs got other ids on the server (theirs were "
                      "taken): their uuids are the same")
         return line
+
+
+def _size(size: int) -> str:
+    for unit in ("bytes", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1000
+    raise AssertionError("unreachable")
 
 
 def _counts(counts: Counter[str]) -> str:
