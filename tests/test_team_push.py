@@ -284,6 +284,8 @@ ENV = {"digest": "blake3:" + "3" * 64, "python": "3.11", "packages": "{}"}
     {"project": "p", "items": [{"kind": "environment", "row": {"digest": ENV["digest"]}}]},
     {"project": "p", "items": [{"kind": "environment", "row": {**ENV, "digest": "md5:x"}}]},
     {"project": "p", "items": [{"kind": "environment", "row": {**ENV, "python": 3}}]},
+    {"project": "p", "items": [{"kind": "environment", "row": {**ENV, "python": "\ud800"}}]},
+    {"project": "p", "items": [{"kind": "environment", "row": {**ENV, "python": "a\x00"}}]},
     {"project": "p", "items": [{"kind": "environment", "row": ENV, "sneaky": []}]},
     {"project": "p", "items": [{"kind": "alias", "row": {
         "name": "m", "alias": "a", "version": 10**30, "updated_at": 1.0}}]},

@@ -142,11 +142,22 @@ def _check_value(value: object, spec: str, where: str) -> None:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (
                 isinstance(value, int) and abs(value) > 2**53):
             raise InvalidInput(f"{where} must be a number, got {str(value)[:40]!r}")
-    elif not isinstance(value, str) or len(value) > MAX_CELL or "\x00" in value:
-        raise InvalidInput(f"{where} must be a text of at most {MAX_CELL} characters "
-                           "without NUL")
+    elif not isinstance(value, str) or len(value) > MAX_CELL or "\x00" in value or \
+            not _encodable(value):
+        raise InvalidInput(f"{where} must be a text of at most {MAX_CELL} characters, "
+                           "in UTF-8, without NUL")
     elif kind == "d":
         check_digest(value, where)
+
+
+def _encodable(text: str) -> bool:
+    """Whether `text` is text (JSON's "\\ud800" decodes to a lone surrogate, which no
+    database column takes)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 # -- applying ------------------------------------------------------------------------------
