@@ -398,3 +398,20 @@ def test_a_project_whose_audit_chain_is_broken_is_not_pushed(solo, shared_server
         do_push(solo, shared_server)
     with server_store(shared_server) as theirs:
         assert _counts(theirs)["runs"] == 0
+
+
+def test_a_run_pushed_while_it_ran_is_finished_by_the_next_push(project, tracker, server):
+    run = mlops.start_run(name="long")
+    mlops.log_metric("loss", 1.0, step=0)
+    first = do_push(project, server)
+    assert first.added["run"] == 1 and first.added["metric"] == 1
+    mlops.log_metric("loss", 0.5, step=1)
+    mlops.log_params({"late": "yes"})
+    mlops.end_run()
+    again = do_push(project, server)
+    assert again.added["metric"] == 1 and again.present["run"] == 1
+    with server_store(server) as theirs:
+        there = theirs.runs.resolve(run.uuid)
+        assert there.status == "finished" and there.ended_at is not None
+        assert there.params["late"] == "yes"
+        assert [p.value for p in theirs.runs.metric_history(there.id)] == [1.0, 0.5]

@@ -12,7 +12,8 @@ nothing and an interrupted push is finished by pushing again:
 
 - environments, dataset versions, artifacts (rows): by digest; an artifact row
   whose blob the server lacks is refused (409: files first, records after);
-- runs: by uuid. A run keeps its id when that id is free on the server, else it
+- runs: by uuid (a run pushed while it ran gets its end on the next push).
+  A run keeps its id when that id is free on the server, else it
   gets the next one (the answer's `ids.run` says which). Its params, tags,
   latest metrics, dataset and artifact links come with it; its metric history
   comes in `metrics` items numbered by `offset`, and the server inserts only
@@ -251,6 +252,7 @@ def _run(batch: Import, item: dict[str, Any]) -> None:
     found = batch.one("SELECT id FROM runs WHERE uuid = ?", (row["uuid"],))
     if found is not None:
         run_id = found[0]
+        _end_if_ended(batch, run_id, row)
     else:
         if row["env_digest"] is not None and batch.one(
                 "SELECT 1 FROM environments WHERE digest = ?", (row["env_digest"],)) is None:
@@ -278,6 +280,18 @@ def _run(batch: Import, item: dict[str, Any]) -> None:
                            "does not have: send it first")
         batch.conn.execute(f"{insert} run_artifacts (run_id, name, digest, kind) VALUES "
                            "(?, ?, ?, ?)", (run_id, name, digest, kind))
+
+
+def _end_if_ended(batch: Import, run_id: int, row: Mapping[str, Any]) -> None:
+    """A run pushed while it was running, and ended in the project since: its end is
+    copied (status, end time, error, source), so the next push finishes it there too."""
+    if row["status"] == "running":
+        return
+    batch.conn.execute("UPDATE runs SET status = ?, ended_at = ?, heartbeat_at = ?, "
+                       "error = ?, notebook = ?, code_digest = ? WHERE id = ? AND "
+                       "status = 'running'",
+                       (row["status"], row["ended_at"], row["heartbeat_at"], row["error"],
+                        row["notebook"], row["code_digest"], run_id))
 
 
 def _metrics(batch: Import, item: dict[str, Any]) -> None:
