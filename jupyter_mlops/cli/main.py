@@ -17,6 +17,7 @@ from . import (
     models,
     monitor,
     pipeline,
+    push,
     release,
     run_notebook,
     runs,
@@ -28,7 +29,7 @@ from . import (
 )
 
 COMMAND_GROUPS = (init, runs, run_notebook, pipeline, schedule, models, release, audit,
-                  serve, server, monitor, dashboard, verify, gc, login, sync)
+                  serve, server, monitor, dashboard, verify, gc, login, sync, push)
 
 
 def build_parser() -> argparse.ArgumentParser:

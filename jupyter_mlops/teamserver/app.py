@@ -456,6 +456,24 @@ class GatesHandler(GovernanceHandler):
         await self.govern("results", "run_gates")
 
 
+class ImportHandler(Base):
+    """POST /api/v1/import: a batch of an embedded project's rows (`mlops push`)."""
+
+    async def post(self) -> None:
+        from . import imports
+
+        assert self.token is not None
+        try:
+            project, items = imports.check_import(self.json_body())
+            result = await self.server.call(imports.apply_checked, self.server.store,
+                                            self.server.artifacts, self.token.user,
+                                            project, items)
+        except MlopsError as exc:
+            self.fail(exc)
+            return
+        self.reply(result)
+
+
 def _encoded(value: Any) -> Any:
     from ..store import codec
 
@@ -478,6 +496,7 @@ def make_app(server: TeamServer) -> tornado.web.Application:
                                                 MissingBlobsHandler, BlobHandler,
                                                 ReadHandler, ReleasesHandler,
                                                 DecisionHandler, AliasesHandler, GatesHandler,
+                                                ImportHandler,
                                                 OpenAPIHandler)}
     rules: dict[str, tuple[type, dict[str, str]]] = {}
     for route in ROUTES:

@@ -144,6 +144,27 @@ ROUTES: tuple[Route, ...] = (
                     "properties": {"results": {"type": "array", "items": {
                         "type": "object", "description": "a GateResult in store.codec's "
                                                          "tagged JSON"}}}}),
+    Route("POST", f"{API_PREFIX}/import", "admin", "ImportHandler",
+          "Copy a batch of an embedded project's rows into this server (`mlops push`), "
+          "skipping what it already has; one transaction per batch; a model version or "
+          "alias that differs from the server's is a 409 and nothing is written",
+          request={"type": "object", "required": ["project", "items"],
+                   "properties": {"project": {"type": "string", "maxLength": 300},
+                                  "items": {"type": "array", "minItems": 1,
+                                            "maxItems": 10000, "items": {
+                                                "type": "object", "required": ["kind", "row"],
+                                                "properties": {"kind": {"enum": [
+                                                    "environment", "dataset_version",
+                                                    "artifact", "run", "metrics",
+                                                    "model_version", "model_profile", "alias",
+                                                    "evaluation", "gate_result",
+                                                    "release_request", "pipeline_run",
+                                                    "audit"]},
+                                                    "row": {"type": "object"}}}}}},
+          response={"type": "object", "required": ["added", "present", "ids"],
+                    "properties": {"added": {"type": "object"},
+                                   "present": {"type": "object"},
+                                   "ids": {"type": "object"}}}),
     Route("GET", "/api/openapi.json", "read", "OpenAPIHandler",
           "This API as an OpenAPI 3.1 document"),
 )
