@@ -182,3 +182,47 @@ def team_server(request: Any, tmp_path_factory: Any, db: str = "sqlite",
     request.addfinalizer(server.stop)
     return server
 
+
+
+def digest_of(data: bytes) -> str:
+    import blake3
+
+    return "blake3:" + blake3.blake3(data).hexdigest()
+
+
+def record_run(server: TeamServer, name: str, *, params: dict[str, str] | None = None,
+               metrics: dict[str, float] | None = None,
+               files: dict[str, bytes] | None = None, model: str | None = None,
+               role: str = "writer") -> dict[str, Any]:
+    """Record a finished run through the server as `role` (its blobs uploaded first): its
+    params, metrics, artifacts `files` (name -> bytes) and, with `model`, a model version
+    of that name. Returns the server's answer (`run_id`, `models`)."""
+    import uuid
+
+    stream = uuid.uuid4().hex
+    records: list[dict[str, Any]] = [
+        {"op": "start", "run": {"uuid": stream, "name": name, "started_at": 1_700_000_000.0,
+                                "source_kind": "notebook"}},
+        {"op": "params", "params": params or {}},
+        {"op": "metrics", "points": [[key, value, None, 1_700_000_001.0]
+                                     for key, value in (metrics or {}).items()]}]
+    blobs = dict(files or {})
+    if model is not None:
+        blobs[f"model {model} {stream}"] = f"model {model} {stream}".encode()
+    for data in blobs.values():
+        answer = server.request("PUT", f"/api/v1/blobs/{digest_of(data)}", role, data=data)
+        assert answer.status_code == 200, answer.text
+    for file_name, data in (files or {}).items():
+        records.append({"op": "artifact", "name": file_name, "digest": digest_of(data),
+                        "size": len(data), "kind": "artifact"})
+    if model is not None:
+        data = blobs[f"model {model} {stream}"]
+        records.append({"op": "model", "name": model, "digest": digest_of(data),
+                        "size": len(data), "flavor": "sklearn", "signature": None,
+                        "profile": None})
+    records.append({"op": "end", "status": "finished", "error": None})
+    numbered = [{"seq": seq, "version": 1, **record} for seq, record in enumerate(records, 1)]
+    answer = server.post("/api/v1/records", role, json={"stream": stream,
+                                                         "records": numbered})
+    assert answer.status_code == 200, answer.text
+    return answer.json()
