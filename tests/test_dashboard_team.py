@@ -15,11 +15,11 @@ from .helpers import running_dashboard
 from .team import USERS, record_run, team_server
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def beside(request, tmp_path_factory):
     """A team server with one pending release (churn:1 -> production, requested by the
-    writer's token), and the dashboard started on its home."""
-    server = team_server(request, tmp_path_factory, "sqlite")
+    writer's token), and the dashboard started on its home, on SQLite and PostgreSQL."""
+    server = team_server(request, tmp_path_factory, request.param)
     record_run(server, "trained-by-writer", metrics={"acc": 0.9}, model="churn")
     made = server.post("/api/v1/releases", "writer", json={
         "model": "churn:1", "alias": "production", "reason": "better <b>recall</b>"})
@@ -96,6 +96,7 @@ def test_a_revoked_token_ends_its_session(beside, browser) -> None:
 
 
 def test_without_a_server_home_it_says_so_in_one_line(tmp_path) -> None:
+    """Nothing is started: no server home, no dashboard."""
     done = subprocess.run([sys.executable, "-m", "jupyter_mlops.cli.main", "server", "--home",
                            str(tmp_path / "nowhere"), "dashboard"], capture_output=True,
                           text=True, timeout=120)
