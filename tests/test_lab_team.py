@@ -125,3 +125,56 @@ async def test_a_refused_token_is_a_401_saying_what_to_do(jp_fetch, team, projec
     status, message = await refusal(jp_fetch, "runs")
     assert status == 401, message
     assert "mlops login" in message or "token" in message
+
+
+def test_the_panel_lists_the_servers_runs_and_says_when_it_is_down(team, project, browser,
+                                                                   tmp_path_factory) -> None:
+    """In a real JupyterLab (Debian's chromium): the panel shows the team server's runs,
+    and a server that stops answering is one line in the panel, not a traceback."""
+    import os
+    import subprocess
+    import sys
+
+    from .helpers import wait_until_serving
+
+    team_project(project, team.url)
+    token = "mlops-lab-team-test"
+    settings = tmp_path_factory.mktemp("lab-settings")
+    port = free_port()
+    env = {**os.environ, "MLOPS_HOME": str(project.root), "MLOPS_TOKEN": team.tokens["reader"]}
+    lab = subprocess.Popen(
+        [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}",
+         "--ip=127.0.0.1", f"--IdentityProvider.token={token}",
+         f"--ServerApp.root_dir={project.root}", f"--LabApp.user_settings_dir={settings}",
+         f"--LabApp.workspaces_dir={settings}", "--allow-root"],
+        cwd=project.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(f"{base}/api/status?token={token}", lab)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(f"{base}/lab?token={token}")
+        page.locator('[data-id="jupyter-mlops-sidebar"]').click()
+        sidebar = page.locator("#jupyter-mlops-sidebar")
+        first = team.first["run_id"]
+        row = sidebar.locator(f'tr.jp-mlops-run[data-run-id="{first}"]')
+        row.wait_for(timeout=60000)
+        assert "colleague-a" in row.inner_text()
+        row.click()
+        sidebar.locator(".jp-mlops-detail").get_by_text("plots/roc.png").first.wait_for(
+            timeout=30000)
+        team.stop()
+        try:
+            sidebar.locator(".jp-mlops-filter").fill("metrics.acc > 0")
+            sidebar.locator(".jp-mlops-filter").press("Enter")
+            error = sidebar.locator(".jp-mlops-message.jp-mlops-error")
+            error.wait_for(timeout=30000)
+            assert "did not answer" in error.inner_text() and team.url in error.inner_text()
+            assert "Traceback" not in page.content()
+        finally:
+            team.start()
+    finally:
+        lab.terminate()
+        try:
+            lab.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            lab.kill()
