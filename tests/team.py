@@ -51,7 +51,7 @@ class TeamServer:
     folder: Path
     home: Path
     db_url: str
-    artifacts: Path
+    artifacts: Path | str  # a folder, or an fsspec URL
     port: int
     tokens: dict[str, str]
     args: tuple[str, ...] = ()
@@ -146,19 +146,21 @@ class TeamServer:
         self.start()
 
 
-def start_team_server(folder: Path, db_url: str | None = None, *args: str) -> TeamServer:
-    """Init a home in `folder` on `db_url` (default: a SQLite file there), make one token
-    per role, start the server on a free port; `args` go to `mlops server start`."""
+def start_team_server(folder: Path, db_url: str | None = None, *args: str,
+                      artifacts: str | None = None) -> TeamServer:
+    """Init a home in `folder` on `db_url` (default: a SQLite file there) and `artifacts`
+    (default: the folder `folder/artifacts`; or an fsspec URL), make one token per role,
+    start the server on a free port; `args` go to `mlops server start`."""
     folder = Path(folder)
     home = folder / "home"
-    artifacts = folder / "artifacts"
+    location: Path | str = artifacts or folder / "artifacts"
     db_url = db_url or f"sqlite:///{folder / 'team.db'}"
-    mlops(home, "init", "--db", db_url, "--artifacts", str(artifacts))
+    mlops(home, "init", "--db", db_url, "--artifacts", str(location))
     from jupyter_mlops.teamserver.home import ServerHome
 
     with ServerHome(home).open_store() as store:  # in-process: 5 CLI starts cost 5 s
         tokens = {role: store.tokens.create(USERS[role], [role])[1] for role in ROLES}
-    server = TeamServer(folder, home, db_url, artifacts, free_port(), tokens, tuple(args))
+    server = TeamServer(folder, home, db_url, location, free_port(), tokens, tuple(args))
     try:
         server.start()
     except BaseException:

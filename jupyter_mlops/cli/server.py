@@ -33,8 +33,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     init.add_argument("--db", required=True, metavar="URL",
                       help="postgresql://USER@HOST:PORT/DATABASE (the team database, which "
                            "must exist) or sqlite:///PATH (one machine)")
-    init.add_argument("--artifacts", required=True, metavar="DIR",
-                      help="the folder blobs are stored in (made 0700)")
+    init.add_argument("--artifacts", required=True, metavar="DIR_OR_URL",
+                      help="the folder blobs are stored in (made 0700), or an fsspec URL "
+                           "(s3://BUCKET/PATH, gs://..., with its fsspec backend installed)")
     _home_option(init)
     init.set_defaults(func=run_init)
 

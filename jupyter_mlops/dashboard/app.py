@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..artifacts import ArtifactStore
+from ..fsspec_artifacts import open_artifact_store
 from ..errors import InvalidInput
 from ..hosts import allowed_hosts, cannot_listen, check_host_name
 from ..project import Project
@@ -33,10 +33,10 @@ LOCAL_ADDRESSES = ("127.0.0.1", "localhost", "::1")
 PAGES = ("releases", "models", "runs", "monitoring", "audit")
 
 
-def build(context: DashboardContext, artifacts_dir: Path
+def build(context: DashboardContext, artifacts: str | Path
           ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The pages and the `pn.serve` options (reports downloaded from `artifacts_dir`);
-    nothing is started."""
+    """The pages and the `pn.serve` options (reports downloaded from `artifacts`, a
+    folder or an fsspec URL); nothing is started."""
     from .auth import PasswordAuthProvider
     from .pages.audit import audit_page
     from .pages.models import models_page
@@ -58,7 +58,7 @@ def build(context: DashboardContext, artifacts_dir: Path
     pages = {name: page(makers[name]) for name in PAGES}
     options: dict[str, Any] = {
         "extra_patterns": [(r"/artifact/([^/]+)", ArtifactHandler,
-                            {"store": ArtifactStore(artifacts_dir), "auth": auth})],
+                            {"store": open_artifact_store(artifacts), "auth": auth})],
         "title": "jupyter-mlops",
         # No pages use pn.state.location, and Panel's Location parser fails on an
         # IPv6 Host ("[::1]:5006"), a 500 for an allowed host.
@@ -157,20 +157,20 @@ def serve_beside_server(home: ServerHome, *, port: int, address: str,
                                    server=server)
         print(f"dashboard beside the team server {home.path}: sign in with a team token",
               flush=True)
-        _run(context, server.artifacts_dir, port=port, address=address,
+        _run(context, server.artifacts_location, port=port, address=address,
              extra_hosts=extra_hosts, show=show)
     finally:
         server.close()
 
 
-def _run(context: DashboardContext, artifacts_dir: Path, *, port: int, address: str,
+def _run(context: DashboardContext, artifacts: str | Path, *, port: int, address: str,
          extra_hosts: list[str], show: bool) -> None:
     import panel as pn
 
     from .hostguard import refuse_unknown_hosts
 
     allowed = allowed_hosts(address, extra_hosts)
-    pages, options = build(context, artifacts_dir)
+    pages, options = build(context, artifacts)
     try:
         server = pn.serve(pages, port=port, address=address, show=show, start=False,
                           websocket_origin=websocket_origins(allowed, port), **options)

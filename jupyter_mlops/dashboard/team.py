@@ -23,7 +23,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from ..errors import MlopsError, NotFound
@@ -54,15 +53,16 @@ class TeamServerSide:
         return cls(home, home.open_store())
 
     @property
-    def artifacts_dir(self) -> Path:
-        return Path(self.home.config.artifacts)
+    def artifacts_location(self) -> str:
+        """The server's blob store: a folder, or an fsspec URL."""
+        return self.home.config.artifacts
 
     @contextmanager
     def registry(self) -> Iterator[Any]:  # -> Registry
         """The server's `Registry`: its store, the rules of its `registry.toml`."""
         from ..teamserver.governance import registry_for
 
-        yield registry_for(self.home.path, self.artifacts_dir, self.store)
+        yield registry_for(self.home.path, self.artifacts_location, self.store)
 
     def close(self) -> None:
         self.store.close()

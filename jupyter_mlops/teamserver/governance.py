@@ -36,7 +36,7 @@ class ServerProject:
     home (its `predictions/` log), its artifact folder, its rules."""
 
     root: Path
-    artifacts_dir: Path
+    artifacts_dir: Path | str  # a folder, or an fsspec URL
     registry: RegistryConfig
     monitoring: MonitoringConfig
 
@@ -45,7 +45,7 @@ class ServerProject:
         return self.root
 
 
-def registry_for(home: Path, artifacts: Path, store: Store) -> Any:  # -> Registry
+def registry_for(home: Path, artifacts: Path | str, store: Store) -> Any:  # -> Registry
     """The `Registry` of the server's store with the rules of `home/registry.toml`."""
     from ..registry.releases import Registry  # loads model code: only for governance
 
