@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import tornado.ioloop
+import tornado.iostream
 import tornado.web
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
@@ -206,9 +207,12 @@ class ArtifactHandler(MlopsHandler):
             self.set_header(header, value)
         self.set_header("Content-Type", "application/octet-stream")
         with data:
-            while chunk := data.read(CHUNK):
-                self.write(chunk)
-                await self.flush()
+            try:
+                while chunk := data.read(CHUNK):
+                    self.write(chunk)
+                    await self.flush()
+            except tornado.iostream.StreamClosedError:
+                return  # the browser went away: nothing more to send
         self.finish()
 
     def artifact_file(self, run_id: int, name: str) -> IO[bytes]:
