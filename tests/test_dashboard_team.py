@@ -12,7 +12,7 @@ from jupyter_mlops.store import codec
 from jupyter_mlops.teamserver.home import ServerHome
 
 from .helpers import running_dashboard
-from .team import USERS, record_run, team_server
+from .team import USERS, digest_of, record_run, team_server
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -79,6 +79,51 @@ def test_a_reviewer_token_approves_as_its_user(beside, browser) -> None:
     answer = beside.post("/api/v1/read", "reader", json={
         "call": "releases.alias_version", "args": ["churn", "production"]})
     assert answer.json()["result"] == 1  # the team server sees the dashboard's approval
+    assert dialogs == []
+
+
+def ship_predictions(server, name: str, rows: int) -> None:
+    """What `mlops serve` ships in team mode: a Parquet batch of prediction-log rows."""
+    import io
+    import uuid
+
+    import pandas as pd
+
+    frame = pd.DataFrame({"request_id": [f"r{i}" for i in range(rows)],
+                          "at": [1.7e9 + i for i in range(rows)], "version": [1] * rows,
+                          "latency_ms": [1.0] * rows, "status": ["ok"] * rows,
+                          "error": [""] * rows, "output": [0.5] * rows,
+                          "input.x": [float(i) for i in range(rows)]})
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    data = buffer.getvalue()
+    assert server.request("PUT", f"/api/v1/blobs/{digest_of(data)}", "runner",
+                          data=data).status_code == 200
+    stream = uuid.uuid4().hex
+    records = [{"seq": 1, "version": 1, "op": "start",
+                "run": {"uuid": stream, "name": "scoring", "started_at": 1.7e9,
+                        "source_kind": "service"}},
+               {"seq": 2, "version": 1, "op": "predictions", "name": name,
+                "digest": digest_of(data), "rows": rows}]
+    answer = server.post("/api/v1/records", "runner", json={"stream": stream,
+                                                             "records": records})
+    assert answer.status_code == 200, answer.text
+
+
+def test_runs_models_audit_and_monitoring_pages_read_the_servers_database(beside,
+                                                                         browser) -> None:
+    page, dialogs = sign_in(browser, beside.dashboard, beside.tokens["reader"])
+    page.wait_for_url("**/releases")
+    page.goto(beside.dashboard + "/runs")
+    page.get_by_text("trained-by-writer").first.wait_for()
+    page.goto(beside.dashboard + "/models")
+    page.get_by_text("churn").first.wait_for()
+    page.goto(beside.dashboard + "/audit")
+    page.get_by_text("hash chain intact").first.wait_for()  # the server's audit key
+    ship_predictions(beside, "churn", 2)
+    page.goto(beside.dashboard + "/monitoring")
+    page.get_by_text("2 predictions").first.wait_for()  # the server's prediction log
+    assert "Traceback" not in page.content()
     assert dialogs == []
 
 
