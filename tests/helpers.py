@@ -71,8 +71,10 @@ def wait_until_serving(url: str, server: subprocess.Popen, timeout: float = 90.0
 
 
 @contextlib.contextmanager
-def running_dashboard(root, *args: str, ready_path: str = "/login"):
-    """A real `mlops dashboard ARGS` on a free 127.0.0.1 port for the project at `root`.
+def running_dashboard(root, *args: str, ready_path: str = "/login",
+                      command: tuple[str, ...] = ("dashboard",)):
+    """A real `mlops dashboard ARGS` on a free 127.0.0.1 port for the project at `root`
+    (`command`: another way to start it, e.g. `("server", "--home", HOME, "dashboard")`).
 
     Yields (port, log path); the server's output goes to `root/server.log`, so a
     test can check what it logged. Stopped (SIGTERM) on exit.
@@ -81,7 +83,7 @@ def running_dashboard(root, *args: str, ready_path: str = "/login"):
     log = root / "server.log"
     with open(log, "w") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "jupyter_mlops.cli.main", "dashboard", "--port", str(port),
+            [sys.executable, "-m", "jupyter_mlops.cli.main", *command, "--port", str(port),
              *args], cwd=root, env={**os.environ, "MLOPS_HOME": str(root)},
             stdout=out, stderr=subprocess.STDOUT)
     try:

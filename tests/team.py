@@ -51,7 +51,7 @@ class TeamServer:
     folder: Path
     home: Path
     db_url: str
-    artifacts: Path
+    artifacts: Path | str  # a folder, or an fsspec URL
     port: int
     tokens: dict[str, str]
     args: tuple[str, ...] = ()
@@ -146,19 +146,21 @@ class TeamServer:
         self.start()
 
 
-def start_team_server(folder: Path, db_url: str | None = None, *args: str) -> TeamServer:
-    """Init a home in `folder` on `db_url` (default: a SQLite file there), make one token
-    per role, start the server on a free port; `args` go to `mlops server start`."""
+def start_team_server(folder: Path, db_url: str | None = None, *args: str,
+                      artifacts: str | None = None) -> TeamServer:
+    """Init a home in `folder` on `db_url` (default: a SQLite file there) and `artifacts`
+    (default: the folder `folder/artifacts`; or an fsspec URL), make one token per role,
+    start the server on a free port; `args` go to `mlops server start`."""
     folder = Path(folder)
     home = folder / "home"
-    artifacts = folder / "artifacts"
+    location: Path | str = artifacts or folder / "artifacts"
     db_url = db_url or f"sqlite:///{folder / 'team.db'}"
-    mlops(home, "init", "--db", db_url, "--artifacts", str(artifacts))
+    mlops(home, "init", "--db", db_url, "--artifacts", str(location))
     from jupyter_mlops.teamserver.home import ServerHome
 
     with ServerHome(home).open_store() as store:  # in-process: 5 CLI starts cost 5 s
         tokens = {role: store.tokens.create(USERS[role], [role])[1] for role in ROLES}
-    server = TeamServer(folder, home, db_url, artifacts, free_port(), tokens, tuple(args))
+    server = TeamServer(folder, home, db_url, location, free_port(), tokens, tuple(args))
     try:
         server.start()
     except BaseException:
@@ -182,3 +184,47 @@ def team_server(request: Any, tmp_path_factory: Any, db: str = "sqlite",
     request.addfinalizer(server.stop)
     return server
 
+
+
+def digest_of(data: bytes) -> str:
+    import blake3
+
+    return "blake3:" + blake3.blake3(data).hexdigest()
+
+
+def record_run(server: TeamServer, name: str, *, params: dict[str, str] | None = None,
+               metrics: dict[str, float] | None = None,
+               files: dict[str, bytes] | None = None, model: str | None = None,
+               role: str = "writer") -> dict[str, Any]:
+    """Record a finished run through the server as `role` (its blobs uploaded first): its
+    params, metrics, artifacts `files` (name -> bytes) and, with `model`, a model version
+    of that name. Returns the server's answer (`run_id`, `models`)."""
+    import uuid
+
+    stream = uuid.uuid4().hex
+    records: list[dict[str, Any]] = [
+        {"op": "start", "run": {"uuid": stream, "name": name, "started_at": 1_700_000_000.0,
+                                "source_kind": "notebook"}},
+        {"op": "params", "params": params or {}},
+        {"op": "metrics", "points": [[key, value, None, 1_700_000_001.0]
+                                     for key, value in (metrics or {}).items()]}]
+    blobs = dict(files or {})
+    if model is not None:
+        blobs[f"model {model} {stream}"] = f"model {model} {stream}".encode()
+    for data in blobs.values():
+        answer = server.request("PUT", f"/api/v1/blobs/{digest_of(data)}", role, data=data)
+        assert answer.status_code == 200, answer.text
+    for file_name, data in (files or {}).items():
+        records.append({"op": "artifact", "name": file_name, "digest": digest_of(data),
+                        "size": len(data), "kind": "artifact"})
+    if model is not None:
+        data = blobs[f"model {model} {stream}"]
+        records.append({"op": "model", "name": model, "digest": digest_of(data),
+                        "size": len(data), "flavor": "sklearn", "signature": None,
+                        "profile": None})
+    records.append({"op": "end", "status": "finished", "error": None})
+    numbered = [{"seq": seq, "version": 1, **record} for seq, record in enumerate(records, 1)]
+    answer = server.post("/api/v1/records", role, json={"stream": stream,
+                                                         "records": numbered})
+    assert answer.status_code == 200, answer.text
+    return answer.json()

@@ -14,14 +14,12 @@ def open_store() -> tuple[Project, Store]:
     checked), migrated if an older version left it behind. In team mode (`[store]
     url`, `MLOPS_URL`) the store is the server's, read through a `RemoteStore`: a
     command that would write it says in one line that only the server writes."""
-    project = find_project()
-    url = project.server_url()
-    if url is not None:
-        from ..remote.client import Client
-        from ..remote.credentials import token_for
-        from ..remote.store import RemoteStore
+    from ..remote.store import remote_store_for
 
-        return project, RemoteStore(Client(url, token_for(url)))  # type: ignore[return-value]
+    project = find_project()
+    remote = remote_store_for(project)
+    if remote is not None:
+        return project, remote  # type: ignore[return-value]
     return project, open_project_store(project)
 
 

@@ -33,8 +33,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     init.add_argument("--db", required=True, metavar="URL",
                       help="postgresql://USER@HOST:PORT/DATABASE (the team database, which "
                            "must exist) or sqlite:///PATH (one machine)")
-    init.add_argument("--artifacts", required=True, metavar="DIR",
-                      help="the folder blobs are stored in (made 0700)")
+    init.add_argument("--artifacts", required=True, metavar="DIR_OR_URL",
+                      help="the folder blobs are stored in (made 0700), or an fsspec URL "
+                           "(s3://BUCKET/PATH, gs://..., with its fsspec backend installed)")
     _home_option(init)
     init.set_defaults(func=run_init)
 
@@ -88,6 +89,25 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                        help="also answer requests whose Host is NAME; repeatable")
     _home_option(start)
     start.set_defaults(func=run_start)
+
+    dashboard = sub.add_parser(
+        "dashboard", help="serve the dashboard on the server's database (team-token sign-in)",
+        description="Serve the Panel dashboard (releases, models, runs, monitoring, audit) "
+                    "beside the team server: on the database and artifact store of its home, "
+                    "judging releases by the home's registry.toml as the server's routes do. "
+                    "People sign in with their team token; an approval is made as the "
+                    "token's user with the token's roles, and a revoked or expired token "
+                    "ends its sessions. Run it as the server's account (it reads the home). "
+                    "Binds 127.0.0.1 unless --address says otherwise; answers only the bound "
+                    "address, localhost and --allow-host names.")
+    dashboard.add_argument("--port", type=int, default=5006, help="port (default: 5006)")
+    dashboard.add_argument("--address", default="127.0.0.1",
+                           help="interface to bind (default: 127.0.0.1)")
+    dashboard.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                           help="also answer requests for this host name (repeatable)")
+    dashboard.add_argument("--show", action="store_true", help="open a browser")
+    _home_option(dashboard)
+    dashboard.set_defaults(func=run_dashboard)
 
 
 def _home_option(parser: argparse.ArgumentParser) -> None:
@@ -156,6 +176,17 @@ def run_start(args: argparse.Namespace) -> int:
     asyncio.run(run_server(_home(args), host=args.host, port=args.port,
                            behind_proxy=args.behind_proxy, tls_cert=args.tls_cert,
                            tls_key=args.tls_key, allow_hosts=args.allow_host))
+    return 0
+
+
+def run_dashboard(args: argparse.Namespace) -> int:
+    from ..dashboard.app import serve_beside_server
+    from ..errors import InvalidInput
+
+    if not 0 < args.port < 65536:
+        raise InvalidInput(f"--port {args.port} is not a port number")
+    serve_beside_server(_home(args), port=args.port, address=args.address,
+                        allow_hosts=args.allow_host, show=args.show)
     return 0
 
 

@@ -14,9 +14,10 @@ import logging
 import re
 import sys
 from collections.abc import Callable, Iterable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from ..artifacts import ArtifactStore
+from ..fsspec_artifacts import open_artifact_store
 from ..errors import InvalidInput
 from ..hosts import allowed_hosts, cannot_listen, check_host_name
 from ..project import Project
@@ -25,13 +26,17 @@ from .context import DashboardContext
 from .credentials import CredentialsFile, roles_warning
 from .downloads import ArtifactHandler
 
+if TYPE_CHECKING:
+    from ..teamserver.home import ServerHome
+
 LOCAL_ADDRESSES = ("127.0.0.1", "localhost", "::1")
 PAGES = ("releases", "models", "runs", "monitoring", "audit")
 
 
-def build(project: Project, auth: Authenticator | None, dev: bool
+def build(context: DashboardContext, artifacts: str | Path
           ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The pages and the `pn.serve` options; nothing is started."""
+    """The pages and the `pn.serve` options (reports downloaded from `artifacts`, a
+    folder or an fsspec URL); nothing is started."""
     from .auth import PasswordAuthProvider
     from .pages.audit import audit_page
     from .pages.models import models_page
@@ -39,7 +44,7 @@ def build(project: Project, auth: Authenticator | None, dev: bool
     from .pages.releases import releases_page
     from .pages.runs import runs_page
 
-    context = DashboardContext(root=project.root, auth=auth, dev=dev)
+    auth = context.auth
 
     def page(make: Callable[[DashboardContext], Any]) -> Callable[[], Any]:
         # A plain function (Panel renders a functools.partial as its repr).
@@ -53,7 +58,7 @@ def build(project: Project, auth: Authenticator | None, dev: bool
     pages = {name: page(makers[name]) for name in PAGES}
     options: dict[str, Any] = {
         "extra_patterns": [(r"/artifact/([^/]+)", ArtifactHandler,
-                            {"store": ArtifactStore(project.artifacts_dir), "auth": auth})],
+                            {"store": open_artifact_store(artifacts), "auth": auth})],
         "title": "jupyter-mlops",
         # No pages use pn.state.location, and Panel's Location parser fails on an
         # IPv6 Host ("[::1]:5006"), a 500 for an allowed host.
@@ -125,15 +130,47 @@ def serve(project: Project, *, port: int, address: str, credentials_path: str | 
     extra_hosts = [check_host_name(name) for name in allow_hosts]
     auth = open_authenticator(credentials_path, dev, address)
     _log_to_stderr()
+    context = DashboardContext(root=project.root, auth=auth, dev=dev and auth is None)
+    if context.dev:
+        print("WARNING: development mode, NO LOGIN: anyone on this machine can act as "
+              "you. Never use it for real approvals.", flush=True)
+    _run(context, project.artifacts_dir, port=port, address=address, extra_hosts=extra_hosts,
+         show=show)
+
+
+def serve_beside_server(home: ServerHome, *, port: int, address: str,
+                        allow_hosts: Iterable[str] = (), show: bool = False) -> None:
+    """Run the dashboard on a team server's database until interrupted: people sign in
+    with their team token and act as its user, with its roles (`team.py`).
+
+    Raises `NotFound` / `PermissionDenied` for a missing or open home,
+    `StoreUnavailable` when its database can't be reached, `InvalidInput` for a
+    bad `--allow-host`.
+    """
+    from .team import TeamServerSide, TokenAuthenticator
+
+    extra_hosts = [check_host_name(name) for name in allow_hosts]
+    server = TeamServerSide.open(home)
+    try:
+        _log_to_stderr()
+        context = DashboardContext(root=home.path, auth=TokenAuthenticator(server),
+                                   server=server)
+        print(f"dashboard beside the team server {home.path}: sign in with a team token",
+              flush=True)
+        _run(context, server.artifacts_location, port=port, address=address,
+             extra_hosts=extra_hosts, show=show)
+    finally:
+        server.close()
+
+
+def _run(context: DashboardContext, artifacts: str | Path, *, port: int, address: str,
+         extra_hosts: list[str], show: bool) -> None:
     import panel as pn
 
     from .hostguard import refuse_unknown_hosts
 
     allowed = allowed_hosts(address, extra_hosts)
-    pages, options = build(project, auth, dev and auth is None)
-    if dev and auth is None:
-        print("WARNING: development mode, NO LOGIN: anyone on this machine can act as "
-              "you. Never use it for real approvals.", flush=True)
+    pages, options = build(context, artifacts)
     try:
         server = pn.serve(pages, port=port, address=address, show=show, start=False,
                           websocket_origin=websocket_origins(allowed, port), **options)

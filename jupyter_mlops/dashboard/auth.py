@@ -1,7 +1,10 @@
 """Login for the dashboard: a Bokeh auth provider and its tornado handlers.
 
-The handlers are thin: the rules (passwords, back-off, sessions) live in
-`Authenticator`. The cookie `mlops_session` carries a random session id,
+The handlers are thin: the rules (passwords or team tokens, back-off,
+sessions) live in an authenticator: `Authenticator` (a credentials file) or,
+beside a team server, `team.TokenAuthenticator`. Each names the fields of its
+form (`login_fields`), checks them (`sign_in_form`) and says what a refusal
+reads (`refused_message`). The cookie `mlops_session` carries a random session id,
 signed by tornado; the session itself is kept server-side. The login form
 carries tornado's XSRF token (double submit: cookie and form field).
 """
@@ -9,13 +12,18 @@ carries tornado's XSRF token (double submit: cookie and form field).
 from __future__ import annotations
 
 import html
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from bokeh.server.auth_provider import AuthProvider
 from tornado.web import HTTPError, RequestHandler
 
 from .authenticator import COOKIE, COOKIE_DAYS, Authenticator, SignIn
+
+if TYPE_CHECKING:
+    from .team import TokenAuthenticator
+
+    AnyAuthenticator = Authenticator | TokenAuthenticator
 
 DEFAULT_NEXT = "/"
 MAX_NEXT = 2000
@@ -28,8 +36,7 @@ input{{padding:.4rem}}.error{{color:#b00020}}</style></head>
 <form method="post" action="/login">
 {xsrf}
 <input type="hidden" name="next" value="{next}">
-<label>User <input name="username" autocomplete="username" autofocus></label>
-<label>Password <input name="password" type="password" autocomplete="current-password"></label>
+{fields}
 <button type="submit" id="login">Sign in</button></form>
 <p class="error">{error}</p></body></html>"""
 _PAGE_HEADERS = {
@@ -80,7 +87,7 @@ class _PageHandler(RequestHandler):
         self.finish(f"{status_code} {self._reason}\n")
 
 
-def login_handler(auth: Authenticator) -> type[RequestHandler]:
+def login_handler(auth: AnyAuthenticator) -> type[RequestHandler]:
     """The GET/POST /login handler class, bound to `auth`."""
 
     class LoginHandler(_PageHandler):
@@ -96,9 +103,8 @@ def login_handler(auth: Authenticator) -> type[RequestHandler]:
                 self.page(target, "This sign-in form expired or was sent from another site, "
                                   "so it was refused. The form is fresh now: sign in again.")
                 return
-            result = auth.sign_in(self.get_body_argument("username", ""),
-                                  self.get_body_argument("password", ""),
-                                  self.request.remote_ip or "")
+            result = auth.sign_in_form(lambda name: self.get_body_argument(name, ""),
+                                       self.request.remote_ip or "")
             if result.ok:
                 self.start_session(result, target)
             else:
@@ -122,16 +128,16 @@ def login_handler(auth: Authenticator) -> type[RequestHandler]:
                                   "credentials file. The administrator finds why in its log.")
             else:
                 self.set_status(401)
-                self.page(target, "Wrong user name or password.")
+                self.page(target, auth.refused_message)
 
         def page(self, target: str, error: str) -> None:
             self.write(_LOGIN_PAGE.format(xsrf=self.xsrf_form_html(), next=html.escape(target),
-                                          error=html.escape(error)))
+                                          fields=auth.login_fields, error=html.escape(error)))
 
     return LoginHandler
 
 
-def logout_handler(auth: Authenticator) -> type[RequestHandler]:
+def logout_handler(auth: AnyAuthenticator) -> type[RequestHandler]:
     """The GET /logout handler class: ends the session server-side, then the cookie."""
 
     class LogoutHandler(_PageHandler):
@@ -146,7 +152,7 @@ def logout_handler(auth: Authenticator) -> type[RequestHandler]:
 class PasswordAuthProvider(AuthProvider):
     """Bokeh's hooks: who is signed in (every page and websocket), where to log in."""
 
-    def __init__(self, auth: Authenticator) -> None:
+    def __init__(self, auth: AnyAuthenticator) -> None:
         self.auth = auth
         super().__init__()
 
@@ -182,7 +188,7 @@ def cookie_session(handler: RequestHandler) -> str | None:
     return value.decode("ascii", "replace") if value else None
 
 
-def request_user(handler: RequestHandler, auth: Authenticator) -> str | None:
+def request_user(handler: RequestHandler, auth: AnyAuthenticator) -> str | None:
     """The signed-in user of an HTTP request (or websocket upgrade), else None."""
     return auth.user_for(cookie_session(handler))
 

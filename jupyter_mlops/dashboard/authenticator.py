@@ -50,6 +50,11 @@ class SignIn:
 class Authenticator:
     """Checks passwords with back-off, opens and ends sessions, names a session's user."""
 
+    login_fields = ('<label>User <input name="username" autocomplete="username" autofocus>'
+                    '</label>\n<label>Password <input name="password" type="password" '
+                    'autocomplete="current-password"></label>')
+    refused_message = "Wrong user name or password."
+
     def __init__(self, credentials: CredentialsFile, sessions: SessionStore | None = None,
                  per_user: Throttle | None = None, per_address: Throttle | None = None,
                  clock: Callable[[], float] = time.time) -> None:
@@ -94,6 +99,10 @@ class Authenticator:
         self.per_user.reset(user_key)
         log.info("dashboard: %r signed in from %s", user, address)
         return SignIn(session_id=self.sessions.create(user, fingerprint))
+
+    def sign_in_form(self, field: Callable[[str], str], address: str) -> SignIn:
+        """`sign_in` with the login form's `username` and `password` (`field(name)`)."""
+        return self.sign_in(field("username"), field("password"), address)
 
     def _failed(self, user: str, user_key: str, address: str, known: bool) -> SignIn:
         user_failures = self.per_user.failure(user_key)

@@ -1,4 +1,5 @@
-"""What every page needs, without Panel: the project, who is signed in, the registry."""
+"""What every page needs, without Panel: the project (or, beside a team server, the
+server's store and rules), who is signed in, the registry."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import capture
 from ..project import find_project
@@ -14,14 +16,22 @@ from ..registry.releases import Registry
 from ..store import Store
 from .authenticator import Authenticator
 
+if TYPE_CHECKING:
+    from .team import TeamServerSide, TokenAuthenticator
+
 
 @dataclass(frozen=True)
 class DashboardContext:
-    """Shared by every page of one dashboard process: where the project is, who signs in."""
+    """Shared by every page of one dashboard process: where the project is, who signs in.
+
+    Beside a team server, `server` is set and `auth` is its `TokenAuthenticator`:
+    the pages read and decide on the server's database, as the token's user.
+    """
 
     root: Path
-    auth: Authenticator | None  # None: --dev, no login
+    auth: Authenticator | TokenAuthenticator | None  # None: --dev, no login
     dev: bool = False
+    server: TeamServerSide | None = None
 
     def identity(self, login: str | None) -> Identity | None:
         """Who a page's session is, with roles from the project's config.toml.
@@ -29,8 +39,11 @@ class DashboardContext:
         `login` is the session's signed cookie (`auth.session_user()`); it names
         a user only while that session is live. Roles come from `[users.NAME]
         roles` in `.mlops/config.toml`, the one source of roles (the CLI reads
-        it too). In --dev: the OS user with their configured roles.
+        it too). In --dev: the OS user with their configured roles. Beside a
+        team server: the user and roles of the token the session signed in with.
         """
+        if self.server is not None:  # the token's user and roles, as the server sees them
+            return self.auth.identity_for_cookie(login)  # type: ignore[union-attr]
         project = find_project(self.root)
         if self.auth is None:
             return identity_for(capture.user(), project) if self.dev else None
@@ -39,6 +52,10 @@ class DashboardContext:
 
     @contextmanager
     def registry(self) -> Iterator[Registry]:
+        if self.server is not None:
+            with self.server.registry() as registry:
+                yield registry
+            return
         project = find_project(self.root)
         store = Store.for_project(project)
         try:

@@ -13,7 +13,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..errors import Conflict, IntegrityError, MlopsError, NotFound, PermissionDenied
+from ..errors import (
+    Conflict,
+    IntegrityError,
+    MlopsError,
+    NotFound,
+    PermissionDenied,
+    StoreUnavailable,
+)
+from ..team_protocol import AuthenticationFailed
 
 SERVER_PATH = "<server path>"
 
@@ -23,11 +31,14 @@ SERVER_PATH = "<server path>"
 _ABSOLUTE = re.compile(r"""(?P<quote>['"])(?P<quoted>/[^'"]*)(?P=quote)"""
                        r"|(?<![\w.:/~%-])/[^\s'\"`<>()\[\]{}]+")
 _STATUS: tuple[tuple[type[MlopsError], int], ...] = (
-    (NotFound, 404), (PermissionDenied, 403), (IntegrityError, 409), (Conflict, 409))
+    (NotFound, 404), (AuthenticationFailed, 401), (PermissionDenied, 403),
+    (IntegrityError, 409), (Conflict, 409), (StoreUnavailable, 503))
 
 
 def status_for(error: MlopsError) -> int:
-    """The HTTP status of an error: 404, 403, 409, else 400 (the request was refused)."""
+    """The HTTP status of an error: 404, 401 (the team server refused the token), 403,
+    409, 503 (the store or team server is unavailable), else 400 (the request was
+    refused)."""
     return next((status for kind, status in _STATUS if isinstance(error, kind)), 400)
 
 

@@ -6,16 +6,28 @@ resource. Bad input is a 400 with {"message": ...}, a missing thing a 404,
 corrupted stored bytes a 409, never a 500; no message carries an absolute
 server path (`messages.without_server_paths`). Artifacts are downloads
 (`http_headers.download_headers`): an attachment, never sniffed, sandboxed.
+
+In a team-mode project (`[store] url` in .mlops/config.toml, or `MLOPS_URL`) the
+same routes read the team server through `RemoteStore`, with the token of the
+account running Jupyter; the server's refusals come back as the same JSON
+errors: 503 when it does not answer, 401 for a wrong, revoked or expired token,
+403 for a missing role. The store is read in a worker thread, so a slow server
+never stalls the Jupyter server's event loop.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+import tornado.ioloop
+import tornado.iostream
 import tornado.web
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
@@ -26,12 +38,16 @@ from ..errors import IntegrityError, InvalidInput, MlopsError, NotFound
 from ..http_headers import download_headers
 from ..inspection import compare_runs, describe_run
 from ..project import Project, find_project
+from ..remote.store import remote_store_for
 from ..store import Store
 from ..views import to_jsonable
 from .messages import status_for, without_server_paths
 
 MAX_PAGE = 500
 MAX_COMPARE = 10
+TEAM_TIMEOUT = 30.0  # seconds a read waits for the team server before saying it is down
+CHUNK = 1 << 20
+SPOOL_IN_MEMORY = 8 << 20  # a downloaded artifact up to this size stays in memory
 RUN_ID = re.compile(r"[0-9]{1,12}")  # ASCII digits only: "²".isdigit() is true, int() fails
 
 
@@ -47,7 +63,12 @@ class MlopsHandler(APIHandler):
         return find_project(self.root_dir)
 
     def open_store(self) -> Store:
-        return Store.for_project(self.project())
+        """The project's store, or in team mode the server's (`RemoteStore`)."""
+        project = self.project()
+        remote = remote_store_for(project, timeout=TEAM_TIMEOUT)
+        if remote is not None:
+            return remote  # type: ignore[return-value]
+        return Store.for_project(project)
 
     def fail(self, status: int, message: str) -> None:
         """Answer `status` with {"message": ...}, absolute server paths taken out."""
@@ -70,12 +91,19 @@ class MlopsHandler(APIHandler):
             raise InvalidInput(f"{name} must be between {low} and {high}, got {value}")
         return value
 
-    def run_safely(self, work) -> None:  # noqa: ANN001
-        """Respond with `work()`, or map its `MlopsError` to a JSON 4xx (`status_for`)."""
+    async def in_thread(self, work: Callable[[], Any]) -> Any:
+        """`work()` in a worker thread: a store read (over the network, in team mode)
+        must not hold up the Jupyter server's event loop."""
+        return await tornado.ioloop.IOLoop.current().run_in_executor(None, work)
+
+    async def run_safely(self, work: Callable[[], Any]) -> None:
+        """Respond with `work()`, or map its `MlopsError` to a JSON 4xx/503 (`status_for`)."""
         try:
-            self.respond(work())
+            result = await self.in_thread(work)
         except MlopsError as exc:
             self.fail_with(exc)
+            return
+        self.respond(result)
 
 
 class RunsHandler(MlopsHandler):
@@ -83,7 +111,7 @@ class RunsHandler(MlopsHandler):
 
     @tornado.web.authenticated
     @authorized
-    def get(self) -> None:
+    async def get(self) -> None:
         def work() -> dict[str, Any]:
             limit = self.int_argument("limit", 50, 1, MAX_PAGE)
             offset = self.int_argument("offset", 0, 0, 10**9)
@@ -100,7 +128,7 @@ class RunsHandler(MlopsHandler):
             return {"runs": runs[:limit], "has_more": len(runs) > limit, "limit": limit,
                     "offset": offset}
 
-        self.run_safely(work)
+        await self.run_safely(work)
 
 
 class RunHandler(MlopsHandler):
@@ -108,12 +136,12 @@ class RunHandler(MlopsHandler):
 
     @tornado.web.authenticated
     @authorized
-    def get(self, run_id: str) -> None:
+    async def get(self, run_id: str) -> None:
         def work():  # noqa: ANN202
             with self.open_store() as store:
                 return describe_run(store, int(run_id))
 
-        self.run_safely(work)
+        await self.run_safely(work)
 
 
 class CompareHandler(MlopsHandler):
@@ -121,7 +149,7 @@ class CompareHandler(MlopsHandler):
 
     @tornado.web.authenticated
     @authorized
-    def get(self) -> None:
+    async def get(self) -> None:
         def work():  # noqa: ANN202
             raw = self.get_query_argument("runs", "")
             parts = [p.strip() for p in raw.split(",") if p.strip()]
@@ -131,7 +159,7 @@ class CompareHandler(MlopsHandler):
             with self.open_store() as store:
                 return compare_runs(store, [int(p) for p in parts])
 
-        self.run_safely(work)
+        await self.run_safely(work)
 
 
 class ModelsHandler(MlopsHandler):
@@ -139,7 +167,7 @@ class ModelsHandler(MlopsHandler):
 
     @tornado.web.authenticated
     @authorized
-    def get(self) -> None:
+    async def get(self) -> None:
         def work() -> dict[str, Any]:
             with self.open_store() as store:
                 models = []
@@ -154,7 +182,7 @@ class ModelsHandler(MlopsHandler):
                                      for v in store.models.versions(name)[:100]]})
             return {"models": models, "dashboard_url": os.environ.get("MLOPS_DASHBOARD_URL")}
 
-        self.run_safely(work)
+        await self.run_safely(work)
 
 
 class ArtifactHandler(MlopsHandler):
@@ -166,9 +194,9 @@ class ArtifactHandler(MlopsHandler):
 
     @tornado.web.authenticated
     @authorized
-    def get(self, run_id: str, name: str) -> None:
+    async def get(self, run_id: str, name: str) -> None:
         try:
-            data = self.artifact_bytes(int(run_id), name)
+            data = await self.in_thread(lambda: self.artifact_file(int(run_id), name))
         except IntegrityError as exc:
             self.fail(409, f"{exc}; `mlops verify` lists every damaged artifact")
             return
@@ -177,17 +205,29 @@ class ArtifactHandler(MlopsHandler):
             return
         for header, value in download_headers(name).items():
             self.set_header(header, value)
-        self.finish(data, set_content_type="application/octet-stream")
+        self.set_header("Content-Type", "application/octet-stream")
+        with data:
+            try:
+                while chunk := data.read(CHUNK):
+                    self.write(chunk)
+                    await self.flush()
+            except tornado.iostream.StreamClosedError:
+                return  # the browser went away: nothing more to send
+        self.finish()
 
-    def artifact_bytes(self, run_id: int, name: str) -> bytes:
-        """The verified bytes of `name` in run `run_id`; `NotFound` or `IntegrityError`."""
+    def artifact_file(self, run_id: int, name: str) -> IO[bytes]:
+        """The verified bytes of `name` in run `run_id`, as an open file positioned at
+        its start; raises `NotFound` or `IntegrityError`. In team mode the blob is
+        downloaded (and verified) whole before a byte of it is sent on."""
         with self.open_store() as store:
             link = next((a for a in store.artifacts.for_run(run_id) if a.name == name), None)
+            if link is None:
+                raise NotFound(f"run {run_id} has no artifact {name[:120]!r}")
+            if getattr(store, "remote", False):
+                return _downloaded(store, link.digest)
         shown = f"run {run_id}'s artifact {name[:120]!r}"
-        if link is None:
-            raise NotFound(f"run {run_id} has no artifact {name[:120]!r}")
         try:
-            return ArtifactStore(self.project().artifacts_dir).read_bytes(link.digest)
+            return io.BytesIO(ArtifactStore(self.project().artifacts_dir).read_bytes(link.digest))
         except NotFound:
             raise NotFound(f"{shown} is missing from the artifact store ({link.digest}); "
                            "`mlops verify` lists every missing or damaged artifact") from None
@@ -196,6 +236,19 @@ class ArtifactHandler(MlopsHandler):
         except OSError as exc:  # e.g. a blob replaced by a link the store will not follow
             problem = exc.strerror or type(exc).__name__
             raise IntegrityError(shown, link.digest, f"unreadable bytes ({problem})") from None
+
+
+def _downloaded(store: Any, digest: str) -> IO[bytes]:
+    """Blob `digest` from the team server into a temporary file (in memory while small),
+    its digest checked; the file is closed on any error."""
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
+    try:
+        store.client.get_blob(digest, spool)
+        spool.seek(0)
+    except BaseException:
+        spool.close()
+        raise
+    return spool  # type: ignore[return-value]
 
 
 ROUTES = [

@@ -95,13 +95,13 @@ class TaskFinder:
             task = ModelTask.from_json(profile.get("task"), "profile")
             if task is not None:
                 return task, ""
-        from ..artifacts import ArtifactStore
+        from ..fsspec_artifacts import open_artifact_store
         from ..models import load_model_bytes
 
         ref = f"{self.name}:{version}"
         try:
             model_version = self.store.models.get(self.name, version)
-            data = ArtifactStore(self.project.artifacts_dir).read_bytes(model_version.digest)
+            data = open_artifact_store(self.project.artifacts_dir).read_bytes(model_version.digest)
             model = load_model_bytes(data)
         except (MlopsError, OSError) as exc:
             return None, (f"{ref} records no task and its model file could not be read "

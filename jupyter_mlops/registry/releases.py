@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import ArtifactStore
+from ..fsspec_artifacts import open_artifact_store
 from ..errors import Conflict, InvalidInput, MlopsError, NotFound, PermissionDenied
 from ..hashing import digest_file
 from ..models import load_model_bytes
@@ -102,7 +102,7 @@ class Registry:
     def __init__(self, project: Project, store: Store) -> None:
         self.project = project
         self.store = store
-        self.artifacts = ArtifactStore(project.artifacts_dir)
+        self.artifacts = open_artifact_store(project.artifacts_dir)
 
     # -- versions and aliases ----------------------------------------------------------
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import MlopsError, PermissionDenied
+from ..project import Project
 from ..store import codec
 from ..team_protocol import READ_CALLS
 from .client import Client
@@ -84,3 +85,18 @@ class RemoteStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def remote_store_for(project: Project, *, timeout: float = 60.0) -> RemoteStore | None:
+    """The team server's store when `project` is in team mode (`[store] url` in its
+    config, or `MLOPS_URL`), else None: the caller opens the project's own store.
+
+    Raises `AuthenticationFailed` when no token is known for the server (nothing
+    in `MLOPS_TOKEN`, no `mlops login`), `InvalidInput` for a malformed one.
+    """
+    url = project.server_url()
+    if url is None:
+        return None
+    from .credentials import token_for
+
+    return RemoteStore(Client(url, token_for(url), timeout=timeout))

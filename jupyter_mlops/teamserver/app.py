@@ -27,6 +27,7 @@ from typing import Any
 import tornado.web
 
 from ..artifacts import ArtifactStore, IncomingBlob
+from ..fsspec_artifacts import FsspecArtifactStore, IncomingFsspecBlob
 from ..dashboard.throttle import BackoffPolicy, Throttle
 from ..errors import InvalidInput, MlopsError, NotFound, PermissionDenied, StoreUnavailable
 from ..hosts import host_allowed
@@ -75,7 +76,7 @@ class TeamServer:
     """What every handler of one server shares."""
 
     store: Store
-    artifacts: ArtifactStore
+    artifacts: ArtifactStore | FsspecArtifactStore  # a folder, or an fsspec URL
     hosts: frozenset[str]
     home: Path = Path(".")  # the server's home: registry.toml, relative evaluation data
     throttle: Throttle = field(default_factory=lambda: Throttle(TOKEN_FAILURES))
@@ -309,7 +310,7 @@ class MissingBlobsHandler(Base):
 class BlobHandler(Base):
     """PUT streams the body into the artifact store, hashed as it comes; GET streams out."""
 
-    incoming: IncomingBlob | None = None
+    incoming: IncomingBlob | IncomingFsspecBlob | None = None
 
     def body_limit(self) -> int:
         return MAX_BLOB_SIZE if self.request.method == "PUT" else MAX_JSON_BODY
@@ -370,15 +371,16 @@ class BlobHandler(Base):
 
     async def get(self, digest: str) -> None:
         try:
-            blob = self.server.artifacts.open(check_digest(digest))
+            size = self.server.artifacts.stored_size(check_digest(digest))
+            if size is None:
+                raise NotFound(f"artifact {digest} is missing from the artifact store")
+            blob = self.server.artifacts.open(digest)
         except MlopsError as exc:
             self.fail(exc)
             return
         with blob:
-            import os
-
             self.set_header("Content-Type", "application/octet-stream")
-            self.set_header("Content-Length", str(os.fstat(blob.fileno()).st_size))
+            self.set_header("Content-Length", str(size))
             self.set_header("X-Mlops-Digest", digest)
             while chunk := blob.read(CHUNK):
                 self.write(chunk)

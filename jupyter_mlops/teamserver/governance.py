@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import RegistryConfig, load_config
+from ..config import MonitoringConfig, RegistryConfig, load_config
 from ..errors import InvalidInput
 from ..registry.identity import Identity
 from ..store import Store
@@ -31,20 +31,27 @@ REGISTRY_FILE = "registry.toml"
 
 @dataclass(frozen=True)
 class ServerProject:
-    """What `Registry` reads of a project, for the server: its home is the root
-    (relative evaluation data is found there), its artifact folder, its rules."""
+    """What `Registry` (and the dashboard's monitoring pages) read of a project, for the
+    server: its home is the root (relative evaluation data is found there) and the
+    home (its `predictions/` log), its artifact folder, its rules."""
 
     root: Path
-    artifacts_dir: Path
+    artifacts_dir: Path | str  # a folder, or an fsspec URL
     registry: RegistryConfig
+    monitoring: MonitoringConfig
+
+    @property
+    def home(self) -> Path:
+        return self.root
 
 
-def registry_for(home: Path, artifacts: Path, store: Store) -> Any:  # -> Registry
+def registry_for(home: Path, artifacts: Path | str, store: Store) -> Any:  # -> Registry
     """The `Registry` of the server's store with the rules of `home/registry.toml`."""
     from ..registry.releases import Registry  # loads model code: only for governance
 
-    _, registry, _, _ = load_config(home / REGISTRY_FILE)
-    return Registry(ServerProject(home, artifacts, registry), store)  # type: ignore[arg-type]
+    _, registry, monitoring, _ = load_config(home / REGISTRY_FILE)
+    return Registry(ServerProject(home, artifacts, registry, monitoring),  # type: ignore[arg-type]
+                    store)
 
 
 def identity(token: Token) -> Identity:

@@ -14,6 +14,7 @@ import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from ..hosts import check_host_name
@@ -69,16 +70,16 @@ class ServerHome:
         write the audit key (0600). Running it again with the same database and
         artifact store migrates and changes nothing else; with others, `Conflict`.
 
+        `artifacts` is a folder, or an fsspec URL (`s3://bucket/path`, `memory://...`).
         Raises `InvalidInput` for a bad URL or location, `StoreUnavailable` when
         the database can't be reached.
         """
+        from ..fsspec_artifacts import check_location, is_url
+
         home = home_path(path)
         db = check_db_url(db)
-        if "://" in artifacts:
-            raise InvalidInput(f"--artifacts {artifacts[:100]!r} refused: give a folder on "
-                               "this machine (fsspec locations are not supported yet)")
-        folder = Path(artifacts).expanduser().absolute()
-        config = ServerConfig(db=db, artifacts=str(folder))
+        location = check_location(artifacts)
+        config = ServerConfig(db=db, artifacts=location)
         config_path = home / CONFIG_NAME
         if config_path.exists():
             old = cls(home).config
@@ -89,7 +90,8 @@ class ServerHome:
             config = old
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(home, 0o700)
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not is_url(location):  # an fsspec store's folders appear as blobs are written
+            Path(location).mkdir(mode=0o700, parents=True, exist_ok=True)
         if db.startswith(SQLITE_SCHEME):
             Path(db[len(SQLITE_SCHEME):]).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         _write_private(config_path, _toml(config))
@@ -125,6 +127,12 @@ class ServerHome:
             raise InvalidInput(f"{self.config_path}: allow_hosts must be a list of names")
         return ServerConfig(db=check_db_url(server["db"]), artifacts=server["artifacts"],
                             allow_hosts=tuple(check_host_name(h, "allow_hosts") for h in hosts))
+
+    def open_artifacts(self) -> Any:  # -> ArtifactStore | FsspecArtifactStore
+        """The blob store server.toml names: a folder, or an fsspec URL."""
+        from ..fsspec_artifacts import open_artifact_store
+
+        return open_artifact_store(self.config.artifacts)
 
     def open_store(self, *, create: bool = False) -> Store:
         """The team store, keyed with this home's audit key."""

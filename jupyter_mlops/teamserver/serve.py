@@ -7,9 +7,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Iterable
-from pathlib import Path
 
-from ..artifacts import ArtifactStore
 from ..errors import InvalidInput
 from ..hosts import LOOPBACK_NAMES, allowed_hosts, cannot_listen, check_host_name
 from ..team_protocol import MAX_JSON_BODY
@@ -66,7 +64,7 @@ async def run_server(home: ServerHome, *, host: str = "127.0.0.1", port: int = 8
             raise InvalidInput(f"the database is at schema {store.schema_version}, this "
                                "server needs a newer one: run `mlops server init` again "
                                "(same --db and --artifacts) to migrate it")
-        server = TeamServer(store=store, artifacts=ArtifactStore(Path(home.config.artifacts)),
+        server = TeamServer(store=store, artifacts=home.open_artifacts(),
                             hosts=allowed_hosts(host, extra), home=home.path)
         try:
             http = make_app(server).listen(port, address=host, ssl_options=ssl_context,
