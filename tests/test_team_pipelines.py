@@ -77,6 +77,10 @@ def test_a_pipeline_runs_into_the_server_and_a_second_run_is_cached(chain, team,
     listed = capsys.readouterr().out
     assert "chain/make" in listed and "chain/use" in listed
 
+    # `mlops pipeline show` plans from the server's cache
+    assert main(["pipeline", "show", str(chain)]) == 0
+    assert capsys.readouterr().out.count("cached (run") == 2
+
     # a second run is served from the cache the server keeps; a missing output is
     # restored from the server's blobs
     output = project.root / "out" / "numbers.txt"

@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import urllib.error
 import urllib.request
 
 import pytest
@@ -98,6 +97,19 @@ def server_log(team):
         return PredictionLog(type("Home", (), {"home": team.home})()).read(store, "cancer")
 
 
+def spooled_rows(pending) -> int:
+    """Prediction-log rows in the `predictions` records waiting in the spool."""
+    if not pending.exists():
+        return 0
+    return sum(record["rows"] for line in pending.read_text().splitlines() if line.strip()
+               for record in json.loads(line)["records"] if record["op"] == "predictions")
+
+
+def health(base: str) -> dict:
+    with urllib.request.urlopen(base + "/health", timeout=30) as response:
+        return json.loads(response.read())
+
+
 def logged_ids(team) -> list[str]:
     frame = server_log(team)
     return [] if frame.empty else list(frame["request_id"])
@@ -123,15 +135,19 @@ def test_serve_follows_the_alias_through_the_server_and_ships_every_row_once(
         for _ in range(5):
             answered += predict(base)["request_ids"]
         assert wait_for(lambda: set(answered) <= set(logged_ids(team)), timeout=60)
+        before_outage = list(answered)
 
-        # the server goes away: the service answers on, its log waits in the spool
+        # the server goes away: the service answers on, its log waits in the spool, one
+        # batch a second
         team.stop()
-        for _ in range(5):
+        spooled = project.home / "spool" / f"uid-{os.geteuid()}" / "pending.jsonl"
+        for _ in range(3):
             reply = predict(base)
             assert reply["model"] == team.versions[0].ref
             answered += reply["request_ids"]
-        assert wait_for(lambda: (project.home / "spool").is_dir() and any(
-            (project.home / "spool").rglob("pending.jsonl")), timeout=30)
+            assert wait_for(lambda n=len(answered): spooled_rows(spooled) == n - len(before_outage),
+                            timeout=30)
+        assert wait_for(lambda: health(base)["status"] == "degraded", timeout=30)
 
         # ...and comes back: everything is sent, once
         team.start()
@@ -142,6 +158,7 @@ def test_serve_follows_the_alias_through_the_server_and_ships_every_row_once(
         ids = [i for i in logged_ids(team) if i not in before]
         assert len(ids) == len(set(ids)) == len(answered)  # none lost, none doubled
         assert set(ids) == set(answered)
+        assert wait_for(lambda: spooled_rows(spooled) == 0, timeout=30)
 
         # the alias moves on the server: the service follows it
         release(team, team.versions[1].ref)
