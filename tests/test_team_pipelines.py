@@ -137,3 +137,27 @@ def test_the_pipelines_route_checks_what_it_is_sent(team):
         answer = team.post("/api/v1/pipelines", "runner", json=body)
         assert answer.status_code == 422, (body, answer.text)
         assert answer.json()["error"]["kind"] == "invalid"
+
+
+def test_a_step_records_into_its_own_users_run_only(team):
+    stream = "ab" * 16
+    started = team.post("/api/v1/records", "writer", json={"stream": stream, "records": [
+        {"seq": 1, "version": 1, "op": "start",
+         "run": {"uuid": stream, "name": "writers-run", "started_at": 1.7e9}}]})
+    assert started.status_code == 200, started.text
+    writers_run = started.json()["run_id"]
+    begun = team.post("/api/v1/pipelines", "runner", json={"call": "start", "args": {
+        "name": "p", "spec_path": "p.yaml", "spec_digest": "blake3:" + "0" * 64,
+        "trigger": "manual", "steps": ["a"]}})
+    assert begun.status_code == 200, begun.text
+    pipeline_run = begun.json()["result"]
+    for call, args in [("update_step", {"pipeline_run_id": pipeline_run, "step": "a",
+                                        "status": "running", "run_id": writers_run}),
+                       ("set_run_tags", {"run_id": writers_run,
+                                         "tags": {"mlops.step": "a"}})]:
+        answer = team.post("/api/v1/pipelines", "runner", json={"call": call, "args": args})
+        assert answer.status_code == 403, answer.text
+    reused = team.post("/api/v1/pipelines", "runner", json={"call": "update_step", "args": {
+        "pipeline_run_id": pipeline_run, "step": "a", "status": "cached",
+        "run_id": writers_run}})
+    assert reused.status_code == 200, reused.text

@@ -12,6 +12,11 @@ tagged JSON); every argument is checked before the store is touched.
 `mlops.pipeline_run`, `mlops.notebook_run_name`) on a step's run, which the
 records route refuses from anyone (a step must not claim another pipeline
 run); only the run's own user may set them.
+
+Trust: cache keys are computed by the runner (they cover files on its machine),
+so the step cache trusts tokens with the `pipeline` permission: such a token
+can mark its own step run finished under any key. It can't name another
+user's run as a step's own execution (only as a cached step's, reused).
 """
 
 from __future__ import annotations
@@ -57,6 +62,14 @@ def run_pipeline_call(store: Store, user: str, call: str, args: dict[str, Any]) 
                                    "not tag it")
         store.runs.set_tags(args["run_id"], args["tags"])
         return None
+    if call == "update_step" and args.get("run_id") is not None \
+            and args.get("status") != "cached":
+        # A step's own execution is a run of the token's user; only a cached step names
+        # a run another made (the one it reuses).
+        run = store.runs.get(args["run_id"])
+        if run.user != user:
+            raise PermissionDenied(f"run {run.id} belongs to user {run.user!r}: a step "
+                                   f"executed by {user!r} records into a run of its own")
     try:
         return codec.encode(getattr(store.pipelines, call)(**args))
     except sqlite3.IntegrityError as exc:  # a run id that names no run, say
