@@ -187,3 +187,33 @@ def test_serve_with_a_token_that_may_not_ship_predictions_is_one_line(in_team_mo
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert lines[-1].startswith("mlops: error: ") and "'predictions' permission" in lines[-1]
     assert "Traceback" not in done.stderr
+
+
+def test_a_service_killed_while_the_server_is_down_loses_nothing(in_team_mode, project):
+    """kill -9 of the service during an outage: what it answered is in the spool, and
+    the next `mlops serve` sends it once the server is back."""
+    team = in_team_mode
+    before = set(logged_ids(team))
+    base, proc = start_serve(project, team)
+    spooled = project.home / "spool" / f"uid-{os.geteuid()}" / "pending.jsonl"
+    try:
+        answered = predict(base)["request_ids"]
+        assert wait_for(lambda: set(answered) <= set(logged_ids(team)), timeout=60)
+        team.stop()
+        outage = []
+        for _ in range(3):
+            outage += predict(base, rows=5)["request_ids"]
+        assert wait_for(lambda: spooled_rows(spooled) == len(outage), timeout=30)
+    finally:
+        proc.kill()
+        proc.communicate(timeout=60)
+    team.start()
+    base, proc = start_serve(project, team)
+    try:
+        answered += outage + predict(base)["request_ids"]
+        assert wait_for(lambda: set(answered) <= set(logged_ids(team)), timeout=90)
+        assert wait_for(lambda: spooled_rows(spooled) == 0, timeout=30)
+    finally:
+        stop(proc)
+    ids = [i for i in logged_ids(team) if i not in before]
+    assert sorted(ids) == sorted(answered)  # none lost, none doubled

@@ -26,9 +26,6 @@ from ..remote.recorder import RemoteRecorder
 from ..remote.spool import Spool
 from ..store.runs import NewRun
 
-HEARTBEAT_SECONDS = 30.0
-
-
 class TeamPredictionLog:
     """Where `BufferedLogger` writes in team mode (`write`), and the run it writes into."""
 
@@ -39,6 +36,7 @@ class TeamPredictionLog:
         self.recorder = RemoteRecorder(client, self.queue.spool, queue=self.queue,
                                        ack_timeout=project.store.ack_timeout_seconds)
         self.run_id: int | None = None
+        self.heartbeat_seconds = project.tracking.heartbeat_seconds  # as a notebook's run
         self._beat = 0.0
 
     def start(self) -> int:
@@ -71,7 +69,7 @@ class TeamPredictionLog:
     def tick(self) -> None:
         """Each round of the log's writer: a heartbeat when due, then send what is queued
         and what waits in the spool (spooling what the server does not take)."""
-        if time.monotonic() - self._beat >= HEARTBEAT_SECONDS:
+        if time.monotonic() - self._beat >= self.heartbeat_seconds:
             self._beat = time.monotonic()
             self.recorder.heartbeat(self.run_id)
         self.queue.flush()
