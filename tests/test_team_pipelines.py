@@ -144,3 +144,35 @@ def test_a_step_records_into_its_own_users_run_only(team):
         "pipeline_run_id": pipeline_run, "step": "a", "status": "cached",
         "run_id": writers_run}})
     assert reused.status_code == 200, reused.text
+
+
+def test_the_scheduler_runs_a_due_pipeline_into_the_server(chain, team, project):
+    """`mlops schedule run`'s loop on a team-mode project: when a pipeline is due, whether
+    it runs already and when it last ran are the server's answers."""
+    from datetime import datetime
+
+    from jupyter_mlops.pipelines.runner import PipelineRunner
+    from jupyter_mlops.pipelines.schedule import run_scheduler
+    from jupyter_mlops.pipelines.spec import load_spec
+    from jupyter_mlops.remote.client import Client
+    from jupyter_mlops.remote.store import RemoteStore
+
+    chain.write_text(chain.read_text().replace("name: chain", "name: nightly\n"
+                                               "schedule: '0 3 * * *'"))
+
+    def at(text: str) -> float:
+        return datetime.fromisoformat(text).astimezone().timestamp()
+
+    with RemoteStore(Client(team.url, team.tokens["runner"])) as store:
+        def run_pipeline(spec) -> None:
+            PipelineRunner(spec, project, store, trigger="schedule").run()
+
+        clock = iter([at("2026-11-26T01:00"), at("2026-11-26T10:00")])
+        assert run_scheduler(lambda: [load_spec(chain, project.root)], store, run_pipeline,
+                             once=True, log=print, clock=lambda: next(clock)) == 1
+        clock = iter([at("2026-11-26T01:00"), at("2026-11-26T10:00")])
+        assert run_scheduler(lambda: [load_spec(chain, project.root)], store, run_pipeline,
+                             once=True, log=print, clock=lambda: next(clock)) == 0
+    with server_store(team) as store:
+        [scheduled] = store.pipelines.recent("nightly")
+        assert scheduled.trigger == "schedule" and scheduled.status == "finished"
