@@ -412,7 +412,7 @@ async def run_service(project: Project, ref: str, *, port: int, address: str,
                                        lambda: loop.call_soon_threadsafe(writer.wake)),
                        flush_seconds, shown=shown)
     logger.on_full = spiller.wake  # add() runs on the loop's thread
-    watch = Watch(holder, logger, follower, writer, spiller)
+    watch = Watch(holder, logger, follower, writer, spiller, team)
     try:
         server = make_app(holder, logger, policy, watch).listen(
             port, address=address, max_body_size=policy.max_body_bytes,

@@ -38,6 +38,7 @@ class TeamPredictionLog:
         self.run_id: int | None = None
         self.heartbeat_seconds = project.tracking.heartbeat_seconds  # as a notebook's run
         self._beat = 0.0
+        self.behind = False  # the last round left records unsent (the server did not take them)
 
     def start(self) -> int:
         """Check that the token may ship predictions, then start the serving run.
@@ -72,11 +73,13 @@ class TeamPredictionLog:
         if time.monotonic() - self._beat >= self.heartbeat_seconds:
             self._beat = time.monotonic()
             self.recorder.heartbeat(self.run_id)
-        self.queue.flush()
+        self.behind = not self.queue.flush()
 
-    def pending(self) -> int:
-        """Records of the serving run the server has not acknowledged yet."""
-        return self.queue.pending(self.recorder.stream) if self.recorder.stream else 0
+    def unacknowledged(self) -> int:
+        """Records of the serving run the server has not acknowledged yet (cheap: no file
+        is read, for /health)."""
+        stream = self.recorder.stream
+        return 0 if stream is None else self.recorder.seq - self.queue.acked.get(stream, 0)
 
     def close(self, status: str = "finished") -> int:
         """End the serving run and wait (the ack timeout) for the server to take every
