@@ -63,6 +63,14 @@ READ_CALLS: Mapping[str, frozenset[str]] = {
 }
 
 
+# What a pipeline runner writes besides its steps' records (POST /api/v1/pipelines, the
+# `pipeline` permission): the pipeline run and its steps (the step cache), and the
+# runner's own tags on a step's run, which no record may set.
+PIPELINE_CALLS = frozenset({"start", "heartbeat", "update_step", "finish", "set_run_tags"})
+RUNNER_TAGS = ("mlops.pipeline", "mlops.step", "mlops.pipeline_run",
+               "mlops.notebook_run_name")
+
+
 # -- limits ------------------------------------------------------------------------------
 
 MAX_JSON_BODY = 16 * 1024 * 1024  # a records batch or a call; blobs stream and have none

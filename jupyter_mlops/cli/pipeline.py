@@ -33,7 +33,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "run", help="run a pipeline; unchanged steps are cached",
         description="Run the pipeline in SPEC. A step whose notebook code, parameters, "
                     "inputs, upstream steps and environment are unchanged is reused "
-                    "(cached). Exits 1 when a step fails, 130 when interrupted.")
+                    "(cached). Exits 1 when a step fails, 130 when interrupted. In a "
+                    "team-mode project the steps' records, the pipeline run and the step "
+                    "cache go to the team server (a token with the 'pipeline' permission).")
     run_parser.add_argument("spec", help="pipeline spec, e.g. pipelines/train.yaml")
     run_parser.add_argument("-p", "--param", action="append", default=[],
                             metavar="[STEP.]NAME=VALUE",

@@ -31,7 +31,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                     "NAME/, and written when it can (by the next start if need be); "
                     "GET /health then says \"degraded\" with the reasons (also when the "
                     "alias can't be followed or a new version failed to load). "
-                    "A port in use is a one-line error.")
+                    "A port in use is a one-line error. In a team-mode project ([store] "
+                    "url or MLOPS_URL) the alias is followed through the team server, the "
+                    "model downloaded from it (digest checked) and the log shipped to it "
+                    "as a run of its own, spooled under .mlops/spool/ while it is down; "
+                    "the token needs the 'predictions' permission (role runner).")
     parser.add_argument("model", help="e.g. churn@production")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--address", default="127.0.0.1", help="interface to bind")

@@ -140,10 +140,27 @@ class PipelineRunner:
         self.executor = executor
         self.trigger = trigger
         self.progress = progress or (lambda message: None)
-        self.artifacts = ArtifactStore(project.artifacts_dir)
-        self.recorder = StoreRecorder(store, self.artifacts,
-                                      predictions=PredictionLog(project))
+        # Team mode (the store is the server's): blobs are downloaded from the server and
+        # each step run's records go to it, one stream per run.
+        self.team = bool(getattr(store, "remote", False))
+        self.artifacts, self.recorder = (self._team_recording() if self.team else
+                                         self._embedded_recording())
         self._environment = None
+
+    def _embedded_recording(self) -> tuple[ArtifactStore, StoreRecorder]:
+        artifacts = ArtifactStore(self.project.artifacts_dir)
+        return artifacts, StoreRecorder(self.store, artifacts,
+                                        predictions=PredictionLog(self.project))
+
+    def _team_recording(self) -> tuple[Any, Any]:
+        from ..remote.blobs import RemoteBlobs
+        from ..remote.pipeline import StepRunsRecorder
+        from ..remote.spool import Spool
+
+        client = self.store.client  # type: ignore[attr-defined]
+        return RemoteBlobs(client), StepRunsRecorder(
+            client, Spool.for_project(self.project), self.store.pipelines,  # type: ignore[arg-type]
+            ack_timeout=self.project.store.ack_timeout_seconds)
 
     # -- planning ------------------------------------------------------------------
 
@@ -202,6 +219,8 @@ class PipelineRunner:
             return self._run()
         finally:
             self._stat_cache.close()
+            if self.team:  # what the server has not taken waits in the spool
+                self.recorder.close()
 
     def _run(self) -> PipelineOutcome:
         plan = {p.step.name: p for p in self.plan(self._stat_cache)}
@@ -309,7 +328,7 @@ class PipelineRunner:
         error = (f"step {name!r} ({step.notebook.relative_to(self.spec.root)}) failed: "
                  f"{failure.message}")
         if run_id is not None:
-            self.store.runs.end(run_id, "failed", error)
+            self.recorder.end(run_id, "failed", error, None, None)
         self.store.pipelines.update_step(pipeline_run, name, status="failed",
                                          ended_at=time.time(), error=error, failure=failure)
         self.progress(f"  x {name}: failed" + ("" if run_id is None else f" (run {run_id})")
@@ -343,14 +362,14 @@ class PipelineRunner:
     def _heartbeat(self, pipeline_run: int, run_ids: list[int]) -> None:
         self.store.pipelines.heartbeat(pipeline_run)
         for run_id in run_ids:
-            self.store.runs.heartbeat(run_id)
+            self.recorder.heartbeat(run_id)
 
     def _interrupt(self, pipeline_run: int, running: dict) -> None:
         """Ctrl-C or an internal error: stop kernels, leave nothing `running`."""
         if self.executor is not None:
             self.executor.interrupt()
         for name, run_id, _ in running.values():
-            self.store.runs.end(run_id, "killed", "interrupted")
+            self.recorder.end(run_id, "killed", "interrupted", None, None)
             self.store.pipelines.update_step(pipeline_run, name, status="killed",
                                              ended_at=time.time(), error="interrupted")
         self.store.pipelines.finish(pipeline_run, "killed", "interrupted")
@@ -432,7 +451,8 @@ class PipelineRunner:
             self.progress(f"  x {step.name}: {exc}")
             return StepOutcome(step.name, "failed", error=str(exc), failure=failure)
         env = self.environment()
-        self.store.environments.save(env)
+        if not self.team:  # a team server keeps no client's environment (yet)
+            self.store.environments.save(env)
         git = capture.git_state(self.spec.root)
         run_id = self.recorder.start(NewRun(
             uuid=uuid.uuid4().hex, name=f"{self.spec.name}/{step.name}", started_at=time.time(),
@@ -469,6 +489,10 @@ class PipelineRunner:
 
         if not models:
             return "`gates: true`, but the step logged no model"
+        if self.team:
+            return ("`gates: true` runs the registry's gates, which a team server does not "
+                    "run for clients yet; request a release (`POST /api/v1/releases`): the "
+                    "server computes the gates there")
         registry = Registry(self.project, self.store)
         identity = identity_for(capture.user(), self.project)
         failed = []

@@ -95,6 +95,11 @@ class RemoteRecorder(GlueRecorder):
             self.queue.outage(exc)
             return super()._stage(path, data)
 
+    def upload_file(self, path: Path) -> tuple[str, int]:
+        """Upload a file that no record names (a pipeline step's declared output) unless
+        the server has it; (digest, size). Raises `ServerUnreachable` (nothing staged)."""
+        return self._upload(path, None)
+
     def _upload(self, path: Path | None, data: bytes | None) -> tuple[str, int]:
         if data is not None:
             digest = digest_bytes(data)

@@ -50,6 +50,38 @@ class RemoteRepository:
         return call
 
 
+class RemotePipelines(RemoteRepository):
+    """`store.pipelines`: its reads (the step cache) as any repository's, and the writes
+    a pipeline runner makes (`team_protocol.PIPELINE_CALLS`) through POST
+    /api/v1/pipelines, with the signatures of `store.pipelines.PipelineRepository`."""
+
+    def _write(self, call: str, **args: Any) -> Any:
+        answer = self._client.call("POST", "/pipelines", {"call": call,
+                                                          "args": codec.encode(args)})
+        if not isinstance(answer, dict) or "result" not in answer:
+            raise MlopsError(f"team server {self._client.url} answered pipelines.{call} "
+                             f"with {str(answer)[:80]}")
+        return codec.decode(answer["result"])
+
+    def start(self, name: str, spec_path: str, spec_digest: str, trigger: str,
+              steps: list[str]) -> int:
+        return self._write("start", name=name, spec_path=spec_path, spec_digest=spec_digest,
+                           trigger=trigger, steps=list(steps))
+
+    def heartbeat(self, pipeline_run_id: int) -> None:
+        self._write("heartbeat", pipeline_run_id=pipeline_run_id)
+
+    def update_step(self, pipeline_run_id: int, step: str, **fields: Any) -> None:
+        self._write("update_step", pipeline_run_id=pipeline_run_id, step=step, **fields)
+
+    def finish(self, pipeline_run_id: int, status: str, error: str | None = None) -> None:
+        self._write("finish", pipeline_run_id=pipeline_run_id, status=status, error=error)
+
+    def set_run_tags(self, run_id: int, tags: dict[str, str]) -> None:
+        """The runner's own tags (`team_protocol.RUNNER_TAGS`) on a step's run."""
+        self._write("set_run_tags", run_id=run_id, tags=dict(tags))
+
+
 class NotInTeamMode(MlopsError, AttributeError):
     """A part of the embedded store (its file, migrations, transactions, the gc's
     listings) that a team-mode client doesn't have: the server owns its database."""
@@ -68,6 +100,7 @@ class RemoteStore:
         self.client = client
         for name in READ_CALLS:
             setattr(self, name, RemoteRepository(client, name))
+        self.pipelines = RemotePipelines(client, "pipelines")
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):

@@ -364,12 +364,21 @@ async def run_service(project: Project, ref: str, *, port: int, address: str,
     """
     _log_to_stderr()
     policy = policy or RequestPolicy.build(address)
-    holder = ModelHolder(project, ref)
+    client = _team_client(project)
+    holder = ModelHolder(project, ref, client)
     try:
         holder.refresh()
     except ModelNotLoaded as exc:
         _report(str(exc))
-    logger = (BufferedLogger if log else NoLogger)(project, holder.name, max_rows=log_buffer)
+    team = None
+    if client is not None and log:
+        from .team import TeamPredictionLog
+
+        team = TeamPredictionLog(project, client, ref)
+        run_id = team.start()
+        _report(f"the prediction log goes to the team server {client.url} (run {run_id})")
+    logger = (BufferedLogger if log else NoLogger)(
+        project, holder.name, max_rows=log_buffer, ship=team.write if team else None)
     try:
         left = logger.find_spilled()
     except MlopsError as exc:
@@ -391,13 +400,19 @@ async def run_service(project: Project, ref: str, *, port: int, address: str,
             _report(str(exc))
 
     follower = Periodic(f"following {ref}", follow, poll_seconds, shown=shown)
-    writer = Periodic("writing the prediction log", logger.flush, flush_seconds, shown=shown)
+    def write_log() -> None:
+        """A round of the log's writer; in team mode, then send what it queued."""
+        logger.flush()
+        if team is not None:
+            team.tick()
+
+    writer = Periodic("writing the prediction log", write_log, flush_seconds, shown=shown)
     spiller = Periodic("spilling the prediction log",
                        lambda: relieve(logger, writer,
                                        lambda: loop.call_soon_threadsafe(writer.wake)),
                        flush_seconds, shown=shown)
     logger.on_full = spiller.wake  # add() runs on the loop's thread
-    watch = Watch(holder, logger, follower, writer, spiller)
+    watch = Watch(holder, logger, follower, writer, spiller, team)
     try:
         server = make_app(holder, logger, policy, watch).listen(
             port, address=address, max_body_size=policy.max_body_bytes,
@@ -432,6 +447,32 @@ async def run_service(project: Project, ref: str, *, port: int, address: str,
                 service_log.error("%s", printable(f"a periodic task failed: "
                                                   f"{type(outcome).__name__}: {outcome}"))
         _final_flush(logger)  # on the loop's thread: no request adds a row meanwhile
+        if team is not None:
+            _end_team_run(team)
+
+
+def _team_client(project: Project) -> Any:
+    """The team server's client when the project records into one (else None)."""
+    url = project.server_url()
+    if url is None:
+        return None
+    from ..remote.client import Client
+    from ..remote.credentials import token_for
+
+    return Client(url, token_for(url))
+
+
+def _end_team_run(team: Any) -> None:
+    """End the serving run on the team server; say what waits in the spool, if any."""
+    try:
+        left = team.close()
+    except Exception as exc:  # the rows are in the spool; the stop goes on
+        service_log.error("%s", printable(f"stopping: {exc}"))
+        return
+    if left:
+        print(f"{left} prediction-log records wait in {team.queue.spool.pending_path} for "
+              f"{team.client.url}: `mlops sync` (or the next `mlops serve`) sends them",
+              flush=True)
 
 
 def _final_flush(logger: BufferedLogger) -> None:

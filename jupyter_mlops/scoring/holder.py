@@ -54,9 +54,14 @@ def columns_of(version: ModelVersion, model: Any) -> tuple[tuple[str, str | None
 
 
 class ModelHolder:
-    def __init__(self, project: Project, ref: str) -> None:
+    """The model `ref` names now. `client` (team mode) is the team server's: the
+    reference is resolved through its read route and the model downloaded from it,
+    checked against its digest; else the project's store and artifact folder."""
+
+    def __init__(self, project: Project, ref: str, client: Any = None) -> None:
         self.project = project
         self.ref = ref
+        self.client = client
         self.name, _, self.alias = parse_model_ref(ref)
         self._lock = threading.Lock()
         self.current: Loaded | None = None
@@ -64,8 +69,13 @@ class ModelHolder:
         self._refused: tuple[int, str] | None = None  # (version, digest) that failed to load
         self.refused: ModelNotLoaded | None = None  # why the version the ref names isn't served
 
-    def _resolve(self, store: Store) -> ModelVersion:
-        return store.models.resolve(self.ref)
+    def _resolve(self) -> ModelVersion:
+        if self.client is not None:
+            from ..remote.store import RemoteStore
+
+            return RemoteStore(self.client).models.resolve(self.ref)
+        with Store.for_project(self.project) as store:
+            return store.models.resolve(self.ref)
 
     def refresh(self) -> bool:
         """Load the version the reference points at now, if it changed. Thread-safe.
@@ -75,8 +85,7 @@ class ModelHolder:
         version fails to load (later calls skip that version silently).
         """
         with self._lock:
-            with Store.for_project(self.project) as store:
-                version = self._resolve(store)
+            version = self._resolve()
             key = (version.version, version.digest)
             current = self.current
             if current is not None and (current.version.version,
@@ -100,6 +109,11 @@ class ModelHolder:
 
     def _load(self, version: ModelVersion) -> Loaded:
         """Read, verify and load one version's model; raises the store's or loader's error."""
-        data = ArtifactStore(self.project.artifacts_dir).read_bytes(version.digest)
+        if self.client is not None:
+            from ..remote.blobs import RemoteBlobs
+
+            data = RemoteBlobs(self.client).read_bytes(version.digest)
+        else:
+            data = ArtifactStore(self.project.artifacts_dir).read_bytes(version.digest)
         model = load_model_bytes(data)
         return Loaded(version=version, model=model, columns=columns_of(version, model))

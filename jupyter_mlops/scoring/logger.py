@@ -23,7 +23,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -88,8 +89,12 @@ class BufferedLogger:
     can't be written.
     """
 
-    def __init__(self, project: Project, name: str, *, max_rows: int = MAX_BUFFERED_ROWS) -> None:
+    def __init__(self, project: Project, name: str, *, max_rows: int = MAX_BUFFERED_ROWS,
+                 ship: Callable[[str, Any], None] | None = None) -> None:
         self.project = project
+        # Team mode: `ship(name, frame)` hands a batch to the team server's queue
+        # (`team.TeamPredictionLog.write`) instead of the project's own log.
+        self.ship = ship
         self.name = name
         self.max_rows = max_rows
         self.spill_folder = SpillFolder(project, name)
@@ -215,10 +220,9 @@ class BufferedLogger:
             self._set_aside(bad)
         done = 0
         try:
-            with Store.for_project(self.project, busy_seconds=LOG_WRITE_WAIT_SECONDS) as store:
+            with self._log_writer() as write:
                 for group, frame, table in groups:
-                    PredictionLog(self.project).write(store, self.name, frame, "service",
-                                                      table=table)
+                    write(frame, table)
                     done += 1
                     with self._lock:
                         self.written += len(group)
@@ -233,6 +237,16 @@ class BufferedLogger:
         if bad and not requeue:
             self._set_aside(bad)
         return sum(len(group) for group, _, _ in groups)
+
+    @contextmanager
+    def _log_writer(self) -> Iterator[Callable[[Any, Any], object]]:
+        """`write(frame, table)` of one batch: into the project's log, or shipped."""
+        if self.ship is not None:
+            yield lambda frame, table: self.ship(self.name, frame)  # type: ignore[misc]
+            return
+        with Store.for_project(self.project, busy_seconds=LOG_WRITE_WAIT_SECONDS) as store:
+            yield lambda frame, table: PredictionLog(self.project).write(
+                store, self.name, frame, "service", table=table)
 
     def _recover(self) -> int:
         """Write the rows of every spill file to the log, each exactly once; returns how many."""
@@ -295,6 +309,10 @@ class BufferedLogger:
         """
         import pyarrow.parquet as pq
 
+        if self.ship is not None:
+            # The team server's log can't be read back from here: the rows of a spill file
+            # a stopped service was writing back are shipped again (they may double).
+            return rows
         times = [row["at"] for row in rows if isinstance(row.get("at"), int | float)]
         first, last = (min(times), max(times)) if len(times) == len(rows) else (None, None)
         seen: dict[str, set[Any]] = {}  # batch file -> its request ids

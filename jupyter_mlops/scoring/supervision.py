@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import MlopsError
 from .holder import ModelHolder
@@ -133,6 +134,7 @@ class Watch:
     follower: Periodic  # following the alias
     writer: Periodic  # writing the prediction log
     spiller: Periodic  # spilling what the log can't take
+    team: Any = None  # team mode: the `team.TeamPredictionLog` the log is shipped through
 
     def reasons(self) -> list[str]:
         """Why the service is degraded, one line each; empty when all is well."""
@@ -149,6 +151,10 @@ class Watch:
                            f"{self.holder.ref} points at, could not be loaded: "
                            f"{self.follower.shown(str(refused.reason))}")
         reasons += self._log_reasons()
+        if self.team is not None and self.team.behind and self.team.unacknowledged():
+            reasons.append(f"{self.team.unacknowledged()} prediction-log records wait for "
+                           f"the team server {self.team.client.url}, which does not take "
+                           f"them now; they are kept in .mlops/spool/ and sent when it does")
         for task in (self.follower, self.writer, self.spiller):
             started = task.started
             if started is not None and time.monotonic() - started > STUCK_SECONDS:

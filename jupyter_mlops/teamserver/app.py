@@ -402,6 +402,23 @@ class ReadHandler(Base):
         self.reply({"result": result})
 
 
+class PipelinesHandler(Base):
+    """POST /api/v1/pipelines: a pipeline runner's writes (`pipelines.PIPELINE_CALLS`)."""
+
+    async def post(self) -> None:
+        from . import pipelines
+
+        assert self.token is not None
+        try:
+            call, args = pipelines.check_pipeline_call(self.json_body())
+            result = await self.server.call(pipelines.run_pipeline_call, self.server.store,
+                                            self.token.user, call, args)
+        except MlopsError as exc:
+            self.fail(exc)
+            return
+        self.reply({"result": result})
+
+
 class GovernanceHandler(Base):
     """A registry action (teamserver.governance) run with the token's user and roles as
     the identity, inside the server's transaction; its answer is tagged JSON."""
@@ -496,7 +513,7 @@ def make_app(server: TeamServer) -> tornado.web.Application:
     methods it takes and the permission of each."""
     handlers = {cls.__name__: cls for cls in (VersionHandler, WhoamiHandler, RecordsHandler,
                                                 MissingBlobsHandler, BlobHandler,
-                                                ReadHandler, ReleasesHandler,
+                                                ReadHandler, PipelinesHandler, ReleasesHandler,
                                                 DecisionHandler, AliasesHandler, GatesHandler,
                                                 ImportHandler,
                                                 OpenAPIHandler)}

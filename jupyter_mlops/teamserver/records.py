@@ -238,7 +238,9 @@ class ServerTarget:
             raise InvalidInput(f"predictions {record['digest']} holds {len(frame)} rows, "
                                f"the record says {record['rows']}")
         try:
-            PredictionLog(_Home(self.home)).write(self.store, record["name"], frame, "batch")
+            source = "service" if self.store.runs.get(run_id).source_kind == "serving" \
+                else "batch"  # `mlops serve`'s own run, or a scoring pipeline's step
+            PredictionLog(_Home(self.home)).write(self.store, record["name"], frame, source)
         except MlopsError:
             raise
         except (KeyError, ValueError, TypeError, ArithmeticError) as exc:

@@ -102,6 +102,16 @@ ROUTES: tuple[Route, ...] = (
                                   "args": {"type": "array", "maxItems": 16},
                                   "kwargs": {"type": "object", "maxProperties": 16}}},
           response={"type": "object", "required": ["result"]}),
+    Route("POST", f"{API_PREFIX}/pipelines", "pipeline", "PipelinesHandler",
+          "A pipeline runner's write: start a pipeline run, update one of its steps "
+          "(status, cache key, outputs: the step cache), heartbeat, finish, or set the "
+          "runner's own tags (mlops.pipeline, mlops.step, ...) on a step's run; "
+          "arguments by name in store.codec's tagged JSON",
+          request={"type": "object", "required": ["call"],
+                   "properties": {"call": {"enum": ["start", "heartbeat", "update_step",
+                                                    "finish", "set_run_tags"]},
+                                  "args": {"type": "object"}}},
+          response={"type": "object", "required": ["result"]}),
     Route("POST", f"{API_PREFIX}/releases", "request", "ReleasesHandler",
           "Request that an alias point at a model version; the server computes the "
           "evidence (gates on its evaluation data) and records the token's user as the "
