@@ -145,8 +145,8 @@ def test_serve_follows_the_alias_through_the_server_and_ships_every_row_once(
             reply = predict(base)
             assert reply["model"] == team.versions[0].ref
             answered += reply["request_ids"]
-            assert wait_for(lambda n=len(answered): spooled_rows(spooled) == n - len(before_outage),
-                            timeout=30)
+            expected = len(answered) - len(before_outage)
+            assert wait_for(lambda n=expected: spooled_rows(spooled) == n, timeout=30)
         assert wait_for(lambda: any("wait for the team server" in reason
                                     for reason in health(base).get("reasons", ())),
                         timeout=30)

@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..fsspec_artifacts import open_artifact_store
 from ..errors import InvalidInput
+from ..fsspec_artifacts import open_artifact_store
 from ..hosts import allowed_hosts, cannot_listen, check_host_name
 from ..project import Project
 from .authenticator import COOKIE, Authenticator

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..fsspec_artifacts import open_artifact_store
 from ..errors import Conflict, InvalidInput, MlopsError, NotFound, PermissionDenied
+from ..fsspec_artifacts import open_artifact_store
 from ..hashing import digest_file
 from ..models import load_model_bytes
 from ..project import Project

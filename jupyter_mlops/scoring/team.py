@@ -26,6 +26,7 @@ from ..remote.recorder import RemoteRecorder
 from ..remote.spool import Spool
 from ..store.runs import NewRun
 
+
 class TeamPredictionLog:
     """Where `BufferedLogger` writes in team mode (`write`), and the run it writes into."""
 

@@ -151,7 +151,7 @@ class RunRepository:
                 conn.copy_rows("metrics", _METRIC_COLUMNS, rows)  # one COPY, not a row each
                 latest = _latest_per_key(rows)
                 conn.execute(_PG_UPSERT_LATEST_ARRAYS,
-                             [list(column) for column in zip(*latest)])
+                             [list(column) for column in zip(*latest, strict=True)])
             else:
                 conn.executemany(_INSERT_METRIC, rows)
                 conn.executemany(_UPSERT_LATEST, _latest_per_key(rows))

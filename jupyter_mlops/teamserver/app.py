@@ -27,9 +27,9 @@ from typing import Any
 import tornado.web
 
 from ..artifacts import ArtifactStore, IncomingBlob
-from ..fsspec_artifacts import FsspecArtifactStore, IncomingFsspecBlob
 from ..dashboard.throttle import BackoffPolicy, Throttle
 from ..errors import InvalidInput, MlopsError, NotFound, PermissionDenied, StoreUnavailable
+from ..fsspec_artifacts import FsspecArtifactStore, IncomingFsspecBlob
 from ..hosts import host_allowed
 from ..scoring.guard import nesting_exceeds
 from ..store import Store
