@@ -9,6 +9,7 @@ import re
 import socket
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -173,9 +174,15 @@ def installed_packages() -> dict[str, str]:
 
 def environment() -> Environment:
     """The Python version and every installed distribution's version."""
-    packages = installed_packages()
-    python = platform.python_version()
-    payload = json.dumps({"python": python, "packages": packages}, sort_keys=True).encode()
+    return environment_of(platform.python_version(), installed_packages())
+
+
+def environment_of(python: str, packages: Mapping[str, str]) -> Environment:
+    """The environment of a Python version and its packages, with the digest of both:
+    the same bytes give the same digest wherever it is computed (a team server
+    recomputes it from what a client sends, never trusting the client's)."""
+    payload = json.dumps({"python": python, "packages": dict(packages)},
+                         sort_keys=True).encode()
     return Environment(digest=format_digest(blake3.blake3(payload).hexdigest()), python=python,
                        packages=dict(sorted(packages.items())))
 

@@ -25,7 +25,7 @@ from .glue import RECORD_PREFIX, glue
 from .hashing import StatCache, digest_bytes, format_digest, open_regular
 from .project import make_dirs, modes_for
 from .store import Store
-from .store.records import ArtifactLink, DatasetVersion, ModelVersion
+from .store.records import ArtifactLink, DatasetVersion, Environment, ModelVersion
 from .store.runs import NewRun
 from .validation import check_artifact_name, check_step_tags, metric_to_json
 
@@ -37,8 +37,9 @@ class Recorder(Protocol):
     """The calls an `ActiveRun` makes; `run_id` is None inside a pipeline step."""
 
     stat_cache: StatCache | None
+    in_step: bool  # records into a pipeline step's notebook: the runner captures git and env
 
-    def start(self, new: NewRun) -> int | None: ...
+    def start(self, new: NewRun, environment: Environment | None = None) -> int | None: ...
     def heartbeat(self, run_id: int | None) -> None: ...
     def log_params(self, run_id: int | None, params: dict[str, str]) -> None: ...
     def set_tags(self, run_id: int | None, tags: dict[str, str]) -> None: ...
@@ -64,6 +65,8 @@ class Recorder(Protocol):
 class StoreRecorder:
     """Records straight into the store; every call commits before it returns."""
 
+    in_step = False
+
     def __init__(self, store: Store, artifacts: ArtifactStore,
                  stat_cache: StatCache | None = None, predictions: Any = None) -> None:
         self.store = store
@@ -76,7 +79,9 @@ class StoreRecorder:
             raise MlopsError("this recorder has no prediction log")
         self.predictions.write(self.store, name, frame, "batch")
 
-    def start(self, new: NewRun) -> int:
+    def start(self, new: NewRun, environment: Environment | None = None) -> int:
+        if environment is not None:
+            self.store.environments.save(environment)
         return self.store.runs.create(new)
 
     def heartbeat(self, run_id: int | None) -> None:
@@ -162,6 +167,7 @@ class GlueRecorder:
     """Glues each record into the output notebook; files go to the step's outbox."""
 
     stat_cache = None  # a step touches no project database, not even the stat cache
+    in_step = True
 
     def __init__(self, outbox: str | os.PathLike[str]) -> None:
         self.outbox = Path(outbox)
@@ -204,7 +210,9 @@ class GlueRecorder:
             raise
         return digest, size
 
-    def start(self, new: NewRun) -> int | None:
+    def start(self, new: NewRun, environment: Environment | None = None) -> int | None:
+        """Glue the start; a step's environment is the runner's to record (`environment`
+        is None in a step)."""
         self._glue("start", run=asdict(new))
         return None
 

@@ -405,11 +405,9 @@ class Tracker:
         source = source or capture.detect_source()
         recorder = self.recorder()
         # Inside a pipeline step the runner captures git and environment for the step.
-        in_step = isinstance(recorder, GlueRecorder)
+        in_step = recorder.in_step
         git = None if in_step else capture.git_state(self._git_folder(source))
         env = None if in_step else capture.environment()
-        if env is not None and isinstance(recorder, StoreRecorder):
-            recorder.store.environments.save(env)
         run_uuid = uuid.uuid4().hex
         run_id = recorder.start(NewRun(
             uuid=run_uuid, name=name, started_at=time.time(), source_kind=source.kind,
@@ -418,7 +416,7 @@ class Tracker:
             git_commit=git.commit if git else None, git_branch=git.branch if git else None,
             git_dirty=git.dirty if git else None, python=env.python if env else None,
             env_digest=env.digest if env else None,
-            host=capture.host(), user=capture.user(), pid=os.getpid()))
+            host=capture.host(), user=capture.user(), pid=os.getpid()), env)
         run = ActiveRun(self, recorder, run_id, run_uuid, name, source)
         self.active_run = run
         self.last_error = None

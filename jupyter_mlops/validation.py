@@ -266,6 +266,28 @@ def _check_start(record: Mapping[str, Any]) -> None:
     if not isinstance(run, Mapping):
         raise InvalidInput("'run' must be an object")
     _text(run.get("name"), "run name", 200, optional=True)
+    if record.get("environment") is not None:
+        check_environment(record["environment"])
+
+
+MAX_PACKAGES = 20_000
+
+
+def check_environment(value: object) -> None:
+    """A run's environment as a client sends it: `{"python": "3.11.9", "packages":
+    {"numpy": "2.1.0", ...}}`, every name and version a short printable text."""
+    if not isinstance(value, Mapping):
+        raise InvalidInput(f"'environment' must be an object, got {type(value).__name__}")
+    python = value.get("python")
+    if not isinstance(python, str) or not 0 < len(python) <= 40 or _C0_CONTROL.search(python):
+        raise InvalidInput(f"environment 'python' must be a version, got {_shown(python)}")
+    packages = value.get("packages")
+    if not isinstance(packages, Mapping) or len(packages) > MAX_PACKAGES:
+        raise InvalidInput(f"environment 'packages' must be an object of at most "
+                           f"{MAX_PACKAGES} names and versions")
+    for name, version in packages.items():
+        _key(name, "environment package")
+        _key(version, f"version of package {name!r}")
 
 
 def _check_params(record: Mapping[str, Any]) -> None:

@@ -203,6 +203,21 @@ def test_status_names_user_roles_and_nothing_pending(team, capsys, monkeypatch) 
     assert "pending: nothing" in out
 
 
+def test_a_run_through_the_server_keeps_its_environment(team, project) -> None:
+    from jupyter_mlops import capture
+
+    tracker = Tracker(find_project())
+    try:
+        with tracker.start_run("with-env") as run:
+            pass
+    finally:
+        tracker.close()
+    here = capture.environment()
+    with server_store(team) as store:
+        assert store.runs.get(run.id).env_digest == here.digest
+        assert store.environments.get(here.digest).packages == here.packages
+
+
 def test_a_reader_cannot_start_a_run(team, project, monkeypatch) -> None:
     monkeypatch.setenv("MLOPS_TOKEN", team.tokens["reader"])
     tracker = Tracker(find_project())

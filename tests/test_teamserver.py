@@ -183,6 +183,36 @@ def read_run(server, run_id: int) -> dict:
             "history": history}
 
 
+def test_a_runs_environment_is_kept_under_the_digest_the_server_computes(server):
+    from jupyter_mlops.capture import environment_of
+    from jupyter_mlops.teamserver.home import ServerHome
+
+    start = start_record()
+    start["run"]["env_digest"] = DIGEST  # the client's word, not taken
+    start["environment"] = {"python": "3.11.9", "packages": {"numpy": "2.1.0",
+                                                              "scikit-learn": "1.6.1"}}
+    answer = send(server, new_stream(), [start])
+    assert answer.status_code == 200, answer.text
+    expected = environment_of("3.11.9", {"numpy": "2.1.0", "scikit-learn": "1.6.1"})
+    with ServerHome(server.home).open_store() as store:
+        run = store.runs.get(answer.json()["run_id"])
+        assert run.env_digest == expected.digest != DIGEST and run.python == "3.11.9"
+        assert store.environments.get(expected.digest).packages["numpy"] == "2.1.0"
+
+
+@pytest.mark.parametrize("environment", [
+    "3.11", {"python": 3.11, "packages": {}}, {"python": "3.11", "packages": ["numpy"]},
+    {"python": "3.11", "packages": {"numpy": 2}}, {"python": "3.11\n", "packages": {}},
+    {"python": "3.11", "packages": {"x" * 300: "1"}},
+    {"python": "3.11", "packages": {f"p{i}": "1" for i in range(20_001)}},
+])
+def test_a_malformed_environment_is_422_and_starts_nothing(server, environment):
+    stream = new_stream()
+    answer = send(server, stream, [{**start_record(), "environment": environment}])
+    assert answer.status_code == 422, answer.text
+    assert send(server, stream, [metrics(2, 1.0, 0)]).status_code == 409  # no run began
+
+
 def test_a_gap_is_409_carrying_the_applied_mark(server):
     stream = new_stream()
     send(server, stream, [start_record(), metrics(2, 1.0, 0)])

@@ -451,8 +451,6 @@ class PipelineRunner:
             self.progress(f"  x {step.name}: {exc}")
             return StepOutcome(step.name, "failed", error=str(exc), failure=failure)
         env = self.environment()
-        if not self.team:  # a team server keeps no client's environment (yet)
-            self.store.environments.save(env)
         git = capture.git_state(self.spec.root)
         run_id = self.recorder.start(NewRun(
             uuid=uuid.uuid4().hex, name=f"{self.spec.name}/{step.name}", started_at=time.time(),
@@ -460,7 +458,7 @@ class PipelineRunner:
             code_digest=capture.notebook_code_digest(step.notebook),
             git_commit=git.commit if git else None, git_branch=git.branch if git else None,
             git_dirty=git.dirty if git else None, python=env.python, env_digest=env.digest,
-            host=capture.host(), user=capture.user(), pid=os.getpid()))
+            host=capture.host(), user=capture.user(), pid=os.getpid()), env)
         self._run_ids[step.name] = run_id
         self.recorder.set_tags(run_id, {"mlops.pipeline": self.spec.name,
                                         "mlops.step": step.name,

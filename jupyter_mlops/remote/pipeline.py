@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import MlopsError
 from ..hashing import StatCache, digest_file
-from ..store.records import ArtifactLink, DatasetVersion, ModelVersion
+from ..store.records import ArtifactLink, DatasetVersion, Environment, ModelVersion
 from ..store.runs import NewRun
 from ..team_protocol import RUNNER_TAGS
 from .client import Client, retryable
@@ -28,6 +28,8 @@ from .store import RemotePipelines
 
 class StepRunsRecorder:
     """`StoreRecorder`'s calls for many runs at once, recorded into a team server."""
+
+    in_step = False
 
     def __init__(self, client: Client, spool: Spool, pipelines: RemotePipelines, *,
                  stat_cache: StatCache | None = None, ack_timeout: float = 30.0) -> None:
@@ -48,10 +50,10 @@ class StepRunsRecorder:
         except KeyError:
             raise MlopsError(f"run {run_id} was not started by this pipeline run") from None
 
-    def start(self, new: NewRun) -> int:
+    def start(self, new: NewRun, environment: Environment | None = None) -> int:
         """Create the step's run on the server (waits for its id)."""
         recorder = self._recorder()
-        run_id = recorder.start(new)
+        run_id = recorder.start(new, environment)
         self._runs[run_id] = recorder
         return run_id
 

@@ -23,7 +23,7 @@ from typing import Any
 from ..errors import MlopsError
 from ..hashing import StatCache, _hash_fd, digest_bytes, open_regular, timestamp_granularity_ns
 from ..recorders import GlueRecorder
-from ..store.records import ModelVersion
+from ..store.records import Environment, ModelVersion
 from ..store.runs import NewRun
 from .client import Client, retryable
 from .queue import RecordQueue, tell
@@ -32,6 +32,8 @@ from .spool import Spool
 
 class RemoteRecorder(GlueRecorder):
     """Records one run at a time into a team server (see the module's docstring)."""
+
+    in_step = False  # a notebook's or script's own run: git and environment are captured
 
     def __init__(self, client: Client, spool: Spool, *, stat_cache: StatCache | None = None,
                  ack_timeout: float = 30.0, queue: RecordQueue | None = None) -> None:
@@ -55,13 +57,17 @@ class RemoteRecorder(GlueRecorder):
             record["seq"] = self.seq
             self.queue.put(self.stream, record)
 
-    def start(self, new: NewRun) -> int:
-        """Create the run on the server (synchronously) and return its id.
+    def start(self, new: NewRun, environment: Environment | None = None) -> int:
+        """Create the run on the server (synchronously) and return its id. The
+        environment travels in the start record; the server recomputes its digest.
 
         Raises `ServerUnreachable`, `AuthenticationFailed`, `PermissionDenied` (a
         token without the `record` permission): no run starts.
         """
         record = self._record("start", run=asdict(new))
+        if environment is not None:
+            record["environment"] = {"python": environment.python,
+                                     "packages": dict(environment.packages)}
         record["seq"] = 1
         answer = self.client.send_records(new.uuid, [record])
         run_id = answer.get("run_id")

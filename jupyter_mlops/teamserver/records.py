@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..artifacts import ArtifactStore
+from ..capture import environment_of
 from ..errors import Conflict, InvalidInput, MlopsError, NotFound, PermissionDenied
 from ..pipelines.ingest import replay
 from ..recorders import RECORD_VERSION
@@ -292,7 +293,12 @@ def apply_batch(store: Store, artifacts: ArtifactStore, user: str, stream: str,
                 raise Conflict(f"a run with uuid {stream} exists already and has no stream "
                                "here: start a new run")
             run = _new_run(new[0]["run"], stream, user)
-            if run.env_digest is not None and store.environments.get(run.env_digest) is None:
+            environment = new[0].get("environment")
+            if environment is not None:  # its digest is the server's, not the client's word
+                known = environment_of(environment["python"], environment["packages"])
+                store.environments.save(known)
+                run = replace(run, env_digest=known.digest, python=known.python)
+            elif run.env_digest is not None and store.environments.get(run.env_digest) is None:
                 run = replace(run, env_digest=None)  # an environment this server never got
             run_id = store.runs.create(run)
             bound = store.streams.bind(stream, run_id, user)
