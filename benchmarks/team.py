@@ -7,8 +7,9 @@ database of it and `mlflow server` on another, then measures, each figure
 beside MLflow's in the same run (issue 11's speed table):
 
 - `log_metric` per call in a notebook-like client (ours queued; MLflow's sync);
-- ingest of 100,000 metrics in batches, committed (ours: logged, then flushed
-  until the server acknowledged; MLflow: `log_batch` of 1,000 over REST);
+- ingest of 100,000 metrics in batches, committed (ours: logged one by one with
+  `log_metric`, and 100 a step with `log_metrics`, then flushed until the server
+  acknowledged; MLflow: `log_batch` of 1,000 over REST);
 - `search_runs("metrics.acc > 0.5")`, first 1,000 of 100,000 runs (the runs are
   written into each tool's tables with COPY, as data set-up; the search goes
   through each server);
@@ -169,14 +170,22 @@ def ours_log_metric(server: OurServer, calls: int) -> dict:
     return {"median_us": statistics.median(times) * 1e6, "calls": calls}
 
 
-def ours_ingest(server: OurServer, total: int) -> dict:
+def ours_ingest(server: OurServer, total: int, per_call: int = 1) -> dict:
+    """`total` metrics logged `per_call` at a time: one by one with `log_metric` (a
+    notebook's loop), or `log_metrics` of 100 keys a step (a training loop logging
+    its 100 metrics each step; MLflow's side is `log_batch` of 1,000)."""
     import jupyter_mlops as mlops
 
-    tracker = team_project(server, DATA / "team-ingest")
+    tracker = team_project(server, DATA / f"team-ingest-{per_call}")
     run = tracker.start_run("bench-ingest")
     start = time.perf_counter()
-    for i in range(total):
-        run.log_metric(f"m{i % 100}", float(i), step=i)
+    if per_call == 1:
+        for i in range(total):
+            run.log_metric(f"m{i % 100}", float(i), step=i)
+    else:
+        keys = [f"m{k}" for k in range(per_call)]
+        for step in range(total // per_call):
+            run.log_metrics({key: float(step) for key in keys}, step=step)
     run.end()  # waits until the server acknowledged every record
     seconds = time.perf_counter() - start
     assert run.unacknowledged == 0, f"{run.unacknowledged} records not acknowledged"
@@ -285,6 +294,7 @@ def main() -> None:
         results["log_metric"] = {"ours": ours_log_metric(ours, calls),
                                  "mlflow": mlflow.task("log_metric", str(min(calls, 1000)))}
         results["ingest"] = {"ours": ours_ingest(ours, total),
+                             "ours_batched": ours_ingest(ours, total, per_call=100),
                              "mlflow": mlflow.task("log_batch", str(total))}
         seed_our_runs(ours.db_url, runs)
         mlflow.task("seed_runs", str(runs))
@@ -314,6 +324,9 @@ def report(results: dict[str, dict]) -> None:
     print(f"ingest {ing['ours']['metrics']:,} metrics: ours "
           f"{ing['ours']['metrics_per_s']:,.0f}/s, MLflow {ing['mlflow']['metrics_per_s']:,.0f}/s: "
           f"{ing['ours']['metrics_per_s'] / ing['mlflow']['metrics_per_s']:.1f}x")
+    print(f"ingest {ing['ours_batched']['metrics']:,} metrics, 100 per log_metrics call: "
+          f"ours {ing['ours_batched']['metrics_per_s']:,.0f}/s: "
+          f"{ing['ours_batched']['metrics_per_s'] / ing['mlflow']['metrics_per_s']:.1f}x")
     se = results["search"]
     print(f"search_runs first 1,000: ours {se['ours']['median_ms']:.1f} ms, MLflow "
           f"{se['mlflow']['median_ms']:.1f} ms: "
