@@ -228,6 +228,31 @@ def test_records_spool_when_the_server_is_down_and_the_user_is_told_once(tmp_pat
         queue.stop()
 
 
+def test_points_join_only_a_record_no_sender_has_taken(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{closed_port()}"
+    spool = Spool(tmp_path / "spool")
+    queue = RecordQueue(Client(url, "mlops_x", timeout=5), spool, interval=3600)
+    try:
+        first = {"version": 1, "op": "metrics", "seq": 1, "points": [["a", 1.0, 0, 0.0]]}
+        queue.put("run-a", first, open_points=True)
+        assert queue.extend_tail(first, [["a", 2.0, 1, 0.0]], limit=3)
+        assert not queue.extend_tail(first, [["a", 3.0, 2, 0.0], ["a", 4.0, 3, 0.0]], limit=3)
+        params = {"version": 1, "op": "params", "seq": 2, "params": {"C": "1"}}
+        queue.put("run-a", params)
+        assert not queue.extend_tail(first, [["a", 3.0, 2, 0.0]], limit=1000)  # not the tail
+        second = {"version": 1, "op": "metrics", "seq": 3, "points": [["a", 3.0, 2, 0.0]]}
+        queue.put("run-a", second, open_points=True)
+        queue.flush()  # taken (and spooled: the server is down): sealed
+        assert not queue.extend_tail(second, [["a", 4.0, 3, 0.0]], limit=1000)
+        batches, _ = spool.read()
+        records = [r for b in batches for r in b.records]
+        assert [r["seq"] for r in records] == [1, 2, 3]
+        assert [p[1] for r in records if r["op"] == "metrics" for p in r["points"]] == [
+            1.0, 2.0, 3.0]
+    finally:
+        queue.stop()
+
+
 def test_status_and_sync_with_the_server_down(project, config_home: Path, capsys) -> None:
     url = f"http://127.0.0.1:{closed_port()}"
     (project.home / "config.toml").write_text(f'[store]\nurl = "{url}"\n')

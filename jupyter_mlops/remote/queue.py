@@ -51,6 +51,10 @@ class RecordQueue:
         self.interval = interval
         self.batch_size = min(batch_size, MAX_RECORDS_PER_BATCH)
         self._items: collections.deque[tuple[str, dict[str, Any]]] = collections.deque()
+        # The last record put may still grow (`extend_tail`) until the sender takes it;
+        # this lock makes "still the tail, not taken" and the growing one step.
+        self._tail_lock = threading.Lock()
+        self._open: dict[str, Any] | None = None
         self._wake = threading.Event()
         self._send_lock = threading.Lock()  # one pump at a time: the thread or a flush
         self._thread: threading.Thread | None = None
@@ -68,13 +72,28 @@ class RecordQueue:
 
     # -- the caller's side --------------------------------------------------------------
 
-    def put(self, stream: str, record: dict[str, Any]) -> None:
-        """Queue `record` (it carries its `seq`); returns at once."""
-        self._items.append((stream, record))
+    def put(self, stream: str, record: dict[str, Any], *, open_points: bool = False) -> None:
+        """Queue `record` (it carries its `seq`); returns at once. `open_points`: a
+        `metrics` record that later points may join (`extend_tail`) while it waits."""
+        with self._tail_lock:
+            self._items.append((stream, record))
+            self._open = record if open_points else None
         if self._thread is None:
             self._start()
         if len(self._items) >= self.batch_size:
             self._wake.set()
+
+    def extend_tail(self, record: dict[str, Any], points: list[list[Any]], limit: int
+                    ) -> bool:
+        """Add `points` to `record` if it is the last record queued and no sender has
+        taken it yet (so no byte of it has left), keeping it within `limit` points;
+        True when they were added. Consecutive `log_metric` calls so travel as one
+        record: one sequence number, one check and one JSON object on the server."""
+        with self._tail_lock:
+            if self._open is not record or len(record["points"]) + len(points) > limit:
+                return False
+            record["points"].extend(points)
+            return True
 
     def _start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="mlops-record-queue",
@@ -169,9 +188,10 @@ class RecordQueue:
 
     def _take(self) -> list[Batch]:
         """Everything queued, as batches: per stream, in order, `batch_size` at most."""
-        taken: list[tuple[str, dict[str, Any]]] = []
-        while self._items:
-            taken.append(self._items.popleft())
+        with self._tail_lock:  # a record taken is sealed: it never grows again
+            taken = list(self._items)
+            self._items.clear()
+            self._open = None
         batches: list[Batch] = []
         current: dict[str, Batch] = {}
         for stream, record in taken:

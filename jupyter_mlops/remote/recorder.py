@@ -25,9 +25,12 @@ from ..hashing import StatCache, _hash_fd, digest_bytes, open_regular, timestamp
 from ..recorders import GlueRecorder
 from ..store.records import Environment, ModelVersion
 from ..store.runs import NewRun
+from ..validation import metric_to_json
 from .client import Client, retryable
 from .queue import RecordQueue, tell
 from .spool import Spool
+
+MAX_POINTS_PER_RECORD = 1000  # a metrics record's points, joined while it waits
 
 
 class RemoteRecorder(GlueRecorder):
@@ -48,6 +51,7 @@ class RemoteRecorder(GlueRecorder):
         self.run_id: int | None = None
         self.unacknowledged = 0  # records the server had not taken when the run ended
         self._lock = threading.Lock()  # the heartbeat thread emits too: seq and order agree
+        self._open_metrics: dict[str, Any] | None = None  # may still grow (log_metrics)
 
     def _emit(self, record: dict[str, Any]) -> None:
         if self.stream is None:
@@ -56,6 +60,22 @@ class RemoteRecorder(GlueRecorder):
             self.seq += 1
             record["seq"] = self.seq
             self.queue.put(self.stream, record)
+
+    def log_metrics(self, run_id, points) -> None:  # noqa: ANN001
+        """Points join the run's last queued `metrics` record while the sender has not
+        taken it (up to `MAX_POINTS_PER_RECORD`), else make a new record."""
+        if self.stream is None:
+            raise MlopsError("no run started on this recorder")
+        rows = [[key, metric_to_json(value), step, at] for key, value, step, at in points]
+        with self._lock:
+            if self._open_metrics is not None and self.queue.extend_tail(
+                    self._open_metrics, rows, MAX_POINTS_PER_RECORD):
+                return
+            self.seq += 1
+            record = self._record("metrics", points=rows)
+            record["seq"] = self.seq
+            self.queue.put(self.stream, record, open_points=True)
+            self._open_metrics = record
 
     def start(self, new: NewRun, environment: Environment | None = None) -> int:
         """Create the run on the server (synchronously) and return its id. The
