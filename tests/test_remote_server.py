@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+import requests
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
@@ -485,6 +486,37 @@ def test_a_runner_logs_a_model_and_its_predictions_through_the_server(team, proj
         [batch] = store.predictions.batches("irises")
         assert store.models.resolve(version.ref).run_id == run.id
     assert batch.rows == 25 and batch.version == version.version
+
+
+def test_monitor_report_and_check_come_from_the_server(team, project, capsys,
+                                                      monkeypatch) -> None:
+    monkeypatch.setenv("MLOPS_TOKEN", team.tokens["runner"])
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    clf = LogisticRegression(max_iter=300).fit(X, y)
+    tracker = Tracker(find_project())
+    try:
+        with tracker.start_run("scoring-for-monitor") as run:
+            version = run.log_model(clf, "monitored-irises", input_example=X)
+            run.log_predictions(version.ref, X.head(40), clf.predict(X.head(40)))
+    finally:
+        tracker.close()
+    monkeypatch.setenv("MLOPS_TOKEN", team.tokens["reader"])
+    assert main(["monitor", "report", "monitored-irises"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("monitored-irises: 40 predictions") and "version 1" in out
+    assert main(["monitor", "report", "monitored-irises", "--json", "--last", "10"]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"] == 10
+    assert main(["monitor", "check", "monitored-irises"]) in (0, 1)
+    assert "Traceback" not in capsys.readouterr().err
+    for bad in ("<script>", "../x"):
+        assert main(["monitor", "report", bad]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("mlops: error: "), err
+    for body in ({"model": "monitored-irises", "last": 0}, {"model": 5},
+                 {"model": "monitored-irises", "since": "yesterday"}, []):
+        answer = requests.post(f"{team.url}/api/v1/monitor/report", json=body, timeout=10,
+                               headers={"Authorization": f"Bearer {team.tokens['reader']}"})
+        assert answer.status_code == 422, (body, answer.text)
 
 
 def test_a_token_revoked_mid_run_keeps_the_records_until_a_new_login(team, project,

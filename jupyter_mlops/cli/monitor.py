@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import InvalidInput, NotFound
-from ..views import text_table, to_jsonable
+from ..errors import InvalidInput, MlopsError, NotFound
+from ..views import to_jsonable
 from .common import open_store, positive
 
 
@@ -64,37 +65,46 @@ def _report(args: argparse.Namespace):  # noqa: ANN202
     since = time.time() - parse_window(args.window) if args.window else None
     project, store = open_store()
     with store:
+        if getattr(store, "remote", False):  # the log is the server's: it builds the report
+            return ServerReport(store.client.call("POST", "/monitor/report", {
+                "model": args.model, "since": since, "last": args.last}))
         return build_report(project, store, args.model, since=since, last=args.last)
 
 
+@dataclass(frozen=True)
+class ServerCheck:
+    name: str
+    passed: bool
+    detail: str
+
+
+class ServerReport:
+    """A team server's answer to /monitor/report, shaped as `_print` and `check` read a
+    `MonitorReport`: its JSON, its printed lines and its checks."""
+
+    def __init__(self, answer: object) -> None:
+        if not isinstance(answer, dict) or not isinstance(answer.get("report"), dict) \
+                or not isinstance(answer.get("lines"), list):
+            raise MlopsError(f"the team server answered a monitoring report with "
+                             f"{str(answer)[:80]}")
+        self.json = answer["report"]
+        self.lines = [str(line) for line in answer["lines"]]
+        self.checks = [ServerCheck(str(c.get("name")), c.get("passed") is True,
+                                   str(c.get("detail")))
+                       for c in self.json.get("checks", []) if isinstance(c, dict)]
+
+
 def _print(result, args: argparse.Namespace) -> None:  # noqa: ANN001
+    from ..monitoring.report import report_lines
+
+    if isinstance(result, ServerReport):
+        print(json.dumps(result.json, indent=2) if args.json else "\n".join(result.lines))
+        return
     if args.json:
         print(json.dumps(to_jsonable(result), indent=2))
         return
-    print(f"{result.name}: {result.rows} predictions")
-    for v in result.versions:
-        release = (f", released by {v.release.decided_by} (request #{v.release.request_id})"
-                   if v.release else "")
-        print(f"\nversion {v.version}{release}: {v.rows} rows, {v.errors} errors "
-              f"({v.error_rate:.2%}), latency p50 {v.latency_ms['p50']:.1f} ms, p95 "
-              f"{v.latency_ms['p95']:.1f} ms, p99 {v.latency_ms['p99']:.1f} ms")
-        if v.drift:
-            print(text_table(["feature", "test", "statistic", "threshold", "drift"],
-                             [[d.feature, d.test, "" if d.statistic is None else
-                               f"{d.statistic:.4g}", f"{d.threshold:g}",
-                               "DRIFT" if d.drifted else "ok"] for d in v.drift]))
-        corrected = (f", {v.labels_corrected} corrected by a later upload"
-                     if v.labels_corrected else "")
-        if v.quality:
-            print(f"quality ({v.task}): "
-                  + ", ".join(f"{k} {val:.4g}" for k, val in v.quality.items())
-                  + f" ({v.labelled} labelled{corrected})")
-        elif v.labelled:
-            print(f"quality: none ({v.labelled} labelled{corrected})")
-        if v.quality_note:
-            print(f"  {v.quality_note}")
-        if v.calibration:
-            print(f"calibration: brier {v.calibration.brier:.4g}, ECE {v.calibration.ece:.4g}")
+    for line in report_lines(result):
+        print(line)
 
 
 def add_labels(args: argparse.Namespace) -> int:

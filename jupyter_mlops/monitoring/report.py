@@ -224,3 +224,35 @@ def _timeline(frame: Any, scored: list[tuple[Any, Any, Any]],
             accuracy=float(right.mean()) if right.size else None,
             brier=float(squared.mean()) if squared.size else None))
     return tuple(result)
+
+
+def report_lines(report: MonitorReport) -> list[str]:
+    """The report as `mlops monitor report` prints it (the team server sends these too)."""
+    from ..views import text_table
+
+    lines = [f"{report.name}: {report.rows} predictions"]
+    for v in report.versions:
+        release = (f", released by {v.release.decided_by} (request #{v.release.request_id})"
+                   if v.release else "")
+        lines.append(f"\nversion {v.version}{release}: {v.rows} rows, {v.errors} errors "
+                     f"({v.error_rate:.2%}), latency p50 {v.latency_ms['p50']:.1f} ms, p95 "
+                     f"{v.latency_ms['p95']:.1f} ms, p99 {v.latency_ms['p99']:.1f} ms")
+        if v.drift:
+            lines.append(text_table(["feature", "test", "statistic", "threshold", "drift"],
+                                    [[d.feature, d.test, "" if d.statistic is None else
+                                      f"{d.statistic:.4g}", f"{d.threshold:g}",
+                                      "DRIFT" if d.drifted else "ok"] for d in v.drift]))
+        corrected = (f", {v.labels_corrected} corrected by a later upload"
+                     if v.labels_corrected else "")
+        if v.quality:
+            lines.append(f"quality ({v.task}): "
+                         + ", ".join(f"{k} {val:.4g}" for k, val in v.quality.items())
+                         + f" ({v.labelled} labelled{corrected})")
+        elif v.labelled:
+            lines.append(f"quality: none ({v.labelled} labelled{corrected})")
+        if v.quality_note:
+            lines.append(f"  {v.quality_note}")
+        if v.calibration:
+            lines.append(f"calibration: brier {v.calibration.brier:.4g}, "
+                         f"ECE {v.calibration.ece:.4g}")
+    return lines

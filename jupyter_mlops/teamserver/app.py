@@ -475,6 +475,22 @@ class GatesHandler(GovernanceHandler):
         await self.govern("results", "run_gates")
 
 
+class MonitorReportHandler(Base):
+    """POST /api/v1/monitor/report: a model's monitoring report from the server's log."""
+
+    async def post(self) -> None:
+        from .monitoring import monitor_report
+
+        try:
+            answer = await self.server.call(monitor_report, self.server.home,
+                                            self.server.artifacts.root, self.server.store,
+                                            self.json_body())
+        except MlopsError as exc:
+            self.fail(exc)
+            return
+        self.reply(answer)
+
+
 class ImportHandler(Base):
     """POST /api/v1/import: a batch of an embedded project's rows (`mlops push`)."""
 
@@ -515,7 +531,7 @@ def make_app(server: TeamServer) -> tornado.web.Application:
                                                 MissingBlobsHandler, BlobHandler,
                                                 ReadHandler, PipelinesHandler, ReleasesHandler,
                                                 DecisionHandler, AliasesHandler, GatesHandler,
-                                                ImportHandler,
+                                                ImportHandler, MonitorReportHandler,
                                                 OpenAPIHandler)}
     rules: dict[str, tuple[type, dict[str, str]]] = {}
     for route in ROUTES:

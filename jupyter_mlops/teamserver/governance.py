@@ -45,13 +45,17 @@ class ServerProject:
         return self.root
 
 
+def server_project(home: Path, artifacts: Path | str) -> ServerProject:
+    """The server as a project, with the rules and thresholds of `home/registry.toml`."""
+    _, registry, monitoring, _ = load_config(home / REGISTRY_FILE)
+    return ServerProject(home, artifacts, registry, monitoring)
+
+
 def registry_for(home: Path, artifacts: Path | str, store: Store) -> Any:  # -> Registry
     """The `Registry` of the server's store with the rules of `home/registry.toml`."""
     from ..registry.releases import Registry  # loads model code: only for governance
 
-    _, registry, monitoring, _ = load_config(home / REGISTRY_FILE)
-    return Registry(ServerProject(home, artifacts, registry, monitoring),  # type: ignore[arg-type]
-                    store)
+    return Registry(server_project(home, artifacts), store)  # type: ignore[arg-type]
 
 
 def identity(token: Token) -> Identity:

@@ -175,6 +175,18 @@ ROUTES: tuple[Route, ...] = (
                     "properties": {"added": {"type": "object"},
                                    "present": {"type": "object"},
                                    "ids": {"type": "object"}}}),
+    Route("POST", f"{API_PREFIX}/monitor/report", "read", "MonitorReportHandler",
+          "A model's monitoring report (requests, errors, latency, drift, quality, "
+          "calibration per version) from the server's prediction log, with the thresholds "
+          "of [monitoring] in registry.toml",
+          request={"type": "object", "required": ["model"],
+                   "properties": {"model": {"type": "string"},
+                                  "since": {"type": ["number", "null"]},
+                                  "last": {"type": ["integer", "null"], "minimum": 1}}},
+          response={"type": "object", "required": ["report", "lines"],
+                    "properties": {"report": {"type": "object"},
+                                   "lines": {"type": "array",
+                                             "items": {"type": "string"}}}}),
     Route("GET", "/api/openapi.json", "read", "OpenAPIHandler",
           "This API as an OpenAPI 3.1 document"),
 )
