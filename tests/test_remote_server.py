@@ -488,6 +488,17 @@ def test_a_runner_logs_a_model_and_its_predictions_through_the_server(team, proj
     assert batch.rows == 25 and batch.version == version.version
 
 
+def run_predictions_ids(team, name: str) -> list[str]:
+    """The request ids of the server's prediction log of `name`, in order."""
+    from jupyter_mlops.monitoring.predlog import PredictionLog
+    from jupyter_mlops.teamserver.governance import server_project
+
+    with server_store(team) as store:
+        frame = PredictionLog(server_project(team.home, team.folder / "artifacts")).read(
+            store, name)
+    return [str(r) for r in frame["request_id"]]
+
+
 def test_monitor_report_and_check_come_from_the_server(team, project, capsys,
                                                       monkeypatch) -> None:
     monkeypatch.setenv("MLOPS_TOKEN", team.tokens["runner"])
@@ -508,6 +519,22 @@ def test_monitor_report_and_check_come_from_the_server(team, project, capsys,
     assert json.loads(capsys.readouterr().out)["rows"] == 10
     assert main(["monitor", "check", "monitored-irises"]) in (0, 1)
     assert "Traceback" not in capsys.readouterr().err
+    logged = run_predictions_ids(team, "monitored-irises")
+    labels = project.root / "labels.csv"
+    labels.write_text("request_id,label\n" + "".join(f"{r},{int(t)}\n" for r, t in
+                                                     zip(logged[:30], y.head(30), strict=True)))
+    assert main(["monitor", "labels", "monitored-irises", str(labels)]) == 1  # a reader
+    assert "permission" in capsys.readouterr().err
+    monkeypatch.setenv("MLOPS_TOKEN", team.tokens["runner"])
+    assert main(["monitor", "labels", "monitored-irises", str(labels)]) == 0
+    assert "30 labels added for monitored-irises" in capsys.readouterr().out
+    bad = project.root / "bad.csv"
+    bad.write_text(f"request_id,label\n{logged[0]},1\n{logged[1]},\n")
+    assert main(["monitor", "labels", "monitored-irises", str(bad)]) == 1
+    assert "line 3" in capsys.readouterr().err  # named, and nothing of it stored
+    assert main(["monitor", "report", "monitored-irises", "--json"]) == 0
+    [version] = json.loads(capsys.readouterr().out)["versions"]
+    assert version["labelled"] == 30 and version["quality"]
     for bad in ("<script>", "../x"):
         assert main(["monitor", "report", bad]) == 1
         err = capsys.readouterr().err.strip().splitlines()
@@ -516,6 +543,15 @@ def test_monitor_report_and_check_come_from_the_server(team, project, capsys,
                  {"model": "monitored-irises", "since": "yesterday"}, []):
         answer = requests.post(f"{team.url}/api/v1/monitor/report", json=body, timeout=10,
                                headers={"Authorization": f"Bearer {team.tokens['reader']}"})
+        assert answer.status_code == 422, (body, answer.text)
+    for body in ({"model": "monitored-irises", "request_ids": ["a"], "labels": []},
+                 {"model": "monitored-irises", "request_ids": [{"x": 1}], "labels": [1]},
+                 {"model": "monitored-irises", "request_ids": "a", "labels": "b"},
+                 {"model": "../x", "request_ids": [], "labels": []},
+                 {"model": "monitored-irises", "request_ids": ["a"], "labels": [1],
+                  "file_kind": "<script>"}):
+        answer = requests.post(f"{team.url}/api/v1/monitor/labels", json=body, timeout=10,
+                               headers={"Authorization": f"Bearer {team.tokens['runner']}"})
         assert answer.status_code == 422, (body, answer.text)
 
 

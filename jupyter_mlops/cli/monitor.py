@@ -125,21 +125,65 @@ def add_labels(args: argparse.Namespace) -> int:
         raise InvalidInput(f"cannot read {path}: {exc}") from None
     project, store = open_store()
     with store:
+        if getattr(store, "remote", False):
+            return _print_upload(args.model, _send_labels(store.client, args.model, frame,
+                                                          parquet))
         try:
             upload = PredictionLog(project).write_labels(
                 store, args.model, frame,
                 (lambda i: f"row {i + 1}") if parquet else (lambda i: f"line {i + 2}"))
         except InvalidInput as exc:
             raise InvalidInput(f"{path.name}: {exc}") from None
-    text = f"{upload.added} labels added for {args.model}"
-    if upload.corrected:
-        text += f", {upload.corrected} of them correcting an earlier upload"
+    return _print_upload(args.model, upload)
+
+
+def _print_upload(model: str, upload) -> int:  # noqa: ANN001 - a LabelUpload or its JSON
+    added, corrected, unknown, examples = (
+        (upload["added"], upload["corrected"], upload["unknown"], upload["unknown_examples"])
+        if isinstance(upload, dict) else
+        (upload.added, upload.corrected, upload.unknown, upload.unknown_examples))
+    text = f"{added} labels added for {model}"
+    if corrected:
+        text += f", {corrected} of them correcting an earlier upload"
     print(text)
-    if upload.unknown:
-        print(f"{upload.unknown} request ids are not in the prediction log (yet), e.g. "
-              + ", ".join(repr(r) for r in upload.unknown_examples)
+    if unknown:
+        print(f"{unknown} request ids are not in the prediction log (yet), e.g. "
+              + ", ".join(repr(r) for r in examples)
               + "; their labels are kept and count once those predictions are logged")
     return 0
+
+
+def _send_labels(client, model: str, frame, parquet: bool) -> dict:  # noqa: ANN001
+    """The labels to the team server, which checks and stores them (its log); a label
+    JSON can't carry (NaN) goes as null, refused there as a missing label."""
+    missing = {"request_id", "label"} - set(frame.columns)
+    if missing:
+        raise InvalidInput(f"labels need the columns request_id and label; missing "
+                           f"{', '.join(sorted(missing))}")
+
+    import math
+
+    import pandas as pd
+
+    def plain(value):  # noqa: ANN001, ANN202
+        if value is None or (not isinstance(value, str) and pd.api.types.is_scalar(value)
+                             and pd.isna(value)):
+            return None
+        if hasattr(value, "item"):
+            value = value.item()  # numpy scalars
+        if isinstance(value, bool):
+            return int(value)
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        return value if isinstance(value, (str, int, float)) else str(value)
+
+    answer = client.call("POST", "/monitor/labels", {
+        "model": model, "file_kind": "parquet" if parquet else "csv",
+        "request_ids": [plain(v) for v in frame["request_id"].tolist()],
+        "labels": [plain(v) for v in frame["label"].tolist()]})
+    if not isinstance(answer, dict) or not isinstance(answer.get("added"), int):
+        raise MlopsError(f"the team server answered a label upload with {str(answer)[:80]}")
+    return answer
 
 
 def compact_log(args: argparse.Namespace) -> int:

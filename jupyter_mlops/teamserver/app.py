@@ -475,14 +475,16 @@ class GatesHandler(GovernanceHandler):
         await self.govern("results", "run_gates")
 
 
-class MonitorReportHandler(Base):
-    """POST /api/v1/monitor/report: a model's monitoring report from the server's log."""
+class MonitoringHandler(Base):
+    """POST /api/v1/monitor/report and /monitor/labels: the server's prediction log."""
 
     async def post(self) -> None:
-        from .monitoring import monitor_report
+        from . import monitoring
 
+        action = {"report": monitoring.monitor_report,
+                  "labels": monitoring.add_labels}[self.request.path.rsplit("/", 1)[-1]]
         try:
-            answer = await self.server.call(monitor_report, self.server.home,
+            answer = await self.server.call(action, self.server.home,
                                             self.server.artifacts.root, self.server.store,
                                             self.json_body())
         except MlopsError as exc:
@@ -531,7 +533,7 @@ def make_app(server: TeamServer) -> tornado.web.Application:
                                                 MissingBlobsHandler, BlobHandler,
                                                 ReadHandler, PipelinesHandler, ReleasesHandler,
                                                 DecisionHandler, AliasesHandler, GatesHandler,
-                                                ImportHandler, MonitorReportHandler,
+                                                ImportHandler, MonitoringHandler,
                                                 OpenAPIHandler)}
     rules: dict[str, tuple[type, dict[str, str]]] = {}
     for route in ROUTES:

@@ -41,3 +41,42 @@ def monitor_report(home: Path, artifacts: Path | str, store: Store, body: object
     report = build_report(server_project(home, artifacts), store, name,  # type: ignore[arg-type]
                           since=since, last=last)
     return {"report": to_jsonable(report), "lines": report_lines(report)}
+
+
+MAX_LABELS = 1_000_000
+
+
+def add_labels(home: Path, artifacts: Path | str, store: Store, body: object
+               ) -> dict[str, Any]:
+    """`{"model": NAME, "request_ids": [...], "labels": [...], "file_kind": "csv"?}` -> the
+    upload (added, corrected, unknown ...). Checked by the embedded mode's
+    `write_labels` against the model version of each prediction: one bad row and
+    nothing is stored."""
+    import pandas as pd
+
+    from ..monitoring.labels import write_labels
+    from ..monitoring.predlog import PredictionLog
+    from ..views import to_jsonable
+
+    body = check_body(body)
+    name = check_model_name(body.get("model"))
+    ids, labels = body.get("request_ids"), body.get("labels")
+    if not isinstance(ids, list) or not isinstance(labels, list) or len(ids) != len(labels):
+        raise InvalidInput("'request_ids' and 'labels' must be lists of the same length")
+    if len(ids) > MAX_LABELS:
+        raise InvalidInput(f"{len(ids)} labels in one upload: send at most {MAX_LABELS}")
+    for value in (*ids, *labels):
+        if value is not None and (isinstance(value, bool)
+                                  or not isinstance(value, (str, int, float))):
+            raise InvalidInput(f"a request id or label must be a text or a number, got "
+                               f"{str(value)[:40]!r}")
+    kind = body.get("file_kind", "parquet")
+    if kind not in ("csv", "parquet"):
+        raise InvalidInput("'file_kind' must be 'csv' or 'parquet' (how messages name rows)")
+    frame = pd.DataFrame({"request_id": pd.Series(ids, dtype=object),
+                          "label": pd.Series(labels, dtype=object)})
+    upload = write_labels(PredictionLog(server_project(home, artifacts)),  # type: ignore[arg-type]
+                          store, name, frame,
+                          (lambda i: f"line {i + 2}") if kind == "csv"
+                          else (lambda i: f"row {i + 1}"))
+    return to_jsonable(upload)

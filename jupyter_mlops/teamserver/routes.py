@@ -175,7 +175,22 @@ ROUTES: tuple[Route, ...] = (
                     "properties": {"added": {"type": "object"},
                                    "present": {"type": "object"},
                                    "ids": {"type": "object"}}}),
-    Route("POST", f"{API_PREFIX}/monitor/report", "read", "MonitorReportHandler",
+    Route("POST", f"{API_PREFIX}/monitor/labels", "predictions", "MonitoringHandler",
+          "Add (or correct) late-arriving labels of a model's predictions, each checked "
+          "against the version that made the prediction; one bad row and nothing is "
+          "stored",
+          request={"type": "object", "required": ["model", "request_ids", "labels"],
+                   "properties": {"model": {"type": "string"},
+                                  "request_ids": {"type": "array"},
+                                  "labels": {"type": "array"},
+                                  "file_kind": {"enum": ["csv", "parquet"]}}},
+          response={"type": "object", "required": ["added", "corrected", "unknown"],
+                    "properties": {"added": {"type": "integer"},
+                                   "corrected": {"type": "integer"},
+                                   "unknown": {"type": "integer"},
+                                   "unknown_examples": {"type": "array"},
+                                   "checked_against": {"type": "array"}}}),
+    Route("POST", f"{API_PREFIX}/monitor/report", "read", "MonitoringHandler",
           "A model's monitoring report (requests, errors, latency, drift, quality, "
           "calibration per version) from the server's prediction log, with the thresholds "
           "of [monitoring] in registry.toml",
