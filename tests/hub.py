@@ -288,7 +288,8 @@ def start_hub(folder: Path, registry_toml: str = "") -> Hub:
         "pythonpath": pythonpath, "admin_token": hub.admin_token,
         "service_url": f"http://127.0.0.1:{service_port}",
         "service_command": [sys.executable, "-m", "jupyter_mlops.cli.main", "server",
-                            "--home", str(team_home), "start", "--port", str(service_port)],
+                            "--home", str(team_home), "start", "--port", str(service_port),
+                            "--behind-proxy"],
     }
     hub.start(settings)
     return hub

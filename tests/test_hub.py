@@ -115,6 +115,14 @@ def test_a_hub_user_outside_the_allowed_groups_gets_403_on_every_route(hub) -> N
         assert "access:services!service=mlops" in answer.json()["error"]["message"]
 
 
+def test_a_hub_token_is_resolved_once_then_taken_from_the_cache(hub) -> None:
+    token = hub.token_for("alice")
+    asked = hub.log_text().count("GET /hub/api/user (alice@")
+    for _ in range(10):
+        assert hub.service("GET", "/api/v1/whoami", token).status_code == 200
+    assert hub.log_text().count("GET /hub/api/user (alice@") == asked + 1
+
+
 def test_roles_come_from_hub_groups_and_the_servers_own_tokens_keep_working(hub) -> None:
     alice = hub.service("GET", "/api/v1/whoami", hub.token_for("alice")).json()
     assert alice["user"] == "alice" and set(alice["roles"]) == {"writer", "reviewer"}
