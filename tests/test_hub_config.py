@@ -7,12 +7,13 @@ import re
 
 import pytest
 
-from jupyter_mlops.errors import InvalidInput
+from jupyter_mlops.errors import InvalidInput, StoreUnavailable
 from jupyter_mlops.remote.credentials import hub_token_for, token_for
 from jupyter_mlops.team_protocol import AuthenticationFailed
 from jupyter_mlops.teamserver.home import ServerHome
 from jupyter_mlops.teamserver.hub import HubConfig, HubIdentity, parse_hub_section
 
+from .helpers import free_port
 from .team import mlops
 
 KERNEL = {"JUPYTERHUB_API_TOKEN": "0123abcd" * 4, "JUPYTERHUB_BASE_URL": "/",
@@ -83,3 +84,13 @@ def test_a_hub_under_a_base_url_and_explicit_tokens_first(tmp_path) -> None:
     assert hub_token_for("https://hub.example.org/services/mlops", kernel) is None
     assert token_for("https://hub.example.org/jh/services/mlops",
                      {**kernel, "MLOPS_TOKEN": "mlops_given"}) == "mlops_given"
+
+
+def test_a_hub_that_does_not_answer_is_a_503_not_a_401() -> None:
+    import asyncio
+
+    identity = HubIdentity(HubConfig(), {
+        "JUPYTERHUB_API_TOKEN": "service-token", "JUPYTERHUB_SERVICE_NAME": "mlops",
+        "JUPYTERHUB_API_URL": f"http://127.0.0.1:{free_port()}/hub/api"})
+    with pytest.raises(StoreUnavailable, match="the JupyterHub did not answer"):
+        asyncio.run(identity.token_for("0123abcd" * 4))

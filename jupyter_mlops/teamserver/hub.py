@@ -24,6 +24,7 @@ The Hub gives a managed service what HubAuth reads: `JUPYTERHUB_API_TOKEN`,
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -92,12 +93,30 @@ def _role_list(value: object, where: str, key: str) -> tuple[str, ...]:
 
 def hub_toml(config: HubConfig) -> str:
     """The [hub] section as server.toml holds it (written back by `mlops server init`)."""
-    import json
-
     lines = ["[hub]", f"default_roles = {json.dumps(list(config.default_roles))}",
              f"cache_seconds = {config.cache_seconds}", "[hub.roles]"]
     lines += [f"{role} = {json.dumps(list(members))}" for role, members in config.roles.items()]
     return "\n".join(lines) + "\n"
+
+
+def access_scopes(environ: Mapping[str, str]) -> set[str]:
+    """The scopes that let a token in, as HubAuth reads them (but from `environ`):
+    `JUPYTERHUB_OAUTH_ACCESS_SCOPES`, else `access:services!service=NAME`."""
+    given = environ.get("JUPYTERHUB_OAUTH_ACCESS_SCOPES")
+    if given:
+        try:
+            scopes = json.loads(given)
+        except ValueError:
+            scopes = None
+        if not isinstance(scopes, list) or not all(isinstance(x, str) for x in scopes):
+            raise InvalidInput("JUPYTERHUB_OAUTH_ACCESS_SCOPES is not a JSON list of scopes")
+        if scopes:
+            return set(scopes)
+    name = environ.get("JUPYTERHUB_SERVICE_NAME")
+    if not name:
+        raise InvalidInput("JUPYTERHUB_SERVICE_NAME is not set: the server can't tell which "
+                           "access:services scope lets a Hub user in")
+    return {f"access:services!service={name}"}
 
 
 class HubIdentity:
@@ -114,13 +133,11 @@ class HubIdentity:
         from jupyterhub.services.auth import HubAuth
 
         self.config = config
+        self.service = environ.get("JUPYTERHUB_SERVICE_NAME", "")
         self.auth = HubAuth(api_token=environ["JUPYTERHUB_API_TOKEN"],
                             api_url=environ["JUPYTERHUB_API_URL"],
+                            access_scopes=access_scopes(environ),
                             cache_max_age=config.cache_seconds)
-        self.service = environ.get("JUPYTERHUB_SERVICE_NAME", "")
-        if not self.auth.access_scopes:
-            raise InvalidInput("JUPYTERHUB_SERVICE_NAME is not set: the server can't tell "
-                               "which access:services scope lets a Hub user in")
 
     async def token_for(self, secret: str) -> Token | None:
         """The Hub user of `secret` as a `Token` (None: the Hub knows no such token).
