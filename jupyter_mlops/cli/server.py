@@ -75,7 +75,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                     "--behind-proxy. Answers only requests whose Host names it (localhost, "
                     "--host, --allow-host, allow_hosts in server.toml). Every route needs a "
                     "token with the route's permission; 20 wrong tokens from one address "
-                    "lock it out (429) for 30 s, doubling.")
+                    "lock it out (429) for 30 s, doubling. With a [hub] section in "
+                    "server.toml it runs as a JupyterHub service and also takes Hub tokens, "
+                    "roles from Hub groups (README, 'On a JupyterHub').")
     start.add_argument("--host", default="127.0.0.1", help="address to bind "
                                                            "(default: 127.0.0.1)")
     start.add_argument("--port", type=int, default=8765, help="port (default: 8765)")

@@ -4,7 +4,9 @@ One JSON object `{"version": 1, "servers": {URL: {"token": ...}}}`, private to
 its owner (file 0600 in a 0700 folder, written to a temporary and renamed so a
 crash never leaves half a file). A file or folder that others can read is
 refused, not silently used: a token someone else could have read is no secret.
-`MLOPS_TOKEN` wins over the file (CI has no home folder worth writing).
+`MLOPS_TOKEN` wins over the file (CI has no home folder worth writing). In a
+JupyterHub user's server, a URL of one of the Hub's services needs neither:
+the server's own `JUPYTERHUB_API_TOKEN` is sent (`hub_token_for`).
 """
 
 from __future__ import annotations
@@ -15,11 +17,14 @@ import stat
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ..errors import InvalidInput
 from ..team_protocol import AuthenticationFailed
 
 FILE_VERSION = 1
+# where the Hub is, as a single-user server (and its kernels) are told
+HUB_URL_VARIABLES = ("JUPYTERHUB_PUBLIC_HUB_URL", "JUPYTERHUB_PUBLIC_URL", "JUPYTERHUB_API_URL")
 MAX_FILE_SIZE = 1 << 20
 
 
@@ -141,6 +146,33 @@ def token_for(url: str, environ: Mapping[str, str] | None = None,
     path = path or credentials_path(environ)
     entry = load(path).get(url)
     if entry is None:
+        hub_token = hub_token_for(url, environ)
+        if hub_token is not None:
+            return hub_token
         raise AuthenticationFailed(f"no token for {url}: run `mlops login {url}` (or set "
                                    "MLOPS_TOKEN)")
     return check_token(entry["token"])
+
+
+def hub_token_for(url: str, environ: Mapping[str, str]) -> str | None:
+    """`JUPYTERHUB_API_TOKEN` when `url` is a service of the JupyterHub this process runs
+    under (a single-user server and its kernels have it), else None.
+
+    The Hub token is only sent to the Hub's own origin, under its services path
+    (`JUPYTERHUB_PUBLIC_HUB_URL`, `JUPYTERHUB_PUBLIC_URL` or `JUPYTERHUB_API_URL`, then
+    `{JUPYTERHUB_BASE_URL}services/`): a project's config naming another server
+    must not receive it. It reaches the service only if the Hub's `load_roles`
+    gives the server token `access:services!service=NAME` (README, "On a JupyterHub").
+    """
+    token = environ.get("JUPYTERHUB_API_TOKEN")
+    if not token:
+        return None
+    services = "/" + environ.get("JUPYTERHUB_BASE_URL", "/").strip("/") + "/services/"
+    services = services.replace("//", "/")
+    target = urlsplit(url)
+    hub_origins = {urlsplit(environ[name])[:2] for name in HUB_URL_VARIABLES
+                   if environ.get(name)}
+    if target[:2] in hub_origins and target.path.startswith(services) \
+            and len(target.path) > len(services):
+        return check_token(token)
+    return None

@@ -17,6 +17,7 @@ import asyncio
 import json
 import logging
 import math
+import re
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -79,6 +80,7 @@ class TeamServer:
     artifacts: ArtifactStore | FsspecArtifactStore  # a folder, or an fsspec URL
     hosts: frozenset[str]
     home: Path = Path(".")  # the server's home: registry.toml, relative evaluation data
+    hub: Any = None  # a hub.HubIdentity when server.toml has [hub]: Hub tokens accepted too
     throttle: Throttle = field(default_factory=lambda: Throttle(TOKEN_FAILURES))
     db: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="mlops-store"))
@@ -118,6 +120,9 @@ class Base(tornado.web.RequestHandler):
             self._check_permission()
             self._check_declared_length()
         except MlopsError as exc:
+            # Refused before its body was read, Tornado drops the connection after the
+            # answer: say so, or a proxy (the Hub's) reuses it and its next request fails.
+            self.set_header("Connection", "close")
             self.fail(exc)
 
     def _check_host(self) -> None:
@@ -166,6 +171,10 @@ class Base(tornado.web.RequestHandler):
         if scheme.lower() == "bearer" and secret.startswith(TOKEN_PREFIX):
             token = await self.server.call(self.server.store.tokens.authenticate, secret)
             if token is None:  # only a guess that could have been right counts
+                throttle.failure(address)
+        elif scheme.lower() in ("bearer", "token") and secret and self.server.hub is not None:
+            token = await self.server.hub.token_for(secret)  # cached by HubAuth
+            if token is None:
                 throttle.failure(address)
         if token is None:
             raise AuthenticationFailed("the token is wrong, revoked or expired: ask the "
@@ -526,9 +535,13 @@ class UnknownRouteHandler(Base):
     """Any other path: the door first (so nothing is told without a token), then 404."""
 
 
-def make_app(server: TeamServer) -> tornado.web.Application:
+def make_app(server: TeamServer, prefix: str = "") -> tornado.web.Application:
     """The application: one URL rule per path of `ROUTES`, its handler told which
-    methods it takes and the permission of each."""
+    methods it takes and the permission of each.
+
+    With a `prefix` (a Hub service's `/services/NAME/`, which the Hub's proxy
+    keeps in the path) every route answers both with and without it.
+    """
     handlers = {cls.__name__: cls for cls in (VersionHandler, WhoamiHandler, RecordsHandler,
                                                 MissingBlobsHandler, BlobHandler,
                                                 ReadHandler, PipelinesHandler, ReleasesHandler,
@@ -539,9 +552,10 @@ def make_app(server: TeamServer) -> tornado.web.Application:
     for route in ROUTES:
         handler, methods = rules.setdefault(route.pattern, (handlers[route.handler], {}))
         methods[route.method] = route.permission
+    prefixes = [""] + ([re.escape(prefix.rstrip("/"))] if prefix.strip("/") else [])
     return tornado.web.Application(
-        [(pattern, handler, {"server": server, "methods": methods})
-         for pattern, (handler, methods) in rules.items()],
+        [(start + pattern, handler, {"server": server, "methods": methods})
+         for start in prefixes for pattern, (handler, methods) in rules.items()],
         default_handler_class=UnknownRouteHandler,
         default_handler_args={"server": server, "methods": {}},
         log_function=_log_request)

@@ -19,6 +19,7 @@ from typing import Any
 from ..errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from ..hosts import check_host_name
 from ..store import Store
+from .hub import HubConfig, hub_toml, parse_hub_section
 
 HOME_ENV = "MLOPS_SERVER_HOME"
 DEFAULT_HOME = "~/.mlops-server"
@@ -41,6 +42,7 @@ class ServerConfig:
     db: str
     artifacts: str
     allow_hosts: tuple[str, ...] = field(default_factory=tuple)
+    hub: HubConfig | None = None  # [hub]: run as a JupyterHub service (teamserver/hub.py)
 
 
 def check_db_url(url: str) -> str:
@@ -125,8 +127,11 @@ class ServerHome:
         hosts = server.get("allow_hosts", [])
         if not isinstance(hosts, list):
             raise InvalidInput(f"{self.config_path}: allow_hosts must be a list of names")
+        hub = data.get("hub")
         return ServerConfig(db=check_db_url(server["db"]), artifacts=server["artifacts"],
-                            allow_hosts=tuple(check_host_name(h, "allow_hosts") for h in hosts))
+                            allow_hosts=tuple(check_host_name(h, "allow_hosts") for h in hosts),
+                            hub=None if hub is None else parse_hub_section(
+                                hub, str(self.config_path)))
 
     def open_artifacts(self) -> Any:  # -> ArtifactStore | FsspecArtifactStore
         """The blob store server.toml names: a folder, or an fsspec URL."""
@@ -155,7 +160,8 @@ def _toml(config: ServerConfig) -> str:
             f"db = {json.dumps(config.db)}\n"
             f"artifacts = {json.dumps(config.artifacts)}\n"
             "# names clients reach this server by, beside localhost (like --allow-host)\n"
-            f"allow_hosts = [{hosts}]\n")
+            f"allow_hosts = [{hosts}]\n"
+            + ("" if config.hub is None else "\n" + hub_toml(config.hub)))
 
 
 def _write_private(path: Path, text: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterable
@@ -13,6 +14,7 @@ from ..hosts import LOOPBACK_NAMES, allowed_hosts, cannot_listen, check_host_nam
 from ..team_protocol import MAX_JSON_BODY
 from .app import TeamServer, log, make_app
 from .home import ServerHome
+from .hub import HubIdentity
 
 CLOSE_SECONDS = 10
 BODY_CHUNK = 1 << 20  # a blob upload arrives in pieces of this size (Tornado: 64 KiB)
@@ -64,10 +66,12 @@ async def run_server(home: ServerHome, *, host: str = "127.0.0.1", port: int = 8
             raise InvalidInput(f"the database is at schema {store.schema_version}, this "
                                "server needs a newer one: run `mlops server init` again "
                                "(same --db and --artifacts) to migrate it")
+        hub = None if home.config.hub is None else HubIdentity(home.config.hub)
         server = TeamServer(store=store, artifacts=home.open_artifacts(),
-                            hosts=allowed_hosts(host, extra), home=home.path)
+                            hosts=allowed_hosts(host, extra), home=home.path, hub=hub)
+        prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "") if hub else ""
         try:
-            http = make_app(server).listen(port, address=host, ssl_options=ssl_context,
+            http = make_app(server, prefix).listen(port, address=host, ssl_options=ssl_context,
                                            xheaders=behind_proxy,
                                            max_body_size=2 * MAX_JSON_BODY,
                                            chunk_size=BODY_CHUNK)
@@ -80,7 +84,9 @@ async def run_server(home: ServerHome, *, host: str = "127.0.0.1", port: int = 8
             loop.add_signal_handler(sig, stop.set)
         scheme = "https" if ssl_context else "http"
         print(f"mlops server: serving on {scheme}://{host}:{port} (home {home.path}, "
-              f"answering Host {', '.join(sorted(server.hosts))})", flush=True)
+              f"answering Host {', '.join(sorted(server.hosts))}"
+              + (f"; JupyterHub service {hub.service!r} under {prefix or '/'}" if hub else "")
+              + ")", flush=True)
         if ready is not None:
             ready()
         try:
