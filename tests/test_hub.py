@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
+import requests
 
 import jupyter_mlops as mlops
 from jupyter_mlops.teamserver.home import ServerHome
@@ -134,3 +135,26 @@ def test_roles_come_from_hub_groups_and_the_servers_own_tokens_keep_working(hub)
         _, secret = store.tokens.create("ci", ["reader"])
     ci = hub.service("GET", "/api/v1/whoami", secret)
     assert ci.status_code == 200 and ci.json()["user"] == "ci", ci.text
+
+
+def test_bobs_jupyterlab_panel_lists_the_teams_runs_from_the_service(hub) -> None:
+    import uuid
+
+    home = hub.start_server("bob")
+    if not (home / ".mlops").exists():
+        mlops.init(home)  # the panel's project: his server's root folder
+    (home / ".mlops" / "config.toml").write_text(f'[store]\nurl = "{hub.service_url}"\n')
+    alice = hub.token_for("alice")
+    stream = uuid.uuid4().hex
+    answer = hub.service("POST", "/api/v1/records", alice, json={"stream": stream, "records": [
+        {"seq": 1, "version": 1, "op": "start",
+         "run": {"uuid": stream, "name": "alices-run", "started_at": 1.7e9,
+                 "source_kind": "notebook"}},
+        {"seq": 2, "version": 1, "op": "end", "status": "finished", "error": None}]})
+    assert answer.status_code == 200, answer.text
+    bob = hub.token_for("bob")
+    panel = f"{hub.url}/user/bob/jupyter-mlops/api/runs"
+    listed = requests.get(panel, headers={"Authorization": f"token {bob}"}, timeout=60)
+    assert listed.status_code == 200, listed.text
+    runs = {run["name"]: run for run in listed.json()["runs"]}
+    assert runs["alices-run"]["user"] == "alice"  # a teammate's run, read from the service
