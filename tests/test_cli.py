@@ -132,3 +132,46 @@ def test_a_port_in_use_is_one_line_naming_it(project) -> None:
     assert result.returncode == 1
     assert f"port {port} is in use on 127.0.0.1" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_runs_env_prints_pinned_requirements_and_the_differences_here(
+        tracker, project, capsys, monkeypatch) -> None:
+    from jupyter_mlops import capture
+
+    with tracker.start_run("with-env") as run:
+        pass
+    here = capture.environment()
+    assert main(["runs", "env", str(run.id)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"# run {run.id} ") and here.python in lines[0]
+    assert f"numpy=={here.packages['numpy']}" in lines
+    assert len([line for line in lines if "==" in line]) == len(here.packages)
+    assert main(["runs", "env", str(run.id), "--diff"]) == 0
+    assert "is this one" in capsys.readouterr().out
+
+    changed = dict(here.packages, numpy="0.0.1", **{"not-installed-here": "1.0"})
+    del changed["pandas"]
+    recorded = capture.environment_of("3.9.0", changed)
+    tracker.store.environments.save(recorded)
+    set_env_digest(project, run.id, recorded.digest)
+    assert main(["runs", "env", str(run.id), "--diff"]) == 1
+    out = capsys.readouterr().out
+    assert "4 difference(s)" in out
+    assert f"python: 3.9.0 in the run's environment, {here.python} here" in out
+    assert f"numpy: 0.0.1 in the run's environment, {here.packages['numpy']} here" in out
+    assert "not-installed-here: 1.0 in the run's environment, missing here" in out
+    assert f"pandas: not in the run's environment, {here.packages['pandas']} here" in out
+
+    set_env_digest(project, run.id, None)
+    assert main(["runs", "env", str(run.id)]) == 1
+    assert "no recorded environment" in capsys.readouterr().err
+    assert main(["runs", "env", "999999"]) == 1
+    assert "no run" in capsys.readouterr().err
+
+
+def set_env_digest(project, run_id: int, digest: str | None) -> None:
+    """Point a run at another recorded environment (as if recorded elsewhere)."""
+    import sqlite3
+
+    with sqlite3.connect(project.db_path) as conn:
+        conn.execute("UPDATE runs SET env_digest = ? WHERE id = ?", (digest, run_id))

@@ -1,10 +1,12 @@
-"""`mlops runs ls|show|compare`: list, inspect and compare recorded runs."""
+"""`mlops runs ls|show|env|compare`: list, inspect and compare recorded runs."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 
+from ..errors import NotFound
 from ..inspection import compare_runs, describe_run
 from ..store.filters import ATTRIBUTES
 from ..views import comparison_text, run_detail_text, runs_text, to_jsonable
@@ -39,6 +41,17 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     show_parser.add_argument("--packages", action="store_true", help="list every package version")
     show_parser.set_defaults(func=show_run)
 
+    env_parser = sub.add_parser(
+        "env", help="the run's environment as a pinned requirements.txt",
+        description="Print the packages and versions recorded with a run, pinned, so "
+                    "`pip install -r` rebuilds its environment (in a venv of the Python "
+                    "version named in the first line). --diff lists what differs here "
+                    "instead, and exits 1 when anything does.")
+    env_parser.add_argument("run", help="run id (e.g. 12) or uuid prefix")
+    env_parser.add_argument("--diff", action="store_true",
+                            help="list the differences from this environment")
+    env_parser.set_defaults(func=run_env)
+
     compare_parser = sub.add_parser("compare", help="runs side by side, differences marked",
                              description="Runs side by side: params, metrics, data, "
                                          "environment and code; rows that differ are marked.")
@@ -62,6 +75,30 @@ def show_run(args: argparse.Namespace) -> int:
     else:
         print(run_detail_text(detail, packages=args.packages))
     return 0
+
+
+def run_env(args: argparse.Namespace) -> int:
+    from ..capture import environment
+    from ..reproduce.environment import differences, requirements
+
+    with open_store()[1] as store:
+        run = store.runs.resolve(args.run)
+        recorded = store.environments.get(run.env_digest) if run.env_digest else None
+    if recorded is None:
+        raise NotFound(f"run {run.id} has no recorded environment (a pipeline step's run "
+                       "records its step's; runs recorded before environments were kept, "
+                       "or through a team server before 2026-11-29, have none)")
+    if not args.diff:
+        sys.stdout.write(requirements(run, recorded))
+        return 0
+    found = differences(recorded, environment())
+    if not found:
+        print(f"run {run.id}'s environment is this one ({recorded.digest})")
+        return 0
+    print(f"{len(found)} difference(s) from run {run.id}'s environment:")
+    for difference in found:
+        print(f"  {difference.describe()}")
+    return 1
 
 
 def compare(args: argparse.Namespace) -> int:

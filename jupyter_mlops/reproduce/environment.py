@@ -1,0 +1,47 @@
+"""A run's recorded environment as a pinned requirements file, and how it differs from
+the environment that reads it.
+
+`mlops runs env RUN` prints the requirements so a user can rebuild the run's
+environment (`pip install -r`); `--diff` lists each difference from this
+Python (`reproduce` will refuse to run on any with `--strict-env`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..store.records import Environment, Run
+
+
+@dataclass(frozen=True)
+class PackageDifference:
+    name: str  # "python" for the interpreter
+    recorded: str | None  # None: not installed when the run was recorded
+    here: str | None  # None: not installed here
+
+    def describe(self) -> str:
+        if self.recorded is None:
+            return f"{self.name}: not in the run's environment, {self.here} here"
+        if self.here is None:
+            return f"{self.name}: {self.recorded} in the run's environment, missing here"
+        return f"{self.name}: {self.recorded} in the run's environment, {self.here} here"
+
+
+def requirements(run: Run, environment: Environment) -> str:
+    """Pinned `name==version` lines, sorted, under a comment naming the run and Python."""
+    lines = [f"# run {run.id} ({run.uuid}) was recorded with Python {environment.python}",
+             f"# environment {environment.digest}",
+             *(f"{name}=={version}" for name, version in sorted(environment.packages.items()))]
+    return "\n".join(lines) + "\n"
+
+
+def differences(recorded: Environment, here: Environment) -> list[PackageDifference]:
+    """Every difference, the interpreter first, then packages by name."""
+    found = []
+    if recorded.python != here.python:
+        found.append(PackageDifference("python", recorded.python, here.python))
+    for name in sorted(set(recorded.packages) | set(here.packages)):
+        old, new = recorded.packages.get(name), here.packages.get(name)
+        if old != new:
+            found.append(PackageDifference(name, old, new))
+    return found
