@@ -20,6 +20,7 @@ from .store.records import Environment
 
 NOTEBOOK_ENV = "MLOPS_NOTEBOOK_PATH"  # set by `mlops run` (and pipelines) for the kernel
 _GIT_TIMEOUT = 10
+UNTRACKED_SOURCE_TAG = "mlops.git_untracked"  # a run whose source no git commit holds
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class GitState:
     branch: str | None
     dirty: bool
     diff: bytes  # `git diff HEAD --binary`; empty when clean
+    source_tracked: bool | None = None  # whether git tracks the run's source (None: not asked)
 
 
 def detect_source(environ: dict[str, str] | None = None) -> Source:
@@ -119,8 +121,12 @@ def code_digest(source: Source) -> str | None:
     return digest_file(source.path)
 
 
-def git_state(cwd: Path) -> GitState | None:
-    """Commit, branch, dirty flag and uncommitted diff; None outside a git work tree."""
+def git_state(cwd: Path, source: Path | None = None) -> GitState | None:
+    """Commit, branch, dirty flag and uncommitted diff; None outside a git work tree.
+
+    With `source` (the run's notebook or script), also whether git tracks it: a
+    file git does not track is in no commit and no diff, so the state is dirty
+    whatever `git status` says of the tracked files."""
     try:
         status = subprocess.run(
             ["git", "status", "--porcelain=v2", "--branch", "--untracked-files=no"],
@@ -145,7 +151,17 @@ def git_state(cwd: Path) -> GitState | None:
         result = subprocess.run(["git", "diff", "HEAD", "--binary"], cwd=cwd,
                                 capture_output=True, timeout=_GIT_TIMEOUT, check=False)
         diff = result.stdout if result.returncode == 0 else b""
-    return GitState(commit=commit, branch=branch, dirty=dirty, diff=diff)
+    tracked = None
+    if source is not None:
+        try:
+            listed = subprocess.run(["git", "ls-files", "--error-unmatch", "--", str(source)],
+                                    cwd=cwd, capture_output=True, timeout=_GIT_TIMEOUT,
+                                    check=False)
+            tracked = listed.returncode == 0
+        except (OSError, subprocess.TimeoutExpired):
+            tracked = None
+    return GitState(commit=commit, branch=branch, dirty=dirty or tracked is False, diff=diff,
+                    source_tracked=tracked)
 
 
 def installed_packages() -> dict[str, str]:

@@ -406,7 +406,7 @@ class Tracker:
         recorder = self.recorder()
         # Inside a pipeline step the runner captures git and environment for the step.
         in_step = recorder.in_step
-        git = None if in_step else capture.git_state(self._git_folder(source))
+        git = None if in_step else capture.git_state(self._git_folder(source), source.path)
         env = None if in_step else capture.environment()
         run_uuid = uuid.uuid4().hex
         run_id = recorder.start(NewRun(
@@ -422,6 +422,9 @@ class Tracker:
         self.last_error = None
         if git and git.diff:
             recorder.put_bytes(run_id, "git/uncommitted.diff", git.diff, "git-diff")
+        if git and git.source_tracked is False and source.path is not None:
+            # no commit holds this code: only the run's own snapshot of it does
+            run.set_tags({capture.UNTRACKED_SOURCE_TAG: source.path.name})
         if tags:
             run.set_tags(tags)
         env_params = os.environ.get("MLOPS_RUN_PARAMS")  # set by `mlops run -p`

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .capture import UNTRACKED_SOURCE_TAG
 from .inspection import Comparison, RunDetail
 from .store.records import Run, StepFailure
 
@@ -142,7 +143,9 @@ def _detail_sections(detail: RunDetail) -> list[tuple[str, list[list[str]]]]:
                  ["source", run.source_kind], ["notebook", run.notebook or ""],
                  ["code digest", run.code_digest or ""], ["git commit", run.git_commit or ""],
                  ["git branch", run.git_branch or ""],
-                 ["git dirty", "" if run.git_dirty is None else str(run.git_dirty).lower()],
+                 ["git dirty", "" if run.git_dirty is None else str(run.git_dirty).lower()
+                  + (" (the source is not tracked by git)"
+                     if UNTRACKED_SOURCE_TAG in run.tags else "")],
                  ["python", run.python or ""], ["host", run.host or ""],
                  ["user", run.user or ""]]),
         ("params", [[k, v] for k, v in sorted(run.params.items())]),

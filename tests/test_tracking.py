@@ -401,6 +401,43 @@ def test_git_state_and_uncommitted_diff(tracker: Tracker, project) -> None:
     assert b"+x = 2" in tracker.artifacts.read_bytes(diff.digest)
 
 
+def test_a_script_git_does_not_track_is_recorded_as_untracked(project, tmp_path) -> None:
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=project.root, check=True, capture_output=True)
+
+    git("init", "-q", "-b", "main")
+    (project.root / ".gitignore").write_text(".mlops/\n")
+    (project.root / "tracked.py").write_text("x = 1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "first")
+    script = textwrap.dedent("""
+        import jupyter_mlops as mlops
+        with mlops.start_run() as run:
+            pass
+        print(run.id)
+    """)
+    (project.root / "tracked.py").write_text(script)
+    git("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qam", "script")
+    (project.root / "untracked.py").write_text(script)
+    ids = {}
+    for name in ("tracked.py", "untracked.py"):
+        done = subprocess.run([sys.executable, name], cwd=project.root, capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        ids[name] = int(done.stdout.split()[-1])
+    clean, untracked = (mlops.get_run(ids["tracked.py"]), mlops.get_run(ids["untracked.py"]))
+    assert clean.git_dirty is False and "mlops.git_untracked" not in clean.tags
+    assert untracked.git_dirty is True  # no commit holds its code
+    assert untracked.tags["mlops.git_untracked"] == "untracked.py"
+    from jupyter_mlops.inspection import describe_run
+    from jupyter_mlops.store import Store
+    from jupyter_mlops.views import run_detail_text
+
+    with Store(project.db_path) as store:
+        text = run_detail_text(describe_run(store, str(untracked.id)))
+    assert "true (the source is not tracked by git)" in text
+
+
 def test_importing_the_package_opens_nothing() -> None:
     code = textwrap.dedent("""
         import sys
