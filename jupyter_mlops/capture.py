@@ -221,3 +221,40 @@ def user() -> str:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
         return str(uid)
+
+
+PAPERMILL_HEADER = "# Parameters"  # the first line of the cell papermill injects
+
+
+def injected_parameters() -> dict[str, object]:
+    """The parameters papermill injected into this IPython kernel: the assignments of
+    literal values in its `# Parameters` cell, from the kernel's input history
+    (`In`). Empty outside IPython, or when no such cell ran. Never raises."""
+    ipython_module = sys.modules.get("IPython")  # never imported here for a script
+    shell = ipython_module.get_ipython() if ipython_module is not None else None
+    if shell is None:
+        return {}
+    found: dict[str, object] = {}
+    for cell in shell.user_ns.get("In") or ():
+        if isinstance(cell, str) and cell.lstrip().startswith(PAPERMILL_HEADER):
+            found.update(_literal_assignments(cell))
+    return found
+
+
+def _literal_assignments(code: str) -> dict[str, object]:
+    """`name = literal` lines of `code` (what papermill's Python translator writes)."""
+    import ast
+
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return {}
+    values: dict[str, object] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 \
+                and isinstance(node.targets[0], ast.Name):
+            try:
+                values[node.targets[0].id] = ast.literal_eval(node.value)
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                continue
+    return values

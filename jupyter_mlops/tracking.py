@@ -19,6 +19,7 @@ import threading
 import time
 import traceback
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,7 @@ class ActiveRun:
         self.ended = False
         self.status = "running"
         self._heartbeat_stop = threading.Event()
+        self._logged_params: set[str] = set()
 
     def __repr__(self) -> str:
         label = f" {self.name}" if self.name else ""
@@ -116,6 +118,22 @@ class ActiveRun:
     def log_params(self, params: Mapping[str, object]) -> None:
         self._check_open()
         self._recorder.log_params(self.id, {k: format_param(v) for k, v in params.items()})
+        self._logged_params.update(params)
+
+    def _log_injected_params(self) -> None:
+        """Record the parameters papermill injected into this kernel (its `# Parameters`
+        cell), as params of the run, except those the notebook logged itself: an
+        explicit `%mlops param` wins. Never fails the run: a param refused here is said
+        once as a warning."""
+        injected = {k: v for k, v in capture.injected_parameters().items()
+                    if k not in self._logged_params}
+        if not injected:
+            return
+        try:
+            self.log_params(injected)
+        except MlopsError as exc:
+            warnings.warn(f"jupyter-mlops: papermill's parameters were not recorded: {exc}",
+                          stacklevel=2)
 
     def set_tag(self, key: str, value: object) -> None:
         self.set_tags({key: value})
@@ -256,6 +274,7 @@ class ActiveRun:
         """
         if not self.ended:
             self._heartbeat_stop.set()
+            self._log_injected_params()
             notebook, digest = self._snapshot_source()
             self._recorder.end(self.id, status, error, notebook, digest)
             self.ended = True

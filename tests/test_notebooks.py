@@ -110,3 +110,35 @@ def test_mlops_run_bad_input(project, args: list[str], message: str) -> None:
                             capture_output=True, text=True, timeout=120, cwd=project.root)
     assert result.returncode == 1 and message in result.stderr
     assert result.stderr.count("\n") == 1  # one line, no traceback
+
+
+def test_parameters_papermill_injects_are_recorded_and_an_explicit_param_wins(
+        tracker: Tracker, project, tmp_path: Path) -> None:
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("alpha = 0.1\nbeta = 'x'\nepochs = 1",
+                                  metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("%load_ext jupyter_mlops\n%mlops start --name injected"),
+        nbformat.v4.new_code_cell("alpha = 0.9\n%mlops param alpha"),
+        nbformat.v4.new_code_cell("%mlops end"),
+    ], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                "language": "python"}})
+    path = project.root / "injected.ipynb"
+    nbformat.write(notebook, path)
+    result = subprocess.run([sys.executable, "-m", "papermill", path.name,
+                             str(tmp_path / "out.ipynb"), "-p", "alpha", "0.25",
+                             "-p", "beta", "y", "-p", "epochs", "30", "-p", "layers", "[2, 3]"],
+                            capture_output=True, text=True, timeout=300, cwd=project.root)
+    assert result.returncode == 0, result.stderr
+    [run] = tracker.search_runs("name = 'injected'")
+    # alpha: the notebook's own %mlops param wins over papermill's 0.25
+    assert run.params == {"alpha": "0.9", "beta": "y", "epochs": "30", "layers": "[2, 3]"}
+
+
+def test_injected_parameters_reads_literal_assignments_only() -> None:
+    from jupyter_mlops.capture import _literal_assignments
+
+    code = "# Parameters\na = 1\nb = 'two'\nc = [1, 2]\nd = open('x')\ne, f = 1, 2\n"
+    assert _literal_assignments(code) == {"a": 1, "b": "two", "c": [1, 2]}
+    assert _literal_assignments("# Parameters\nthis is not python") == {}
