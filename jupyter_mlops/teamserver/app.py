@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import tornado.ioloop
 import tornado.web
 
 from ..artifacts import ArtifactStore, IncomingBlob
@@ -79,6 +80,7 @@ class TeamServer:
     artifacts: ArtifactStore | FsspecArtifactStore  # a folder, or an fsspec URL
     hosts: frozenset[str]
     home: Path = Path(".")  # the server's home: registry.toml, relative evaluation data
+    stall_seconds: float = 60.0  # a request body that pauses this long is dropped
     throttle: Throttle = field(default_factory=lambda: Throttle(TOKEN_FAILURES))
     db: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="mlops-store"))
@@ -103,6 +105,8 @@ class Base(tornado.web.RequestHandler):
         self.methods = methods  # method -> permission
         self._chunks: list[bytes] = []
         self._received = 0
+        self._last_data = time.monotonic()
+        self._watchdog: tornado.ioloop.PeriodicCallback | None = None
 
     def set_default_headers(self) -> None:
         self.set_header("Cache-Control", "no-store")
@@ -111,6 +115,7 @@ class Base(tornado.web.RequestHandler):
 
     async def prepare(self) -> None:
         self.request.connection.set_max_body_size(2 * MAX_JSON_BODY)  # drained past the limit
+        self._watch_for_stalls()
         try:
             self._check_host()
             self._check_version()
@@ -199,7 +204,40 @@ class Base(tornado.web.RequestHandler):
     def body_limit(self) -> int:
         return MAX_JSON_BODY
 
+    def _watch_for_stalls(self) -> None:
+        """Drop the connection when the body stops arriving for `stall_seconds`: a
+        client that declares a body and never sends it would otherwise hold the socket
+        (and a blob upload's temporary file) for as long as it stays connected."""
+        if self.request.headers.get("Content-Length", "0") == "0" and \
+                "Transfer-Encoding" not in self.request.headers:
+            return
+        seconds = self.server.stall_seconds
+        self._watchdog = tornado.ioloop.PeriodicCallback(self._drop_if_stalled,
+                                                         seconds * 1000 / 4)
+        self._watchdog.start()
+
+    def _drop_if_stalled(self) -> None:
+        if time.monotonic() - self._last_data > self.server.stall_seconds:
+            log.warning("dropped %s %s from %s: its body stalled for %g s",
+                        self.request.method, (self.request.path or "")[:200],
+                        self.request.remote_ip, self.server.stall_seconds)
+            self._stop_watching()
+            self.request.connection.close()  # on_connection_close drops an upload
+
+    def _stop_watching(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.stop()
+            self._watchdog = None
+
+    def on_connection_close(self) -> None:
+        self._stop_watching()
+        super().on_connection_close()
+
+    def on_finish(self) -> None:
+        self._stop_watching()
+
     def data_received(self, chunk: bytes) -> None:
+        self._last_data = time.monotonic()
         self._received += len(chunk)
         if self._received <= MAX_JSON_BODY:
             self._chunks.append(chunk)
@@ -333,6 +371,7 @@ class BlobHandler(Base):
     failed: MlopsError | None = None
 
     def data_received(self, chunk: bytes) -> None:
+        self._last_data = time.monotonic()
         if self.incoming is None:
             return
         try:
@@ -362,6 +401,7 @@ class BlobHandler(Base):
         self.reply({"digest": self.digest, "size": incoming.size, "stored": stored})
 
     def on_connection_close(self) -> None:
+        super().on_connection_close()
         if self.incoming is not None:  # the client went away mid-upload: keep nothing
             self.incoming.abort()
             self.incoming = None
