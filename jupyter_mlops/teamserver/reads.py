@@ -12,13 +12,10 @@ rather than refused. Arguments and results travel through `store.codec`.
 from __future__ import annotations
 
 import inspect
-import types
-import typing
 from typing import Any
 
 from ..errors import InvalidInput
-from ..store import Store, codec
-from ..store.ids import storable
+from ..store import Store, codec, shapes
 from ..team_protocol import READ_CALLS
 
 MAX_ARGS = 16
@@ -51,40 +48,12 @@ def run_read(store: Store, repository: str, method: str, args: list[Any],
         given = inspect.signature(bound).bind(*args, **kwargs).arguments
     except TypeError as exc:
         raise InvalidInput(f"{repository}.{method}: {exc}") from None
-    hints = typing.get_type_hints(bound)
+    hints = shapes.read_hints(repository, method)
     for name, value in given.items():
-        if not _fits(value, hints.get(name, Any)):
+        if not shapes.fits(value, hints.get(name, Any)):
             raise InvalidInput(f"{repository}.{method}: {name} must be "
-                               f"{_spoken(hints[name])}, got {str(value)[:60]!r}")
+                               f"{shapes.spoken(hints[name])}, got {shapes.described(value)}")
     return codec.encode(bound(*args, **kwargs))
-
-
-def _fits(value: Any, hint: Any) -> bool:
-    """Whether a decoded argument is of the read method's annotated type. The store's
-    queries bind what they are given: a list where a str belongs, or a number too big
-    for an INTEGER column, would be the database driver's error (a 500), not the
-    client's (a 422)."""
-    if hint is Any:
-        return True
-    if hint is None or hint is type(None):
-        return value is None
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        return any(_fits(value, option) for option in typing.get_args(hint))
-    if origin is tuple:
-        items = typing.get_args(hint)
-        return isinstance(value, tuple) and len(value) == len(items) and all(
-            _fits(item, kind) for item, kind in zip(value, items, strict=True))
-    if hint is int:
-        return type(value) is int and storable(value)
-    if hint is float:
-        return type(value) in (int, float) and (type(value) is float or storable(value))
-    return type(value) is hint
-
-
-def _spoken(hint: Any) -> str:
-    """A type annotation as the error message says it: `int | None`, `str`."""
-    return getattr(hint, "__name__", None) or str(hint).replace("NoneType", "None")
 
 
 def _all_calls() -> list[str]:
