@@ -86,8 +86,20 @@ class TeamServer:
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="mlops-store"))
 
     async def call(self, function: Callable[..., Any], *args: Any) -> Any:
-        """Run a store call on the store's thread (one at a time, in order)."""
-        return await asyncio.get_running_loop().run_in_executor(self.db, function, *args)
+        """Run a store call on the store's thread (one at a time, in order).
+
+        A store that is unavailable (PostgreSQL down, its disk full) is said to the
+        client in general terms, and in full in the server's log: the store's own
+        message names the database's host, port, user and name, which are no business
+        of a client, nor of anyone without a token (tokens are checked in the
+        database, so a request without a valid one gets this answer too)."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.db, function, *args)
+        except StoreUnavailable as exc:
+            log.warning("the store is unavailable: %s", exc)
+            raise StoreUnavailable("the team server cannot use its database right now (its "
+                                   "log says why); try again later: a batch sent again is "
+                                   "applied once") from None
 
 
 class MethodNotAllowed(InvalidInput):
