@@ -102,6 +102,19 @@ class TeamServer:
                                    "applied once") from None
 
 
+def _unusable(token: Token) -> str:
+    """Why a token that was issued is refused, for whoever holds it."""
+    from datetime import UTC, datetime
+
+    def when(at: float) -> str:
+        return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+    state = (f"was revoked on {when(token.revoked_at)}" if token.revoked_at is not None
+             else f"expired on {when(token.expires_at or 0)}")
+    return (f"the token {token.shown}… of user {token.user!r} {state}: ask the server's "
+            "admin for a new one, then `mlops login`")
+
+
 class MethodNotAllowed(InvalidInput):
     """The route exists but does not take this method."""
 
@@ -182,8 +195,11 @@ class Base(tornado.web.RequestHandler):
         token = None
         if scheme.lower() == "bearer" and secret.startswith(TOKEN_PREFIX):
             token = await self.server.call(self.server.store.tokens.authenticate, secret)
-            if token is None:  # only a guess that could have been right counts
-                throttle.failure(address)
+            if token is None:
+                issued = await self.server.call(self.server.store.tokens.issued, secret)
+                if issued is not None:  # revoked or expired: a real token, not a guess
+                    raise AuthenticationFailed(_unusable(issued))
+                throttle.failure(address)  # only a guess that could have been right counts
         if token is None:
             raise AuthenticationFailed("the token is wrong, revoked or expired: ask the "
                                        "server's admin for a new one, then `mlops login`")
