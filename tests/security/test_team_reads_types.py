@@ -26,6 +26,10 @@ def team(request, tmp_path_factory):
     ({"call": "audit.verify", "args": [{"$tuple": [1]}]}, "expected_head must be"),
     ({"call": "releases.latest_approved", "kwargs": {"decided_before": "now"}},
      "decided_before must be float | None"),
+    ({"call": "runs.get", "kwargs": {"$map": [[1, 2]]}}, "runs.get"),
+    ({"call": "runs.get", "kwargs": {"$type": "Run", "fields": {}}}, "Run"),
+    ({"call": "runs.get", "args": [{"$type": "MetricPoint", "fields": {
+        "key": "a", "value": 1.0, "step": None, "timestamp": 1.0}}]}, "run_id must be int"),
 ])
 def test_an_argument_of_the_wrong_type_is_a_422_naming_it(team, body, problem):
     answer = team.post("/api/v1/read", "reader", json=body)
