@@ -44,6 +44,11 @@ class ServerProject:
     def home(self) -> Path:
         return self.root
 
+    @property
+    def rules_file(self) -> str:
+        """Where the rules are, as messages name it (a project's: .mlops/config.toml)."""
+        return f"{REGISTRY_FILE} in the team server's home"
+
 
 def registry_for(home: Path, artifacts: Path | str, store: Store) -> Any:  # -> Registry
     """The `Registry` of the server's store with the rules of `home/registry.toml`."""
