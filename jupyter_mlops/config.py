@@ -364,7 +364,9 @@ def check_server_url(url: object, *, allow_insecure: bool = False) -> str:
     if ":" not in host and not _HOST.fullmatch(host):
         raise InvalidInput(f"server URL {url[:80]!r}: {host[:80]!r} is not a host name")
     if parts.query or parts.fragment:
-        raise InvalidInput(f"server URL {url[:80]!r} must not hold a query or fragment")
+        shown = url.split("?", 1)[0].split("#", 1)[0]  # `?token=mlops_...`: never echoed
+        raise InvalidInput(f"server URL {shown[:80]!r} must not hold a query or fragment "
+                           "(not shown: it may hold a secret); a token goes to `mlops login`")
     if parts.scheme == "http" and not allow_insecure and not _is_local(host):
         raise InvalidInput(f"server URL {url[:80]!r} is plain http to another machine: the "
                            "token would travel in clear text; use https, or, if the network is "

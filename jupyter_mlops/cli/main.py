@@ -53,6 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MlopsError as exc:
         print(f"mlops: error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `mlops ... | head -1`: the reader has what it wanted
+        _silence_stdout()
+        return 0
     except Exception as exc:  # a fault `write()` does not translate (a read, a bad file)
         if not is_database_error(exc):
             raise
@@ -62,8 +65,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mlops: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 0
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit does not fail again."""
+    import os
+
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

@@ -84,11 +84,16 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     start.add_argument("--behind-proxy", action="store_true",
                        help="a reverse proxy in front terminates TLS: listen beyond "
                             "localhost without it, and take the client address from "
-                            "X-Forwarded-For / X-Real-Ip")
+                            "X-Real-Ip (else the last X-Forwarded-For entry), which the "
+                            "proxy must set itself")
     start.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate")
     start.add_argument("--tls-key", metavar="FILE", help="... and this private key")
     start.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                        help="also answer requests whose Host is NAME; repeatable")
+    start.add_argument("--stall-timeout", type=float, default=60.0, metavar="SECONDS",
+                       help="drop a connection whose request headers or body stop "
+                            "arriving for this long (an upload that never ends keeps "
+                            "nothing; default: 60)")
     _home_option(start)
     start.set_defaults(func=run_start)
 
@@ -175,9 +180,13 @@ def run_start(args: argparse.Namespace) -> int:
 
     if not 0 < args.port < 65536:
         raise InvalidInput(f"--port {args.port} is not a port number")
+    if not 0 < args.stall_timeout <= 86400:
+        raise InvalidInput(f"--stall-timeout {args.stall_timeout} is not between 0 and "
+                           "86400 seconds")
     asyncio.run(run_server(_home(args), host=args.host, port=args.port,
                            behind_proxy=args.behind_proxy, tls_cert=args.tls_cert,
-                           tls_key=args.tls_key, allow_hosts=args.allow_host))
+                           tls_key=args.tls_key, allow_hosts=args.allow_host,
+                           stall_seconds=args.stall_timeout))
     return 0
 
 

@@ -97,8 +97,9 @@ def replay(record: Mapping[str, Any], target: ReplayTarget, run_id: int
     elif op == "tags":
         target.set_tags(run_id, record["tags"])
     elif op == "metrics":
-        target.log_metrics(run_id, [(key, metric_from_json(value), step, at)
-                                    for key, value, step, at in record["points"]])
+        if record["points"]:  # none: nothing to write (PostgreSQL's upsert takes no empty set)
+            target.log_metrics(run_id, [(key, metric_from_json(value), step, at)
+                                        for key, value, step, at in record["points"]])
     elif op == "dataset":
         target.log_dataset(run_id, DatasetVersion(**record["dataset"]), record["role"],
                            record["source"])

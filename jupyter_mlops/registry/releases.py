@@ -171,8 +171,9 @@ class Registry:
         version = self.resolve(ref)
         gates = gates_for(version.name, self.project.registry.gates)
         if not gates:
+            where = getattr(self.project, "rules_file", ".mlops/config.toml")
             raise InvalidInput(f"no gates apply to {version.name!r}: declare [[gates]] in "
-                               ".mlops/config.toml")
+                               f"{where}")
         if against is not None:
             self._require_holder(version.name, check_alias(against))
         source = self.evaluation_data(data, target)

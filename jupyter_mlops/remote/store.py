@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import MlopsError, PermissionDenied
 from ..project import Project
-from ..store import codec
+from ..store import codec, shapes
 from ..team_protocol import READ_CALLS
 from .client import Client
 
@@ -44,7 +44,14 @@ class RemoteRepository:
             if not isinstance(answer, dict) or "result" not in answer:
                 raise MlopsError(f"team server {self._client.url} answered "
                                  f"{self._name}.{method} with {str(answer)[:80]}")
-            return codec.decode(answer["result"])
+            result = codec.decode(answer["result"])
+            expected = shapes.read_hints(self._name, method).get("return", Any)
+            if not shapes.fits(result, expected):
+                raise MlopsError(f"team server {self._client.url} answered "
+                                 f"{self._name}.{method} with {shapes.described(result)} "
+                                 f"where {shapes.spoken(expected)} belongs; is it a "
+                                 "jupyter-mlops server of this version?")
+            return result
 
         call.__name__ = method
         return call

@@ -155,6 +155,18 @@ class TokenRepository:
                              (now, token.id))
         return token
 
+    def issued(self, secret: str) -> Token | None:
+        """The token whose secret is `secret`, usable or not (revoked, expired); None when
+        no such token was ever made. The server counts only the latter as a guess: a
+        service left running with a revoked or expired token is not an attacker, and
+        must not lock everyone at its address out."""
+        if not isinstance(secret, str) or not secret.startswith(TOKEN_PREFIX) \
+                or len(secret) > 200:
+            return None
+        row = self._conn.execute(f"SELECT {_COLUMNS} FROM api_tokens WHERE token_hash = ?",
+                                 (hash_secret(secret),)).fetchone()
+        return None if row is None else _token(row)
+
 
 def _token(row: tuple) -> Token:
     return Token(id=row[0], user=row[1], roles=tuple(json.loads(row[2])), shown=row[3],

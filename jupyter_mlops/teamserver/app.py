@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import tornado.ioloop
 import tornado.web
 
 from ..artifacts import ArtifactStore, IncomingBlob
@@ -81,13 +82,39 @@ class TeamServer:
     hosts: frozenset[str]
     home: Path = Path(".")  # the server's home: registry.toml, relative evaluation data
     hub: Any = None  # a hub.HubIdentity when server.toml has [hub]: Hub tokens accepted too
+    stall_seconds: float = 60.0  # a request body that pauses this long is dropped
     throttle: Throttle = field(default_factory=lambda: Throttle(TOKEN_FAILURES))
     db: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="mlops-store"))
 
     async def call(self, function: Callable[..., Any], *args: Any) -> Any:
-        """Run a store call on the store's thread (one at a time, in order)."""
-        return await asyncio.get_running_loop().run_in_executor(self.db, function, *args)
+        """Run a store call on the store's thread (one at a time, in order).
+
+        A store that is unavailable (PostgreSQL down, its disk full) is said to the
+        client in general terms, and in full in the server's log: the store's own
+        message names the database's host, port, user and name, which are no business
+        of a client, nor of anyone without a token (tokens are checked in the
+        database, so a request without a valid one gets this answer too)."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.db, function, *args)
+        except StoreUnavailable as exc:
+            log.warning("the store is unavailable: %s", exc)
+            raise StoreUnavailable("the team server cannot use its database right now (its "
+                                   "log says why); try again later: a batch sent again is "
+                                   "applied once") from None
+
+
+def _unusable(token: Token) -> str:
+    """Why a token that was issued is refused, for whoever holds it."""
+    from datetime import UTC, datetime
+
+    def when(at: float) -> str:
+        return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+    state = (f"was revoked on {when(token.revoked_at)}" if token.revoked_at is not None
+             else f"expired on {when(token.expires_at or 0)}")
+    return (f"the token {token.shown}… of user {token.user!r} {state}: ask the server's "
+            "admin for a new one, then `mlops login`")
 
 
 class MethodNotAllowed(InvalidInput):
@@ -105,6 +132,8 @@ class Base(tornado.web.RequestHandler):
         self.methods = methods  # method -> permission
         self._chunks: list[bytes] = []
         self._received = 0
+        self._last_data = time.monotonic()
+        self._watchdog: tornado.ioloop.PeriodicCallback | None = None
 
     def set_default_headers(self) -> None:
         self.set_header("Cache-Control", "no-store")
@@ -113,6 +142,7 @@ class Base(tornado.web.RequestHandler):
 
     async def prepare(self) -> None:
         self.request.connection.set_max_body_size(2 * MAX_JSON_BODY)  # drained past the limit
+        self._watch_for_stalls()
         try:
             self._check_host()
             self._check_version()
@@ -170,8 +200,11 @@ class Base(tornado.web.RequestHandler):
         token = None
         if scheme.lower() == "bearer" and secret.startswith(TOKEN_PREFIX):
             token = await self.server.call(self.server.store.tokens.authenticate, secret)
-            if token is None:  # only a guess that could have been right counts
-                throttle.failure(address)
+            if token is None:
+                issued = await self.server.call(self.server.store.tokens.issued, secret)
+                if issued is not None:  # revoked or expired: a real token, not a guess
+                    raise AuthenticationFailed(_unusable(issued))
+                throttle.failure(address)  # only a guess that could have been right counts
         elif scheme.lower() in ("bearer", "token") and secret and self.server.hub is not None:
             token = await self.server.hub.token_for(secret)  # cached by HubAuth
             if token is None:
@@ -208,7 +241,40 @@ class Base(tornado.web.RequestHandler):
     def body_limit(self) -> int:
         return MAX_JSON_BODY
 
+    def _watch_for_stalls(self) -> None:
+        """Drop the connection when the body stops arriving for `stall_seconds`: a
+        client that declares a body and never sends it would otherwise hold the socket
+        (and a blob upload's temporary file) for as long as it stays connected."""
+        if self.request.headers.get("Content-Length", "0") == "0" and \
+                "Transfer-Encoding" not in self.request.headers:
+            return
+        seconds = self.server.stall_seconds
+        self._watchdog = tornado.ioloop.PeriodicCallback(self._drop_if_stalled,
+                                                         seconds * 1000 / 4)
+        self._watchdog.start()
+
+    def _drop_if_stalled(self) -> None:
+        if time.monotonic() - self._last_data > self.server.stall_seconds:
+            log.warning("dropped %s %s from %s: its body stalled for %g s",
+                        self.request.method, (self.request.path or "")[:200],
+                        self.request.remote_ip, self.server.stall_seconds)
+            self._stop_watching()
+            self.request.connection.close()  # on_connection_close drops an upload
+
+    def _stop_watching(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.stop()
+            self._watchdog = None
+
+    def on_connection_close(self) -> None:
+        self._stop_watching()
+        super().on_connection_close()
+
+    def on_finish(self) -> None:
+        self._stop_watching()
+
     def data_received(self, chunk: bytes) -> None:
+        self._last_data = time.monotonic()
         self._received += len(chunk)
         if self._received <= MAX_JSON_BODY:
             self._chunks.append(chunk)
@@ -342,6 +408,7 @@ class BlobHandler(Base):
     failed: MlopsError | None = None
 
     def data_received(self, chunk: bytes) -> None:
+        self._last_data = time.monotonic()
         if self.incoming is None:
             return
         try:
@@ -371,6 +438,7 @@ class BlobHandler(Base):
         self.reply({"digest": self.digest, "size": incoming.size, "stored": stored})
 
     def on_connection_close(self) -> None:
+        super().on_connection_close()
         if self.incoming is not None:  # the client went away mid-upload: keep nothing
             self.incoming.abort()
             self.incoming = None

@@ -44,6 +44,11 @@ class ServerProject:
     def home(self) -> Path:
         return self.root
 
+    @property
+    def rules_file(self) -> str:
+        """Where the rules are, as messages name it (a project's: .mlops/config.toml)."""
+        return f"{REGISTRY_FILE} in the team server's home"
+
 
 def server_project(home: Path, artifacts: Path | str) -> ServerProject:
     """The server as a project, with the rules and thresholds of `home/registry.toml`."""

@@ -15,7 +15,7 @@ import inspect
 from typing import Any
 
 from ..errors import InvalidInput
-from ..store import Store, codec
+from ..store import Store, codec, shapes
 from ..team_protocol import READ_CALLS
 
 MAX_ARGS = 16
@@ -45,9 +45,14 @@ def run_read(store: Store, repository: str, method: str, args: list[Any],
     """The encoded result of `store.<repository>.<method>(*args, **kwargs)`."""
     bound = getattr(getattr(store, repository), method)
     try:
-        inspect.signature(bound).bind(*args, **kwargs)
+        given = inspect.signature(bound).bind(*args, **kwargs).arguments
     except TypeError as exc:
         raise InvalidInput(f"{repository}.{method}: {exc}") from None
+    hints = shapes.read_hints(repository, method)
+    for name, value in given.items():
+        if not shapes.fits(value, hints.get(name, Any)):
+            raise InvalidInput(f"{repository}.{method}: {name} must be "
+                               f"{shapes.spoken(hints[name])}, got {shapes.described(value)}")
     return codec.encode(bound(*args, **kwargs))
 
 

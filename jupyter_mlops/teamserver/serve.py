@@ -49,12 +49,17 @@ def _ssl_context(cert: str | None, key: str | None):  # -> ssl.SSLContext | None
 async def run_server(home: ServerHome, *, host: str = "127.0.0.1", port: int = 8765,
                      behind_proxy: bool = False, tls_cert: str | None = None,
                      tls_key: str | None = None, allow_hosts: Iterable[str] = (),
+                     stall_seconds: float = 60.0,
                      ready: Callable[[], None] | None = None) -> None:
     """Serve until SIGINT/SIGTERM; then stop accepting, let requests being answered
     finish (a batch's transaction commits or rolls back whole), close the store.
 
     Raises `InvalidInput` (exposure without TLS, a port in use, a bad option),
     `NotFound` (no home), `StoreUnavailable` (database down).
+
+    `stall_seconds`: how long a connection may wait for headers, or a request body
+    pause, before it is dropped: an idle or stalled client would otherwise hold a
+    socket (and an upload's temporary file) for as long as it likes.
     """
     _log_to_stderr()
     ssl_context = _ssl_context(tls_cert, tls_key)
@@ -68,13 +73,15 @@ async def run_server(home: ServerHome, *, host: str = "127.0.0.1", port: int = 8
                                "(same --db and --artifacts) to migrate it")
         hub = None if home.config.hub is None else HubIdentity(home.config.hub)
         server = TeamServer(store=store, artifacts=home.open_artifacts(),
-                            hosts=allowed_hosts(host, extra), home=home.path, hub=hub)
+                            hosts=allowed_hosts(host, extra), home=home.path, hub=hub,
+                            stall_seconds=stall_seconds)
         prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "") if hub else ""
         try:
             http = make_app(server, prefix).listen(port, address=host, ssl_options=ssl_context,
                                            xheaders=behind_proxy,
                                            max_body_size=2 * MAX_JSON_BODY,
-                                           chunk_size=BODY_CHUNK)
+                                           chunk_size=BODY_CHUNK,
+                                           idle_connection_timeout=stall_seconds)
         except OSError as exc:  # the message names mlops serve's --address: ours is --host
             raise InvalidInput(str(cannot_listen(exc, host, port)).replace("--address",
                                                                           "--host")) from None
