@@ -21,9 +21,10 @@ from tornado.web import HTTPError, RequestHandler
 from .authenticator import COOKIE, COOKIE_DAYS, Authenticator, SignIn
 
 if TYPE_CHECKING:
+    from .hub import HubSignIn
     from .team import TokenAuthenticator
 
-    AnyAuthenticator = Authenticator | TokenAuthenticator
+    AnyAuthenticator = Authenticator | TokenAuthenticator | HubSignIn
 
 DEFAULT_NEXT = "/"
 MAX_NEXT = 2000
@@ -180,6 +181,29 @@ class PasswordAuthProvider(AuthProvider):
     @property
     def logout_handler(self) -> type[RequestHandler]:
         return logout_handler(self.auth)
+
+
+class HubAuthProvider(PasswordAuthProvider):
+    """The same hooks, with sign-in through the JupyterHub (`hub.HubSignIn`): `login`
+    sends the browser to the Hub, `oauth_callback` brings it back."""
+
+    @property
+    def login_handler(self) -> type[RequestHandler]:
+        from .hub import hub_handlers
+
+        return hub_handlers(self.auth)["login"]  # type: ignore[arg-type]
+
+    @property
+    def logout_handler(self) -> type[RequestHandler]:
+        from .hub import hub_handlers
+
+        return hub_handlers(self.auth)["logout"]  # type: ignore[arg-type]
+
+    @property
+    def endpoints(self) -> list[tuple[str, type[RequestHandler]]]:
+        from .hub import hub_handlers
+
+        return [*super().endpoints, ("/oauth_callback", hub_handlers(self.auth)["callback"])]
 
 
 def cookie_session(handler: RequestHandler) -> str | None:

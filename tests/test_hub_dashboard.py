@@ -1,0 +1,118 @@
+"""The dashboard beside the team server as a JupyterHub service, on a real Hub
+(tests/hub_dashboard.py) in Debian's chromium: people sign in through the Hub's own
+login (OAuth, no token, no second password), their roles come from Hub groups as the
+server's do, and decisions are recorded under their Hub names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import parse_qs, urljoin, urlsplit
+
+import pytest
+import requests
+
+from jupyter_mlops.store import codec
+from jupyter_mlops.teamserver.home import ServerHome
+
+from .hub_dashboard import DashboardHub, start_hub_with_dashboard
+from .team import record_run
+
+SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "img" / "hub-dashboard.png"
+PREFIX = "/services/mlops-dashboard"
+
+
+@pytest.fixture(scope="module")
+def hub(request, tmp_path_factory) -> DashboardHub:
+    """A Hub with the team server and the dashboard as services; bob recorded churn:1
+    through the team server with his own Hub token."""
+    hub = start_hub_with_dashboard(tmp_path_factory.mktemp("hub"))
+    request.addfinalizer(hub.stop)
+    made = record_run(hub.as_team_server("bob"), "trained-by-bob", metrics={"acc": 0.9},
+                      model="churn")
+    assert made["models"], made
+    return hub
+
+
+def request_release(hub: DashboardHub, alias: str) -> int:
+    """bob asks, through the team server with his Hub token, for churn:1 -> `alias`."""
+    answer = hub.as_team_server("bob").post("/api/v1/releases", json={
+        "model": "churn:1", "alias": alias, "reason": "better recall"})
+    assert answer.status_code == 200, answer.text
+    return codec.decode(answer.json()["request"]).id
+
+
+def hub_login(browser, hub: DashboardHub, user: str):
+    """A fresh browser that opened the dashboard and logged in on the Hub's own page
+    (DummyAuthenticator: any password)."""
+    page = browser.new_context().new_page()
+    page.goto(hub.dashboard_url + "/releases")
+    assert urlsplit(page.url).path == "/hub/login"  # the Hub's page, not ours
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", "any")
+    page.click("#login_submit")
+    return page
+
+
+def test_a_page_without_a_session_goes_to_the_hubs_oauth(hub) -> None:
+    page = requests.get(hub.dashboard_url + "/releases", allow_redirects=False, timeout=30)
+    assert page.status_code == 302
+    login_url = urljoin(page.url, page.headers["Location"])
+    assert urlsplit(login_url).path == f"{PREFIX}/login"
+    login = requests.get(login_url, allow_redirects=False, timeout=30)
+    assert login.status_code == 302
+    target = urlsplit(login.headers["Location"])
+    query = parse_qs(target.query)
+    assert target.path == "/hub/api/oauth2/authorize"
+    assert query["client_id"] == ["service-mlops-dashboard"]
+    assert query["redirect_uri"] == [f"{PREFIX}/oauth_callback"]
+    assert query["code_challenge_method"] == ["S256"] and query["state"]
+
+
+def test_a_callback_without_its_state_cookie_is_refused(hub) -> None:
+    answer = requests.get(hub.dashboard_url + "/oauth_callback?code=x&state=y", timeout=30)
+    assert answer.status_code == 403
+    assert "started in another browser or expired" in answer.text
+
+
+def test_bob_sees_his_own_request_without_an_approve_button(hub, browser) -> None:
+    request_id = request_release(hub, "staging")
+    page = hub_login(browser, hub, "bob")
+    page.wait_for_url(f"**{PREFIX}/releases")
+    page.get_by_text(f"#{request_id}: churn:1").wait_for()
+    assert page.get_by_text("bob (writer)").count() == 1  # roles from his Hub groups
+    assert page.get_by_text("you requested this release").count() == 1
+    assert page.get_by_role("button", name="Approve").count() == 0
+    assert page.get_by_role("button", name="Reject").count() == 0
+
+
+def test_alice_signs_in_through_the_hub_and_approves_bobs_request(hub, browser) -> None:
+    request_id = request_release(hub, "production")
+    page = hub_login(browser, hub, "alice")
+    page.wait_for_url(f"**{PREFIX}/releases")
+    page.get_by_text(f"#{request_id}: churn:1").wait_for()
+    assert page.get_by_text("alice (reviewer, writer)").count() == 1  # group ml-reviewers
+    box = page.locator(f".reason-{request_id} textarea")
+    box.fill("evidence checked")
+    box.press("Tab")
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    page.locator(f".approve-{request_id} button").click()
+    page.get_by_text("production now points at churn:1").wait_for()
+    with ServerHome(hub.team_home).open_store() as store:  # the team server's database
+        decided = store.releases.get(request_id)
+        assert decided.status == "approved" and decided.decided_by == "alice"
+        assert decided.requester == "bob"
+        assert store.releases.alias_version("churn", "production") == 1
+        actors = {entry.actor for entry in store.audit.entries(subject="churn:1")}
+        assert store.audit.verify().ok
+    assert {"bob", "alice"} <= actors
+
+
+def test_a_hub_user_outside_the_groups_gets_403(hub, browser) -> None:
+    page = hub_login(browser, hub, "carol")  # logged in on the Hub, in no group
+    answer = page.goto(hub.dashboard_url + "/releases")
+    assert answer is not None and answer.status == 403
+    assert "churn" not in page.content()
+    assert requests.get(hub.dashboard_url + "/releases", timeout=30,
+                        cookies={c["name"]: c["value"] for c in page.context.cookies()},
+                        allow_redirects=False).status_code == 302  # no session of ours
