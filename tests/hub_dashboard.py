@@ -1,6 +1,7 @@
 """tests/hub.py's real JupyterHub, with the dashboard as a second managed service,
 `mlops-dashboard` (`mlops server dashboard` on the same team-server home), reachable by
-the groups ml-users and ml-reviewers, as the README's snippet sets it up.
+the groups ml-users, ml-reviewers and ml-guests, as the README's snippet sets it up;
+server.toml's [hub] gives roles by group only (dave, in ml-guests, has none).
 
     hub = start_hub_with_dashboard(folder)
     hub.dashboard_url                   # hub.url + "/services/mlops-dashboard"
@@ -25,10 +26,20 @@ from typing import Any
 import requests
 
 from .helpers import free_port
-from .hub import CONFIG, HUB_SECTION, USERS, GROUPS, Hub, skip_without_proxy
+from .hub import CONFIG, GROUPS, USERS, Hub, skip_without_proxy
 from .team import mlops
 
 DASHBOARD = "mlops-dashboard"
+# dave may reach the dashboard (the Hub grants ml-guests the access scope) but has no role
+# here: no default role, so only [hub.roles] gives one
+GUESTS = {"ml-guests": ["dave"]}
+HUB_SECTION = """
+[hub]
+default_roles = []
+[hub.roles]
+writer = ["group:ml-users", "group:ml-reviewers"]
+reviewer = ["group:ml-reviewers"]
+"""
 DASHBOARD_CONFIG = """
 # --- the dashboard beside the team server (README, "The dashboard on a JupyterHub") ---
 c.JupyterHub.services.append(
@@ -39,7 +50,7 @@ c.JupyterHub.services.append(
      "oauth_no_confirm": True})
 c.JupyterHub.load_roles.append(
     {"name": "mlops-dashboard-users", "scopes": ["access:services!service=mlops-dashboard"],
-     "groups": ["ml-users", "ml-reviewers"]})
+     "groups": ["ml-users", "ml-reviewers", "ml-guests"]})
 """
 
 
@@ -119,7 +130,7 @@ def start_hub_with_dashboard(folder: Path, registry_toml: str = "") -> Dashboard
     settings = {
         "url": hub.url, "hub_port": free_port(),
         "proxy_api": f"http://127.0.0.1:{free_port()}", "chp": chp,
-        "folder": str(folder), "users": list(USERS), "groups": GROUPS,
+        "folder": str(folder), "users": [*USERS, "dave"], "groups": {**GROUPS, **GUESTS},
         "singleuser": str(Path(sys.executable).with_name("jupyterhub-singleuser")),
         "singleuser_args": ["--allow-root"] if os.geteuid() == 0 else [],
         "pythonpath": pythonpath, "admin_token": hub.admin_token,

@@ -95,7 +95,7 @@ def test_alice_signs_in_through_the_hub_and_approves_bobs_request(hub, browser) 
     box.fill("evidence checked")
     box.press("Tab")
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    page.screenshot(path=str(SCREENSHOT))
     page.locator(f".approve-{request_id} button").click()
     page.get_by_text("production now points at churn:1").wait_for()
     with ServerHome(hub.team_home).open_store() as store:  # the team server's database
@@ -116,3 +116,14 @@ def test_a_hub_user_outside_the_groups_gets_403(hub, browser) -> None:
     assert requests.get(hub.dashboard_url + "/releases", timeout=30,
                         cookies={c["name"]: c["value"] for c in page.context.cookies()},
                         allow_redirects=False).status_code == 302  # no session of ours
+
+
+def test_a_hub_user_the_hub_lets_in_but_with_no_role_here_gets_403(hub, browser) -> None:
+    page = hub_login(browser, hub, "dave")  # ml-guests: access to the service, no role
+    page.get_by_text("has no role here").wait_for()
+    assert urlsplit(page.url).path == f"{PREFIX}/oauth_callback"
+    assert "churn" not in page.content()
+    # no session was opened: the page goes through the Hub again, to the same refusal
+    answer = page.goto(hub.dashboard_url + "/releases")
+    assert answer is not None and answer.status == 403
+    assert "Hub user 'dave' has no role here" in page.content()
