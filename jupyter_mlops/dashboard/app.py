@@ -185,6 +185,10 @@ def serve_beside_server(home: ServerHome, *, port: int, address: str,
             print(f"dashboard beside the team server {home.path} at {hub_sign_in.prefix}: "
                   "sign in through the JupyterHub", flush=True)
             origins = public_origins(environ)
+            if not origins:
+                print("WARNING: JUPYTERHUB_PUBLIC_URL is not set, so the pages' websocket "
+                      "will refuse the Hub's address: set c.JupyterHub.public_url",
+                      file=sys.stderr, flush=True)
             extra_hosts += [origin.rpartition(":")[0] for origin in origins]
         _run(context, server.artifacts_location, port=port, address=address,
              extra_hosts=extra_hosts, show=show, extra_origins=origins)
