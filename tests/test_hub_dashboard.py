@@ -41,6 +41,11 @@ def request_release(hub: DashboardHub, alias: str) -> int:
     return codec.decode(answer.json()["request"]).id
 
 
+def hub_lookups(hub: DashboardHub, user: str) -> int:
+    """How many times the Hub was asked who a token of `user`'s is (its request log)."""
+    return hub.log_text().count(f"GET /hub/api/user ({user}@")
+
+
 def hub_login(browser, hub: DashboardHub, user: str):
     """A fresh browser that opened the dashboard and logged in on the Hub's own page
     (DummyAuthenticator: any password)."""
@@ -83,6 +88,10 @@ def test_bob_sees_his_own_request_without_an_approve_button(hub, browser) -> Non
     assert page.get_by_text("you requested this release").count() == 1
     assert page.get_by_role("button", name="Approve").count() == 0
     assert page.get_by_role("button", name="Reject").count() == 0
+    page.get_by_text("sign out").click()  # the session ends, then the Hub's logout
+    page.wait_for_url("**/hub/**")
+    page.goto(hub.dashboard_url + "/releases")
+    assert urlsplit(page.url).path == "/hub/login"  # signed out of the Hub too
 
 
 def test_alice_signs_in_through_the_hub_and_approves_bobs_request(hub, browser) -> None:
@@ -91,6 +100,12 @@ def test_alice_signs_in_through_the_hub_and_approves_bobs_request(hub, browser) 
     page.wait_for_url(f"**{PREFIX}/releases")
     page.get_by_text(f"#{request_id}: churn:1").wait_for()
     assert page.get_by_text("alice (reviewer, writer)").count() == 1  # group ml-reviewers
+    asked = hub_lookups(hub, "alice")
+    assert asked == 1  # at sign-in, by the OAuth callback
+    for name in ("runs", "models", "releases"):  # each page and its websocket
+        page.goto(f"{hub.dashboard_url}/{name}")
+        page.get_by_text("alice (reviewer, writer)").wait_for()
+    assert hub_lookups(hub, "alice") == asked  # her Hub token's answer came from the cache
     box = page.locator(f".reason-{request_id} textarea")
     box.fill("evidence checked")
     box.press("Tab")

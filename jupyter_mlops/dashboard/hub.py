@@ -89,8 +89,10 @@ class HubSignIn:
         self.clock = clock
         self.cookie_secret = _secret()
         # HubAuth's cache and its HTTP client live in one thread with its own event loop,
-        # so pages (synchronous, on Bokeh's loop) and handlers (async) share one cache.
+        # so pages (synchronous, on Bokeh's loop) and handlers (async) share one cache
+        # and one client. A page waits only when the answer is not cached.
         self._resolver = ThreadPoolExecutor(1, thread_name_prefix="mlops-hub")
+        self._loop = asyncio.new_event_loop()
 
     def __repr__(self) -> str:  # never the cookie secret
         return f"HubSignIn({self.prefix}, {self.sessions!r})"
@@ -99,7 +101,8 @@ class HubSignIn:
         """The Hub user of `hub_token` as a `Token` with the server's roles for them (None:
         the Hub knows no such token); the future raises `PermissionDenied` (no access
         scope, no role) or `StoreUnavailable` (the Hub does not answer)."""
-        return self._resolver.submit(asyncio.run, self.identity.token_for(hub_token))
+        return self._resolver.submit(self._loop.run_until_complete,
+                                     self.identity.token_for(hub_token))
 
     async def sign_in_with_code(self, code: str, code_verifier: str | None) -> str:
         """Trade an OAuth `code` for a Hub token and open a session; its id.
@@ -165,7 +168,8 @@ class HubSignIn:
             log.info("dashboard: Hub user %r signed out", session.user)
 
     def close(self) -> None:
-        self._resolver.shutdown(wait=False)
+        self._resolver.shutdown(wait=True)
+        self._loop.close()
 
 
 def _secret() -> str:
