@@ -5,17 +5,23 @@ server's do, and decisions are recorded under their Hub names."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import pytest
 import requests
 
+from jupyter_mlops.dashboard.hub import HubSignIn
+from jupyter_mlops.errors import InvalidInput
 from jupyter_mlops.store import codec
 from jupyter_mlops.teamserver.home import ServerHome
+from jupyter_mlops.teamserver.hub import HubConfig
 
 from .hub_dashboard import DashboardHub, start_hub_with_dashboard
-from .team import record_run
+from .team import mlops, record_run
 
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "img" / "hub-dashboard.png"
 PREFIX = "/services/mlops-dashboard"
@@ -142,3 +148,32 @@ def test_a_hub_user_the_hub_lets_in_but_with_no_role_here_gets_403(hub, browser)
     answer = page.goto(hub.dashboard_url + "/releases")
     assert answer is not None and answer.status == 403
     assert "Hub user 'dave' has no role here" in page.content()
+
+
+SERVICE_ENV = {"JUPYTERHUB_API_TOKEN": "t" * 32, "JUPYTERHUB_API_URL": "http://127.0.0.1:1/hub/api",
+               "JUPYTERHUB_SERVICE_NAME": "mlops-dashboard",
+               "JUPYTERHUB_CLIENT_ID": "service-mlops-dashboard",
+               "JUPYTERHUB_SERVICE_PREFIX": "/services/mlops-dashboard/",
+               "JUPYTERHUB_OAUTH_CALLBACK_URL": "/services/mlops-dashboard/oauth_callback"}
+
+
+@pytest.mark.parametrize(("change", "error"), [
+    ({"JUPYTERHUB_SERVICE_PREFIX": ""}, "JUPYTERHUB_SERVICE_PREFIX is not set"),
+    ({"JUPYTERHUB_API_TOKEN": ""}, "JUPYTERHUB_API_TOKEN is not set"),
+    ({"JUPYTERHUB_OAUTH_CALLBACK_URL": "/elsewhere/callback"},
+     "the service's oauth_redirect_uri is /elsewhere/callback"),
+])
+def test_an_incomplete_hub_environment_is_one_clear_error(change, error) -> None:
+    with pytest.raises(InvalidInput, match=error):
+        HubSignIn(HubConfig(), {**SERVICE_ENV, **change})
+
+
+def test_under_a_hub_a_server_home_without_hub_roles_refuses_to_start(tmp_path) -> None:
+    home = tmp_path / "home"
+    mlops(home, "init", "--db", f"sqlite:///{tmp_path / 'team.db'}", "--artifacts",
+          str(tmp_path / "artifacts"))
+    done = subprocess.run([sys.executable, "-m", "jupyter_mlops.cli.main", "server", "--home",
+                           str(home), "dashboard", "--port", "1"], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, **SERVICE_ENV})
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip().count("\n") == 0 and "has no [hub] section" in done.stderr

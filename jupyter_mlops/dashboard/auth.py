@@ -187,23 +187,23 @@ class HubAuthProvider(PasswordAuthProvider):
     """The same hooks, with sign-in through the JupyterHub (`hub.HubSignIn`): `login`
     sends the browser to the Hub, `oauth_callback` brings it back."""
 
-    @property
-    def login_handler(self) -> type[RequestHandler]:
+    def __init__(self, auth: HubSignIn) -> None:
         from .hub import hub_handlers
 
-        return hub_handlers(self.auth)["login"]  # type: ignore[arg-type]
+        self.handlers = hub_handlers(auth)
+        super().__init__(auth)
+
+    @property
+    def login_handler(self) -> type[RequestHandler]:
+        return self.handlers["login"]
 
     @property
     def logout_handler(self) -> type[RequestHandler]:
-        from .hub import hub_handlers
-
-        return hub_handlers(self.auth)["logout"]  # type: ignore[arg-type]
+        return self.handlers["logout"]
 
     @property
     def endpoints(self) -> list[tuple[str, type[RequestHandler]]]:
-        from .hub import hub_handlers
-
-        return [*super().endpoints, ("/oauth_callback", hub_handlers(self.auth)["callback"])]
+        return [*super().endpoints, ("/oauth_callback", self.handlers["callback"])]
 
 
 def cookie_session(handler: RequestHandler) -> str | None:
