@@ -79,6 +79,16 @@ def test_a_page_without_a_session_goes_to_the_hubs_oauth(hub) -> None:
     assert query["code_challenge_method"] == ["S256"] and query["state"]
 
 
+@pytest.mark.parametrize(("path", "target"), [
+    ("", f"{PREFIX}/"),  # ./login from the bare prefix would leave it
+    ("/releases/", f"{PREFIX}/releases"),
+])
+def test_the_bare_prefix_and_trailing_slashes_go_to_one_url_under_it(hub, path,
+                                                                      target) -> None:
+    answer = requests.get(hub.dashboard_url + path, allow_redirects=False, timeout=30)
+    assert answer.status_code == 302 and answer.headers["Location"] == target
+
+
 def test_a_callback_without_its_state_cookie_is_refused(hub) -> None:
     answer = requests.get(hub.dashboard_url + "/oauth_callback?code=x&state=y", timeout=30)
     assert answer.status_code == 403
@@ -91,6 +101,11 @@ def test_bob_sees_his_own_request_without_an_approve_button(hub, browser) -> Non
     page.wait_for_url(f"**{PREFIX}/releases")
     page.get_by_text(f"#{request_id}: churn:1").wait_for()
     assert page.get_by_text("bob (writer)").count() == 1  # roles from his Hub groups
+    page.get_by_role("link", name="Runs").click()  # the page links stay under the prefix
+    page.wait_for_url(f"**{PREFIX}/runs")
+    page.get_by_text("trained-by-bob").first.wait_for()
+    page.goto(hub.dashboard_url + "/releases")
+    page.get_by_text(f"#{request_id}: churn:1").wait_for()
     assert page.get_by_text("you requested this release").count() == 1
     assert page.get_by_role("button", name="Approve").count() == 0
     assert page.get_by_role("button", name="Reject").count() == 0

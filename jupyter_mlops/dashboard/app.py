@@ -95,14 +95,16 @@ def redirect_trailing_slashes(app: Any, names: Iterable[str] = PAGES, prefix: st
     point under `/releases/` (scripts 404, the login redirect goes to
     `/releases/login`), so a bookmark or `next=` with a trailing slash ends on
     a 404. Put in front of Bokeh's routes of `app` (a tornado Application); `prefix`
-    is the path the pages are under (`/services/NAME` behind a JupyterHub).
+    is the path the pages are under (`/services/NAME` behind a JupyterHub), and the
+    bare prefix goes to `PREFIX/`, the index, for the same reason (`./login` from
+    `/services/NAME` is `/services/login`).
     """
     prefix = prefix.rstrip("/")
     from tornado.routing import PathMatches, Rule
     from tornado.web import RequestHandler
 
     class CanonicalPage(RequestHandler):
-        def get(self, name: str) -> None:
+        def get(self, name: str = "") -> None:
             query = self.request.query
             self.redirect(f"{prefix}/{name}" + (f"?{query}" if query else ""))
 
@@ -110,6 +112,8 @@ def redirect_trailing_slashes(app: Any, names: Iterable[str] = PAGES, prefix: st
 
     pattern = re.escape(prefix) + "/({})/+".format("|".join(re.escape(name) for name in names))
     app.default_router.rules.insert(0, Rule(PathMatches(pattern), CanonicalPage))
+    if prefix:
+        app.default_router.rules.insert(0, Rule(PathMatches(re.escape(prefix)), CanonicalPage))
 
 
 def open_authenticator(credentials_path: str | None, dev: bool,
