@@ -29,10 +29,11 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+import secrets
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from ..errors import InvalidInput, MlopsError, PermissionDenied
@@ -40,6 +41,9 @@ from ..registry.identity import Identity
 from ..store.tokens import Token
 from .authenticator import COOKIE, COOKIE_DAYS
 from .sessions import SessionStore
+
+if TYPE_CHECKING:
+    from ..teamserver.hub import HubConfig
 
 OAUTH_ENV = ("JUPYTERHUB_CLIENT_ID", "JUPYTERHUB_OAUTH_CALLBACK_URL",
              "JUPYTERHUB_SERVICE_PREFIX")
@@ -55,7 +59,7 @@ def under_hub(environ: Mapping[str, str]) -> bool:
 class HubSignIn:
     """Hub OAuth logins to dashboard sessions with the team server's users and roles."""
 
-    def __init__(self, config: Any, environ: Mapping[str, str],  # config: HubConfig
+    def __init__(self, config: HubConfig, environ: Mapping[str, str],
                  sessions: SessionStore | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         """Raises `InvalidInput` when the Hub's environment is incomplete."""
@@ -87,7 +91,8 @@ class HubSignIn:
                               cache_max_age=config.cache_seconds)
         self.sessions = SessionStore(clock=clock) if sessions is None else sessions
         self.clock = clock
-        self.cookie_secret = _secret()
+        # Sessions live in memory only, so a secret per process loses nothing.
+        self.cookie_secret = secrets.token_urlsafe(48)
         # HubAuth's cache and its HTTP client live in one thread with its own event loop,
         # so pages (synchronous, on Bokeh's loop) and handlers (async) share one cache
         # and one client. A page waits only when the answer is not cached.
@@ -170,12 +175,6 @@ class HubSignIn:
     def close(self) -> None:
         self._resolver.shutdown(wait=True)
         self._loop.close()
-
-
-def _secret() -> str:
-    import secrets
-
-    return secrets.token_urlsafe(48)  # sessions live in memory: a secret per process
 
 
 def hub_handlers(auth: HubSignIn) -> dict[str, type]:
