@@ -11,11 +11,13 @@ links (scripts, the websocket, the login) resolve.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from ..errors import InvalidInput
 from ..fsspec_artifacts import open_artifact_store
@@ -37,7 +39,8 @@ def build(context: DashboardContext, artifacts: str | Path
           ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The pages and the `pn.serve` options (reports downloaded from `artifacts`, a
     folder or an fsspec URL); nothing is started."""
-    from .auth import PasswordAuthProvider
+    from .auth import HubAuthProvider, PasswordAuthProvider
+    from .hub import HubSignIn
     from .pages.audit import audit_page
     from .pages.models import models_page
     from .pages.monitoring import monitoring_page
@@ -64,7 +67,12 @@ def build(context: DashboardContext, artifacts: str | Path
         # IPv6 Host ("[::1]:5006"), a 500 for an allowed host.
         "location": False,
     }
-    if auth is not None:
+    if isinstance(auth, HubSignIn):
+        options["auth_provider"] = HubAuthProvider(auth)
+        options["cookie_secret"] = auth.cookie_secret
+        options["include_cookies"] = [COOKIE]
+        options["prefix"] = auth.prefix
+    elif auth is not None:
         options["auth_provider"] = PasswordAuthProvider(auth)
         options["cookie_secret"] = auth.cookie_secret
         options["include_cookies"] = [COOKIE]  # the only cookie a page session needs
@@ -80,26 +88,32 @@ def websocket_origins(allowed: frozenset[str], port: int) -> list[str]:
     return sorted(f"{name}:{port}" for name in allowed if ":" not in name)
 
 
-def redirect_trailing_slashes(app: Any, names: Iterable[str] = PAGES) -> None:
+def redirect_trailing_slashes(app: Any, names: Iterable[str] = PAGES, prefix: str = "") -> None:
     """Send `/NAME/` (and `/NAME//`) to `/NAME`, the query kept, for each page of `app`.
 
     Bokeh answers `/releases/` with the page too, but its relative links then
     point under `/releases/` (scripts 404, the login redirect goes to
     `/releases/login`), so a bookmark or `next=` with a trailing slash ends on
-    a 404. Put in front of Bokeh's routes of `app` (a tornado Application).
+    a 404. Put in front of Bokeh's routes of `app` (a tornado Application); `prefix`
+    is the path the pages are under (`/services/NAME` behind a JupyterHub), and the
+    bare prefix goes to `PREFIX/`, the index, for the same reason (`./login` from
+    `/services/NAME` is `/services/login`).
     """
+    prefix = prefix.rstrip("/")
     from tornado.routing import PathMatches, Rule
     from tornado.web import RequestHandler
 
     class CanonicalPage(RequestHandler):
-        def get(self, name: str) -> None:
+        def get(self, name: str = "") -> None:
             query = self.request.query
-            self.redirect(f"/{name}" + (f"?{query}" if query else ""))
+            self.redirect(f"{prefix}/{name}" + (f"?{query}" if query else ""))
 
         head = get
 
-    pattern = "/({})/+".format("|".join(re.escape(name) for name in names))
+    pattern = re.escape(prefix) + "/({})/+".format("|".join(re.escape(name) for name in names))
     app.default_router.rules.insert(0, Rule(PathMatches(pattern), CanonicalPage))
+    if prefix:
+        app.default_router.rules.insert(0, Rule(PathMatches(re.escape(prefix)), CanonicalPage))
 
 
 def open_authenticator(credentials_path: str | None, dev: bool,
@@ -139,32 +153,69 @@ def serve(project: Project, *, port: int, address: str, credentials_path: str | 
 
 
 def serve_beside_server(home: ServerHome, *, port: int, address: str,
-                        allow_hosts: Iterable[str] = (), show: bool = False) -> None:
+                        allow_hosts: Iterable[str] = (), show: bool = False,
+                        environ: Mapping[str, str] | None = None) -> None:
     """Run the dashboard on a team server's database until interrupted: people sign in
-    with their team token and act as its user, with its roles (`team.py`).
+    with their team token and act as its user, with its roles (`team.py`); or, when a
+    JupyterHub started it as a service (`hub.under_hub`), through the Hub's OAuth, with
+    roles from Hub groups by server.toml's [hub] (`hub.py`), under the service's prefix.
 
     Raises `NotFound` / `PermissionDenied` for a missing or open home,
     `StoreUnavailable` when its database can't be reached, `InvalidInput` for a
-    bad `--allow-host`.
+    bad `--allow-host` or, under a Hub, a server.toml without [hub].
     """
+    from .hub import HubSignIn, under_hub
     from .team import TeamServerSide, TokenAuthenticator
 
+    environ = os.environ if environ is None else environ
     extra_hosts = [check_host_name(name) for name in allow_hosts]
+    hub_sign_in = None
+    if under_hub(environ):
+        if home.config.hub is None:
+            raise InvalidInput(f"{home.config_path} has no [hub] section: under a JupyterHub "
+                               "the dashboard takes roles from Hub groups as the server does "
+                               "(README 'On a JupyterHub')")
+        hub_sign_in = HubSignIn(home.config.hub, environ)
     server = TeamServerSide.open(home)
     try:
         _log_to_stderr()
-        context = DashboardContext(root=home.path, auth=TokenAuthenticator(server),
-                                   server=server)
-        print(f"dashboard beside the team server {home.path}: sign in with a team token",
-              flush=True)
+        auth = hub_sign_in or TokenAuthenticator(server)
+        context = DashboardContext(root=home.path, auth=auth, server=server)
+        if hub_sign_in is None:
+            print(f"dashboard beside the team server {home.path}: sign in with a team token",
+                  flush=True)
+            origins: list[str] = []
+        else:
+            print(f"dashboard beside the team server {home.path} at {hub_sign_in.prefix}: "
+                  "sign in through the JupyterHub", flush=True)
+            origins = public_origins(environ)
+            if not origins:
+                print("WARNING: JUPYTERHUB_PUBLIC_URL is not set, so the pages' websocket "
+                      "will refuse the Hub's address: set c.JupyterHub.public_url",
+                      file=sys.stderr, flush=True)
+            extra_hosts += [origin.rpartition(":")[0] for origin in origins]
         _run(context, server.artifacts_location, port=port, address=address,
-             extra_hosts=extra_hosts, show=show)
+             extra_hosts=extra_hosts, show=show, extra_origins=origins)
     finally:
         server.close()
+        if hub_sign_in is not None:
+            hub_sign_in.close()
+
+
+def public_origins(environ: Mapping[str, str]) -> list[str]:
+    """The `host:port` a browser reaches a Hub service at (`JUPYTERHUB_PUBLIC_URL`, or
+    `JUPYTERHUB_HOST` for a service on its own domain): the websocket's Origin then."""
+    found = []
+    for name in ("JUPYTERHUB_PUBLIC_URL", "JUPYTERHUB_HOST"):
+        parts = urlsplit(environ.get(name, ""))
+        if parts.hostname:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            found.append(f"{parts.hostname}:{port}")
+    return found
 
 
 def _run(context: DashboardContext, artifacts: str | Path, *, port: int, address: str,
-         extra_hosts: list[str], show: bool) -> None:
+         extra_hosts: list[str], show: bool, extra_origins: Iterable[str] = ()) -> None:
     import panel as pn
 
     from .hostguard import refuse_unknown_hosts
@@ -173,12 +224,13 @@ def _run(context: DashboardContext, artifacts: str | Path, *, port: int, address
     pages, options = build(context, artifacts)
     try:
         server = pn.serve(pages, port=port, address=address, show=show, start=False,
-                          websocket_origin=websocket_origins(allowed, port), **options)
+                          websocket_origin=[*websocket_origins(allowed, port), *extra_origins],
+                          **options)
     except OSError as exc:
         raise cannot_listen(exc, address, port) from None
     # Bokeh builds the tornado application; the Host check goes in front of its routes,
     # then the redirects of trailing slashes.
-    redirect_trailing_slashes(server._tornado)
+    redirect_trailing_slashes(server._tornado, prefix=options.get("prefix", ""))
     refuse_unknown_hosts(server._tornado, allowed)
     server.start()
     server.io_loop.start()

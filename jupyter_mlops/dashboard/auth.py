@@ -21,9 +21,10 @@ from tornado.web import HTTPError, RequestHandler
 from .authenticator import COOKIE, COOKIE_DAYS, Authenticator, SignIn
 
 if TYPE_CHECKING:
+    from .hub import HubSignIn
     from .team import TokenAuthenticator
 
-    AnyAuthenticator = Authenticator | TokenAuthenticator
+    AnyAuthenticator = Authenticator | TokenAuthenticator | HubSignIn
 
 DEFAULT_NEXT = "/"
 MAX_NEXT = 2000
@@ -180,6 +181,29 @@ class PasswordAuthProvider(AuthProvider):
     @property
     def logout_handler(self) -> type[RequestHandler]:
         return logout_handler(self.auth)
+
+
+class HubAuthProvider(PasswordAuthProvider):
+    """The same hooks, with sign-in through the JupyterHub (`hub.HubSignIn`): `login`
+    sends the browser to the Hub, `oauth_callback` brings it back."""
+
+    def __init__(self, auth: HubSignIn) -> None:
+        from .hub import hub_handlers
+
+        self.handlers = hub_handlers(auth)
+        super().__init__(auth)
+
+    @property
+    def login_handler(self) -> type[RequestHandler]:
+        return self.handlers["login"]
+
+    @property
+    def logout_handler(self) -> type[RequestHandler]:
+        return self.handlers["logout"]
+
+    @property
+    def endpoints(self) -> list[tuple[str, type[RequestHandler]]]:
+        return [*super().endpoints, ("/oauth_callback", self.handlers["callback"])]
 
 
 def cookie_session(handler: RequestHandler) -> str | None:

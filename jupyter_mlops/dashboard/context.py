@@ -17,6 +17,7 @@ from ..store import Store
 from .authenticator import Authenticator
 
 if TYPE_CHECKING:
+    from .hub import HubSignIn
     from .team import TeamServerSide, TokenAuthenticator
 
 
@@ -24,12 +25,13 @@ if TYPE_CHECKING:
 class DashboardContext:
     """Shared by every page of one dashboard process: where the project is, who signs in.
 
-    Beside a team server, `server` is set and `auth` is its `TokenAuthenticator`:
-    the pages read and decide on the server's database, as the token's user.
+    Beside a team server, `server` is set and `auth` is its `TokenAuthenticator`
+    (or, as a JupyterHub service, `HubSignIn`): the pages read and decide on the
+    server's database, as the token's (or the Hub login's) user.
     """
 
     root: Path
-    auth: Authenticator | TokenAuthenticator | None  # None: --dev, no login
+    auth: Authenticator | TokenAuthenticator | HubSignIn | None  # None: --dev, no login
     dev: bool = False
     server: TeamServerSide | None = None
 
@@ -42,7 +44,7 @@ class DashboardContext:
         it too). In --dev: the OS user with their configured roles. Beside a
         team server: the user and roles of the token the session signed in with.
         """
-        if self.server is not None:  # the token's user and roles, as the server sees them
+        if self.server is not None:  # the user and roles the server would see
             return self.auth.identity_for_cookie(login)  # type: ignore[union-attr]
         project = find_project(self.root)
         if self.auth is None:

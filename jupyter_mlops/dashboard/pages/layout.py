@@ -30,11 +30,11 @@ def frame(context: DashboardContext, current: str, body: pn.viewable.Viewable
           ) -> pn.viewable.Viewable:
     identity = context.identity(session_user())
     links = " | ".join(
-        f"<b>{label}</b>" if name == current else f'<a href="/{name}">{label}</a>'
+        f"<b>{label}</b>" if name == current else f'<a href="{name}">{label}</a>'
         for name, label in PAGES)
     who = ("not signed in" if identity is None else
            f"{text(identity.user)} ({text(', '.join(sorted(identity.roles)) or 'no role')})")
-    logout = "" if context.auth is None else ' &middot; <a href="/logout">sign out</a>'
+    logout = "" if context.auth is None else ' &middot; <a href="logout">sign out</a>'
     parts: list = []
     if context.dev:
         parts.append(pn.pane.HTML('<div class="mlops-banner">DEVELOPMENT MODE: no login, '

@@ -108,7 +108,7 @@ def _version_section(context: DashboardContext, name: str, report: MonitorReport
     with context.registry() as registry:
         for v in report.versions:
             release = ("not released through an approval" if v.release is None else
-                       f'in force since release <a href="/models"'
+                       f'in force since release <a href="models"'
                        f'>#{v.release.request_id}</a> to {text(v.release.alias)}, approved by '
                        f"{text(v.release.decided_by)} on {format_time(v.release.decided_at)}")
             parts.append(f"<h3>{text(name)}:{v.version}</h3><p>{release}</p>")

@@ -93,7 +93,7 @@ def _reports(registry: Registry, request: ReleaseRequest) -> str:
     if not links:
         return ""
     return "<p>Reports: " + ", ".join(
-        f'<a href="/artifact/{text(digest)}?name={text(quote(name))}" target="_blank">'
+        f'<a href="artifact/{text(digest)}?name={text(quote(name))}" target="_blank">'
         f'{text(name)}</a>'
         for name, digest in links) + "</p>"
 
