@@ -130,8 +130,8 @@ def test_alice_signs_in_through_the_hub_and_approves_bobs_request(hub, browser) 
     box = page.locator(f".reason-{request_id} textarea")
     box.fill("evidence checked")
     box.press("Tab")
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT))
+    if os.environ.get("MLOPS_SCREENSHOTS"):  # set to refresh the README's picture
+        page.screenshot(path=str(SCREENSHOT))
     page.locator(f".approve-{request_id} button").click()
     page.get_by_text("production now points at churn:1").wait_for()
     with ServerHome(hub.team_home).open_store() as store:  # the team server's database

@@ -98,13 +98,16 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     start.set_defaults(func=run_start)
 
     dashboard = sub.add_parser(
-        "dashboard", help="serve the dashboard on the server's database (team-token sign-in)",
+        "dashboard", help="serve the dashboard on the server's database (token or Hub sign-in)",
         description="Serve the Panel dashboard (releases, models, runs, monitoring, audit) "
                     "beside the team server: on the database and artifact store of its home, "
                     "judging releases by the home's registry.toml as the server's routes do. "
                     "People sign in with their team token; an approval is made as the "
                     "token's user with the token's roles, and a revoked or expired token "
-                    "ends its sessions. Run it as the server's account (it reads the home). "
+                    "ends its sessions. Run as a JupyterHub service (JUPYTERHUB_CLIENT_ID set "
+                    "by the Hub), people sign in through the Hub instead (OAuth), with the "
+                    "roles [hub] in server.toml gives their groups. "
+                    "Run it as the server's account (it reads the home). "
                     "Binds 127.0.0.1 unless --address says otherwise; answers only the bound "
                     "address, localhost and --allow-host names.")
     dashboard.add_argument("--port", type=int, default=5006, help="port (default: 5006)")
