@@ -67,6 +67,7 @@ def test_metrics_keep_history_order_nan_and_infinities(store: Store) -> None:
     store.runs.log_metrics(run_id, [("loss", 1.0, 0, now), ("loss", math.nan, 1, now),
                                     ("up", math.inf, None, now), ("down", -math.inf, None, now)])
     store.runs.log_metrics(run_id, [("loss", 0.5, 2, now)])
+    store.runs.log_metrics(run_id, [])  # no points: nothing written, no error
     history = store.runs.metric_history(run_id, "loss")
     assert [p.step for p in history] == [0, 1, 2]
     assert math.isnan(history[1].value)

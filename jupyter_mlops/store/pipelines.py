@@ -40,6 +40,18 @@ class PipelineRepository:
                              "VALUES (?, ?, 'pending')", [(run_id, step) for step in steps])
         return int(run_id)
 
+    def set_owner(self, pipeline_run_id: int, user: str) -> None:
+        """Note who started a pipeline run through the team server."""
+        with write(self._conn) as conn:
+            conn.execute("INSERT INTO pipeline_run_owners (pipeline_run_id, user_name) "
+                         "VALUES (?, ?)", (pipeline_run_id, user))
+
+    def owner(self, pipeline_run_id: int) -> str | None:
+        """Who started a pipeline run through the team server (None: not through it)."""
+        row = self._conn.execute("SELECT user_name FROM pipeline_run_owners WHERE "
+                                 "pipeline_run_id = ?", (pipeline_run_id,)).fetchone()
+        return None if row is None else str(row[0])
+
     def heartbeat(self, pipeline_run_id: int) -> None:
         with write(self._conn) as conn:
             conn.execute("UPDATE pipeline_runs SET heartbeat_at = ? WHERE id = ?",

@@ -143,6 +143,8 @@ class RunRepository:
         COPY, and every key's latest with one upsert of arrays.
         """
         rows = [(run_id, key, value, step, ts) for key, value, step, ts in points]
+        if not rows:  # nothing to write (PostgreSQL's array upsert needs its arrays)
+            return
         with write(self._conn) as conn:
             if len(rows) == 1:
                 conn.execute(_INSERT_METRIC, rows[0])

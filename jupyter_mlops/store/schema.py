@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from .connection import write
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 
 def _v1(db) -> None:  # db: sqlite_utils.Database
@@ -194,7 +194,15 @@ def _v7(db) -> None:
                     pk=("stream", "seq"), not_null={"name", "version"})
 
 
-MIGRATIONS: list[Callable] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
+def _v8(db) -> None:
+    """Team server: who started each pipeline run through it (`POST /api/v1/pipelines`),
+    so only that user moves it on (heartbeat, steps, finish)."""
+    db.create_table("pipeline_run_owners", {"pipeline_run_id": int, "user_name": str},
+                    pk="pipeline_run_id", not_null={"user_name"},
+                    foreign_keys=[("pipeline_run_id", "pipeline_runs", "id")])
+
+
+MIGRATIONS: list[Callable] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 

@@ -11,7 +11,8 @@ tagged JSON); every argument is checked before the store is touched.
 `set_run_tags` sets the runner's own tags (`mlops.pipeline`, `mlops.step`,
 `mlops.pipeline_run`, `mlops.notebook_run_name`) on a step's run, which the
 records route refuses from anyone (a step must not claim another pipeline
-run); only the run's own user may set them.
+run); only the run's own user may set them. A pipeline run moves on (heartbeat,
+steps, finish) only by the user who started it here (`pipeline_run_owners`).
 
 Trust: cache keys are computed by the runner (they cover files on its machine),
 so the step cache trusts tokens with the `pipeline` permission: such a token
@@ -70,7 +71,18 @@ def run_pipeline_call(store: Store, user: str, call: str, args: dict[str, Any]) 
         if run.user != user:
             raise PermissionDenied(f"run {run.id} belongs to user {run.user!r}: a step "
                                    f"executed by {user!r} records into a run of its own")
+    if call != "start":  # heartbeat, update_step, finish: the starter's run only
+        owner = store.pipelines.owner(args["pipeline_run_id"])
+        if owner != user:
+            raise PermissionDenied(
+                f"pipeline run {args['pipeline_run_id']} was not started by {user!r} through "
+                "this server: only the runner that started it may move it on")
     try:
+        if call == "start":
+            with store.transaction():
+                pipeline_run_id = store.pipelines.start(**args)
+                store.pipelines.set_owner(pipeline_run_id, user)
+            return codec.encode(pipeline_run_id)
         return codec.encode(getattr(store.pipelines, call)(**args))
     except sqlite3.IntegrityError as exc:  # a run id that names no run, say
         raise Conflict(f"pipelines.{call} refused by the store: {exc}") from None
