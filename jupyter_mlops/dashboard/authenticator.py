@@ -12,14 +12,51 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import MlopsError
+from ..registry.identity import Identity
 from .credentials import CredentialsFile
 from .sessions import SessionStore
 from .throttle import PER_ADDRESS, PER_USER, NameBuckets, Throttle
 
 COOKIE = "mlops_session"
 COOKIE_DAYS = 1  # tornado's signature check; the session's own expiry is shorter
+
+
+def session_id_of(cookie_secret: str | bytes, signed: str | None) -> str | None:
+    """The session id a signed `mlops_session` cookie value carries, if its signature holds."""
+    if not signed:
+        return None
+    from tornado.web import decode_signed_value
+
+    value = decode_signed_value(cookie_secret, COOKIE, signed, max_age_days=COOKIE_DAYS)
+    return None if value is None else value.decode("ascii", "replace")
+
+
+class TokenSessions:
+    """The questions about a request that a sign-in answers from its sessions, when each
+    session holds a token (a team token, or a Hub user's): subclasses say `token_for`,
+    the token of a live session (its user and roles as they are now), or None."""
+
+    cookie_secret: str
+
+    def token_for(self, session_id: str | None) -> Any:  # -> store.tokens.Token | None
+        raise NotImplementedError
+
+    def user_for(self, session_id: str | None) -> str | None:
+        token = self.token_for(session_id)
+        return None if token is None else token.user
+
+    def identity_for_cookie(self, signed: str | None) -> Identity | None:
+        """Who a Panel session is (the token's user and roles), from its signed cookie."""
+        token = self.token_for(session_id_of(self.cookie_secret, signed))
+        return None if token is None else Identity(user=token.user,
+                                                   roles=frozenset(token.roles))
+
+    def user_for_cookie(self, signed: str | None) -> str | None:
+        identity = self.identity_for_cookie(signed)
+        return None if identity is None else identity.user
 MAX_USER = 64
 MAX_PASSWORD = 1024
 log = logging.getLogger("jupyter_mlops.dashboard")
@@ -136,12 +173,7 @@ class Authenticator:
 
     def user_for_cookie(self, signed: str | None) -> str | None:
         """Like `user_for`, from the signed cookie value a Panel session carries."""
-        if not signed:
-            return None
-        from tornado.web import decode_signed_value
-
-        value = decode_signed_value(self.cookie_secret, COOKIE, signed, max_age_days=COOKIE_DAYS)
-        return None if value is None else self.user_for(value.decode("ascii", "replace"))
+        return self.user_for(session_id_of(self.cookie_secret, signed))
 
     def sign_out(self, session_id: str | None) -> None:
         """End one session: its cookie stops working on the next request."""

@@ -37,9 +37,8 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from ..errors import InvalidInput, MlopsError, PermissionDenied
-from ..registry.identity import Identity
 from ..store.tokens import Token
-from .authenticator import COOKIE, COOKIE_DAYS
+from .authenticator import COOKIE, COOKIE_DAYS, TokenSessions
 from .sessions import SessionStore
 
 if TYPE_CHECKING:
@@ -56,7 +55,7 @@ def under_hub(environ: Mapping[str, str]) -> bool:
     return bool(environ.get("JUPYTERHUB_CLIENT_ID"))
 
 
-class HubSignIn:
+class HubSignIn(TokenSessions):
     """Hub OAuth logins to dashboard sessions with the team server's users and roles."""
 
     def __init__(self, config: HubConfig, environ: Mapping[str, str],
@@ -147,24 +146,6 @@ class HubSignIn:
             self.sessions.delete(session_id)
             return None
         return token
-
-    def user_for(self, session_id: str | None) -> str | None:
-        token = self.token_for(session_id)
-        return None if token is None else token.user
-
-    def identity_for_cookie(self, signed: str | None) -> Identity | None:
-        """Who a Panel session is (Hub user, roles from Hub groups), from its cookie."""
-        if not signed:
-            return None
-        from tornado.web import decode_signed_value
-
-        value = decode_signed_value(self.cookie_secret, COOKIE, signed, max_age_days=COOKIE_DAYS)
-        token = None if value is None else self.token_for(value.decode("ascii", "replace"))
-        return None if token is None else Identity(user=token.user, roles=frozenset(token.roles))
-
-    def user_for_cookie(self, signed: str | None) -> str | None:
-        identity = self.identity_for_cookie(signed)
-        return None if identity is None else identity.user
 
     def sign_out(self, session_id: str | None) -> None:
         session = self.sessions.get(session_id)

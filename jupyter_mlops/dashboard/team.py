@@ -26,11 +26,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import MlopsError, NotFound
-from ..registry.identity import Identity
 from ..store import Store
 from ..store.tokens import Token
 from ..teamserver.home import ServerHome
-from .authenticator import COOKIE, COOKIE_DAYS, SignIn
+from .authenticator import SignIn, TokenSessions
 from .sessions import SessionStore
 from .throttle import PER_ADDRESS, Throttle
 
@@ -68,7 +67,7 @@ class TeamServerSide:
         self.store.close()
 
 
-class TokenAuthenticator:
+class TokenAuthenticator(TokenSessions):
     """Sign-in with a team token: the token's user and roles, checked against the
     server's store at sign-in and at every request after.
 
@@ -140,28 +139,6 @@ class TokenAuthenticator:
                      session.user)
             return None
         return token
-
-    def user_for(self, session_id: str | None) -> str | None:
-        token = self.token_for(session_id)
-        return None if token is None else token.user
-
-    def identity_for_cookie(self, signed: str | None) -> Identity | None:
-        """Who a Panel session is (user and roles of its token), from its signed cookie."""
-        token = self.token_for(self._session_id(signed))
-        return None if token is None else Identity(user=token.user,
-                                                   roles=frozenset(token.roles))
-
-    def user_for_cookie(self, signed: str | None) -> str | None:
-        identity = self.identity_for_cookie(signed)
-        return None if identity is None else identity.user
-
-    def _session_id(self, signed: str | None) -> str | None:
-        if not signed:
-            return None
-        from tornado.web import decode_signed_value
-
-        value = decode_signed_value(self.cookie_secret, COOKIE, signed, max_age_days=COOKIE_DAYS)
-        return None if value is None else value.decode("ascii", "replace")
 
     def sign_out(self, session_id: str | None) -> None:
         session = self.sessions.get(session_id)
