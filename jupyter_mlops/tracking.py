@@ -276,6 +276,7 @@ class ActiveRun:
             self._heartbeat_stop.set()
             self._log_injected_params()
             notebook, digest = self._snapshot_source()
+            self._note_readiness()
             self._recorder.end(self.id, status, error, notebook, digest)
             self.ended = True
             self.status = status
@@ -302,6 +303,20 @@ class ActiveRun:
     def unacknowledged(self) -> int:
         """Team mode: records of this ended run the server had not taken (spooled)."""
         return getattr(self._recorder, "unacknowledged", 0)
+
+    def _note_readiness(self) -> None:
+        """Tag a run that can't be re-executed from its record, with the reason
+        (`reproduce.readiness`); a refusal is one warning, never a failed run."""
+        from .reproduce.readiness import NOT_REPRODUCIBLE_TAG, not_reproducible
+
+        reason = not_reproducible(self.source.kind, self.source.path)
+        if reason is None:
+            return
+        try:
+            self.set_tags({NOT_REPRODUCIBLE_TAG: reason})
+        except MlopsError as exc:
+            warnings.warn(f"jupyter-mlops: could not note whether run {self.id} is "
+                          f"reproducible: {exc}", stacklevel=3)
 
     def _snapshot_source(self) -> tuple[str | None, str | None]:
         path = self.source.path

@@ -17,6 +17,7 @@ from typing import Any
 
 from .capture import UNTRACKED_SOURCE_TAG
 from .inspection import Comparison, RunDetail
+from .reproduce.readiness import NOT_REPRODUCIBLE_TAG
 from .store.records import Run, StepFailure
 
 MAX_METRIC_COLUMNS = 4
@@ -181,6 +182,8 @@ def run_detail_text(detail: RunDetail, packages: bool = False) -> str:
             continue
         body = text_table(_DETAIL_HEADERS[title], rows)
         parts.append(f"{title}:\n" + "\n".join("  " + line for line in body.splitlines()))
+        if title == "run" and NOT_REPRODUCIBLE_TAG in detail.run.tags:
+            parts.append(f"reproducible: no, because {detail.run.tags[NOT_REPRODUCIBLE_TAG]}")
     for title, lines in _step_sections(detail):
         parts.append(f"{title}:\n" + "\n".join("  " + line for line in lines))
     return "\n\n".join(parts)
