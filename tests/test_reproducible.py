@@ -66,3 +66,37 @@ def test_a_notebook_run_out_of_order_is_tagged_and_shown(tracker, project, capsy
     with tracker.start_run("in-order", source=capture.Source("jupyter", notebook)) as again:
         pass
     assert NOT_REPRODUCIBLE_TAG not in tracker.store.runs.get(again.id).tags
+
+
+def test_runs_diff_names_inputs_first_and_the_changed_code_cell(tracker, project, capsys
+                                                                ) -> None:
+    import jupyter_mlops as mlops
+
+    data = project.root / "data.csv"
+    notebook = project.root / "train.ipynb"
+    runs = []
+    for version, (c, rows) in enumerate([(0.5, "a\n1\n"), (1.0, "a\n1\n2\n")]):
+        data.write_text(rows)
+        notebook.write_text(json.dumps({"cells": [
+            code(1, "import pandas as pd"),
+            code(2, f"model = fit(C={c})" if version == 0 else f"model = fit(C={c}, seed=3)"),
+        ], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+        with tracker.start_run(f"train-{version}",
+                               source=capture.Source("papermill", notebook)) as run:
+            mlops.log_param("C", c)
+            mlops.log_dataset(data)
+            mlops.log_metric("acc", 0.8 + version / 10)
+        runs.append(run.id)
+    assert main(["runs", "diff", str(runs[0]), str(runs[1])]) == 0
+    out = capsys.readouterr().out
+    sections = [line.split()[0] for line in out.splitlines()
+                if line.split() and line.split()[0] in ("data", "params", "code", "metrics")]
+    assert sections.index("data") < sections.index("params") < sections.index("metrics")
+    assert f"--- run {runs[0]}: train.ipynb" in out and f"+++ run {runs[1]}: train.ipynb" in out
+    assert "-model = fit(C=0.5)" in out and "+model = fit(C=1.0, seed=3)" in out
+    assert " import pandas as pd" in out  # context: the unchanged cell
+    assert main(["runs", "diff", str(runs[0]), str(runs[1]), "--json"]) == 0
+    parsed = json.loads(capsys.readouterr().out)
+    assert parsed["rows"][0]["section"] == "data" and parsed["code_diff"]
+    assert main(["runs", "diff", str(runs[0]), "424242"]) == 1
+    assert "no run" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""`mlops runs ls|show|env|compare`: list, inspect and compare recorded runs."""
+"""`mlops runs ls|show|env|diff|compare`: list, inspect, explain and compare recorded runs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 from ..errors import NotFound
 from ..inspection import compare_runs, describe_run
 from ..store.filters import ATTRIBUTES
-from ..views import comparison_text, run_detail_text, runs_text, to_jsonable
+from ..views import comparison_text, run_detail_text, runs_text, text_table, to_jsonable
 from .common import non_negative, open_store, positive
 
 FILTER_HELP = (
@@ -51,6 +51,17 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     env_parser.add_argument("--diff", action="store_true",
                             help="list the differences from this environment")
     env_parser.set_defaults(func=run_env)
+
+    diff_parser = sub.add_parser(
+        "diff", help="why two runs differ: inputs first, then results, and the code diff",
+        description="Explain two runs: what differs in their data (dataset digests), "
+                    "parameters, code (digest, git commit) and packages, then in their "
+                    "metrics, and the unified diff of their code cells from the snapshots "
+                    "the runs stored (not today's files).")
+    diff_parser.add_argument("a", metavar="RUN_A", help="run id or uuid prefix")
+    diff_parser.add_argument("b", metavar="RUN_B", help="run id or uuid prefix")
+    diff_parser.add_argument("--json", action="store_true", help="print JSON")
+    diff_parser.set_defaults(func=diff)
 
     compare_parser = sub.add_parser("compare", help="runs side by side, differences marked",
                              description="Runs side by side: params, metrics, data, "
@@ -99,6 +110,47 @@ def run_env(args: argparse.Namespace) -> int:
     for difference in found:
         print(f"  {difference.describe()}")
     return 1
+
+
+def diff(args: argparse.Namespace) -> int:
+    from ..reproduce.diff import diff_runs
+
+    project, store = open_store()
+    with store:
+        found = diff_runs(store, _blob_reader(project, store), args.a, args.b)
+    if args.json:
+        print(json.dumps(to_jsonable(found), indent=2))
+        return 0
+    a, b = found.a, found.b
+    if not found.rows and not found.code_diff:
+        print(f"runs {a.id} and {b.id} differ in nothing recorded"
+              + (f" ({found.code_note})" if found.code_note else ""))
+        return 0
+    if found.rows:
+        print(text_table(["", "", f"run {a.id}", f"run {b.id}"],
+                         [[row.section, row.key, *("" if v is None else v for v in row.values)]
+                          for row in found.rows]))
+    if found.code_diff:
+        print("\n" + "\n".join(found.code_diff))
+    elif found.code_note:
+        print(f"\ncode: {found.code_note}")
+    return 0
+
+
+def _blob_reader(project, store):  # noqa: ANN001, ANN202 - (Project, Store) -> reader
+    """A stored file's bytes by digest: the team server's (verified) or the project's."""
+    if getattr(store, "remote", False):
+        import io
+
+        def read_remote(digest: str) -> bytes:
+            out = io.BytesIO()
+            store.client.get_blob(digest, out)
+            return out.getvalue()
+
+        return read_remote
+    from ..artifacts import ArtifactStore
+
+    return ArtifactStore(project.artifacts_dir).read_bytes
 
 
 def compare(args: argparse.Namespace) -> int:
