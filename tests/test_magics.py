@@ -124,6 +124,18 @@ def test_runs_and_compare_render_html_and_text(ipython, store_with_runs, shown) 
     assert "* " in comparison[0]
 
 
+def test_diff_explains_two_runs_with_escaped_html(ipython, tracker, shown) -> None:
+    for c in (0.5, 1.0):
+        run = tracker.start_run(f"<b>C={c}</b>")
+        run.log_params({"C": c})
+        run.end()
+    magic(ipython, f"diff {run.id - 1} {run.id}")
+    [(text, html)] = shown
+    assert "params" in text and "0.5" in text and "1.0" in text
+    assert "<b>C=0.5</b>" in text  # the names differ, shown as text
+    assert html.startswith("<pre>") and "<b>" not in html and "&lt;b&gt;C=0.5" in html
+
+
 def test_user_strings_are_escaped_in_html(ipython, tracker) -> None:
     run = tracker.start_run("<script>alert(1)</script>")
     run.log_params({"<b>": "<img src=x onerror=alert(1)>"})

@@ -9,7 +9,7 @@ import sys
 from ..errors import NotFound
 from ..inspection import compare_runs, describe_run
 from ..store.filters import ATTRIBUTES
-from ..views import comparison_text, run_detail_text, runs_text, text_table, to_jsonable
+from ..views import comparison_text, run_detail_text, runs_text, to_jsonable
 from .common import non_negative, open_store, positive
 
 FILTER_HELP = (
@@ -113,44 +113,13 @@ def run_env(args: argparse.Namespace) -> int:
 
 
 def diff(args: argparse.Namespace) -> int:
-    from ..reproduce.diff import diff_runs
+    from ..reproduce.diff import blob_reader, diff_runs, diff_text
 
     project, store = open_store()
     with store:
-        found = diff_runs(store, _blob_reader(project, store), args.a, args.b)
-    if args.json:
-        print(json.dumps(to_jsonable(found), indent=2))
-        return 0
-    a, b = found.a, found.b
-    if not found.rows and not found.code_diff:
-        print(f"runs {a.id} and {b.id} differ in nothing recorded"
-              + (f" ({found.code_note})" if found.code_note else ""))
-        return 0
-    if found.rows:
-        print(text_table(["", "", f"run {a.id}", f"run {b.id}"],
-                         [[row.section, row.key, *("" if v is None else v for v in row.values)]
-                          for row in found.rows]))
-    if found.code_diff:
-        print("\n" + "\n".join(found.code_diff))
-    elif found.code_note:
-        print(f"\ncode: {found.code_note}")
+        found = diff_runs(store, blob_reader(project, store), args.a, args.b)
+    print(json.dumps(to_jsonable(found), indent=2) if args.json else diff_text(found))
     return 0
-
-
-def _blob_reader(project, store):  # noqa: ANN001, ANN202 - (Project, Store) -> reader
-    """A stored file's bytes by digest: the team server's (verified) or the project's."""
-    if getattr(store, "remote", False):
-        import io
-
-        def read_remote(digest: str) -> bytes:
-            out = io.BytesIO()
-            store.client.get_blob(digest, out)
-            return out.getvalue()
-
-        return read_remote
-    from ..artifacts import ArtifactStore
-
-    return ArtifactStore(project.artifacts_dir).read_bytes
 
 
 def compare(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ from . import (
     artifact_cmd,
     compare_cmd,
     data_cmd,
+    diff_cmd,
     end_cmd,
     init_cmd,
     log_cmd,
@@ -32,6 +33,7 @@ COMMANDS: dict[str, ModuleType] = {
     "init": init_cmd, "start": start_cmd, "end": end_cmd, "param": param_cmd,
     "log": log_cmd, "tag": tag_cmd, "data": data_cmd, "artifact": artifact_cmd,
     "model": model_cmd, "runs": runs_cmd, "show": show_cmd, "compare": compare_cmd,
+    "diff": diff_cmd,
 }
 
 

@@ -8,6 +8,7 @@ import difflib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ..inspection import ComparisonRow, compare_runs
 from ..store import Store
@@ -75,3 +76,41 @@ def _code_of(store: Store, read_blob: Callable[[str], bytes], run: Run
         lines.extend(line if line.endswith("\n") else line + "\n"
                      for line in source.splitlines())
     return name, lines
+
+
+def diff_text(found: RunDiff) -> str:
+    """The diff as `mlops runs diff` and `%mlops diff` print it."""
+    from ..views import text_table
+
+    a, b = found.a, found.b
+    if not found.rows and not found.code_diff:
+        return (f"runs {a.id} and {b.id} differ in nothing recorded"
+                + (f" ({found.code_note})" if found.code_note else ""))
+    parts = []
+    if found.rows:
+        parts.append(text_table(["", "", f"run {a.id}", f"run {b.id}"],
+                                [[row.section, row.key,
+                                  *("" if v is None else v for v in row.values)]
+                                 for row in found.rows]))
+    if found.code_diff:
+        parts.append("\n".join(found.code_diff))
+    elif found.code_note:
+        parts.append(f"code: {found.code_note}")
+    return "\n\n".join(parts)
+
+
+def blob_reader(project: Any, store: Any) -> Callable[[str], bytes]:
+    """A stored file's bytes by digest: the team server's (downloaded, verified) when
+    `store` is a `RemoteStore`, else the project's artifact store's."""
+    if getattr(store, "remote", False):
+        import io
+
+        def read_remote(digest: str) -> bytes:
+            out = io.BytesIO()
+            store.client.get_blob(digest, out)
+            return out.getvalue()
+
+        return read_remote
+    from ..artifacts import ArtifactStore
+
+    return ArtifactStore(project.artifacts_dir).read_bytes
