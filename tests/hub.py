@@ -32,6 +32,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -95,7 +96,8 @@ c.JupyterHub.load_roles = [
                                   "access:services!service=mlops"]}},
     # --- the tests' own admin client ---
     {{"name": "test-admin", "services": ["test-admin"],
-     "scopes": ["admin:users", "admin:servers", "tokens", "access:servers"]}},
+     "scopes": ["admin:users", "admin:servers", "tokens", "access:servers", "groups",
+                "admin:groups"]}},
 ]
 """
 
@@ -149,7 +151,7 @@ class Hub:
     def token_for(self, user: str) -> str:
         """A new API token of `user`, with the user's own rights (what a person makes on
         the Hub's token page)."""
-        answer = self.api("POST", f"/users/{user}/tokens", json={"note": "test"})
+        answer = self.api("POST", f"/users/{quote(user, safe='')}/tokens", json={"note": "test"})
         assert answer.status_code in (200, 201), answer.text
         return answer.json()["token"]
 

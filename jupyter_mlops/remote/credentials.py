@@ -173,6 +173,15 @@ def hub_token_for(url: str, environ: Mapping[str, str]) -> str | None:
     hub_origins = {urlsplit(environ[name])[:2] for name in HUB_URL_VARIABLES
                    if environ.get(name)}
     if target[:2] in hub_origins and target.path.startswith(services) \
-            and len(target.path) > len(services):
+            and _plain_service_path(target.path[len(services):]):
         return check_token(token)
     return None
+
+
+def _plain_service_path(rest: str) -> bool:
+    """Whether `rest` (the path after `/services/`) names a service without a way out:
+    a proxy in front of the Hub (nginx) resolves `..`, so `/services/../user/eve/` would
+    carry the token to another user's server; `%2e%2e` and `%2f` could be decoded there."""
+    segments = rest.split("/")
+    return bool(segments[0]) and "%" not in rest and not any(
+        segment in (".", "..") for segment in segments)

@@ -68,11 +68,11 @@ async def run_server(home: ServerHome, *, host: str = "127.0.0.1", port: int = 8
                                "(same --db and --artifacts) to migrate it")
         hub = None if home.config.hub is None else HubIdentity(home.config.hub)
         server = TeamServer(store=store, artifacts=home.open_artifacts(),
-                            hosts=allowed_hosts(host, extra), home=home.path, hub=hub)
+                            hosts=allowed_hosts(host, extra), home=home.path, hub=hub,
+                            behind_proxy=behind_proxy)
         prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "") if hub else ""
         try:
             http = make_app(server, prefix).listen(port, address=host, ssl_options=ssl_context,
-                                           xheaders=behind_proxy,
                                            max_body_size=2 * MAX_JSON_BODY,
                                            chunk_size=BODY_CHUNK)
         except OSError as exc:  # the message names mlops serve's --address: ours is --host
