@@ -72,7 +72,8 @@ c.Authenticator.allowed_users = set(settings["users"])
 c.JupyterHub.spawner_class = "simple"
 c.SimpleLocalProcessSpawner.home_dir_template = settings["folder"] + "/homes/{{username}}"
 c.Spawner.cmd = [settings["singleuser"]]
-c.Spawner.environment = {{"PYTHONPATH": settings["pythonpath"]}}
+c.Spawner.environment = {{"PYTHONPATH": settings["pythonpath"],
+                          "MLOPS_HUB_SERVICE": "mlops"}}  # README: the only service to trust
 c.Spawner.args = settings["singleuser_args"]
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 120

@@ -160,8 +160,9 @@ def hub_token_for(url: str, environ: Mapping[str, str]) -> str | None:
 
     The Hub token is only sent to the Hub's own origin, under its services path
     (`JUPYTERHUB_PUBLIC_HUB_URL`, `JUPYTERHUB_PUBLIC_URL` or `JUPYTERHUB_API_URL`, then
-    `{JUPYTERHUB_BASE_URL}services/`): a project's config naming another server
-    must not receive it. It reaches the service only if the Hub's `load_roles`
+    `{JUPYTERHUB_BASE_URL}services/`, and only `services/$MLOPS_HUB_SERVICE/` when the
+    Hub's admin sets that for the user servers): a project's config naming another
+    server must not receive it. It reaches the service only if the Hub's `load_roles`
     gives the server token `access:services!service=NAME` (README, "On a JupyterHub").
     """
     token = environ.get("JUPYTERHUB_API_TOKEN")
@@ -172,10 +173,19 @@ def hub_token_for(url: str, environ: Mapping[str, str]) -> str | None:
     target = urlsplit(url)
     hub_origins = {urlsplit(environ[name])[:2] for name in HUB_URL_VARIABLES
                    if environ.get(name)}
+    rest = target.path[len(services):]
     if target[:2] in hub_origins and target.path.startswith(services) \
-            and _plain_service_path(target.path[len(services):]):
+            and _plain_service_path(rest) and _allowed_service(rest, environ):
         return check_token(token)
     return None
+
+
+def _allowed_service(rest: str, environ: Mapping[str, str]) -> bool:
+    """Whether the service `rest` starts with is the one `MLOPS_HUB_SERVICE` names (when the
+    Hub admin set it): the server token opens the user's own server (access:servers), so
+    a project config naming another service of the Hub must not hand it over."""
+    allowed = environ.get("MLOPS_HUB_SERVICE", "").strip()
+    return not allowed or rest.split("/")[0] == allowed
 
 
 def _plain_service_path(rest: str) -> bool:

@@ -36,6 +36,16 @@ def test_the_hub_token_does_not_leave_the_services_path_by_dot_segments(url) -> 
     assert hub_token_for(url, KERNEL) is None
 
 
+def test_the_hub_token_goes_only_to_the_service_the_admin_names() -> None:
+    # bob's server token opens bob's server (access:servers!server): a project config
+    # naming another service of the same Hub must not hand it to that service
+    kernel = {**KERNEL, "MLOPS_HUB_SERVICE": "mlops"}
+    assert hub_token_for("https://hub.example.org/services/eve-notes/", kernel) is None
+    assert hub_token_for("https://hub.example.org/services/mlopsx", kernel) is None
+    assert hub_token_for("https://hub.example.org/services/mlops/", kernel)
+    assert hub_token_for("https://hub.example.org/services/eve-notes/", KERNEL)  # unset: any
+
+
 @pytest.mark.parametrize("member, message", [
     ("user:Alice", "names no user"),              # the Hub lowercases: this is no one
     ("user:\u0430lice", "names no user"),         # a Cyrillic look-alike of alice
