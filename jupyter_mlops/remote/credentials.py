@@ -150,7 +150,7 @@ def token_for(url: str, environ: Mapping[str, str] | None = None,
         if hub_token is not None:
             return hub_token
         raise AuthenticationFailed(f"no token for {url}: run `mlops login {url}` (or set "
-                                   "MLOPS_TOKEN)")
+                                   "MLOPS_TOKEN)" + _hub_hint(url, environ))
     return check_token(entry["token"])
 
 
@@ -178,6 +178,20 @@ def hub_token_for(url: str, environ: Mapping[str, str]) -> str | None:
             and _plain_service_path(rest) and _allowed_service(rest, environ):
         return check_token(token)
     return None
+
+
+def _hub_hint(url: str, environ: Mapping[str, str]) -> str:
+    """Why a Hub service URL got no Hub token, for the one-line error: a Hub without
+    `c.JupyterHub.public_url` tells its servers only its internal API address."""
+    if not environ.get("JUPYTERHUB_API_TOKEN") or "/services/" not in urlsplit(url).path:
+        return ""
+    if not (environ.get("JUPYTERHUB_PUBLIC_URL") or environ.get("JUPYTERHUB_PUBLIC_HUB_URL")):
+        return ("; this JupyterHub does not tell its servers its public address, so the "
+                "Hub token is sent only to " + environ.get("JUPYTERHUB_API_URL", "?")
+                + "'s services: the Hub's admin sets c.JupyterHub.public_url")
+    return ("; the Hub token goes only to the Hub's own address, under /services/"
+            + (environ.get("MLOPS_HUB_SERVICE", "").strip() or "") + " (README, 'On a "
+            "JupyterHub')")
 
 
 def _allowed_service(rest: str, environ: Mapping[str, str]) -> bool:

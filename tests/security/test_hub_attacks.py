@@ -13,7 +13,8 @@ import pytest
 import requests
 
 from jupyter_mlops.errors import InvalidInput, StoreUnavailable
-from jupyter_mlops.remote.credentials import hub_token_for
+from jupyter_mlops.remote.credentials import hub_token_for, token_for
+from jupyter_mlops.team_protocol import AuthenticationFailed
 from jupyter_mlops.teamserver.hub import HubConfig, HubIdentity, parse_hub_section
 
 from ..helpers import free_port
@@ -44,6 +45,19 @@ def test_the_hub_token_goes_only_to_the_service_the_admin_names() -> None:
     assert hub_token_for("https://hub.example.org/services/mlopsx", kernel) is None
     assert hub_token_for("https://hub.example.org/services/mlops/", kernel)
     assert hub_token_for("https://hub.example.org/services/eve-notes/", KERNEL)  # unset: any
+
+
+def test_a_hub_without_public_url_says_so_instead_of_asking_for_mlops_login(tmp_path) -> None:
+    # the README's project config names https://hub.example.org/services/mlops; a Hub
+    # without c.JupyterHub.public_url tells the kernel only its internal API address
+    kernel = {"JUPYTERHUB_API_TOKEN": "0123abcd" * 4, "XDG_CONFIG_HOME": str(tmp_path),
+              "JUPYTERHUB_API_URL": "http://127.0.0.1:8081/hub/api"}
+    with pytest.raises(AuthenticationFailed, match="sets c.JupyterHub.public_url"):
+        token_for("https://hub.example.org/services/mlops", kernel)
+    with pytest.raises(AuthenticationFailed, match=r"only to the Hub's own address, under "
+                                                   r"/services/mlops"):
+        token_for("https://evil.example/services/mlops",
+                  {**kernel, **KERNEL, "MLOPS_HUB_SERVICE": "mlops"})
 
 
 @pytest.mark.parametrize("member, message", [
