@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import tornado.httputil
+import tornado.netutil
 import tornado.web
 
 from ..artifacts import ArtifactStore, IncomingBlob
@@ -80,7 +81,9 @@ def client_address(request: tornado.httputil.HTTPServerRequest, behind_proxy: bo
     X-Real-IP, which the Hub's proxy passes through: a new address per guess)."""
     forwarded = request.headers.get("X-Forwarded-For", "") if behind_proxy else ""
     address = forwarded.split(",")[-1].strip()
-    return address[:100] if address else (request.remote_ip or "unknown")
+    if tornado.netutil.is_valid_ip(address):  # not a name or terminal escapes for the log
+        return address
+    return request.remote_ip or "unknown"
 
 
 @dataclass
