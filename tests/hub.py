@@ -1,9 +1,9 @@
 """A real JupyterHub for tests: `start_hub(folder)` runs `jupyterhub` on 127.0.0.1 (free
 ports for the proxy, the Hub and the proxy's API), `DummyAuthenticator`, single-user
 servers as the current OS user (`SimpleLocalProcessSpawner`, homes under `folder`),
-users alice (group ml-reviewers), bob (group ml-users) and carol (no group), and the
-team server as a *managed* service `mlops` on a SQLite home whose server.toml has
-[hub] (reviewer = group:ml-reviewers).
+users alice (group ml-reviewers), bob (group ml-users), carol (no group) and dave (a
+Hub admin in no group), and the team server as a *managed* service `mlops` on a SQLite
+home whose server.toml has [hub] (reviewer = group:ml-reviewers).
 
     hub = start_hub(folder)
     hub.url                             # http://127.0.0.1:PORT (the proxy)
@@ -42,7 +42,8 @@ from .team import mlops
 
 SERVICE = "mlops"
 GROUPS = {"ml-reviewers": ["alice"], "ml-users": ["bob"]}
-USERS = ("alice", "bob", "carol")  # carol is in no group: the Hub grants her no access
+USERS = ("alice", "bob", "carol", "dave")  # carol is in no group: the Hub grants her no access
+HUB_ADMINS = ("dave",)  # in no group: every Hub scope, yet only default_roles here
 HUB_SECTION = """
 [hub]
 default_roles = ["writer"]
@@ -69,6 +70,7 @@ c.JupyterHub.pid_file = settings["folder"] + "/hub.pid"
 c.JupyterHub.cleanup_servers = True
 c.JupyterHub.authenticator_class = "dummy"
 c.Authenticator.allowed_users = set(settings["users"])
+c.Authenticator.admin_users = set(settings["admins"])
 c.JupyterHub.spawner_class = "simple"
 c.SimpleLocalProcessSpawner.home_dir_template = settings["folder"] + "/homes/{{username}}"
 c.Spawner.cmd = [settings["singleuser"]]
@@ -286,6 +288,7 @@ def start_hub(folder: Path, registry_toml: str = "") -> Hub:
         "url": hub.url, "hub_port": free_port(),
         "proxy_api": f"http://127.0.0.1:{free_port()}", "chp": chp,
         "folder": str(folder), "users": list(USERS), "groups": GROUPS,
+        "admins": list(HUB_ADMINS),
         "singleuser": str(Path(sys.executable).with_name("jupyterhub-singleuser")),
         "singleuser_args": ["--allow-root"] if os.geteuid() == 0 else [],
         "pythonpath": pythonpath, "admin_token": hub.admin_token,

@@ -174,7 +174,7 @@ class HubIdentity:
                                          sync=False)
         try:
             model: dict[str, Any] | None = await asyncio.wait_for(asked, self.timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:  # asyncio.wait_for: HubAuth turns its own errors into HTTPError
             raise StoreUnavailable(f"the JupyterHub did not answer within {self.timeout:g} s; "
                                    "try again when it is back") from None
         except Exception as exc:  # tornado's HTTPError, a refused connection, ...

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
-from urllib.parse import quote
 
 import pytest
 import requests
@@ -76,8 +75,8 @@ def test_a_role_member_that_can_never_match_is_an_error_not_a_silent_403(member,
     assert parse_hub_section({"roles": {"reviewer": ["group:ML Reviewers"]}}, "f").roles
 
 
-def identity(api_url: str, config: HubConfig = HubConfig(), **kwargs) -> HubIdentity:
-    return HubIdentity(config, {"JUPYTERHUB_API_TOKEN": "service-token",
+def identity(api_url: str, config: HubConfig | None = None, **kwargs) -> HubIdentity:
+    return HubIdentity(config or HubConfig(), {"JUPYTERHUB_API_TOKEN": "service-token",
                                 "JUPYTERHUB_SERVICE_NAME": "mlops",
                                 "JUPYTERHUB_API_URL": api_url}, **kwargs)
 
@@ -133,6 +132,11 @@ def test_tokens_without_the_access_scope_or_of_a_service_get_nothing(hub) -> Non
     answer = whoami(hub, narrow)  # alice's own, but without access:services
     assert answer.status_code == 403 and "access:services" in answer.text, answer.text
     assert whoami(hub, hub.admin_token).status_code == 401  # another service's token
+
+
+def test_a_hub_admin_passes_the_hubs_check_but_gets_no_admin_role_here(hub) -> None:
+    answer = whoami(hub, hub.token_for("dave"))  # Hub admin: access:services, no group
+    assert answer.status_code == 200 and answer.json()["roles"] == ["writer"], answer.text
 
 
 @pytest.mark.parametrize("seconds", [0, 300])
