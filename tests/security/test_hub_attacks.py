@@ -102,6 +102,48 @@ def test_a_hub_that_accepts_and_never_answers_is_a_503_in_one_line() -> None:
     assert "\n" not in str(err.value)
 
 
+def test_a_redirect_from_the_service_does_not_carry_the_hub_token_along() -> None:
+    import http.server
+    import threading
+
+    from jupyter_mlops.errors import MlopsError
+    from jupyter_mlops.remote.client import Client
+
+    seen: list[str | None] = []
+    asked: list[str] = []
+
+    class Elsewhere(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            seen.append(self.headers.get("Authorization"))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    class Redirecting(Elsewhere):
+        def do_GET(self) -> None:  # noqa: N802
+            asked.append(self.path)
+            self.send_response(302)
+            self.send_header("Location", f"http://127.0.0.1:{other.server_port}/steal")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    other = http.server.HTTPServer(("127.0.0.1", 0), Elsewhere)
+    service = http.server.HTTPServer(("127.0.0.1", 0), Redirecting)
+    for server in (other, service):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(MlopsError):
+            Client(f"http://127.0.0.1:{service.server_port}/services/mlops",
+                   KERNEL["JUPYTERHUB_API_TOKEN"], timeout=10).whoami()
+    finally:
+        for server in (other, service):
+            server.shutdown()
+            server.server_close()
+    assert asked and seen == []  # the service was asked; the redirect was not followed
+
+
 @pytest.fixture(scope="module")
 def hub(request, tmp_path_factory) -> Hub:
     return hub_fixture(request, tmp_path_factory)
