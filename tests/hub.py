@@ -1,9 +1,9 @@
 """A real JupyterHub for tests: `start_hub(folder)` runs `jupyterhub` on 127.0.0.1 (free
 ports for the proxy, the Hub and the proxy's API), `DummyAuthenticator`, single-user
 servers as the current OS user (`SimpleLocalProcessSpawner`, homes under `folder`),
-users alice (group ml-reviewers), bob (group ml-users) and carol (no group), and the
-team server as a *managed* service `mlops` on a SQLite home whose server.toml has
-[hub] (reviewer = group:ml-reviewers).
+users alice (group ml-reviewers), bob (group ml-users), carol (no group) and dave (a
+Hub admin in no group), and the team server as a *managed* service `mlops` on a SQLite
+home whose server.toml has [hub] (reviewer = group:ml-reviewers).
 
     hub = start_hub(folder)
     hub.url                             # http://127.0.0.1:PORT (the proxy)
@@ -32,6 +32,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -41,7 +42,8 @@ from .team import mlops
 
 SERVICE = "mlops"
 GROUPS = {"ml-reviewers": ["alice"], "ml-users": ["bob"]}
-USERS = ("alice", "bob", "carol")  # carol is in no group: the Hub grants her no access
+USERS = ("alice", "bob", "carol", "dave")  # carol is in no group: the Hub grants her no access
+HUB_ADMINS = ("dave",)  # in no group: every Hub scope, yet only default_roles here
 HUB_SECTION = """
 [hub]
 default_roles = ["writer"]
@@ -68,10 +70,12 @@ c.JupyterHub.pid_file = settings["folder"] + "/hub.pid"
 c.JupyterHub.cleanup_servers = True
 c.JupyterHub.authenticator_class = "dummy"
 c.Authenticator.allowed_users = set(settings["users"])
+c.Authenticator.admin_users = set(settings["admins"])
 c.JupyterHub.spawner_class = "simple"
 c.SimpleLocalProcessSpawner.home_dir_template = settings["folder"] + "/homes/{{username}}"
 c.Spawner.cmd = [settings["singleuser"]]
-c.Spawner.environment = {{"PYTHONPATH": settings["pythonpath"]}}
+c.Spawner.environment = {{"PYTHONPATH": settings["pythonpath"],
+                          "MLOPS_HUB_SERVICE": "mlops"}}  # README: the only service to trust
 c.Spawner.args = settings["singleuser_args"]
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 120
@@ -95,7 +99,8 @@ c.JupyterHub.load_roles = [
                                   "access:services!service=mlops"]}},
     # --- the tests' own admin client ---
     {{"name": "test-admin", "services": ["test-admin"],
-     "scopes": ["admin:users", "admin:servers", "tokens", "access:servers"]}},
+     "scopes": ["admin:users", "admin:servers", "tokens", "access:servers", "groups",
+                "admin:groups"]}},
 ]
 """
 
@@ -149,7 +154,7 @@ class Hub:
     def token_for(self, user: str) -> str:
         """A new API token of `user`, with the user's own rights (what a person makes on
         the Hub's token page)."""
-        answer = self.api("POST", f"/users/{user}/tokens", json={"note": "test"})
+        answer = self.api("POST", f"/users/{quote(user, safe='')}/tokens", json={"note": "test"})
         assert answer.status_code in (200, 201), answer.text
         return answer.json()["token"]
 
@@ -283,6 +288,7 @@ def start_hub(folder: Path, registry_toml: str = "") -> Hub:
         "url": hub.url, "hub_port": free_port(),
         "proxy_api": f"http://127.0.0.1:{free_port()}", "chp": chp,
         "folder": str(folder), "users": list(USERS), "groups": GROUPS,
+        "admins": list(HUB_ADMINS),
         "singleuser": str(Path(sys.executable).with_name("jupyterhub-singleuser")),
         "singleuser_args": ["--allow-root"] if os.geteuid() == 0 else [],
         "pythonpath": pythonpath, "admin_token": hub.admin_token,

@@ -130,7 +130,8 @@ def start_hub_with_dashboard(folder: Path, registry_toml: str = "") -> Dashboard
     settings = {
         "url": hub.url, "hub_port": free_port(),
         "proxy_api": f"http://127.0.0.1:{free_port()}", "chp": chp,
-        "folder": str(folder), "users": [*USERS, "dave"], "groups": {**GROUPS, **GUESTS},
+        "folder": str(folder), "users": list(USERS), "groups": {**GROUPS, **GUESTS},
+        "admins": [],  # dave is a guest here, not tests/hub.py's Hub admin
         "singleuser": str(Path(sys.executable).with_name("jupyterhub-singleuser")),
         "singleuser_args": ["--allow-root"] if os.geteuid() == 0 else [],
         "pythonpath": pythonpath, "admin_token": hub.admin_token,

@@ -84,8 +84,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     start.add_argument("--behind-proxy", action="store_true",
                        help="a reverse proxy in front terminates TLS: listen beyond "
                             "localhost without it, and take the client address from "
-                            "X-Real-Ip (else the last X-Forwarded-For entry), which the "
-                            "proxy must set itself")
+                            "the last X-Forwarded-For entry (X-Real-Ip is not trusted)")
     start.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate")
     start.add_argument("--tls-key", metavar="FILE", help="... and this private key")
     start.add_argument("--allow-host", action="append", default=[], metavar="NAME",

@@ -150,7 +150,7 @@ def token_for(url: str, environ: Mapping[str, str] | None = None,
         if hub_token is not None:
             return hub_token
         raise AuthenticationFailed(f"no token for {url}: run `mlops login {url}` (or set "
-                                   "MLOPS_TOKEN)")
+                                   "MLOPS_TOKEN)" + _hub_hint(url, environ))
     return check_token(entry["token"])
 
 
@@ -160,8 +160,9 @@ def hub_token_for(url: str, environ: Mapping[str, str]) -> str | None:
 
     The Hub token is only sent to the Hub's own origin, under its services path
     (`JUPYTERHUB_PUBLIC_HUB_URL`, `JUPYTERHUB_PUBLIC_URL` or `JUPYTERHUB_API_URL`, then
-    `{JUPYTERHUB_BASE_URL}services/`): a project's config naming another server
-    must not receive it. It reaches the service only if the Hub's `load_roles`
+    `{JUPYTERHUB_BASE_URL}services/`, and only `services/$MLOPS_HUB_SERVICE/` when the
+    Hub's admin sets that for the user servers): a project's config naming another
+    server must not receive it. It reaches the service only if the Hub's `load_roles`
     gives the server token `access:services!service=NAME` (README, "On a JupyterHub").
     """
     token = environ.get("JUPYTERHUB_API_TOKEN")
@@ -172,7 +173,39 @@ def hub_token_for(url: str, environ: Mapping[str, str]) -> str | None:
     target = urlsplit(url)
     hub_origins = {urlsplit(environ[name])[:2] for name in HUB_URL_VARIABLES
                    if environ.get(name)}
+    rest = target.path[len(services):]
     if target[:2] in hub_origins and target.path.startswith(services) \
-            and len(target.path) > len(services):
+            and _plain_service_path(rest) and _allowed_service(rest, environ):
         return check_token(token)
     return None
+
+
+def _hub_hint(url: str, environ: Mapping[str, str]) -> str:
+    """Why a Hub service URL got no Hub token, for the one-line error: a Hub without
+    `c.JupyterHub.public_url` tells its servers only its internal API address."""
+    if not environ.get("JUPYTERHUB_API_TOKEN") or "/services/" not in urlsplit(url).path:
+        return ""
+    if not (environ.get("JUPYTERHUB_PUBLIC_URL") or environ.get("JUPYTERHUB_PUBLIC_HUB_URL")):
+        return ("; this JupyterHub does not tell its servers its public address, so the "
+                "Hub token is sent only to " + environ.get("JUPYTERHUB_API_URL", "?")
+                + "'s services: the Hub's admin sets c.JupyterHub.public_url")
+    return ("; the Hub token goes only to the Hub's own address, under /services/"
+            + (environ.get("MLOPS_HUB_SERVICE", "").strip() or "") + " (README, 'On a "
+            "JupyterHub')")
+
+
+def _allowed_service(rest: str, environ: Mapping[str, str]) -> bool:
+    """Whether the service `rest` starts with is the one `MLOPS_HUB_SERVICE` names (when the
+    Hub admin set it): the server token opens the user's own server (access:servers), so
+    a project config naming another service of the Hub must not hand it over."""
+    allowed = environ.get("MLOPS_HUB_SERVICE", "").strip()
+    return not allowed or rest.split("/")[0] == allowed
+
+
+def _plain_service_path(rest: str) -> bool:
+    """Whether `rest` (the path after `/services/`) names a service without a way out:
+    a proxy in front of the Hub (nginx) resolves `..`, so `/services/../user/eve/` would
+    carry the token to another user's server; `%2e%2e` and `%2f` could be decoded there."""
+    segments = rest.split("/")
+    return bool(segments[0]) and "%" not in rest and not any(
+        segment in (".", "..") for segment in segments)

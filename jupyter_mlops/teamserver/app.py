@@ -25,7 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import tornado.httputil
 import tornado.ioloop
+import tornado.netutil
 import tornado.web
 
 from ..artifacts import ArtifactStore, IncomingBlob
@@ -73,6 +75,18 @@ def server_version() -> str:
         return "0.1.0"
 
 
+def client_address(request: tornado.httputil.HTTPServerRequest, behind_proxy: bool) -> str:
+    """Who sent `request`, for the failed-token limit: behind a proxy, the entry the
+    proxy appended to X-Forwarded-For (the last); the entries before it and X-Real-IP
+    are whatever the client wrote, so they are not read (Tornado's xheaders would take
+    X-Real-IP, which the Hub's proxy passes through: a new address per guess)."""
+    forwarded = request.headers.get("X-Forwarded-For", "") if behind_proxy else ""
+    address = forwarded.split(",")[-1].strip()
+    if tornado.netutil.is_valid_ip(address):  # not a name or terminal escapes for the log
+        return address
+    return request.remote_ip or "unknown"
+
+
 @dataclass
 class TeamServer:
     """What every handler of one server shares."""
@@ -83,6 +97,7 @@ class TeamServer:
     home: Path = Path(".")  # the server's home: registry.toml, relative evaluation data
     hub: Any = None  # a hub.HubIdentity when server.toml has [hub]: Hub tokens accepted too
     stall_seconds: float = 60.0  # a request body that pauses this long is dropped
+    behind_proxy: bool = False  # the client is the last X-Forwarded-For entry (client_address)
     throttle: Throttle = field(default_factory=lambda: Throttle(TOKEN_FAILURES))
     db: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="mlops-store"))
@@ -183,7 +198,8 @@ class Base(tornado.web.RequestHandler):
                 "server, or use an older client")
 
     async def _authenticate(self) -> Token:
-        address = self.request.remote_ip or "unknown"
+        address = client_address(self.request, self.server.behind_proxy)
+        self.request.remote_ip = address  # the access log names the client, not the proxy
         throttle = self.server.throttle
         locked = throttle.locked_until(address)
         if locked is not None:

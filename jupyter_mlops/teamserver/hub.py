@@ -24,6 +24,7 @@ The Hub gives a managed service what HubAuth reads: `JUPYTERHUB_API_TOKEN`,
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Mapping
@@ -32,9 +33,10 @@ from typing import Any
 
 from ..errors import InvalidInput, PermissionDenied, StoreUnavailable
 from ..store.tokens import Token, check_user
-from ..team_protocol import ROLES
+from ..team_protocol import ROLES, TOKEN_PREFIX
 
 CACHE_SECONDS = 300  # HubAuth's default: a revoked Hub token stops working within this
+HUB_TIMEOUT = 10.0  # seconds a Hub gets to answer (HubAuth's client would wait 300)
 HUB_ENV = ("JUPYTERHUB_API_TOKEN", "JUPYTERHUB_API_URL")
 
 
@@ -75,11 +77,29 @@ def parse_hub_section(section: object, where: str) -> HubConfig:
                 and m.partition(":")[2] for m in members):
             raise InvalidInput(f"{where}: [hub.roles] {role} must be a list of "
                                "\"group:NAME\" or \"user:NAME\"")
+        for member in members:
+            _check_member(member, role, where)
         roles[role] = tuple(members)
     seconds = section.get("cache_seconds", CACHE_SECONDS)
     if not isinstance(seconds, int) or isinstance(seconds, bool) or not 0 <= seconds <= 3600:
         raise InvalidInput(f"{where}: [hub] cache_seconds must be 0 to 3600 seconds")
     return HubConfig(default_roles=default, roles=roles, cache_seconds=seconds)
+
+
+def _check_member(member: str, role: str, where: str) -> None:
+    """Refuse a member that could never match, so a typo is an error, not a silent 403:
+    a user name this server can't hold (the Hub lowercases names: "user:Alice" is no
+    one), a group name with spaces around it, control characters or over 255 characters."""
+    kind, _, name = member.partition(":")
+    if kind == "user":
+        try:
+            check_user(name)
+        except InvalidInput:
+            raise InvalidInput(f"{where}: [hub.roles] {role}: {member[:80]!r} names no "
+                               "user (lowercase letters, digits, '.', '_', '@', '-')") from None
+    elif len(name) > 255 or name != name.strip() or not name.isprintable():
+        raise InvalidInput(f"{where}: [hub.roles] {role}: {member[:80]!r} names no group "
+                           "(no spaces around it, no control characters, at most 255)")
 
 
 def _role_list(value: object, where: str, key: str) -> tuple[str, ...]:
@@ -122,7 +142,8 @@ def access_scopes(environ: Mapping[str, str]) -> set[str]:
 class HubIdentity:
     """Hub tokens to `Token`s, through HubAuth and its cache."""
 
-    def __init__(self, config: HubConfig, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(self, config: HubConfig, environ: Mapping[str, str] | None = None,
+                 timeout: float = HUB_TIMEOUT) -> None:
         environ = os.environ if environ is None else environ
         missing = [name for name in HUB_ENV if not environ.get(name)]
         if missing:
@@ -133,6 +154,7 @@ class HubIdentity:
         from jupyterhub.services.auth import HubAuth
 
         self.config = config
+        self.timeout = timeout
         self.service = environ.get("JUPYTERHUB_SERVICE_NAME", "")
         self.auth = HubAuth(api_token=environ["JUPYTERHUB_API_TOKEN"],
                             api_url=environ["JUPYTERHUB_API_URL"],
@@ -145,11 +167,20 @@ class HubIdentity:
         Raises `PermissionDenied` when the token lacks the access scope or maps to
         no role, `StoreUnavailable` when the Hub does not answer.
         """
+        if secret.startswith(TOKEN_PREFIX):
+            return None  # one of the server's own (wrong, or sent as "token"): not the Hub's to see
+        # cache_seconds = 0 means "ask every time"; HubAuth's 0 would mean "cache forever"
+        asked = self.auth.user_for_token(secret, use_cache=self.config.cache_seconds > 0,
+                                         sync=False)
         try:
-            model: dict[str, Any] | None = await self.auth.user_for_token(secret, sync=False)
-        except Exception as exc:  # tornado's HTTPClientError, a refused connection, ...
-            raise StoreUnavailable(f"the JupyterHub did not answer ({exc}); try again when "
-                                   "it is back") from None
+            model: dict[str, Any] | None = await asyncio.wait_for(asked, self.timeout)
+        except TimeoutError:  # asyncio.wait_for: HubAuth turns its own errors into HTTPError
+            raise StoreUnavailable(f"the JupyterHub did not answer within {self.timeout:g} s; "
+                                   "try again when it is back") from None
+        except Exception as exc:  # tornado's HTTPError, a refused connection, ...
+            reason = " ".join(str(exc).split())[:300]  # one line, whatever HubAuth wrote
+            raise StoreUnavailable(f"the JupyterHub did not answer ({reason}); try again "
+                                   "when it is back") from None
         if not model or model.get("kind", "user") != "user":
             return None
         name = str(model.get("name", ""))

@@ -74,11 +74,11 @@ async def run_server(home: ServerHome, *, host: str = "127.0.0.1", port: int = 8
         hub = None if home.config.hub is None else HubIdentity(home.config.hub)
         server = TeamServer(store=store, artifacts=home.open_artifacts(),
                             hosts=allowed_hosts(host, extra), home=home.path, hub=hub,
-                            stall_seconds=stall_seconds)
+                            stall_seconds=stall_seconds,
+                            behind_proxy=behind_proxy)
         prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "") if hub else ""
         try:
             http = make_app(server, prefix).listen(port, address=host, ssl_options=ssl_context,
-                                           xheaders=behind_proxy,
                                            max_body_size=2 * MAX_JSON_BODY,
                                            chunk_size=BODY_CHUNK,
                                            idle_connection_timeout=stall_seconds)
