@@ -17,10 +17,10 @@ import blake3
 
 from .hashing import digest_file, format_digest
 from .store.records import Environment
+from .validation import UNTRACKED_SOURCE_TAG as UNTRACKED_SOURCE_TAG  # re-exported
 
 NOTEBOOK_ENV = "MLOPS_NOTEBOOK_PATH"  # set by `mlops run` (and pipelines) for the kernel
 _GIT_TIMEOUT = 10
-UNTRACKED_SOURCE_TAG = "mlops.git_untracked"  # a run whose source no git commit holds
 
 
 @dataclass(frozen=True)

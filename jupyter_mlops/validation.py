@@ -202,6 +202,11 @@ def check_size(size: object, what: str = "size") -> int:
 
 
 RESERVED_TAG_PREFIX = "mlops."
+# What the tracker notes of a run itself, through any recorder (a step's glue, a team
+# server): facts about the run's own source, which claim nothing about a pipeline run.
+NOT_REPRODUCIBLE_TAG = "mlops.not_reproducible"  # why the run can't be re-executed
+UNTRACKED_SOURCE_TAG = "mlops.git_untracked"  # a source no git commit holds
+RUN_NOTE_TAGS = frozenset({NOT_REPRODUCIBLE_TAG, UNTRACKED_SOURCE_TAG})
 
 
 def check_step_tags(tags: Mapping[str, object]) -> None:
@@ -212,7 +217,8 @@ def check_step_tags(tags: Mapping[str, object]) -> None:
     would overwrite which pipeline run its records claim to belong to.
     """
     for key in tags:
-        if isinstance(key, str) and key.startswith(RESERVED_TAG_PREFIX):
+        if isinstance(key, str) and key.startswith(RESERVED_TAG_PREFIX) \
+                and key not in RUN_NOTE_TAGS:
             raise InvalidInput(f"tag {_shown(key)} refused: tags starting with "
                                f"{RESERVED_TAG_PREFIX!r} are set by the pipeline runner "
                                "(mlops.pipeline, mlops.step, mlops.pipeline_run); use "

@@ -239,6 +239,23 @@ def test_consecutive_log_metric_calls_travel_as_few_records_each_point_once(team
     assert applied < 1000  # 5,003 calls, far fewer records: points joined while waiting
 
 
+def test_a_runs_own_notes_reach_the_server_without_a_warning(team, project) -> None:
+    from jupyter_mlops import capture
+
+    tracker = Tracker(find_project())
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # "could not note ..." would fail the test
+            with tracker.start_run("console", source=capture.Source("interactive", None)
+                                   ) as run:
+                pass
+    finally:
+        tracker.close()
+    with server_store(team) as store:
+        reason = store.runs.get(run.id).tags["mlops.not_reproducible"]
+    assert reason.startswith("an interactive session has no notebook or script file")
+
+
 def test_a_reader_cannot_start_a_run(team, project, monkeypatch) -> None:
     monkeypatch.setenv("MLOPS_TOKEN", team.tokens["reader"])
     tracker = Tracker(find_project())

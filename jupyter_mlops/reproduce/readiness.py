@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-NOT_REPRODUCIBLE_TAG = "mlops.not_reproducible"
+from ..validation import NOT_REPRODUCIBLE_TAG as NOT_REPRODUCIBLE_TAG  # re-exported
 
 
 def not_reproducible(source_kind: str, path: Path | None) -> str | None:
