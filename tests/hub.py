@@ -270,18 +270,27 @@ class Hub:
 
 def start_hub(folder: Path, registry_toml: str = "") -> Hub:
     """A Hub with the team server as its managed service `mlops` (see the module)."""
+    hub, settings = prepare_hub(Hub, folder, registry_toml, HUB_SECTION)
+    hub.start(settings)
+    return hub
+
+
+def prepare_hub(kind: type, folder: Path, registry_toml: str, hub_section: str
+                ) -> tuple[Any, dict[str, Any]]:
+    """Everything before a Hub starts: the team server's home (with `hub_section`), the
+    users' homes, and the settings CONFIG reads; `kind` is `Hub` or a subclass."""
     chp = skip_without_proxy()
     folder = Path(folder)
     team_home = folder / "team-home"
     mlops(team_home, "init", "--db", f"sqlite:///{folder / 'team.db'}",
           "--artifacts", str(folder / "artifacts"))
     with (team_home / "server.toml").open("a") as toml:
-        toml.write(HUB_SECTION)
+        toml.write(hub_section)
     if registry_toml:
         (team_home / "registry.toml").write_text(registry_toml)
     (folder / "homes").mkdir()
     service_port = free_port()
-    hub = Hub(folder, free_port(), team_home, secrets.token_hex(32))
+    hub = kind(folder, free_port(), team_home, secrets.token_hex(32))
     pythonpath = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"),
                                              str(Path(__file__).resolve().parents[1])) if p)
     settings = {
@@ -293,12 +302,15 @@ def start_hub(folder: Path, registry_toml: str = "") -> Hub:
         "singleuser_args": ["--allow-root"] if os.geteuid() == 0 else [],
         "pythonpath": pythonpath, "admin_token": hub.admin_token,
         "service_url": f"http://127.0.0.1:{service_port}",
-        "service_command": [sys.executable, "-m", "jupyter_mlops.cli.main", "server",
-                            "--home", str(team_home), "start", "--port", str(service_port),
-                            "--behind-proxy"],
+        "service_command": [*server_command(team_home), "start", "--port",
+                            str(service_port), "--behind-proxy"],
     }
-    hub.start(settings)
-    return hub
+    return hub, settings
+
+
+def server_command(team_home: Path) -> list[str]:
+    """`mlops server --home TEAM_HOME`, as a command line (add the subcommand)."""
+    return [sys.executable, "-m", "jupyter_mlops.cli.main", "server", "--home", str(team_home)]
 
 
 def hub_fixture(request: Any, tmp_path_factory: Any, registry_toml: str = "") -> Hub:

@@ -14,8 +14,6 @@ dashboard's service and role to it, and starts the Hub as `Hub.start` does.
 from __future__ import annotations
 
 import json
-import os
-import secrets
 import subprocess
 import sys
 import time
@@ -26,8 +24,7 @@ from typing import Any
 import requests
 
 from .helpers import free_port
-from .hub import CONFIG, GROUPS, USERS, Hub, skip_without_proxy
-from .team import mlops
+from .hub import CONFIG, GROUPS, Hub, prepare_hub, server_command
 
 DASHBOARD = "mlops-dashboard"
 # dave may reach the dashboard (the Hub grants ml-guests the access scope) but has no role
@@ -111,34 +108,14 @@ class HubUser:
 
 def start_hub_with_dashboard(folder: Path, registry_toml: str = "") -> DashboardHub:
     """`tests.hub.start_hub`, plus the dashboard service (see the module)."""
-    chp = skip_without_proxy()
-    folder = Path(folder)
-    team_home = folder / "team-home"
-    mlops(team_home, "init", "--db", f"sqlite:///{folder / 'team.db'}",
-          "--artifacts", str(folder / "artifacts"))
-    with (team_home / "server.toml").open("a") as toml:
-        toml.write(HUB_SECTION)
-    if registry_toml:
-        (team_home / "registry.toml").write_text(registry_toml)
-    (folder / "homes").mkdir()
-    service_port, dashboard_port = free_port(), free_port()
-    hub = DashboardHub(folder, free_port(), team_home, secrets.token_hex(32))
-    pythonpath = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"),
-                                             str(Path(__file__).resolve().parents[1])) if p)
-    server = [sys.executable, "-m", "jupyter_mlops.cli.main", "server", "--home",
-              str(team_home)]
-    settings = {
-        "url": hub.url, "hub_port": free_port(),
-        "proxy_api": f"http://127.0.0.1:{free_port()}", "chp": chp,
-        "folder": str(folder), "users": list(USERS), "groups": {**GROUPS, **GUESTS},
+    hub, settings = prepare_hub(DashboardHub, folder, registry_toml, HUB_SECTION)
+    dashboard_port = free_port()
+    settings.update({
+        "groups": {**GROUPS, **GUESTS},
         "admins": [],  # dave is a guest here, not tests/hub.py's Hub admin
-        "singleuser": str(Path(sys.executable).with_name("jupyterhub-singleuser")),
-        "singleuser_args": ["--allow-root"] if os.geteuid() == 0 else [],
-        "pythonpath": pythonpath, "admin_token": hub.admin_token,
-        "service_url": f"http://127.0.0.1:{service_port}",
-        "service_command": [*server, "start", "--port", str(service_port), "--behind-proxy"],
         "dashboard_url": f"http://127.0.0.1:{dashboard_port}",
-        "dashboard_command": [*server, "dashboard", "--port", str(dashboard_port)],
-    }
+        "dashboard_command": [*server_command(hub.team_home), "dashboard", "--port",
+                              str(dashboard_port)],
+    })
     hub.start(settings)
     return hub
