@@ -128,3 +128,72 @@ def _size(count: float) -> str:
         if count < 1024 or unit == "GiB":
             return f"{count:,.1f} {unit}"
     raise AssertionError("unreachable")
+
+
+# A fixed time stamp for every member: the zip format's earliest date.
+_CANONICAL_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+def canonical_archive(data: bytes) -> bytes:
+    """The same model file, written so that the same fitted model always gives the same
+    bytes (and so the same digest): `mlops reproduce` compares model digests.
+
+    skops names each array file (`N.npy`, a sparse matrix's `N.npz`) and each
+    shared-object `__id__` after the Python object's `id()` (a memory address) and stamps every member with the current
+    time. Here the ids and the array file names are renumbered in order of first
+    appearance in `schema.json` (one mapping for both: skops may use an object's
+    id in either place), members are sorted by name and every time stamp is fixed.
+    The renumbering is a bijection, so skops loads the same objects, shared the
+    same way.
+    """
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        members = {info.filename: (info, archive.read(info)) for info in archive.infolist()}
+    if "schema.json" not in members:
+        raise InvalidInput("not a skops model file: no schema.json in its zip")
+    numbers: dict[int, int] = {}
+
+    def renumber(value: int) -> int:
+        return numbers.setdefault(value, len(numbers))
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            out = {}
+            for key, item in node.items():
+                if key == "__id__" and isinstance(item, int):
+                    out[key] = renumber(item)
+                elif key == "file" and isinstance(item, str) and _numbered(item):
+                    stem, _, suffix = item.partition(".")
+                    out[key] = f"{renumber(int(stem))}.{suffix}"
+                else:
+                    out[key] = walk(item)
+            return out
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        return node
+
+    schema = walk(json.loads(members["schema.json"][1]))
+    renamed = {"schema.json": json.dumps(schema, indent=2).encode()}
+    for name, (_, content) in members.items():
+        if name == "schema.json":
+            continue
+        stem, _, suffix = name.partition(".")
+        if not (_numbered(name) and int(stem) in numbers):
+            raise InvalidInput(f"not a skops model file we can write canonically: member "
+                               f"{name!r} is not named in its schema")
+        renamed[f"{numbers[int(stem)]}.{suffix}"] = content
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name in sorted(renamed):
+            info = zipfile.ZipInfo(name, date_time=_CANONICAL_TIME)
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, renamed[name])
+    return out.getvalue()
+
+
+def _numbered(name: str) -> bool:
+    """A member name skops makes from an object's id: digits, a dot, a plain suffix."""
+    stem, dot, suffix = name.partition(".")
+    return bool(dot) and stem.isdigit() and suffix.isalnum()

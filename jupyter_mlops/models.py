@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .errors import InvalidInput, UntrustedModel, describe_exception
-from .model_archive import bounded_archive
+from .model_archive import bounded_archive, canonical_archive
 from .model_checks import check_loaded
 
 FLAVOR = "sklearn-skops"
@@ -90,16 +90,18 @@ _TRUSTED_FUNCTIONS = (
 
 
 def save_model(model: Any) -> bytes:
-    """Serialize a scikit-learn estimator or pipeline with skops."""
+    """Serialize a scikit-learn estimator or pipeline with skops, canonically: the same
+    fitted model gives the same bytes in any process (`canonical_archive`)."""
     if not _looks_like_estimator(model):
         raise InvalidInput(f"log_model saves scikit-learn estimators and pipelines; got a "
                            f"{type(model).__module__}.{type(model).__name__}")
     import skops.io as sio
 
     try:
-        return sio.dumps(model)
+        data = sio.dumps(model)
     except (TypeError, ValueError, AttributeError) as exc:
         raise InvalidInput(f"skops cannot save this model: {exc}") from None
+    return canonical_archive(data)
 
 
 def load_model_bytes(data: bytes, trusted: Iterable[str] | None = None) -> Any:
