@@ -83,8 +83,9 @@ def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
     tracker().require_run().log_metrics(metrics, step)
 
 
-def log_dataset(data: Any, role: str = "input", name: str | None = None) -> DatasetVersion:
-    return tracker().require_run().log_dataset(data, role, name)
+def log_dataset(data: Any, role: str = "input", name: str | None = None, keep: bool = False
+                ) -> DatasetVersion:
+    return tracker().require_run().log_dataset(data, role, name, keep)
 
 
 def log_artifact(path: str | os.PathLike[str], name: str | None = None) -> list[ArtifactLink]:

@@ -17,9 +17,15 @@ import blake3
 
 from .hashing import digest_file, format_digest
 from .store.records import Environment
+from .validation import REPRODUCES_TAG as REPRODUCES_TAG  # re-exported
 from .validation import UNTRACKED_SOURCE_TAG as UNTRACKED_SOURCE_TAG  # re-exported
+from .validation import WORKDIR_TAG as WORKDIR_TAG  # re-exported
 
 NOTEBOOK_ENV = "MLOPS_NOTEBOOK_PATH"  # set by `mlops run` (and pipelines) for the kernel
+# Set by `mlops reproduce` for the kernel it starts: the uuid of the run re-executed, and
+# the scratch folder that stands in for the project's root (paths are recorded from it).
+REPRODUCES_ENV = "MLOPS_REPRODUCES"
+REPRODUCE_ROOT_ENV = "MLOPS_REPRODUCE_ROOT"
 _GIT_TIMEOUT = 10
 
 
@@ -258,3 +264,25 @@ def _literal_assignments(code: str) -> dict[str, object]:
             except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
                 continue
     return values
+
+
+def working_folder(root: Path) -> str | None:
+    """The working directory relative to `root` (posix), absolute when outside it, or
+    None when it is `root` itself: where a notebook's relative paths start, which
+    `mlops reproduce` needs (JupyterLab starts a kernel in the notebook's folder,
+    `mlops run` and pipelines in the project root)."""
+    cwd = Path.cwd().resolve()
+    try:
+        relative = cwd.relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(cwd)
+    return None if relative == "." else relative
+
+
+def reproducing() -> tuple[str, Path] | None:
+    """(uuid of the run being re-executed, the scratch root) inside a kernel
+    `mlops reproduce` started, else None."""
+    original, root = os.environ.get(REPRODUCES_ENV), os.environ.get(REPRODUCE_ROOT_ENV)
+    if not original or not root:
+        return None
+    return original, Path(root)

@@ -160,18 +160,24 @@ class ActiveRun:
 
     # -- data, artifacts, models -------------------------------------------
 
-    def log_dataset(self, data: Any, role: str = "input", name: str | None = None
-                    ) -> DatasetVersion:
+    def log_dataset(self, data: Any, role: str = "input", name: str | None = None,
+                    keep: bool = False) -> DatasetVersion:
         """Record a file, folder or in-memory table by content digest, as an input or output.
 
         A table is a pandas DataFrame or Series, a numpy array, a pyarrow Table,
-        RecordBatch or array, or a polars DataFrame or Series.
+        RecordBatch or array, or a polars DataFrame or Series. `keep=True` also stores
+        a file's or folder's bytes in the artifact store (content-addressed: the same
+        bytes are stored once), so `mlops reproduce` can restore them after the file
+        changed.
         """
         self._check_open()
         if role not in DATASET_ROLES:
             raise InvalidInput(f"dataset role must be one of {', '.join(DATASET_ROLES)}, "
                                f"got {role!r}")
         if is_table(data):
+            if keep:
+                raise InvalidInput("keep=True stores a file's bytes; write the table to a "
+                                   "file (e.g. df.to_parquet(PATH)) and log that path")
             version = describe_table(data)
             source = check_dataset_source(name or "dataframe")
         elif isinstance(data, (str, os.PathLike)):
@@ -179,11 +185,31 @@ class ActiveRun:
             source = check_dataset_source(name or self._tracker.display_path(path))
             version = describe_path(path, self._recorder.stat_cache,
                                     self._recorder.known_dataset)
+            if keep:
+                self._keep_dataset(path, source, version)
         else:
             raise InvalidInput(f"log_dataset takes a path or {SUPPORTED_TABLES}, "
                                f"got {type(data).__name__}")
         self._recorder.log_dataset(self.id, version, role, source)
         return version
+
+    def _keep_dataset(self, path: Path, source: str, version: DatasetVersion) -> None:
+        """Store the bytes just digested, under `datasets/SOURCE` (a folder's files under
+        `datasets/SOURCE/...`), refusing bytes that changed since."""
+        if Path(source).is_absolute():
+            raise InvalidInput(f"keep=True keeps files of the project (reproduce restores "
+                               f"them in place of the project's); {source} is outside it")
+        base = check_artifact_name(f"datasets/{source}")
+        if version.kind == "folder":
+            files = [(check_artifact_name(f"{base}/{rel}"), full)
+                     for rel, full in list_folder_files(path)]
+            self._recorder.put_files(self.id, files, "dataset")
+            return
+        link = self._recorder.put_file(self.id, base, path.resolve(), "dataset")
+        if link.digest != version.digest:
+            raise MlopsError(f"{source} changed while it was being kept: its digest was "
+                             f"{version.digest}, the bytes stored hash to {link.digest}; "
+                             "log it again once nothing writes it")
 
     def log_artifact(self, path: str | os.PathLike[str], name: str | None = None
                      ) -> list[ArtifactLink]:
@@ -217,6 +243,12 @@ class ActiveRun:
         self._check_open()
         check_model_name(name)
         data = save_model(model)
+        if capture.reproducing() is not None:
+            # A re-execution checks the model, it does not release one: the bytes are kept
+            # with the run for `mlops reproduce` to compare, no version is registered.
+            link = self._recorder.put_bytes(self.id, f"models/{name}", data, "model")
+            return ModelVersion(name=name, version=None, run_id=self.id, digest=link.digest,
+                                flavor=FLAVOR, signature=None, created_at=time.time())
         schemas = [d.schema for d in self._recorder.input_datasets(self.id) if d.schema]
         profile = None
         if input_example is not None and is_dataframe(input_example):
@@ -230,6 +262,8 @@ class ActiveRun:
     def log_predictions(self, model: str, inputs: Any, outputs: Any) -> int:
         """Log a batch of predictions of `model` (NAME:VERSION) for monitoring."""
         self._check_open()
+        if capture.reproducing() is not None:
+            return 0  # a re-execution's predictions are not traffic: monitoring never sees them
         from .monitoring.predlog import prediction_frame
         from .store.models import parse_model_ref
 
@@ -396,8 +430,15 @@ class Tracker:
 
     def display_path(self, path: Path) -> str:
         """A path as recorded: relative to the project root (the working directory in a
-        pipeline step, whose kernel may run where no project exists)."""
-        base = Path.cwd() if os.environ.get(OUTBOX_ENV) else self.project.root
+        pipeline step, whose kernel may run where no project exists; the scratch folder
+        standing in for the root when `mlops reproduce` re-executes a run)."""
+        reproducing = capture.reproducing()
+        if os.environ.get(OUTBOX_ENV):
+            base = Path.cwd()
+        elif reproducing is not None:
+            base = reproducing[1]
+        else:
+            base = self.project.root
         try:
             return path.resolve().relative_to(base.resolve()).as_posix()
         except ValueError:
@@ -456,11 +497,9 @@ class Tracker:
         self.last_error = None
         if git and git.diff:
             recorder.put_bytes(run_id, "git/uncommitted.diff", git.diff, "git-diff")
-        if git and git.source_tracked is False and source.path is not None:
-            # no commit holds this code: only the run's own snapshot of it does
-            run.set_tags({capture.UNTRACKED_SOURCE_TAG: source.path.name})
-        if tags:
-            run.set_tags(tags)
+        notes = self._notes(source, git, in_step)
+        if notes or tags:
+            run.set_tags({**notes, **(tags or {})})
         env_params = os.environ.get("MLOPS_RUN_PARAMS")  # set by `mlops run -p`
         if env_params:
             try:
@@ -480,6 +519,24 @@ class Tracker:
             atexit.register(self._end_at_exit)
             self._atexit_registered = True
         return run
+
+    def _notes(self, source: capture.Source, git: capture.GitState | None, in_step: bool
+               ) -> dict[str, str]:
+        """What the tracker notes of a run as it starts: the run it reproduces, the
+        working folder when it is not the project's root (where the notebook's relative
+        paths start), and a source no git commit holds (only the run's snapshot has it)."""
+        notes = {}
+        reproducing = capture.reproducing()
+        if reproducing is not None:
+            notes[capture.REPRODUCES_TAG] = reproducing[0]
+        if not in_step:
+            base = reproducing[1] if reproducing is not None else self.project.root
+            workdir = capture.working_folder(base)
+            if workdir is not None:
+                notes[capture.WORKDIR_TAG] = workdir
+        if git and git.source_tracked is False and source.path is not None:
+            notes[capture.UNTRACKED_SOURCE_TAG] = source.path.name
+        return notes
 
     def _git_folder(self, source: capture.Source) -> Path:
         """The source's folder when it lies in the project, else the project root."""

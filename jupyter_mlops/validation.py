@@ -206,7 +206,10 @@ RESERVED_TAG_PREFIX = "mlops."
 # server): facts about the run's own source, which claim nothing about a pipeline run.
 NOT_REPRODUCIBLE_TAG = "mlops.not_reproducible"  # why the run can't be re-executed
 UNTRACKED_SOURCE_TAG = "mlops.git_untracked"  # a source no git commit holds
-RUN_NOTE_TAGS = frozenset({NOT_REPRODUCIBLE_TAG, UNTRACKED_SOURCE_TAG})
+WORKDIR_TAG = "mlops.workdir"  # the working folder, relative to the project, when not its root
+REPRODUCES_TAG = "mlops.reproduces"  # the uuid of the run `mlops reproduce` re-executed
+RUN_NOTE_TAGS = frozenset({NOT_REPRODUCIBLE_TAG, UNTRACKED_SOURCE_TAG, WORKDIR_TAG,
+                           REPRODUCES_TAG})
 
 
 def check_step_tags(tags: Mapping[str, object]) -> None:

@@ -145,6 +145,15 @@ def ipython(tracker: Tracker):
     shell.run_line_magic("unload_ext", "jupyter_mlops")
 
 
+@pytest.fixture
+def shown(ipython, monkeypatch) -> list[tuple[str, str | None]]:
+    """What the magics display, as (text, html) pairs."""
+    magics = ipython.magics_manager.registry["MlopsMagics"]
+    captured: list[tuple[str, str | None]] = []
+    monkeypatch.setattr(magics, "show", lambda text, html=None: captured.append((text, html)))
+    return captured
+
+
 
 
 @pytest.fixture

@@ -95,15 +95,6 @@ def test_bad_input_inside_a_run(ipython, tracker: Tracker, project, line: str,
     assert tracker.active_run is not None and not tracker.active_run.ended
 
 
-@pytest.fixture
-def shown(ipython, monkeypatch) -> list[tuple[str, str | None]]:
-    """What the magics display, as (text, html) pairs."""
-    magics = ipython.magics_manager.registry["MlopsMagics"]
-    captured: list[tuple[str, str | None]] = []
-    monkeypatch.setattr(magics, "show", lambda text, html=None: captured.append((text, html)))
-    return captured
-
-
 def test_help_lists_every_subcommand_and_each_has_help(ipython, shown, capsys) -> None:
     magic(ipython, "help")
     text = shown[0][0]

@@ -19,6 +19,7 @@ from . import (
     pipeline,
     push,
     release,
+    reproduce,
     run_notebook,
     runs,
     schedule,
@@ -28,7 +29,7 @@ from . import (
     verify,
 )
 
-COMMAND_GROUPS = (init, runs, run_notebook, pipeline, schedule, models, release, audit,
+COMMAND_GROUPS = (init, runs, run_notebook, reproduce, pipeline, schedule, models, release, audit,
                   serve, server, monitor, dashboard, verify, gc, login, sync, push)
 
 

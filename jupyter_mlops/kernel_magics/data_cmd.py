@@ -1,4 +1,4 @@
-"""`%mlops data PATH|DATAFRAME [--output] [--name NAME]`: record a dataset version."""
+"""`%mlops data PATH|DATAFRAME [--output] [--name NAME] [--keep]`: record a dataset version."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ def parser() -> MagicParser:
                                   "(pandas, numpy, pyarrow or polars)")
     p.add_argument("--output", action="store_true", help="the run wrote this data")
     p.add_argument("--name", default=None, help="how to label it (default: path or variable)")
+    p.add_argument("--keep", action="store_true",
+                   help="also store the file's (or folder's) bytes, so `mlops reproduce` can "
+                        "restore them after the file changed (stored once per content)")
     return p
 
 
@@ -26,6 +29,8 @@ def run(magics, args) -> None:  # noqa: ANN001
     else:
         data, name = args.source, args.name
     role = "output" if args.output else "input"
-    version = magics.tracker.require_run().log_dataset(data, role=role, name=name)
+    version = magics.tracker.require_run().log_dataset(data, role=role, name=name,
+                                                          keep=args.keep)
     rows = "" if version.rows is None else f", {version.rows} rows"
-    magics.show(f"{role} {name or args.source}: {version.digest}{rows}")
+    kept = ", kept" if args.keep else ""
+    magics.show(f"{role} {name or args.source}: {version.digest}{rows}{kept}")

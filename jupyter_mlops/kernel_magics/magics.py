@@ -22,6 +22,7 @@ from . import (
     log_cmd,
     model_cmd,
     param_cmd,
+    reproduce_cmd,
     runs_cmd,
     show_cmd,
     start_cmd,
@@ -33,7 +34,7 @@ COMMANDS: dict[str, ModuleType] = {
     "init": init_cmd, "start": start_cmd, "end": end_cmd, "param": param_cmd,
     "log": log_cmd, "tag": tag_cmd, "data": data_cmd, "artifact": artifact_cmd,
     "model": model_cmd, "runs": runs_cmd, "show": show_cmd, "compare": compare_cmd,
-    "diff": diff_cmd,
+    "diff": diff_cmd, "reproduce": reproduce_cmd,
 }
 
 

@@ -1,0 +1,62 @@
+"""`mlops reproduce RUN`: re-execute a recorded run from its record and compare."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..errors import MlopsError
+from ..reproduce.compare import tolerance
+from ..views import to_jsonable
+from .common import open_store
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "reproduce", help="re-execute a run from its record and say what differs",
+        description="Re-execute RUN from its record alone: its stored notebook or script "
+                    "snapshot (not today's file), in a scratch folder holding its recorded "
+                    "inputs (each checked by digest, restored from a kept copy when "
+                    "changed), with its recorded parameters, as a new run tagged "
+                    "mlops.reproduces. Then compare metrics, parameters, dataset and model "
+                    "digests. Prints the verdict first: reproduced (exit 0), differs "
+                    "(exit 1), could not run (exit 2).",
+        epilog="examples: mlops reproduce 42; mlops reproduce churn@production; "
+               "mlops reproduce 42 --rtol 1e-6 --in ./repro-42 --keep")
+    parser.add_argument("run", help="run id, uuid prefix, or a model (NAME:VERSION, "
+                                    "NAME@ALIAS): the run that made it")
+    parser.add_argument("--rtol", type=tolerance, default=0.0,
+                        help="relative tolerance for metrics (default 0: exact)")
+    parser.add_argument("--atol", type=tolerance, default=0.0,
+                        help="absolute tolerance for metrics (default 0: exact)")
+    parser.add_argument("--in", dest="folder", type=Path, default=None, metavar="DIR",
+                        help="the scratch folder, new or empty (default: one in "
+                             ".mlops/cache/reproduce/, removed afterwards)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the scratch folder (inputs, outputs, executed notebook)")
+    parser.add_argument("--strict-env", action="store_true",
+                        help="refuse to run when Python or any package differs from the "
+                             "run's recorded environment")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.set_defaults(func=reproduce_command)
+
+
+def reproduce_command(args: argparse.Namespace) -> int:
+    from ..reproduce.compare import Tolerance
+    from ..reproduce.diff import blob_reader
+    from ..reproduce.run import EXIT_CODES, Options, reproduce, reproduction_text
+
+    options = Options(Tolerance(args.rtol, args.atol), args.folder, args.keep,
+                      args.strict_env, progress_bar=sys.stderr.isatty())
+    try:
+        project, store = open_store()
+        with store:
+            found = reproduce(project, store, blob_reader(project, store), args.run, options,
+                              say=lambda message: print(message, file=sys.stderr))
+    except MlopsError as exc:  # no such run, a store that can't be read: it could not run
+        print(f"could not run: {exc}")
+        return EXIT_CODES["could not run"]
+    print(json.dumps(to_jsonable(found), indent=2) if args.json else reproduction_text(found))
+    return found.exit_code
