@@ -14,8 +14,8 @@ from jupyter_mlops.store.records import DatasetVersion, RunDataset
 
 
 def used(source: str, digest: str, rows: int | None, schema: dict | None,
-         role: str = "input") -> RunDataset:
-    return RunDataset(DatasetVersion(digest, "file", 10, rows, schema), role, source)
+         role: str = "input", size: int | None = 10) -> RunDataset:
+    return RunDataset(DatasetVersion(digest, "file", size, rows, schema), role, source)
 
 
 @pytest.mark.parametrize(("a", "b", "summary"), [
@@ -27,7 +27,11 @@ def used(source: str, digest: str, rows: int | None, schema: dict | None,
     (used("t.csv", "d1", 5, {"x": "int64"}), used("t.csv", "d2", 6, {"x": "int64"}),
      "rows 5 -> 6; same columns"),
     (used("t.csv", "d1", None, None), used("t.csv", "d2", 6, {"x": "int64"}),
-     "row count not recorded; schema not recorded"),
+     "rows not recorded; size 10 -> 10 bytes; schema not recorded"),
+    (used("t.csv", "d1", 5, None, size=None), used("t.csv", "d2", 6, None),
+     "rows 5 -> 6; schema not recorded"),
+    (used("t.csv", "d1", None, None, size=None), used("t.csv", "d2", None, None),
+     "rows not recorded; schema not recorded"),
     (used("t.csv", "d1", 5, None), None, "only in run 1 (5 rows)"),
     (None, used("t.csv", "d2", None, None), "only in run 2"),
 ])

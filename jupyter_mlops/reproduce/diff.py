@@ -14,7 +14,7 @@ from typing import Any
 
 from ..inspection import ComparisonRow, compare_runs
 from ..store import Store
-from ..store.records import Run, RunDataset
+from ..store.records import DatasetVersion, Run, RunDataset
 
 # Causes before effects: a changed input explains a changed metric, not the reverse.
 SECTION_ORDER = ("data", "params", "code", "environment", "metrics", "run")
@@ -90,21 +90,7 @@ def data_changes(used_a: list[RunDataset], used_b: list[RunDataset], run_ids: tu
         a, b = by_key_a.get((role, source)), by_key_b.get((role, source))
         if a is not None and b is not None and a.dataset.digest == b.dataset.digest:
             continue
-        schema_a = dict(a.dataset.schema) if a is not None and a.dataset.schema else None
-        schema_b = dict(b.dataset.schema) if b is not None and b.dataset.schema else None
-        added = removed = ()
-        retyped: tuple[TypeChange, ...] = ()
-        if schema_a is not None and schema_b is not None:
-            added = tuple(c for c in schema_b if c not in schema_a)
-            removed = tuple(c for c in schema_a if c not in schema_b)
-            retyped = tuple(TypeChange(c, schema_a[c], schema_b[c]) for c in schema_a
-                            if c in schema_b and schema_a[c] != schema_b[c])
-        rows = (a.dataset.rows if a else None, b.dataset.rows if b else None)
-        digests = (a.dataset.digest if a else None, b.dataset.digest if b else None)
-        summary = _summary(digests, rows, (schema_a, schema_b), added, removed, retyped,
-                           run_ids)
-        changes.append(DataChange(role, source, digests, rows, added, removed, retyped,
-                                  summary))
+        changes.append(_data_change(role, source, a and a.dataset, b and b.dataset, run_ids))
     return tuple(changes)
 
 
@@ -115,27 +101,37 @@ def _first_by_key(used: list[RunDataset]) -> dict[tuple[str, str], RunDataset]:
     return found
 
 
-def _summary(digests: tuple[str | None, str | None], rows: tuple[int | None, int | None],
-             schemas: tuple[dict | None, dict | None], added: tuple[str, ...],
-             removed: tuple[str, ...], retyped: tuple[TypeChange, ...],
-             run_ids: tuple[int, int]) -> str:
-    if digests[0] is None or digests[1] is None:
-        only = run_ids[0] if digests[1] is None else run_ids[1]
-        count = rows[0] if digests[1] is None else rows[1]
-        return f"only in run {only}" + ("" if count is None else f" ({count} rows)")
-    same_rows = rows[0] is not None and rows[0] == rows[1]
-    if schemas[0] is None or schemas[1] is None:
+def _data_change(role: str, source: str, a: DatasetVersion | None, b: DatasetVersion | None,
+                 run_ids: tuple[int, int]) -> DataChange:
+    digests = (a and a.digest, b and b.digest)
+    rows = (a and a.rows, b and b.rows)
+    if a is None or b is None:
+        only, count = (run_ids[0], rows[0]) if b is None else (run_ids[1], rows[1])
+        summary = f"only in run {only}" + ("" if count is None else f" ({count} rows)")
+        return DataChange(role, source, digests, rows, (), (), (), summary)
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    retyped: tuple[TypeChange, ...] = ()
+    same_rows = a.rows is not None and a.rows == b.rows
+    if a.schema is None or b.schema is None:
         shape = ["schema not recorded"]
     else:
+        added = tuple(c for c in b.schema if c not in a.schema)
+        removed = tuple(c for c in a.schema if c not in b.schema)
+        retyped = tuple(TypeChange(c, a.schema[c], b.schema[c]) for c in a.schema
+                        if c in b.schema and a.schema[c] != b.schema[c])
         shape = _schema_changes(added, removed, retyped)
         if not shape and same_rows:
-            return f"values changed; same rows ({rows[0]}) and columns"
+            return DataChange(role, source, digests, rows, (), (), (),
+                              f"values changed; same rows ({a.rows}) and columns")
         shape = shape or ["same columns"]
-    if rows[0] is None or rows[1] is None:
-        counted = "row count not recorded"
+    if a.rows is None or b.rows is None:
+        counted = "rows not recorded" + (f"; size {a.size} -> {b.size} bytes"
+                                         if a.size is not None and b.size is not None else "")
     else:
-        counted = f"rows {rows[0]} (same)" if same_rows else f"rows {rows[0]} -> {rows[1]}"
-    return "; ".join([counted, *shape])
+        counted = f"rows {a.rows} (same)" if same_rows else f"rows {a.rows} -> {b.rows}"
+    return DataChange(role, source, digests, rows, added, removed, retyped,
+                      "; ".join([counted, *shape]))
 
 
 def _schema_changes(added: tuple[str, ...], removed: tuple[str, ...],
