@@ -1,7 +1,8 @@
 import { Widget } from '@lumino/widgets';
 
+import { diffSection } from './diffView';
 import { el, table } from './dom';
-import { IComparisonRow } from './logic';
+import { IComparisonRow, IRunDiff } from './logic';
 import { requestAPI } from './request';
 
 interface IComparison {
@@ -10,7 +11,7 @@ interface IComparison {
   identical_packages: number;
 }
 
-/** Runs side by side; rows that differ are highlighted. */
+/** Runs side by side; rows that differ are highlighted. Two runs also get their diff. */
 export class CompareView extends Widget {
   constructor(private readonly runIds: number[]) {
     super();
@@ -31,6 +32,23 @@ export class CompareView extends Widget {
       );
     } catch (error) {
       this.node.replaceChildren(el('div', { cls: 'jp-mlops-error', text: (error as Error).message }));
+      return;
+    }
+    if (this.runIds.length === 2) {
+      const [older, newer] = [...this.runIds].sort((x, y) => x - y);
+      await this.loadDiff(older, newer);
+    }
+  }
+
+  /** The diff under the table; its failure leaves the side-by-side view in place. */
+  private async loadDiff(a: number, b: number): Promise<void> {
+    const placeholder = el('div', { text: 'Explaining the difference…' });
+    this.node.appendChild(placeholder);
+    try {
+      const diff = await requestAPI<IRunDiff>(`runs/diff?a=${a}&b=${b}`);
+      placeholder.replaceWith(diffSection(diff));
+    } catch (error) {
+      placeholder.replaceWith(el('div', { cls: 'jp-mlops-error', text: (error as Error).message }));
     }
   }
 }

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 
 import {
   Backoff,
+  diffLineClass,
   fingerprint,
   formatDuration,
   formatNumber,
@@ -148,5 +149,16 @@ describe('formatNumber', () => {
     expect(formatNumber(null)).toBe('');
     expect(formatNumber(0.123456)).toBe('0.1235');
     expect(formatNumber(3)).toBe('3');
+  });
+});
+
+describe('diffLineClass', () => {
+  it('colours additions and removals, and headers only at the top', () => {
+    const lines = ['--- run 1: a.ipynb', '+++ run 2: a.ipynb', '@@ -1,2 +1,2 @@', ' x = 1',
+      '-C = 0.5', '+C = 1.0', '--- not a header', '+++ nor this'];
+    expect(lines.map(diffLineClass)).toEqual([
+      'jp-mlops-diff-file', 'jp-mlops-diff-file', 'jp-mlops-diff-hunk', 'jp-mlops-diff-context',
+      'jp-mlops-diff-del', 'jp-mlops-diff-add', 'jp-mlops-diff-del', 'jp-mlops-diff-add'
+    ]);
   });
 });

@@ -210,3 +210,46 @@ export function liveRunId(runs: IRun[], notebookPath: string | null): number | n
   );
   return live.length ? Math.max(...live.map(r => r.id)) : null;
 }
+
+/** A dataset whose digest differs between two runs, explained (`reproduce.diff.DataChange`). */
+export interface IDataChange {
+  role: string;
+  source: string;
+  digests: (string | null)[];
+  rows: (number | null)[];
+  columns_added: string[];
+  columns_removed: string[];
+  types_changed: { column: string; a: string; b: string }[];
+  summary: string;
+}
+
+/** Why two runs differ: GET runs/diff?a=&b= (`mlops runs diff --json`). */
+export interface IRunDiff {
+  a: IRun;
+  b: IRun;
+  data_changes: IDataChange[];
+  rows: IComparisonRow[];
+  code_diff: string[];
+  code_note: string | null;
+  code_diff_omitted: number;
+}
+
+/**
+ * The CSS class of line `index` of a unified diff. Only the first two lines are the
+ * file headers, so a removed line that itself starts with "--" is still a removal.
+ */
+export function diffLineClass(line: string, index: number): string {
+  if (index < 2 && (line.startsWith('---') || line.startsWith('+++'))) {
+    return 'jp-mlops-diff-file';
+  }
+  if (line.startsWith('@@')) {
+    return 'jp-mlops-diff-hunk';
+  }
+  if (line.startsWith('+')) {
+    return 'jp-mlops-diff-add';
+  }
+  if (line.startsWith('-')) {
+    return 'jp-mlops-diff-del';
+  }
+  return 'jp-mlops-diff-context';
+}

@@ -54,7 +54,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
     diff_parser = sub.add_parser(
         "diff", help="why two runs differ: inputs first, then results, and the code diff",
-        description="Explain two runs: what differs in their data (dataset digests), "
+        description="Explain two runs: what differs in their data (a changed dataset's "
+                    "row counts and columns added, removed or retyped; its digests), "
                     "parameters, code (digest, git commit) and packages, then in their "
                     "metrics, and the unified diff of their code cells from the snapshots "
                     "the runs stored (not today's files).")

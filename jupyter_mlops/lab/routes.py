@@ -39,12 +39,14 @@ from ..http_headers import download_headers
 from ..inspection import compare_runs, describe_run
 from ..project import Project, find_project
 from ..remote.store import remote_store_for
+from ..reproduce.diff import blob_reader, diff_runs
 from ..store import Store
 from ..views import to_jsonable
 from .messages import status_for, without_server_paths
 
 MAX_PAGE = 500
 MAX_COMPARE = 10
+MAX_DIFF_LINES = 5000  # of the code diff sent to the panel; the CLI prints it all
 TEAM_TIMEOUT = 30.0  # seconds a read waits for the team server before saying it is down
 CHUNK = 1 << 20
 SPOOL_IN_MEMORY = 8 << 20  # a downloaded artifact up to this size stays in memory
@@ -162,6 +164,34 @@ class CompareHandler(MlopsHandler):
         await self.run_safely(work)
 
 
+class DiffHandler(MlopsHandler):
+    """GET runs/diff?a=1&b=2 -> why two runs differ (`mlops runs diff`): changed datasets
+    with their rows and schema, the differing rows, and the unified diff of their code
+    from the stored snapshots (at most MAX_DIFF_LINES lines; `code_diff_omitted` says
+    how many more)."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self) -> None:
+        def work() -> dict[str, Any]:
+            ids = []
+            for name in ("a", "b"):
+                raw = self.get_query_argument(name, "")
+                if not RUN_ID.fullmatch(raw):
+                    raise InvalidInput(f"{name} must be a run id (up to 12 digits), "
+                                       f"got {raw[:40]!r}")
+                ids.append(int(raw))
+            project = self.project()
+            with self.open_store() as store:
+                found = diff_runs(store, blob_reader(project, store), *ids)
+            payload = to_jsonable(found)
+            payload["code_diff"] = payload["code_diff"][:MAX_DIFF_LINES]
+            payload["code_diff_omitted"] = max(0, len(found.code_diff) - MAX_DIFF_LINES)
+            return payload
+
+        await self.run_safely(work)
+
+
 class ModelsHandler(MlopsHandler):
     """GET models -> names, versions, aliases, and the dashboard's address if configured."""
 
@@ -254,6 +284,7 @@ def _downloaded(store: Any, digest: str) -> IO[bytes]:
 ROUTES = [
     (r"runs", RunsHandler),
     (r"runs/(\d{1,12})", RunHandler),
+    (r"runs/diff", DiffHandler),
     (r"compare", CompareHandler),
     (r"models", ModelsHandler),
     (r"artifacts/(\d{1,12})/(.+)", ArtifactHandler),
