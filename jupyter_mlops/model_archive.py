@@ -139,12 +139,12 @@ def canonical_archive(data: bytes) -> bytes:
     bytes (and so the same digest): `mlops reproduce` compares model digests.
 
     skops names each array file (`N.npy`, a sparse matrix's `N.npz`) and each
-    shared-object `__id__` after the Python object's `id()` (a memory address) and stamps every member with the current
-    time. Here the ids and the array file names are renumbered in order of first
-    appearance in `schema.json` (one mapping for both: skops may use an object's
-    id in either place), members are sorted by name and every time stamp is fixed.
-    The renumbering is a bijection, so skops loads the same objects, shared the
-    same way.
+    shared-object `__id__` after the Python object's `id()` (a memory address) and
+    stamps every member with the current time. Here the ids and the array file names
+    are renumbered in order of first appearance in `schema.json` (one mapping for
+    both: skops may use an object's id in either place), members are sorted by name
+    and every time stamp is fixed. The renumbering is a bijection, so skops loads the
+    same objects, shared the same way.
     """
     import json
     import zipfile

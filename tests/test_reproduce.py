@@ -286,3 +286,24 @@ def test_the_magic_reproduces_and_data_keep_is_a_magic_option(ipython, tracker, 
     kept = tracker.active_run.id
     ipython.run_line_magic("mlops", "end")
     assert "datasets/rows.csv" in {a.name for a in tracker.store.artifacts.for_run(kept)}
+
+
+def test_a_pipeline_run_reproduces_step_by_step(example: Path, copy_of) -> None:
+    root = copy_of(example)
+    done = mlops_cli(root, "pipeline", "reproduce", "1", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    found = json.loads(done.stdout)
+    assert found["verdict"] == "reproduced"
+    assert [(s["step"], s["reproduction"]["verdict"]) for s in found["steps"]] == [
+        ("prepare", "reproduced"), ("train", "reproduced"), ("evaluate", "reproduced")]
+    train = found["steps"][1]["reproduction"]
+    assert train["inputs"] == [{"source": "data/train.parquet", "found": "scratch",
+                                "recorded": train["inputs"][0]["recorded"]}]
+    last = found["steps"][2]["reproduction"]["run"]["id"]
+    text = mlops_cli(root, "pipeline", "reproduce", "1").stdout
+    assert text.splitlines()[:4] == [
+        "reproduced: pipeline run 1 (breast-cancer-train), 3 step(s) re-executed from "
+        "their records", f"  prepare: reproduced (run {last + 1})",
+        f"  train: reproduced (run {last + 2})", f"  evaluate: reproduced (run {last + 3})"]
+    missing = mlops_cli(root, "pipeline", "reproduce", "99")
+    assert missing.returncode == 2 and missing.stdout.startswith("could not run: ")

@@ -20,6 +20,7 @@ from ..views import (
     to_jsonable,
 )
 from .common import open_store, positive
+from .reproduce import add_reproduce_options, options_of
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -52,6 +53,19 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                             help=argparse.SUPPRESS)
     run_parser.add_argument("--json", action="store_true", help="print the outcome as JSON")
     run_parser.set_defaults(func=run)
+
+    reproduce_parser = sub.add_parser(
+        "reproduce", help="re-execute every step of a pipeline run and compare",
+        description="Re-execute every step of pipeline run RUN from its record (each "
+                    "step's stored notebook snapshot and recorded parameters, ignoring the "
+                    "step cache), in order, in one scratch folder: a step reads the files "
+                    "the steps before it wrote there, each checked against the digests the "
+                    "original step read. Reports each step; exits 0 when every step "
+                    "reproduced, 1 when one differs, 2 when one could not run.")
+    reproduce_parser.add_argument("pipeline_run", type=positive, metavar="RUN",
+                                  help="pipeline run id (`mlops pipeline runs`)")
+    add_reproduce_options(reproduce_parser)
+    reproduce_parser.set_defaults(func=reproduce_pipeline_command)
 
     show_parser = sub.add_parser(
         "show", help="the DAG and what would run or be cached",
@@ -201,3 +215,23 @@ def pipeline_run_text(run: PipelineRun) -> str:
             lines += ["", f"step {step.step!r} warnings:",
                       *(f"  - {warning}" for warning in step.warnings)]
     return "\n".join(lines)
+
+
+def reproduce_pipeline_command(args: argparse.Namespace) -> int:
+    from ..errors import MlopsError
+    from ..reproduce.diff import blob_reader
+    from ..reproduce.pipeline import pipeline_reproduction_text, reproduce_pipeline
+    from ..reproduce.run import EXIT_CODES
+
+    try:
+        project, store = open_store()
+        with store:
+            found = reproduce_pipeline(project, store, blob_reader(project, store),
+                                       args.pipeline_run, options_of(args),
+                                       say=lambda message: print(message, file=sys.stderr))
+    except MlopsError as exc:  # no such pipeline run, --in not empty, a store not readable
+        print(f"could not run: {exc}")
+        return EXIT_CODES["could not run"]
+    print(json.dumps(to_jsonable(found), indent=2) if args.json
+          else pipeline_reproduction_text(found))
+    return found.exit_code

@@ -27,6 +27,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                "mlops reproduce 42 --rtol 1e-6 --in ./repro-42 --keep")
     parser.add_argument("run", help="run id, uuid prefix, or a model (NAME:VERSION, "
                                     "NAME@ALIAS): the run that made it")
+    add_reproduce_options(parser)
+    parser.set_defaults(func=reproduce_command)
+
+
+def add_reproduce_options(parser: argparse.ArgumentParser) -> None:
+    """The options `mlops reproduce` and `mlops pipeline reproduce` share."""
     parser.add_argument("--rtol", type=tolerance, default=0.0,
                         help="relative tolerance for metrics (default 0: exact)")
     parser.add_argument("--atol", type=tolerance, default=0.0,
@@ -35,21 +41,26 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                         help="the scratch folder, new or empty (default: one in "
                              ".mlops/cache/reproduce/, removed afterwards)")
     parser.add_argument("--keep", action="store_true",
-                        help="keep the scratch folder (inputs, outputs, executed notebook)")
+                        help="keep the scratch folder (inputs, outputs, executed notebooks)")
     parser.add_argument("--strict-env", action="store_true",
                         help="refuse to run when Python or any package differs from the "
                              "run's recorded environment")
     parser.add_argument("--json", action="store_true", help="print JSON")
-    parser.set_defaults(func=reproduce_command)
+
+
+def options_of(args: argparse.Namespace):  # noqa: ANN201
+    from ..reproduce.compare import Tolerance
+    from ..reproduce.run import Options
+
+    return Options(Tolerance(args.rtol, args.atol), args.folder, args.keep, args.strict_env,
+                   progress_bar=sys.stderr.isatty())
 
 
 def reproduce_command(args: argparse.Namespace) -> int:
-    from ..reproduce.compare import Tolerance
     from ..reproduce.diff import blob_reader
-    from ..reproduce.run import EXIT_CODES, Options, reproduce, reproduction_text
+    from ..reproduce.run import EXIT_CODES, reproduce, reproduction_text
 
-    options = Options(Tolerance(args.rtol, args.atol), args.folder, args.keep,
-                      args.strict_env, progress_bar=sys.stderr.isatty())
+    options = options_of(args)
     try:
         project, store = open_store()
         with store:

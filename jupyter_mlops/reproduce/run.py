@@ -101,7 +101,7 @@ def reproduce(project: Project, store: Store, read_blob: Callable[[str], bytes],
                               "environment (--strict-env): "
                               + "; ".join(d.describe() for d in env_found[:5]))
         if scratch is None:
-            scratch = _scratch_folder(options.folder, project.cache_dir, original)
+            scratch = scratch_folder(options.folder, project.cache_dir, f"run-{original.id}")
         say(f"checking the inputs of run {original.id}")
         checks = tuple(place_inputs(store, original, project.root, scratch, read_blob))
         source = _place_source(read_blob, original, snapshot, project.root, scratch)
@@ -156,11 +156,12 @@ def _runnable_snapshot(store: Store, run: Run) -> ArtifactLink:
     return snapshots[0]
 
 
-def _scratch_folder(folder: Path | None, cache_dir: Path, run: Run) -> Path:
+def scratch_folder(folder: Path | None, cache_dir: Path, label: str) -> Path:
+    """`folder` (new or empty), or a new one under .mlops/cache/reproduce/."""
     if folder is None:
         parent = cache_dir / "reproduce"
         parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f"run-{run.id}-", dir=parent))
+        return Path(tempfile.mkdtemp(prefix=f"{label}-", dir=parent))
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise InvalidInput(f"--in {folder}: the folder must be new or empty (reproduce "
                            "fills it with the run's inputs and outputs)")
