@@ -105,7 +105,7 @@ def test_a_changed_input_that_was_kept_is_restored(example: Path, copy_of) -> No
     (root / "data" / "train.parquet").write_bytes(b"not the training data")
     done = mlops_cli(root, "reproduce", "2", "--keep")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "data/train.parquet: restored from the run's kept copy" in done.stdout
+    assert "data/train.parquet: restored from the artifact store" in done.stdout
     scratch = Path(done.stdout.split("scratch folder kept: ")[1].strip())
     assert (scratch / "data" / "train.parquet").read_bytes()[:4] == b"PAR1"
     assert (scratch / "models" / "classifier.skops").is_file()  # the outputs are there
@@ -135,7 +135,7 @@ def test_keep_stores_a_files_bytes_and_reproduce_restores_them(project, tracker)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.startswith(f"reproduced: run {run.id + 1} reproduces run {run.id} "
                                   "(count)")
-    assert "data.csv: restored from the run's kept copy" in done.stdout
+    assert "data.csv: restored from the artifact store" in done.stdout
 
     with pytest.raises(mlops.InvalidInput, match="write the table to a file"):
         with tracker.start_run("table") as again:

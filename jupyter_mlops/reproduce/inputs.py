@@ -34,11 +34,12 @@ class InputChanged(MlopsError):
 class InputCheck:
     source: str  # as recorded: relative to the project, or absolute
     recorded: str  # the digest the run recorded
-    found: str  # where the bytes came from: "project" | "kept copy" | "scratch" | "in place"
+    found: str  # where the bytes came from: "project" | "kept copy" (the artifact store) |
+    # "scratch" (an earlier step of a pipeline reproduction) | "in place" (an absolute path)
 
     def describe(self) -> str:
         where = {"project": "the project's file, unchanged",
-                 "kept copy": "restored from the run's kept copy",
+                 "kept copy": "restored from the artifact store",
                  "scratch": "written by an earlier step of this reproduction",
                  "in place": "unchanged, read in place (an absolute path)"}[self.found]
         return f"{self.source}: {where} ({self.recorded})"

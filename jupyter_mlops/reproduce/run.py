@@ -116,7 +116,7 @@ def reproduce(project: Project, store: Store, read_blob: Callable[[str], bytes],
                                    cwd, env, options.progress_bar)
         else:
             output, failure = None, run_script(source, cwd, env)
-        again = _recorded_run(store, original, last_id)
+        again = _recorded_run(store, original, last_id, source)
         if again is not None and output is not None and output.is_file():
             _keep_executed(store, project, again, output)
         if failure is not None:
@@ -196,11 +196,15 @@ def _working_folder(run: Run, scratch: Path) -> Path:
     return folder
 
 
-def _recorded_run(store: Store, original: Run, last_id: int) -> Run | None:
-    """The run the re-execution recorded: the newest one tagged as reproducing it."""
-    found = [r for r in store.runs.search(f"id > {last_id}", limit=1000)
-             if r.tags.get(REPRODUCES_TAG) == original.uuid]
-    return found[0] if found else None
+def _recorded_run(store: Store, original: Run, last_id: int, source: Path) -> Run | None:
+    """The run the re-execution recorded: tagged as reproducing `original`, from the
+    snapshot in this scratch folder (a path no other run can have: a tag alone could
+    be set by anyone's run)."""
+    for run in store.runs.search(f"id > {last_id}", limit=1000):
+        if run.tags.get(REPRODUCES_TAG) == original.uuid and run.notebook \
+                and Path(run.notebook).resolve() == source.resolve():
+            return run
+    return None
 
 
 def _keep_executed(store: Store, project: Project, run: Run, output: Path) -> None:
