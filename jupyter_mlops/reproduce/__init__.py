@@ -1,2 +1,4 @@
-"""Reproducing runs from their record: the environment a run was recorded in, and how
-today's differs (issue 13 builds `mlops reproduce` and `mlops runs diff` here)."""
+"""Reproducing and explaining runs from their record: `mlops reproduce` (run.py, with
+inputs.py, execute.py and compare.py), `mlops pipeline reproduce` (pipeline.py), `mlops
+runs diff` (diff.py), a run's environment as requirements (environment.py), and whether
+a run can be re-executed at all (readiness.py)."""
