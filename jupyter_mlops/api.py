@@ -17,6 +17,7 @@ from .store.records import ArtifactLink, DatasetVersion, ModelVersion, Run
 from .tracking import ActiveRun, Tracker, open_project_store
 
 _tracker: Tracker | None = None
+_autolog: Any = None  # the running autolog.AutologSession, if any
 
 
 def tracker() -> Tracker:
@@ -32,6 +33,47 @@ def use_tracker(new: Tracker | None) -> Tracker | None:
     global _tracker
     old, _tracker = _tracker, new
     return old
+
+
+def autolog(*, model_name: str | None = None, children: int = 0,
+            exclude_params: Iterable[str] = (), exclude_metrics: Iterable[str] = (),
+            off: bool = False) -> Any:
+    """Record every scikit-learn `fit` from now on (`off=True`: stop, restore the methods).
+
+    Each outermost fit records its params (`get_params(deep=True)`, minus names
+    matching an `exclude_params` pattern), fit time and training metrics (minus
+    `exclude_metrics`, `"*"` for none), the digests of X and y, a search's best
+    params, best score and `cv_results_` (and its top `children` candidates as runs
+    of their own), and with `model_name` the model as the next version of that name.
+    Into the active run, else into a run of its own that ends with the notebook's
+    cell. Calling it again replaces the settings. Returns the session (None when off).
+    Raises `InvalidInput` for a bad model name, `children` or pattern list.
+    """
+    global _autolog
+    from .autolog import AutologOptions, AutologSession
+    from .autolog.session import ipython_shell
+
+    options = None if off else AutologOptions(
+        model_name=model_name, children=children,
+        exclude_params=_patterns(exclude_params), exclude_metrics=_patterns(exclude_metrics))
+    if _autolog is not None:
+        _autolog.stop()
+        _autolog = None
+    if options is None:
+        return None
+    session = AutologSession(tracker(), options, shell=ipython_shell())
+    session.start()
+    _autolog = session
+    return session
+
+
+def autolog_session() -> Any:
+    """The running autolog session, or None."""
+    return _autolog
+
+
+def _patterns(values: Iterable[str]) -> tuple[str, ...]:
+    return (values,) if isinstance(values, str) else tuple(values)
 
 
 def init(path: str | os.PathLike[str] = ".") -> Project:
