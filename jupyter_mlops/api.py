@@ -17,7 +17,7 @@ from .store.records import ArtifactLink, DatasetVersion, ModelVersion, Run
 from .tracking import ActiveRun, Tracker, open_project_store
 
 _tracker: Tracker | None = None
-_autolog: Any = None  # the running autolog.AutologSession, if any
+_autolog: Any = None  # the running autologging.AutologSession, if any
 
 
 def tracker() -> Tracker:
@@ -50,8 +50,8 @@ def autolog(*, model_name: str | None = None, children: int = 0,
     Raises `InvalidInput` for a bad model name, `children` or pattern list.
     """
     global _autolog
-    from .autolog import AutologOptions, AutologSession
-    from .autolog.session import ipython_shell
+    from .autologging import AutologOptions, AutologSession
+    from .autologging.session import ipython_shell
 
     options = None if off else AutologOptions(
         model_name=model_name, children=children,

@@ -35,11 +35,11 @@ def run(magics, args) -> None:  # noqa: ANN001
         api.autolog(off=True)
         magics.show("autolog is off")
         return
-    session = api.autolog(model_name=args.model, children=args.children,
+    api.autolog(model_name=args.model, children=args.children,
                           exclude_params=_split(args.exclude_params),
                           exclude_metrics=_split(args.exclude_metrics))
-    model = f", models saved as {args.model}" if args.model else ""
-    magics.show(f"autolog is on: {session.patched} scikit-learn methods patched{model} "
+    model = f", each model saved as the next version of {args.model}" if args.model else ""
+    magics.show(f"autolog is on: scikit-learn fits are recorded{model} "
                 "(`%mlops autolog --off` to stop)")
 
 

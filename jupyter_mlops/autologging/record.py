@@ -110,8 +110,12 @@ def cv_results_csv(results: Mapping[str, Any]) -> bytes:
 def _cell(value: Any) -> str:
     if value is None or value is _masked():
         return ""
-    if isinstance(value, float):
-        return repr(value)
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real):
+        return repr(float(value))  # numpy 2 reprs its scalars as np.float64(...)
     return str(value)
 
 
