@@ -126,6 +126,24 @@ def test_a_read_only_store_warns_once_and_leaves_the_fit_alone(
     assert tracker.search_runs() == []  # the notebook's own asserts checked the models
 
 
+def test_autolog_inside_a_pipeline_step_glues_into_the_step_run(
+        tracker: Tracker, project) -> None:
+    from jupyter_mlops.pipelines.runner import PipelineRunner
+    from jupyter_mlops.pipelines.spec import load_spec
+
+    for name in ("autolog_step.ipynb", "autolog.yaml"):
+        shutil.copy(NOTEBOOKS / "pipeline" / name, project.root / name)
+    spec = load_spec(project.root / "autolog.yaml", project.root)
+    outcome = PipelineRunner(spec, project, tracker.store).run()
+    assert outcome.ok, {s: o.error for s, o in outcome.steps.items()}
+    [run] = tracker.search_runs()
+    assert run.tags["mlops.step"] == "fit" and run.tags["autolog"] == "sklearn"
+    assert run.params["C"] == "0.5"  # papermill's parameter and the estimator's agree
+    assert {"training_accuracy", "fit_time", "score_X_test"} <= set(run.metrics)
+    sources = {d.source for d in tracker.store.datasets.for_run(run.id)}
+    assert {"X_train", "y_train", "X_test", "y_test"} <= sources
+
+
 # -- in this process ----------------------------------------------------------------------
 
 def test_fits_record_into_the_active_run(autolog, tracker: Tracker) -> None:
@@ -181,6 +199,25 @@ def test_partial_fit_adds_steps_to_one_run(autolog, tracker: Tracker) -> None:
     steps = [p.step for p in mlops.show_run(run.id).metric_history
              if p.key == "training_accuracy"]
     assert steps == [0, 1, 2]
+
+
+@pytest.mark.parametrize("search_class", ["RandomizedSearchCV", "HalvingGridSearchCV"])
+def test_other_searches_record_their_best(autolog, tracker: Tracker, search_class: str) -> None:
+    from sklearn.experimental import enable_halving_search_cv  # noqa: F401
+    from sklearn import model_selection
+
+    X, y = _classification(rows=200)
+    search = getattr(model_selection, search_class)
+    autolog()
+    if search_class == "RandomizedSearchCV":
+        search(LogisticRegression(), {"C": [0.1, 1, 10]}, n_iter=2, cv=3,
+               random_state=0).fit(X, y)
+    else:
+        search(LogisticRegression(), {"C": [0.1, 1, 10]}, cv=3, random_state=0).fit(X, y)
+    mlops.api.autolog_session().cell_finished()
+    [run] = tracker.search_runs()
+    assert run.name == search_class and "best_C" in run.params
+    assert "best_cv_score" in run.metrics
 
 
 def test_exclusions_and_no_metrics(autolog, tracker: Tracker) -> None:
@@ -242,7 +279,7 @@ def test_off_restores_every_method_and_keeps_sklearn_descriptors(tracker: Tracke
 def test_an_error_while_recording_is_one_warning(autolog, tracker: Tracker) -> None:
     X, y = _classification()
     autolog()
-    with mlops.start_run("x"):
+    with mlops.start_run("x") as run:
         LogisticRegression(C=1).fit(X, y)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -252,6 +289,8 @@ def test_an_error_while_recording_is_one_warning(autolog, tracker: Tracker) -> N
     messages = [str(w.message) for w in caught]
     assert len(messages) == 1 and "already '1'" in messages[0], messages
     assert model.coef_.shape == (1, 6)
+    points = [p for p in mlops.show_run(run.id).metric_history if p.key == "fit_time"]
+    assert len(points) == 3  # the refused params did not take the metrics with them
 
 
 def test_the_magic_parses_and_documents_its_options(ipython, tracker: Tracker) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..datasets import describe_table, is_dataframe, is_table
+from ..errors import Conflict, MlopsError
 from ..validation import check_dataset_source
 from .metrics import training_metrics, wanted
 
@@ -49,8 +50,16 @@ def record_fit(run: Any, estimator: Any, X: Any, y: Any, seconds: float, *,
                exclude_params: Iterable[str] = (), exclude_metrics: Iterable[str] = (),
                model_name: str | None = None, step: int | None = None,
                namer: Namer = lambda value: None) -> None:
-    """Everything one outermost fit records; `step` numbers the calls of `partial_fit`."""
-    run.log_params(estimator_params(estimator, exclude_params))
+    """Everything one outermost fit records; `step` numbers the calls of `partial_fit`.
+
+    A param refused (`Conflict`: another fit gave it another value in this run) is
+    raised after the rest is recorded, so metrics and data are not lost with it.
+    """
+    refused: MlopsError | None = None
+    try:
+        run.log_params(estimator_params(estimator, exclude_params))
+    except Conflict as exc:
+        refused = exc
     metrics: dict[str, float] = {}
     if wanted("fit_time", exclude_metrics):
         metrics["fit_time"] = seconds
@@ -65,6 +74,8 @@ def record_fit(run: Any, estimator: Any, X: Any, y: Any, seconds: float, *,
     if model_name is not None:
         example = X if is_dataframe(X) else None
         run.log_model(estimator, model_name, input_example=example)
+    if refused is not None:
+        raise refused
 
 
 def log_data(run: Any, value: Any, name: str) -> None:

@@ -4,7 +4,8 @@
 For each outermost training call it decides where the records go:
 
 - a run the user started is active: into it;
-- else a run named after the estimator is started, and ended when the
+- else a run named after the estimator is started (on a thread, while the fit
+  computes: `RunStarter`), and ended when the
   notebook's cell finishes (IPython's `post_run_cell`) or at the next
   autologged fit, as `mlflow.sklearn.autolog()` does; `partial_fit` on the same
   estimator keeps adding to that run, one metric step per call.
@@ -17,6 +18,7 @@ Recording never breaks the user's code: an error of ours is one warning
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -28,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InvalidInput
+from ..recorders import OUTBOX_ENV
 from ..validation import check_model_name
 from . import record
 from .patching import Patches
@@ -72,6 +75,7 @@ class AutologSession:
         self._models: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
         self._warned: set[str] = set()
         self.recorded = 0  # outermost fits recorded (for tests and messages)
+        self.last_fit_seconds = 0.0  # time inside the last recorded fit (for benchmarks)
 
     # -- on and off ----------------------------------------------------------------
 
@@ -121,21 +125,23 @@ class AutologSession:
 
     def _fit(self, estimator: Any, method: str, original: Callable[..., Any],
              args: tuple, kwargs: dict) -> Any:
+        target: Any = None
         step = None
-        run = None
         try:
-            run, step = self._run_for(estimator, method)
+            target, step = self._target_for(estimator, method)
         except Exception as exc:
             self._warn("could not start a run for this fit", exc)
         started = time.perf_counter()
         try:
             result = original(estimator, *args, **kwargs)
         except BaseException as exc:
+            run = self._resolve(target, estimator)
             if run is not None and run is self._owned:
                 self._end_owned("killed" if isinstance(exc, KeyboardInterrupt) else "failed",
                                 "".join(traceback.format_exception_only(exc)).strip())
             raise
-        seconds = time.perf_counter() - started
+        self.last_fit_seconds = seconds = time.perf_counter() - started
+        run = self._resolve(target, estimator)
         if run is not None:
             try:
                 self._record(run, estimator, args, kwargs, seconds, step)
@@ -161,8 +167,9 @@ class AutologSession:
                 record.record_children(self.tracker, run, estimator, options.children,
                                        options.exclude_params)
 
-    def _run_for(self, estimator: Any, method: str) -> tuple[Any, int | None]:
-        """The run to record into, and the metric step (`partial_fit` only)."""
+    def _target_for(self, estimator: Any, method: str) -> tuple[Any, int | None]:
+        """The run to record into, or the `RunStarter` of a run of its own; and the
+        metric step (`partial_fit` only)."""
         owned = self._owned
         if owned is not None and owned.ended:
             owned = self._owned = None
@@ -174,13 +181,24 @@ class AutologSession:
         active = self.tracker.active_run
         if active is not None and not active.ended:
             return active, None
-        run = self.tracker.start_run(type(estimator).__name__,
-                                     tags={"autolog": "sklearn",
-                                           "estimator_class": _class_path(estimator)})
+        tags = {"autolog": "sklearn", "estimator_class": _class_path(estimator)}
+        starter = RunStarter(lambda: self.tracker.start_run(type(estimator).__name__, tags=tags),
+                             background=not os.environ.get(OUTBOX_ENV))
+        return starter, (0 if method == "partial_fit" else None)
+
+    def _resolve(self, target: Any, estimator: Any) -> Any:
+        """The run `target` is or has started (None, warned, when it could not start)."""
+        if not isinstance(target, RunStarter):
+            return target
+        try:
+            run = target.result()
+        except Exception as exc:
+            self._warn("could not start a run for this fit", exc)
+            return None
         self._owned = run
         self._owned_estimator = weakref.ref(estimator)
         self._partial_steps = 0
-        return run, (0 if method == "partial_fit" else None)
+        return run
 
     def _end_owned(self, status: str = "finished", error: str | None = None) -> None:
         owned, self._owned, self._owned_estimator = self._owned, None, None
@@ -224,6 +242,41 @@ class AutologSession:
             return
         self._warned.add(message)
         warnings.warn(message, RuntimeWarning, stacklevel=4)
+
+
+class RunStarter:
+    """Starts a run on a thread while the fit computes.
+
+    Starting a run reads the git state (three `git` processes, about 8 ms of
+    waiting) and the environment: on a thread, that wait overlaps the fit
+    instead of adding to it. Inside a pipeline step (`background=False`) the run
+    starts at once on the caller's thread, where its glued record belongs.
+    """
+
+    def __init__(self, start: Callable[[], Any], background: bool = True) -> None:
+        self._run: Any = None
+        self._error: Exception | None = None
+        self._thread: threading.Thread | None = None
+        if background:
+            self._thread = threading.Thread(target=self._start, args=(start,),
+                                            name="mlops-autolog-start", daemon=True)
+            self._thread.start()
+        else:
+            self._start(start)
+
+    def _start(self, start: Callable[[], Any]) -> None:
+        try:
+            self._run = start()
+        except Exception as exc:  # raised again by result(), on the caller's thread
+            self._error = exc
+
+    def result(self) -> Any:
+        """The started run; raises what starting it raised."""
+        if self._thread is not None:
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._run
 
 
 def _data_arguments(args: tuple, kwargs: dict) -> tuple[Any, Any]:
