@@ -203,8 +203,8 @@ def test_partial_fit_adds_steps_to_one_run(autolog, tracker: Tracker) -> None:
 
 @pytest.mark.parametrize("search_class", ["RandomizedSearchCV", "HalvingGridSearchCV"])
 def test_other_searches_record_their_best(autolog, tracker: Tracker, search_class: str) -> None:
-    from sklearn.experimental import enable_halving_search_cv  # noqa: F401
     from sklearn import model_selection
+    from sklearn.experimental import enable_halving_search_cv  # noqa: F401
 
     X, y = _classification(rows=200)
     search = getattr(model_selection, search_class)
@@ -305,6 +305,27 @@ def test_the_magic_parses_and_documents_its_options(ipython, tracker: Tracker) -
     finally:
         ipython.run_line_magic("mlops", "autolog --off")
     assert mlops.api.autolog_session() is None
+
+
+def test_the_shell_ends_the_run_with_the_cell_and_refuses_bad_options(ipython,
+                                                                    tracker: Tracker) -> None:
+    from IPython.core.error import UsageError
+
+    with pytest.raises(UsageError, match="children"):
+        ipython.run_line_magic("mlops", "autolog --children -1")
+    ipython.user_ns["X_cell"], ipython.user_ns["y_cell"] = _classification()
+    try:
+        ipython.run_line_magic("mlops", "autolog")
+        result = ipython.run_cell("from sklearn.linear_model import LogisticRegression\n"
+                                  "m = LogisticRegression().fit(X_cell, y_cell)")
+        assert result.success
+        assert tracker.active_run is None  # post_run_cell ended it
+        [run] = tracker.search_runs()
+        assert run.status == "finished"
+        assert {d.source for d in tracker.store.datasets.for_run(run.id)} == {"X_cell",
+                                                                               "y_cell"}
+    finally:
+        ipython.run_line_magic("mlops", "autolog --off")
 
 
 # -- what is computed ------------------------------------------------------------------
