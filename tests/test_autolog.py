@@ -144,6 +144,37 @@ def test_autolog_inside_a_pipeline_step_glues_into_the_step_run(
     assert {"X_train", "y_train", "X_test", "y_test"} <= sources
 
 
+def test_autolog_records_through_a_team_server(project, tmp_path_factory, request,
+                                               tmp_path: Path, monkeypatch) -> None:
+    from jupyter_mlops.project import find_project
+
+    from .helpers import wait_for
+    from .team import team_server
+
+    server = team_server(request, tmp_path_factory)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("MLOPS_URL", server.url)
+    monkeypatch.setenv("MLOPS_TOKEN", server.tokens["writer"])
+    remote = Tracker(find_project())
+    old = mlops.use_tracker(remote)
+    X, y = _classification()
+    try:
+        session = mlops.autolog(model_name="team-model")
+        model = LogisticRegression(C=0.5).fit(X[:200], y[:200])
+        model.score(X[200:], y[200:])
+        session.cell_finished()
+        mlops.autolog(off=True)
+        assert wait_for(lambda: [r.status for r in remote.search_runs()] == ["finished"])
+        [run] = remote.search_runs()
+        assert run.name == "LogisticRegression" and run.params["C"] == "0.5"
+        assert {"training_accuracy", "fit_time", "eval_score"} <= set(run.metrics)
+        assert remote.get_model_version("team-model:1").run_id == run.id
+    finally:
+        mlops.autolog(off=True)
+        remote.close()
+        mlops.use_tracker(old)
+
+
 # -- in this process ----------------------------------------------------------------------
 
 def test_fits_record_into_the_active_run(autolog, tracker: Tracker) -> None:
