@@ -241,7 +241,7 @@ class AutologSession:
         if message in self._warned:
             return
         self._warned.add(message)
-        warnings.warn(message, RuntimeWarning, stacklevel=4)
+        warnings.warn(message, RuntimeWarning, stacklevel=_caller_level())
 
 
 class RunStarter:
@@ -277,6 +277,22 @@ class RunStarter:
         if self._error is not None:
             raise self._error
         return self._run
+
+
+def _caller_level() -> int:
+    """The `stacklevel` that names the user's line: the first frame outside this package
+    and scikit-learn (a fit may be called from inside a Pipeline or a search)."""
+    ours = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sklearn = os.path.dirname(getattr(sys.modules.get("sklearn"), "__file__", "") or "") or None
+    frame = sys._getframe(2)  # the caller of `_warn`
+    level = 2  # stacklevel 1 is `_warn` itself
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not filename.startswith(ours) and not (sklearn and filename.startswith(sklearn)):
+            return level
+        frame = frame.f_back
+        level += 1
+    return 2
 
 
 def _data_arguments(args: tuple, kwargs: dict) -> tuple[Any, Any]:
