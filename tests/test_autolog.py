@@ -74,6 +74,7 @@ def test_a_notebook_autologs_fits_pipelines_searches_regressors_and_stops(
     assert 0.5 < metrics["training_accuracy"] <= 1 and metrics["fit_time"] > 0
     # the evaluation of the next cell went to the run that fitted the model, with its data
     assert 0.5 < metrics["score_X_test"] <= 1
+    assert 0.5 < metrics["f1_score_X_test"] <= 1  # sklearn.metrics on its predictions
     data = {d.source: d.dataset for d in plain.datasets}
     assert set(data) == {"X_train", "y_train", "X_test", "y_test"}
     assert data["X_train"].rows == 300 and data["X_test"].rows == 100
@@ -249,6 +250,29 @@ def test_other_searches_record_their_best(autolog, tracker: Tracker, search_clas
     [run] = tracker.search_runs()
     assert run.name == search_class and "best_C" in run.params
     assert "best_cv_score" in run.metrics
+
+
+def test_sklearn_metrics_on_an_autologged_models_predictions(autolog,
+                                                             tracker: Tracker) -> None:
+    from sklearn import metrics
+
+    X, y = _classification()
+    session = autolog()
+    model = LogisticRegression().fit(X[:200], y[:200])
+    session.cell_finished()
+    predicted = model.predict(X[200:])
+    accuracy = metrics.accuracy_score(y[200:], predicted)
+    metrics.log_loss(y[200:], model.predict_proba(X[200:]))
+    metrics.accuracy_score(y[200:], np.array(predicted))  # a copy: not its predictions
+    LogisticRegression().fit(X[:100], y[:100]).predict(X)  # another model's predictions
+    [_, first] = tracker.search_runs()
+    assert first.metrics["accuracy_score_eval"] == accuracy
+    assert "log_loss_eval" in first.metrics
+    history = [p for p in mlops.show_run(first.id).metric_history
+               if p.key == "accuracy_score_eval"]
+    assert len(history) == 1
+    mlops.autolog(off=True)
+    assert not hasattr(metrics.accuracy_score, "__mlops_autolog__")
 
 
 def test_exclusions_and_no_metrics(autolog, tracker: Tracker) -> None:

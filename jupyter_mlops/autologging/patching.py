@@ -12,9 +12,13 @@ every estimator class are replaced by a thin wrapper that hands the call to a
   behind sklearn's `available_if` descriptor keeps its descriptor: only the
   descriptor's function is wrapped, so `hasattr(pipe, "fit_predict")` says
   what it said before.
+- The public metric functions of `sklearn.metrics` (`accuracy_score`, ...) are
+  replaced as attributes of that module, to see the predictions of an
+  autologged model being scored.
 - Classes defined later (a module imported after `%mlops autolog`) are patched
-  when they are created, by an `__init_subclass__` added to `BaseEstimator`
-  for the time autolog is on. Nothing imports the rest of scikit-learn.
+  when they are created, with the classes they inherit from (mixins), by an
+  `__init_subclass__` added to `BaseEstimator` for the time autolog is on.
+  Nothing imports the rest of scikit-learn.
 - `Patches.restore()` puts every original back and removes the hook. A
   wrapper that something else wrapped in the meantime (scikit-learn's
   `set_output` wraps `fit_transform` of a class when it is created) can't be
@@ -34,7 +38,7 @@ from collections.abc import Callable
 from typing import Any
 
 TRAINING_METHODS = ("fit", "fit_transform", "fit_predict", "partial_fit")
-EVALUATION_METHODS = ("score",)
+EVALUATION_METHODS = ("score", "predict", "predict_proba", "decision_function")
 PATCHED_METHODS = TRAINING_METHODS + EVALUATION_METHODS
 MARK = "__mlops_autolog__"
 
@@ -55,8 +59,10 @@ class Patches:
     def __init__(self, handler: Handler) -> None:
         self._handler = handler
         self.switch = Switch()
-        self._replaced: list[tuple[type, str, Any, Any]] = []  # (class, name, original, new)
+        self._replaced: list[tuple[Any, str, Any, Any]] = []  # (class or module, name, old, new)
         self._hook: tuple[type, Any] | None = None  # (BaseEstimator, its own __init_subclass__)
+        self._seen: set[type] = set()  # classes patched (or found with nothing to patch)
+        self._metrics_patched = False
 
     @property
     def count(self) -> int:
@@ -68,19 +74,24 @@ class Patches:
         import sklearn.base
 
         base = sklearn.base.BaseEstimator
-        seen: set[type] = set()
         pending = [base, *(value for value in vars(sklearn.base).values()
                            if isinstance(value, type) and value.__module__ == "sklearn.base")]
         while pending:
             cls = pending.pop()
-            if cls in seen:
-                continue
-            seen.add(cls)
-            self.patch_class(cls)
-            pending.extend(cls.__subclasses__())
+            if cls not in self._seen:
+                self.patch_class(cls)
+                pending.extend(cls.__subclasses__())
         self._install_hook(base)
 
+    def patch_new_class(self, cls: type) -> None:
+        """Patch a class just created, and the classes it inherits from that were not
+        patched yet (a mixin imported with it, e.g. `LinearClassifierMixin.predict`)."""
+        for klass in cls.__mro__:
+            if klass not in self._seen:
+                self.patch_class(klass)
+
     def patch_class(self, cls: type) -> None:
+        self._seen.add(cls)
         for name in PATCHED_METHODS:
             current = cls.__dict__.get(name)
             if current is None:
@@ -103,6 +114,25 @@ class Patches:
             return descriptor
         return None
 
+    def patch_metric_functions(self) -> None:
+        """Wrap the public `sklearn.metrics.*_score`, `*_error` and `*_loss` functions, as
+        attributes of `sklearn.metrics` (a name imported from it before autolog started
+        keeps the original); the handler gets them with `estimator=None`. Once."""
+        if self._metrics_patched:
+            return
+        self._metrics_patched = True
+        import sklearn.metrics
+
+        for name in getattr(sklearn.metrics, "__all__", ()):
+            current = getattr(sklearn.metrics, name, None)
+            if not isinstance(current, types.FunctionType) or \
+                    not name.endswith(("_score", "_error", "_loss")) or \
+                    getattr(current, MARK, None) is self.switch:
+                continue
+            replacement = _function_wrapper(current, name, self._handler, self.switch)
+            setattr(sklearn.metrics, name, replacement)
+            self._replaced.append((sklearn.metrics, name, current, replacement))  # type: ignore[arg-type]
+
     def _install_hook(self, base: type) -> None:
         own = base.__dict__.get("__init_subclass__")
         patches = self
@@ -113,7 +143,7 @@ class Patches:
             else:
                 super(base, cls).__init_subclass__(**kwargs)
             if patches.switch.on:
-                patches.patch_class(cls)
+                patches.patch_new_class(cls)
 
         base.__init_subclass__ = classmethod(__init_subclass__)  # type: ignore[assignment]
         self._hook = (base, own)
@@ -128,10 +158,12 @@ class Patches:
             else:
                 base.__init_subclass__ = own  # type: ignore[assignment]
             self._hook = None
-        for cls, name, original, replacement in reversed(self._replaced):
-            if cls.__dict__.get(name) is replacement:
-                setattr(cls, name, original)
+        for owner, name, original, replacement in reversed(self._replaced):
+            if vars(owner).get(name) is replacement:
+                setattr(owner, name, original)
         self._replaced.clear()
+        self._seen.clear()
+        self._metrics_patched = False
 
 
 def _wrapper(original: Callable[..., Any], name: str, handler: Handler,
@@ -141,6 +173,18 @@ def _wrapper(original: Callable[..., Any], name: str, handler: Handler,
         if not switch.on:
             return original(self, *args, **kwargs)
         return handler(self, name, original, args, kwargs)
+
+    setattr(patched, MARK, switch)
+    return patched
+
+
+def _function_wrapper(original: Callable[..., Any], name: str, handler: Handler,
+                      switch: Switch) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def patched(*args: Any, **kwargs: Any) -> Any:
+        if not switch.on:
+            return original(*args, **kwargs)
+        return handler(None, name, original, args, kwargs)
 
     setattr(patched, MARK, switch)
     return patched

@@ -200,21 +200,31 @@ def record_evaluation(run: Any, value: Any, X: Any, y: Any, namer: Namer) -> str
         return None
     x_name = namer(X)
     key = f"score_{x_name}" if x_name else "eval_score"
+    datasets = [(data, namer(data) or default) for data, default in ((X, "X_eval"), (y, "y_eval"))
+                if data is not None and is_table(data)]
+    record_metric(run, key, value)
+    for data, name in datasets:
+        if not run.ended:
+            run.log_dataset(data, role="input", name=name)
+        else:
+            run._recorder.log_dataset(  # noqa: SLF001 - see the docstring
+                run.id, describe_table(data), "input", check_dataset_source(name))
+    return key
+
+
+def record_metric(run: Any, key: str, value: Any) -> bool:
+    """Log an evaluation metric into `run`, ended or not (see `record_evaluation`);
+    False for a value that isn't a number (a per-class array, a report)."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        return False
+    if not run.ended:
+        run.log_metrics({key: float(value)})
+        return True
     import time
 
     from ..tracking import check_metric
 
-    point = check_metric(key, value, None)
-    datasets = [(data, namer(data) or default) for data, default in ((X, "X_eval"), (y, "y_eval"))
-                if data is not None and is_table(data)]
-    if not run.ended:
-        run.log_metrics({key: float(value)})
-        for data, name in datasets:
-            run.log_dataset(data, role="input", name=name)
-        return key
-    recorder = run._recorder  # noqa: SLF001 - see the docstring
-    recorder.log_metrics(run.id, [(*point[:3], time.time())])
-    for data, name in datasets:
-        recorder.log_dataset(run.id, describe_table(data), "input", check_dataset_source(name))
-    return key
+    key, number, step = check_metric(key, value, None)
+    run._recorder.log_metrics(run.id, [(key, number, step, time.time())])  # noqa: SLF001
+    return True
 

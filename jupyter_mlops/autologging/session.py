@@ -35,6 +35,9 @@ from ..validation import check_model_name
 from . import record
 from .patching import Patches
 
+PREDICTION_METHODS = ("predict", "predict_proba", "decision_function")
+KEPT_PREDICTIONS = 32  # the latest predictions of autologged models a metric may be given
+
 
 @dataclass(frozen=True)
 class AutologOptions:
@@ -74,6 +77,8 @@ class AutologSession:
         self._partial_steps = 0
         self._models: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
         self._warned: set[str] = set()
+        # id(predictions) -> (weak reference to them, the model's run, X's variable name)
+        self._predictions: dict[int, tuple[weakref.ref, Any, str | None]] = {}
         self.recorded = 0  # outermost fits recorded (for tests and messages)
         self.last_fit_seconds = 0.0  # time inside the last recorded fit (for benchmarks)
 
@@ -85,6 +90,8 @@ class AutologSession:
 
     def start(self) -> None:
         self._patches.apply()
+        if "sklearn.metrics" in sys.modules:  # else at the first recorded fit (80 ms import)
+            self._patches.patch_metric_functions()
         if self.shell is not None:
             self.shell.events.register("post_run_cell", self.cell_finished)
 
@@ -107,10 +114,16 @@ class AutologSession:
     def _handle(self, estimator: Any, method: str, original: Callable[..., Any],
                 args: tuple, kwargs: dict) -> Any:
         if not self._claim():
+            if estimator is None:  # a metric function
+                return original(*args, **kwargs)
             return original(estimator, *args, **kwargs)
         try:
+            if estimator is None:
+                return self._metric(method, original, args, kwargs)
             if method == "score":
                 return self._score(estimator, original, args, kwargs)
+            if method in PREDICTION_METHODS:
+                return self._predict(estimator, original, args, kwargs)
             return self._fit(estimator, method, original, args, kwargs)
         finally:
             self._busy = False
@@ -159,6 +172,7 @@ class AutologSession:
                           model_name=options.model_name, step=step, namer=self.name_of)
         self._models[estimator] = run
         self.recorded += 1
+        self._patches.patch_metric_functions()  # its predictions may be scored from now on
         if options.children and record.is_search(estimator) and step is None:
             if run.id is None:
                 self._warn("child runs are not recorded inside a pipeline step",
@@ -212,10 +226,7 @@ class AutologSession:
     def _score(self, estimator: Any, original: Callable[..., Any], args: tuple,
                kwargs: dict) -> Any:
         value = original(estimator, *args, **kwargs)
-        try:
-            run = self._models.get(estimator)
-        except TypeError:  # an estimator that can't be weakly referenced or hashed
-            run = None
+        run = self._model_run(estimator)
         if run is not None:
             try:
                 X, y = _data_arguments(args, kwargs)
@@ -223,6 +234,44 @@ class AutologSession:
             except Exception as exc:
                 self._warn(f"{type(estimator).__name__}.score was not recorded", exc)
         return value
+
+    def _predict(self, estimator: Any, original: Callable[..., Any], args: tuple,
+                 kwargs: dict) -> Any:
+        """Remember the predictions of an autologged model, for `_metric`."""
+        value = original(estimator, *args, **kwargs)
+        run = self._model_run(estimator)
+        if run is not None:
+            try:
+                X, _ = _data_arguments(args, kwargs)
+                self._predictions[id(value)] = (weakref.ref(value), run, self.name_of(X))
+                while len(self._predictions) > KEPT_PREDICTIONS:
+                    del self._predictions[next(iter(self._predictions))]
+            except TypeError:  # an output that can't be weakly referenced
+                pass
+        return value
+
+    def _metric(self, name: str, original: Callable[..., Any], args: tuple,
+                kwargs: dict) -> Any:
+        """A `sklearn.metrics` function called on an autologged model's predictions:
+        metric `<function>_<X's variable>` in the run that fitted the model."""
+        value = original(*args, **kwargs)
+        predicted = args[1] if len(args) > 1 else next(
+            (kwargs[k] for k in ("y_pred", "y_score", "y_proba", "y_prob", "probas_pred")
+             if k in kwargs), None)
+        entry = self._predictions.get(id(predicted))
+        if entry is not None and entry[0]() is predicted:
+            _, run, x_name = entry
+            try:
+                record.record_metric(run, f"{name}_{x_name or 'eval'}", value)
+            except Exception as exc:
+                self._warn(f"{name} was not recorded", exc)
+        return value
+
+    def _model_run(self, estimator: Any) -> Any:
+        try:
+            return self._models.get(estimator)
+        except TypeError:  # an estimator that can't be weakly referenced or hashed
+            return None
 
     # -- helpers ---------------------------------------------------------------------
 
