@@ -7,8 +7,8 @@ Two fits (issue 14): `LogisticRegression().fit` on a 1,000 x 20 DataFrame, and a
 overhead of one recorded fit: the median, over repeats interleaved with plain
 fits, of (fit with autolog) - (the same fit without), in the same process.
 
-Ours (this process, a throwaway project in benchmarks/.data/autolog-ours, inside
-this git work tree: a run reads its git state):
+Ours (this process, a throwaway project in benchmarks/.data/autolog-ours, a clean
+git repository of its own: a run reads its git state, as a user's would):
 - `bare run`: `start_run().end()` with nothing logged, what any run costs;
 - `into run`: autolog records into a run the user started;
 - `own run`: autolog starts a run named after the estimator and ends it (as
@@ -106,6 +106,12 @@ def ours(repeats: int) -> dict[str, Any]:
     folder = DATA / "autolog-ours"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
+    # The project is a git repository of its own, clean, with one commit, as a user's
+    # would be: a run reads its git state, and none of this work tree's changes.
+    subprocess.run(["git", "init", "-q", str(folder)], check=True)
+    subprocess.run(["git", "-C", str(folder), "-c", "user.name=bench", "-c",
+                    "user.email=bench@localhost", "commit", "-q", "--allow-empty", "-m", "init"],
+                   check=True)
     tracker = mlops.Tracker(mlops.init(folder))
     mlops.use_tracker(tracker)
     X, y = make_data()

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .inspection import Comparison, RunDetail, compare_runs, describe_run
 from .project import Project, apply_modes, init_project
 from .store.records import ArtifactLink, DatasetVersion, ModelVersion, Run
 from .tracking import ActiveRun, Tracker, open_project_store
 
+if TYPE_CHECKING:  # imported when autolog is first switched on, not with the package
+    from .autologging import AutologSession
+
 _tracker: Tracker | None = None
-_autolog: Any = None  # the running autologging.AutologSession, if any
+_autolog: AutologSession | None = None
 
 
 def tracker() -> Tracker:
@@ -37,7 +40,7 @@ def use_tracker(new: Tracker | None) -> Tracker | None:
 
 def autolog(*, model_name: str | None = None, children: int = 0,
             exclude_params: Iterable[str] = (), exclude_metrics: Iterable[str] = (),
-            off: bool = False) -> Any:
+            off: bool = False) -> AutologSession | None:
     """Record every scikit-learn `fit` from now on (`off=True`: stop, restore the methods).
 
     Each outermost fit records its params (`get_params(deep=True)`, minus names
@@ -67,7 +70,7 @@ def autolog(*, model_name: str | None = None, children: int = 0,
     return session
 
 
-def autolog_session() -> Any:
+def autolog_session() -> AutologSession | None:
     """The running autolog session, or None."""
     return _autolog
 
