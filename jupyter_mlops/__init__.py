@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from .api import (
     active_run,
+    autolog,
     compare,
     end_run,
     get_run,
@@ -51,7 +52,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ActiveRun", "Conflict", "FilterSyntaxError", "IntegrityError", "InvalidInput",
     "MlopsError", "NoActiveRun", "NotFound", "ProjectNotFound", "Tracker", "UntrustedModel",
-    "active_run", "compare", "end_run", "get_run", "init", "load_ipython_extension",
+    "active_run", "autolog", "compare", "end_run", "get_run", "init", "load_ipython_extension",
     "load_model", "log_artifact", "log_dataset", "log_metric", "log_metrics", "log_model",
     "log_param", "log_params", "log_predictions", "search_runs", "set_tags", "show_run",
     "start_run", "tracker", "use_tracker",

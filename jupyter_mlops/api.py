@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .inspection import Comparison, RunDetail, compare_runs, describe_run
 from .project import Project, apply_modes, init_project
 from .store.records import ArtifactLink, DatasetVersion, ModelVersion, Run
 from .tracking import ActiveRun, Tracker, open_project_store
 
+if TYPE_CHECKING:  # imported when autolog is first switched on, not with the package
+    from .autologging import AutologSession
+
 _tracker: Tracker | None = None
+_autolog: AutologSession | None = None
 
 
 def tracker() -> Tracker:
@@ -32,6 +36,47 @@ def use_tracker(new: Tracker | None) -> Tracker | None:
     global _tracker
     old, _tracker = _tracker, new
     return old
+
+
+def autolog(*, model_name: str | None = None, children: int = 0,
+            exclude_params: Iterable[str] = (), exclude_metrics: Iterable[str] = (),
+            off: bool = False) -> AutologSession | None:
+    """Record every scikit-learn `fit` from now on (`off=True`: stop, restore the methods).
+
+    Each outermost fit records its params (`get_params(deep=True)`, minus names
+    matching an `exclude_params` pattern), fit time and training metrics (minus
+    `exclude_metrics`, `"*"` for none), the digests of X and y, a search's best
+    params, best score and `cv_results_` (and its top `children` candidates as runs
+    of their own), and with `model_name` the model as the next version of that name.
+    Into the active run, else into a run of its own that ends with the notebook's
+    cell. Calling it again replaces the settings. Returns the session (None when off).
+    Raises `InvalidInput` for a bad model name, `children` or pattern list.
+    """
+    global _autolog
+    from .autologging import AutologOptions, AutologSession
+    from .autologging.session import ipython_shell
+
+    options = None if off else AutologOptions(
+        model_name=model_name, children=children,
+        exclude_params=_patterns(exclude_params), exclude_metrics=_patterns(exclude_metrics))
+    if _autolog is not None:
+        _autolog.stop()
+        _autolog = None
+    if options is None:
+        return None
+    session = AutologSession(tracker(), options, shell=ipython_shell())
+    session.start()
+    _autolog = session
+    return session
+
+
+def autolog_session() -> AutologSession | None:
+    """The running autolog session, or None."""
+    return _autolog
+
+
+def _patterns(values: Iterable[str]) -> tuple[str, ...]:
+    return (values,) if isinstance(values, str) else tuple(values)
 
 
 def init(path: str | os.PathLike[str] = ".") -> Project:

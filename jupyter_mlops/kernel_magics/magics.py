@@ -14,6 +14,7 @@ from traitlets import Bool, Int
 from ..errors import MlopsError
 from . import (
     artifact_cmd,
+    autolog_cmd,
     compare_cmd,
     data_cmd,
     diff_cmd,
@@ -34,7 +35,7 @@ COMMANDS: dict[str, ModuleType] = {
     "init": init_cmd, "start": start_cmd, "end": end_cmd, "param": param_cmd,
     "log": log_cmd, "tag": tag_cmd, "data": data_cmd, "artifact": artifact_cmd,
     "model": model_cmd, "runs": runs_cmd, "show": show_cmd, "compare": compare_cmd,
-    "diff": diff_cmd, "reproduce": reproduce_cmd,
+    "diff": diff_cmd, "reproduce": reproduce_cmd, "autolog": autolog_cmd,
 }
 
 
