@@ -20,7 +20,7 @@ from ..views import (
     to_jsonable,
 )
 from .common import open_store, positive
-from .reproduce import add_reproduce_options, options_of
+from .reproduce import add_reproduce_options, options_of, sigterm_interrupts
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -225,7 +225,7 @@ def reproduce_pipeline_command(args: argparse.Namespace) -> int:
 
     try:
         project, store = open_store()
-        with store:
+        with store, sigterm_interrupts():
             found = reproduce_pipeline(project, store, blob_reader(project, store),
                                        args.pipeline_run, options_of(args),
                                        say=lambda message: print(message, file=sys.stderr))

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import MlopsError
@@ -56,6 +59,25 @@ def options_of(args: argparse.Namespace):  # noqa: ANN201
                    progress_bar=sys.stderr.isatty())
 
 
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM (`kill PID`, a scheduler's stop) interrupts like Ctrl-C while a
+    reproduction runs, so its kernel is shut down and its scratch folder removed instead
+    of both being left behind."""
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def reproduce_command(args: argparse.Namespace) -> int:
     from ..reproduce.diff import blob_reader
     from ..reproduce.run import EXIT_CODES, reproduce, reproduction_text
@@ -63,7 +85,7 @@ def reproduce_command(args: argparse.Namespace) -> int:
     options = options_of(args)
     try:
         project, store = open_store()
-        with store:
+        with store, sigterm_interrupts():
             found = reproduce(project, store, blob_reader(project, store), args.run, options,
                               say=lambda message: print(message, file=sys.stderr))
     except MlopsError as exc:  # no such run, a store that can't be read: it could not run

@@ -19,6 +19,10 @@ from ..store.records import DatasetVersion, Run, RunDataset
 # Causes before effects: a changed input explains a changed metric, not the reverse.
 SECTION_ORDER = ("data", "params", "code", "environment", "metrics", "run")
 MAX_SNAPSHOT_BYTES = 64 * 1024 * 1024
+# Of a run's code, diffed line by line: difflib's time grows with the product of the two
+# sides when lines repeat, so a crafted snapshot could hold the lab server's thread for
+# minutes; 20,000 lines a side diff in about a second.
+MAX_CODE_LINES = 20_000
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,12 @@ def diff_runs(store: Store, read_blob: Callable[[str], bytes], a: str | int, b: 
     if missing:
         return RunDiff(first, second, changes, tuple(rows), (),
                        f"no stored source snapshot for {' and '.join(missing)}")
+    huge = [f"run {run.id}" for run, source in zip((first, second), sources, strict=True)
+            if source is not None and len(source[1]) > MAX_CODE_LINES]
+    if huge:
+        return RunDiff(first, second, changes, tuple(rows), (),
+                       f"the code of {' and '.join(huge)} has more than {MAX_CODE_LINES} "
+                       "lines: not diffed (compare the snapshots with a diff tool)")
     (name_a, lines_a), (name_b, lines_b) = sources  # type: ignore[misc]
     diff = tuple(line.rstrip("\n") for line in difflib.unified_diff(
         lines_a, lines_b, fromfile=f"run {first.id}: {name_a}",

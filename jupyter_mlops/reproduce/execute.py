@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -16,6 +17,7 @@ from pathlib import Path
 from ..capture import NOTEBOOK_ENV, REPRODUCE_ROOT_ENV, REPRODUCES_ENV
 
 SCRIPT_OUTPUT_LINES = 20  # of a failing script's output, shown in the reason
+INTERRUPT_GRACE_SECONDS = 5  # an interrupted script's time to end its run
 
 
 def notebook_parameters(notebook: Path, recorded: Mapping[str, str]) -> dict[str, object]:
@@ -59,9 +61,12 @@ def _assigned(source: object) -> dict[str, object]:
 
 
 def _value(text: str) -> object:
+    """The recorded text as the value it was: JSON (what `log_params` writes for a
+    non-string), else a Python literal, else the text itself. Nothing is evaluated, and a
+    crafted record (`[[[[...` nested past the parser's depth) stays text."""
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     try:
         return ast.literal_eval(text)
@@ -80,17 +85,54 @@ def run_notebook(notebook: Path, output: Path, params: Mapping[str, object], cwd
     """Execute with papermill; None on success, else what failed (one line)."""
     from ..pipelines.execution import execute_notebook  # papermill: only when executing
 
-    return execute_notebook(str(notebook), str(output), params, str(cwd),
-                            {**env, NOTEBOOK_ENV: str(notebook)}, progress_bar=progress_bar)
+    failure = execute_notebook(str(notebook), str(output), params, str(cwd),
+                               {**env, NOTEBOOK_ENV: str(notebook)}, progress_bar=progress_bar)
+    if failure is not None and failure.rstrip().endswith(":"):
+        said = _last_error_line(output)  # a magic's UsageError reaches papermill blank
+        failure = f"{failure.rstrip()} {said}" if said else failure
+    return failure
+
+
+def _last_error_line(executed: Path) -> str | None:
+    """The last line the executed notebook's cells wrote to stderr, or None."""
+    try:
+        cells = json.loads(executed.read_text(encoding="utf-8")).get("cells", [])
+    except (OSError, ValueError, AttributeError):
+        return None
+    lines = [line for cell in cells if isinstance(cell, dict)
+             for out in cell.get("outputs") or () if isinstance(out, dict)
+             and out.get("name") == "stderr"
+             for line in "".join(out.get("text") or ()).splitlines() if line.strip()]
+    return lines[-1].strip() if lines else None
 
 
 def run_script(script: Path, cwd: Path, env: Mapping[str, str]) -> str | None:
-    """Execute with this Python; None on success, else its exit status and last lines."""
-    result = subprocess.run([sys.executable, str(script)], cwd=cwd, env={**os.environ, **env},
-                            stdin=subprocess.DEVNULL, capture_output=True, check=False)
-    if result.returncode == 0:
+    """Execute with this Python; None on success, else its exit status and last lines.
+    Interrupted, the script is interrupted too (SIGINT), so the run it records ends
+    `killed` rather than staying `running`."""
+    with subprocess.Popen([sys.executable, str(script)], cwd=cwd, env={**os.environ, **env},
+                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT) as child:
+        try:
+            output, _ = child.communicate()
+        except KeyboardInterrupt:
+            _interrupt(child)
+            raise
+    if child.returncode == 0:
         return None
-    tail = (result.stdout + result.stderr).decode("utf-8", "replace").strip().splitlines()
+    tail = output.decode("utf-8", "replace").strip().splitlines()
     shown = "\n".join(tail[-SCRIPT_OUTPUT_LINES:])
-    return f"{script.name} exited with status {result.returncode}" + \
+    return f"{script.name} exited with status {child.returncode}" + \
         (f":\n{shown}" if shown else "")
+
+
+def _interrupt(child: subprocess.Popen) -> None:
+    """Let an interrupted script end its run: a terminal's Ctrl-C reached it already; a
+    SIGTERM sent to reproduce alone did not, so it gets SIGINT; killed if it lingers."""
+    for wait, then in ((1.0, signal.SIGINT), (INTERRUPT_GRACE_SECONDS, signal.SIGKILL)):
+        try:
+            child.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            child.send_signal(then)
+    child.wait()

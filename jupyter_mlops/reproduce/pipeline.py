@@ -57,6 +57,10 @@ def reproduce_pipeline(project: Project, store: Store, read_blob: Callable[[str]
                               replace(options, folder=None), say, scratch=scratch)
             say(f"step {step.step}: {found.verdict}")
             steps.append(StepReproduction(step.step, found))
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM as the CLI maps it
+        say(f"interrupted: the scratch folder {scratch} was "
+            + ("kept" if options.keep else "removed"))
+        raise
     finally:
         if not options.keep:
             shutil.rmtree(scratch, ignore_errors=True)

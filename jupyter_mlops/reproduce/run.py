@@ -100,6 +100,7 @@ def reproduce(project: Project, store: Store, read_blob: Callable[[str], bytes],
             raise CouldNotRun(f"{len(env_found)} package difference(s) from the run's "
                               "environment (--strict-env): "
                               + "; ".join(d.describe() for d in env_found[:5]))
+        _check_can_record(store)
         if scratch is None:
             scratch = scratch_folder(options.folder, project.cache_dir, f"run-{original.id}")
         say(f"checking the inputs of run {original.id}")
@@ -120,7 +121,8 @@ def reproduce(project: Project, store: Store, read_blob: Callable[[str], bytes],
         if again is not None and output is not None and output.is_file():
             _keep_executed(store, project, again, output)
         if failure is not None:
-            raise CouldNotRun(f"the re-execution failed: {failure}{_hint(failure)}")
+            raise CouldNotRun(f"the re-execution failed: {failure}{_hint(failure)}"
+                              f"{_original_failure(original)}")
         if again is None:
             raise CouldNotRun(f"{source.name} ran but recorded no run (it starts none "
                               "with `%mlops start` or `mlops.start_run()`)")
@@ -136,6 +138,11 @@ def reproduce(project: Project, store: Store, read_blob: Callable[[str], bytes],
         kept = scratch if scratch is not None and (options.keep or not own_scratch) else None
         return Reproduction(original, "could not run", reason, None, env_found, checks,
                             None, kept, time.monotonic() - started)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM as the CLI maps it: say where things are
+        if own_scratch and scratch is not None:
+            say(f"interrupted: the scratch folder {scratch} was "
+                + ("kept" if options.keep else "removed"))
+        raise
     finally:
         if own_scratch and scratch is not None and not options.keep:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -154,6 +161,29 @@ def _runnable_snapshot(store: Store, run: Run) -> ArtifactLink:
     if not snapshots:
         raise CouldNotRun(f"run {run.id} stored no snapshot of its notebook or script")
     return snapshots[0]
+
+
+def _check_can_record(store: Store) -> None:
+    """The re-execution records a run: in team mode, with this token. Said before
+    anything runs, rather than as a magic's error inside the re-executed notebook."""
+    if not getattr(store, "remote", False):
+        return
+    who = store.client.whoami()  # type: ignore[attr-defined]
+    if "record" not in (who.get("permissions") or []):
+        roles = ", ".join(who.get("roles") or []) or "none"
+        raise CouldNotRun(f"reproduce records a new run, and the team server "
+                          f"{store.client.url} knows this token as "  # type: ignore[attr-defined]
+                          f"{who.get('user')!r} (roles: {roles}), which may not record runs: "
+                          "use a writer's or runner's token")
+
+
+def _original_failure(run: Run) -> str:
+    """The original's own end, when it did not finish: the same failure again is what
+    reproducing it gives."""
+    if run.status == "finished":
+        return ""
+    return f" (run {run.id} itself ended {run.status}" + \
+        (f": {run.error.splitlines()[0][:200]})" if run.error else ")")
 
 
 def scratch_folder(folder: Path | None, cache_dir: Path, label: str) -> Path:
@@ -219,7 +249,8 @@ def _keep_executed(store: Store, project: Project, run: Run, output: Path) -> No
 
 def _hint(failure: str) -> str:
     """What to do when the code looked for something the scratch folder lacks."""
-    if "FileNotFoundError" in failure or "No such file" in failure:
+    if "FileNotFoundError" in failure or "No such file" in failure \
+            or "no file or folder" in failure:
         return (" (the scratch folder holds only the run's recorded inputs: record each "
                 "file the code reads with `%mlops data PATH`)")
     if "ModuleNotFoundError" in failure:

@@ -1,0 +1,297 @@
+"""`mlops reproduce` attacked and misused: hostile records (from the Python API, a team
+server), crafted parameters, interrupted reproductions, team mode, hostile run ids and
+huge snapshots for `runs diff`. Each fails with one clear line, or works."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from jupyter_mlops import capture
+from jupyter_mlops.reproduce.execute import notebook_parameters
+from jupyter_mlops.tracking import format_param
+
+from .team import digest_of, team_server
+
+KERNELSPEC = {"kernelspec": {"name": "python3", "language": "python",
+                             "display_name": "Python 3"}}
+
+
+def mlops_cli(root: Path, *args: str, env: dict[str, str] | None = None,
+              cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "jupyter_mlops.cli.main", *args],
+                          capture_output=True, text=True, timeout=600, cwd=cwd or root,
+                          env={**os.environ, "MLOPS_HOME": str(root), **(env or {})})
+
+
+def write_notebook(path: Path, parameters: str, body: str) -> Path:
+    cells = [{"cell_type": "code", "source": parameters, "metadata": {"tags": ["parameters"]},
+              "outputs": [], "execution_count": None},
+             {"cell_type": "code", "source": body, "metadata": {}, "outputs": [],
+              "execution_count": None}]
+    path.write_text(json.dumps({"cells": cells, "metadata": KERNELSPEC, "nbformat": 4,
+                                "nbformat_minor": 5}))
+    return path
+
+
+def run_script(root: Path, name: str, code: str, env: dict[str, str] | None = None
+               ) -> subprocess.CompletedProcess:
+    script = root / name
+    script.write_text(code)
+    return subprocess.run([sys.executable, str(script)], cwd=root, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, **(env or {})})
+
+
+# -- hostile records ------------------------------------------------------------------
+
+
+def test_an_input_recorded_above_the_project_is_refused_before_anything_runs(
+        project, tracker, tmp_path) -> None:
+    """A source with `..` (any text may name a dataset) is never read relative to where
+    reproduce was started, nor placed above the scratch folder; nothing is executed."""
+    (project.root / "d.csv").write_text("x\n1\n")
+    ran = run_script(project.root, "named.py",
+                     "import jupyter_mlops as mlops\n"
+                     "with mlops.start_run('named') as run:\n"
+                     "    run.log_dataset('d.csv', name='../outside.csv')\n"
+                     "    open('../pwned', 'w').write('ran')\n")
+    assert ran.returncode == 0, ran.stderr
+    (project.root / "pwned").unlink(missing_ok=True)
+    (tmp_path / "pwned").unlink(missing_ok=True)
+    [run] = tracker.search_runs()
+    below = project.root / "sub"
+    below.mkdir()
+    (project.root / "outside.csv").write_text("x\n1\n")  # what `../outside.csv` reads from sub/
+    done = mlops_cli(project.root, "reproduce", str(run.id), cwd=below)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stdout.splitlines()[0] == (
+        f"could not run: run {run.id} (named): input ../outside.csv can't be placed: its "
+        "recorded path climbs out of the project (`..`); the run's code can't be "
+        "re-executed with it")
+    assert len(tracker.search_runs()) == 1 and not (tmp_path / "pwned").exists()
+
+
+def test_an_input_logged_under_another_name_says_why_it_is_missing(project, tracker) -> None:
+    (project.root / "d.csv").write_text("x\n1\n")
+    ran = run_script(project.root, "named.py",
+                     "import jupyter_mlops as mlops\n"
+                     "with mlops.start_run('named') as run:\n"
+                     "    run.log_dataset('d.csv', name='training data')\n")
+    assert ran.returncode == 0, ran.stderr
+    [run] = tracker.search_runs()
+    done = mlops_cli(project.root, "reproduce", str(run.id))
+    assert done.returncode == 2
+    assert "input training data changed: the run read blake3:" in done.stdout
+    assert "recorded by that name, not by its path, and reproduce looks for it at " \
+           "training data" in done.stdout
+
+
+@pytest.fixture(scope="module")
+def server(request, tmp_path_factory):
+    return team_server(request, tmp_path_factory, "sqlite")
+
+
+def team_env(server, role: str = "writer") -> dict[str, str]:
+    return {"MLOPS_URL": server.url, "MLOPS_TOKEN": server.tokens[role]}
+
+
+def send_run(server, records: list[dict]) -> tuple[int, dict]:
+    """Records of one run, sent as a writer's client would; (status, answer)."""
+    stream = uuid.uuid4().hex
+    start = {"op": "start", "run": {"uuid": stream, "name": "evil",
+                                    "started_at": 1_700_000_000.0, "source_kind": "script",
+                                    "notebook": "/etc/evil.py"}}
+    numbered = [{"seq": seq, "version": 1, **record}
+                for seq, record in enumerate([start, *records], 1)]
+    answer = server.post("/api/v1/records", "writer",
+                         json={"stream": stream, "records": numbered})
+    return answer.status_code, answer.json()
+
+
+def test_hostile_records_from_a_team_server_run_nothing(server, project, tmp_path) -> None:
+    """A teammate's records name an input above the project and a notebook outside it;
+    a snapshot name that climbs is refused by the server itself."""
+    code = b"open('/tmp/never', 'w')\n"
+    digest = digest_of(code)
+    assert server.request("PUT", f"/api/v1/blobs/{digest}", "writer",
+                          data=code).status_code == 200
+    snapshot = {"op": "artifact", "name": "source/evil.py", "digest": digest,
+                "size": len(code), "kind": "source"}
+    climbing = {**snapshot, "name": "source/../../x.py"}
+    status, answer = send_run(server, [climbing, {"op": "end", "status": "finished",
+                                                  "error": None}])
+    assert status == 422 and ".. path segment" in json.dumps(answer), answer
+    data = {"digest": digest_of(b"secret"), "kind": "file", "size": 6, "rows": None,
+            "schema": None}
+    status, answer = send_run(server, [
+        snapshot, {"op": "dataset", "dataset": data, "role": "input",
+                   "source": "../../outside.txt"},
+        {"op": "end", "status": "finished", "error": None}])
+    assert status == 200, answer
+    done = mlops_cli(project.root, "reproduce", str(answer["run_id"]), env=team_env(server))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "input ../../outside.txt can't be placed: its recorded path climbs out" in \
+        done.stdout
+    assert not any((project.cache_dir / "reproduce").iterdir())
+
+
+# -- team mode -------------------------------------------------------------------------
+
+
+def test_in_team_mode_a_kept_input_is_restored_from_the_server(server, project) -> None:
+    """`keep=True` stores the bytes as a `dataset` artifact, which the server takes (it
+    refused the run's whole batch, leaving it `running` forever); reproduce finds the
+    new run through the server and compares; a reader's token is told in one line."""
+    env = team_env(server)
+    (project.root / "rows.csv").write_text("a\n1\n2\n")
+    ran = run_script(project.root, "rows.py",
+                     "import jupyter_mlops as mlops\n"
+                     "with mlops.start_run('rows') as run:\n"
+                     "    run.log_dataset('rows.csv', keep=True)\n"
+                     "    run.log_metric('rows', len(open('rows.csv').read().split()) - 1)\n",
+                     env)
+    assert ran.returncode == 0 and "refused" not in ran.stderr, ran.stderr
+    listed = json.loads(mlops_cli(project.root, "runs", "ls", "--json", env=env).stdout)
+    run = next(r for r in listed if r["name"] == "rows")
+    assert run["status"] == "finished"
+    (project.root / "rows.csv").write_text("a\n")
+    done = mlops_cli(project.root, "reproduce", str(run["id"]), env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith(f"reproduced: run {run['id'] + 1} reproduces run "
+                                  f"{run['id']} (rows)")
+    assert "rows.csv: restored from the artifact store" in done.stdout
+
+    reader = mlops_cli(project.root, "reproduce", str(run["id"]),
+                       env=team_env(server, "reader"))
+    assert reader.returncode == 2
+    assert reader.stdout == (
+        f"could not run: run {run['id']} (rows): reproduce records a new run, and the team "
+        f"server {server.url} knows this token as 'reader-user' (roles: reader), which "
+        "may not record runs: use a writer's or runner's token\n")
+
+
+# -- parameters ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("default, value", [
+    ("3", 7), ("0.5", 0.125), ("0.5", float("inf")), ("True", False), ("None", None),
+    ("[1]", [1, "two", 3.5]), ("{}", {"depth": [1, {"x": True}]}), ("'text'", "12"),
+    ("'text'", "__import__('os').system('echo pwned')"), ("'text'", "[1, 2]"),
+])
+def test_recorded_params_come_back_with_their_type(tmp_path, default, value) -> None:
+    notebook = write_notebook(tmp_path / "p.ipynb", f"p = {default}", "pass")
+    assert notebook_parameters(notebook, {"p": format_param(value)}) == {"p": value}
+
+
+def test_crafted_param_text_is_never_evaluated(tmp_path) -> None:
+    notebook = write_notebook(tmp_path / "p.ipynb", "n = 3", "pass")
+    for text in ("[" * 50_000, "__import__('os').system('echo pwned')", "1" * 5000,
+                 "{'a': 1, **x}"):
+        assert notebook_parameters(notebook, {"n": text}) == {"n": text}
+
+
+def test_a_crafted_param_is_injected_as_text(project, tracker) -> None:
+    """A string parameter holding code, and a deeply nested list where a number was
+    expected (it crashed reproduce with RecursionError): both are text in the kernel."""
+    notebook = write_notebook(
+        project.root / "p.ipynb", "label = 'x'\ndepth = 0",
+        "%load_ext jupyter_mlops\n%mlops start --name crafted\n"
+        "kind_ok = float(isinstance(label, str) and isinstance(depth, str))\n"
+        "%mlops log kind_ok\n%mlops end")
+    label = "\"; open('pwned', 'w'); \"\\'''"
+    with tracker.start_run("crafted", source=capture.Source("papermill", notebook)) as run:
+        run.log_params({"label": label, "depth": "[" * 5000})  # within the 6000 limit
+        run.log_metric("kind_ok", 1.0)
+    done = mlops_cli(project.root, "reproduce", str(run.id), "--keep")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith(f"reproduced: run {run.id + 1} reproduces run {run.id}")
+    scratch = Path(done.stdout.split("scratch folder kept: ")[1].strip())
+    assert not (scratch / "pwned").exists() and not (project.root / "pwned").exists()
+
+
+# -- failures and interruptions ----------------------------------------------------------
+
+
+def test_a_failed_runs_reproduction_names_both_failures(project, tracker) -> None:
+    ran = run_script(project.root, "fails.py",
+                     "import jupyter_mlops as mlops\n"
+                     "with mlops.start_run('fails'):\n"
+                     "    raise ValueError('bad batch')\n")
+    assert ran.returncode == 1
+    [run] = tracker.search_runs()
+    done = mlops_cli(project.root, "reproduce", str(run.id))
+    assert done.returncode == 2
+    first = done.stdout.splitlines()[0]
+    assert first.startswith(f"could not run: run {run.id} (fails): the re-execution failed: "
+                            "fails.py exited with status 1:")
+    assert done.stdout.rstrip().endswith(f"ValueError: bad batch (run {run.id} itself ended "
+                                         "failed: ValueError: bad batch)")
+
+
+@pytest.mark.parametrize("how", ["SIGTERM to reproduce", "Ctrl-C to its process group"])
+def test_an_interrupted_reproduction_cleans_up_and_says_so(project, tracker, how) -> None:
+    ran = run_script(project.root, "slow.py",
+                     "import os, time\nimport jupyter_mlops as mlops\n"
+                     "with mlops.start_run('slow') as run:\n"
+                     "    run.log_metric('a', 1.0)\n"
+                     "    time.sleep(float(os.environ.get('SLEEP', '0')))\n")
+    assert ran.returncode == 0, ran.stderr
+    [run] = tracker.search_runs()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "jupyter_mlops.cli.main", "reproduce", str(run.id)],
+        cwd=project.root, env={**os.environ, "MLOPS_HOME": str(project.root), "SLEEP": "120"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    while len(tracker.search_runs()) < 2:  # the re-execution has started its run
+        assert child.poll() is None, child.communicate()
+        time.sleep(0.1)
+    if how.startswith("SIGTERM"):
+        child.send_signal(signal.SIGTERM)
+    else:
+        os.killpg(child.pid, signal.SIGINT)
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 130, out + err
+    assert "interrupted: the scratch folder " in err and " was removed" in err
+    assert not any((project.cache_dir / "reproduce").iterdir())
+    again = tracker.search_runs()[0]
+    assert again.id == run.id + 1 and again.status == "killed"
+
+
+# -- runs diff ---------------------------------------------------------------------------
+
+
+def test_hostile_run_ids_get_one_line(project, tracker) -> None:
+    with tracker.start_run("one"):
+        pass
+    for command in (["runs", "diff", "1", "9" * 5000], ["reproduce", "9" * 5000],
+                    ["runs", "diff", "1", "-1"]):
+        done = mlops_cli(project.root, *command)
+        assert done.returncode in (1, 2) and "Traceback" not in done.stderr, done.stderr
+        said = (done.stdout + done.stderr).strip()
+        assert len(said.splitlines()) == 1 and len(said) < 200, said
+
+
+def test_a_huge_snapshot_is_not_diffed_line_by_line(project, tracker) -> None:
+    from jupyter_mlops.reproduce.diff import MAX_CODE_LINES
+
+    ids = []
+    for seed in (1, 2):
+        script = project.root / f"big{seed}.py"
+        script.write_text("".join(f"x = {(i * seed) % 150}\n"
+                                  for i in range(MAX_CODE_LINES + 1)))
+        with tracker.start_run(f"big{seed}", source=capture.Source("script", script)) as run:
+            ids.append(run.id)
+    done = mlops_cli(project.root, "runs", "diff", *map(str, ids))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.rstrip().endswith(
+        f"code: the code of run {ids[0]} and run {ids[1]} has more than {MAX_CODE_LINES} "
+        "lines: not diffed (compare the snapshots with a diff tool)")
+
