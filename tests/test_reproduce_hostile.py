@@ -178,6 +178,27 @@ def test_in_team_mode_a_kept_input_is_restored_from_the_server(server, project) 
         "may not record runs: use a writer's or runner's token\n")
 
 
+def test_a_pipeline_step_keeps_its_input_and_reproduce_restores_it(project, tracker) -> None:
+    """`%mlops data PATH --keep` in a step: its glued records were refused (artifact
+    kind `dataset`), failing the step."""
+    (project.root / "in.txt").write_text("3\n")
+    write_notebook(project.root / "count.ipynb", "k = 1",
+                   "%load_ext jupyter_mlops\n%mlops start --name count\n"
+                   "%mlops data in.txt --keep\n"
+                   "total = int(open('in.txt').read()) * k\n%mlops log total\n%mlops end")
+    (project.root / "p.yaml").write_text(
+        "name: kept\nsteps:\n  count:\n    notebook: count.ipynb\n    params: {k: 2}\n"
+        "    inputs: [in.txt]\n")
+    ran = mlops_cli(project.root, "pipeline", "run", "p.yaml")
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    [run] = tracker.search_runs()
+    assert run.metrics["total"] == 6.0
+    (project.root / "in.txt").write_text("100\n")
+    done = mlops_cli(project.root, "reproduce", str(run.id))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "in.txt: restored from the artifact store" in done.stdout
+
+
 # -- parameters ------------------------------------------------------------------------
 
 

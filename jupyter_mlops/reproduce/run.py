@@ -124,8 +124,10 @@ def reproduce(project: Project, store: Store, read_blob: Callable[[str], bytes],
             raise CouldNotRun(f"the re-execution failed: {failure}{_hint(failure)}"
                               f"{_original_failure(original)}")
         if again is None:
+            late = (", or its records have not reached the team server yet (`mlops status` "
+                    "says what is pending)") if getattr(store, "remote", False) else ""
             raise CouldNotRun(f"{source.name} ran but recorded no run (it starts none "
-                              "with `%mlops start` or `mlops.start_run()`)")
+                              f"with `%mlops start` or `mlops.start_run()`{late})")
         comparison = compare_results(describe_run(store, original.id),
                                      describe_run(store, again.id), options.tolerance,
                                      scratch)
