@@ -238,6 +238,39 @@ def test_a_crafted_param_is_injected_as_text(project, tracker) -> None:
     assert not (scratch / "pwned").exists() and not (project.root / "pwned").exists()
 
 
+HOSTILE_NOTEBOOKS = [
+    {"cells": [{"cell_type": "code", "source": "p = " + "-" * 100_000 + "1",
+                "metadata": {"tags": ["parameters"]}}]},  # MemoryError in ast.parse
+    {"cells": [{"cell_type": "code", "source": "p = " + "+".join(["1"] * 50_000),
+                "metadata": {"tags": ["parameters"]}}]},  # RecursionError
+    {"cells": [{"cell_type": "code", "source": ["p = 1\n", 5, None],
+                "metadata": {"tags": ["parameters"]}}]},
+    {"cells": [{"cell_type": "code", "source": "p = 1", "metadata": {"tags": None}}]},
+    {"cells": [{"cell_type": "code", "source": "p = 1", "metadata": [1]}]},
+    {"cells": 5}, [], "[" * 100_000,
+]
+
+
+@pytest.mark.parametrize("notebook", HOSTILE_NOTEBOOKS, ids=range(len(HOSTILE_NOTEBOOKS)))
+def test_a_hostile_snapshot_gives_no_parameters_rather_than_a_crash(tmp_path, notebook
+                                                                    ) -> None:
+    path = tmp_path / "h.ipynb"
+    path.write_text(notebook if isinstance(notebook, str) else json.dumps(notebook))
+    assert notebook_parameters(path, {"p": "2"}) in ({}, {"p": 2})
+
+
+def test_runs_diff_reads_hostile_snapshots(project, tracker) -> None:
+    ids = []
+    for number, notebook in enumerate(HOSTILE_NOTEBOOKS[2:6]):
+        path = project.root / f"h{number}.ipynb"
+        path.write_text(json.dumps(notebook))
+        with tracker.start_run(f"h{number}", source=capture.Source("script", path)) as run:
+            ids.append(run.id)
+    for a, b in zip(ids, ids[1:], strict=False):
+        done = mlops_cli(project.root, "runs", "diff", str(a), str(b))
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+
+
 # -- failures and interruptions ----------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from ..inspection import ComparisonRow, compare_runs
 from ..store import Store
 from ..store.records import DatasetVersion, Run, RunDataset
+from .cells import cell_text, code_cells
 
 # Causes before effects: a changed input explains a changed metric, not the reverse.
 SECTION_ORDER = ("data", "params", "code", "environment", "metrics", "run")
@@ -170,19 +171,22 @@ def _code_of(store: Store, read_blob: Callable[[str], bytes], run: Run
     text = read_blob(snapshot.digest).decode("utf-8", errors="replace")
     if not name.endswith(".ipynb"):
         return name, text.splitlines(keepends=True)
-    try:
-        cells = json.loads(text).get("cells", [])
-    except (ValueError, AttributeError):
+    code = code_cells(text)
+    if not code and not _looks_like_notebook(text):
         return name, text.splitlines(keepends=True)
     lines: list[str] = []
-    code_cells = [c for c in cells if isinstance(c, dict) and c.get("cell_type") == "code"]
-    for number, cell in enumerate(code_cells, start=1):
-        source = cell.get("source", "")
-        source = "".join(source) if isinstance(source, list) else str(source)
+    for number, cell in enumerate(code, start=1):
         lines.append(f"# cell {number}\n")
         lines.extend(line if line.endswith("\n") else line + "\n"
-                     for line in source.splitlines())
+                     for line in cell_text(cell).splitlines())
     return name, lines
+
+
+def _looks_like_notebook(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)
+    except (ValueError, RecursionError):
+        return False
 
 
 def diff_text(found: RunDiff) -> str:

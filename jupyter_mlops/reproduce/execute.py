@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..capture import NOTEBOOK_ENV, REPRODUCE_ROOT_ENV, REPRODUCES_ENV
+from .cells import cell_tags, cell_text, code_cells
 
 SCRIPT_OUTPUT_LINES = 20  # of a failing script's output, shown in the reason
 INTERRUPT_GRACE_SECONDS = 5  # an interrupted script's time to end its run
@@ -25,14 +26,13 @@ def notebook_parameters(notebook: Path, recorded: Mapping[str, str]) -> dict[str
     as Python values again (params are stored as text: a name whose default is a
     string keeps the text, any other is read back as JSON, then as a literal)."""
     try:
-        cells = json.loads(notebook.read_text(encoding="utf-8")).get("cells", [])
-    except (OSError, ValueError, AttributeError):
+        cells = code_cells(notebook.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return {}
     defaults: dict[str, object] = {}
     for cell in cells:
-        if isinstance(cell, dict) and cell.get("cell_type") == "code" \
-                and "parameters" in (cell.get("metadata") or {}).get("tags", ()):
-            defaults.update(_assigned(cell.get("source", "")))
+        if "parameters" in cell_tags(cell):
+            defaults.update(_assigned(cell_text(cell)))
     values: dict[str, object] = {}
     for name, default in defaults.items():
         if name in recorded:
@@ -41,11 +41,11 @@ def notebook_parameters(notebook: Path, recorded: Mapping[str, str]) -> dict[str
     return values
 
 
-def _assigned(source: object) -> dict[str, object]:
-    text = "".join(source) if isinstance(source, list) else str(source)
+def _assigned(text: str) -> dict[str, object]:
+    """The names a cell assigns, with their literal values (None for an expression)."""
     try:
         tree = ast.parse(text)
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, MemoryError, RecursionError):  # crafted nesting
         return {}
     found: dict[str, object] = {}
     for node in tree.body:
