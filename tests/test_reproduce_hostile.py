@@ -199,6 +199,46 @@ def test_a_pipeline_step_keeps_its_input_and_reproduce_restores_it(project, trac
     assert "in.txt: restored from the artifact store" in done.stdout
 
 
+def test_a_teammates_run_claiming_to_be_the_reproduction_is_not_taken(server, project
+                                                                       ) -> None:
+    """A teammate sees the re-execution's run on the server (its tag, its snapshot path)
+    and records a newer one claiming the same: reproduce compares only a run recorded
+    by its own token's user."""
+    env = team_env(server)
+    ran = run_script(project.root, "slow_acc.py",
+                     "import os, time\nimport jupyter_mlops as mlops\n"
+                     "with mlops.start_run('acc') as run:\n"
+                     "    run.log_metric('acc', 0.75)\n"
+                     "    time.sleep(float(os.environ.get('SLEEP', '0')))\n", env)
+    assert ran.returncode == 0, ran.stderr
+    listed = json.loads(mlops_cli(project.root, "runs", "ls", "--json", env=env).stdout)
+    original = next(r for r in listed if r["name"] == "acc")
+    child = subprocess.Popen(
+        [sys.executable, "-m", "jupyter_mlops.cli.main", "reproduce", str(original["id"])],
+        cwd=project.root, env={**os.environ, "MLOPS_HOME": str(project.root), **env,
+                               "SLEEP": "4"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    genuine = None
+    while genuine is None:
+        assert child.poll() is None, child.communicate()
+        seen = mlops_cli(project.root, "runs", "ls", "--json", env=team_env(server, "reader"))
+        genuine = next((r for r in json.loads(seen.stdout) if r["id"] > original["id"]
+                        and r["name"] == "acc"), None)
+    stream = uuid.uuid4().hex
+    fake = [{"op": "start", "run": {"uuid": stream, "name": "acc", "started_at": time.time(),
+                                    "source_kind": "script",
+                                    "notebook": genuine["notebook"]}},
+            {"op": "tags", "tags": {capture.REPRODUCES_TAG: original["uuid"]}},
+            {"op": "metrics", "points": [["acc", 0.1, None, time.time()]]},
+            {"op": "end", "status": "finished", "error": None}]
+    answer = server.post("/api/v1/records", "runner", json={"stream": stream, "records": [
+        {"seq": seq, "version": 1, **record} for seq, record in enumerate(fake, 1)]})
+    assert answer.status_code == 200, answer.text
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == 0, out + err
+    assert out.startswith(f"reproduced: run {genuine['id']} reproduces run {original['id']}")
+
+
 # -- parameters ------------------------------------------------------------------------
 
 

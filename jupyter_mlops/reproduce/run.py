@@ -100,7 +100,7 @@ def reproduce(project: Project, store: Store, read_blob: Callable[[str], bytes],
             raise CouldNotRun(f"{len(env_found)} package difference(s) from the run's "
                               "environment (--strict-env): "
                               + "; ".join(d.describe() for d in env_found[:5]))
-        _check_can_record(store)
+        recorder = _recording_user(store)
         if scratch is None:
             scratch = scratch_folder(options.folder, project.cache_dir, f"run-{original.id}")
         say(f"checking the inputs of run {original.id}")
@@ -117,7 +117,7 @@ def reproduce(project: Project, store: Store, read_blob: Callable[[str], bytes],
                                    cwd, env, options.progress_bar)
         else:
             output, failure = None, run_script(source, cwd, env)
-        again = _recorded_run(store, original, last_id, source)
+        again = _recorded_run(store, original, last_id, source, recorder)
         if again is not None and output is not None and output.is_file():
             _keep_executed(store, project, again, output)
         if failure is not None:
@@ -165,11 +165,12 @@ def _runnable_snapshot(store: Store, run: Run) -> ArtifactLink:
     return snapshots[0]
 
 
-def _check_can_record(store: Store) -> None:
-    """The re-execution records a run: in team mode, with this token. Said before
-    anything runs, rather than as a magic's error inside the re-executed notebook."""
+def _recording_user(store: Store) -> str | None:
+    """In team mode, the user this token records as (None in a project's own store).
+    The re-execution records its run with the token, so one that may not record is
+    said before anything runs, rather than as a magic's error inside the notebook."""
     if not getattr(store, "remote", False):
-        return
+        return None
     who = store.client.whoami()  # type: ignore[attr-defined]
     if "record" not in (who.get("permissions") or []):
         roles = ", ".join(who.get("roles") or []) or "none"
@@ -177,6 +178,7 @@ def _check_can_record(store: Store) -> None:
                           f"{store.client.url} knows this token as "  # type: ignore[attr-defined]
                           f"{who.get('user')!r} (roles: {roles}), which may not record runs: "
                           "use a writer's or runner's token")
+    return str(who["user"])
 
 
 def _original_failure(run: Run) -> str:
@@ -228,13 +230,16 @@ def _working_folder(run: Run, scratch: Path) -> Path:
     return folder
 
 
-def _recorded_run(store: Store, original: Run, last_id: int, source: Path) -> Run | None:
+def _recorded_run(store: Store, original: Run, last_id: int, source: Path,
+                  user: str | None) -> Run | None:
     """The run the re-execution recorded: tagged as reproducing `original`, from the
-    snapshot in this scratch folder (a path no other run can have: a tag alone could
-    be set by anyone's run)."""
+    snapshot in this scratch folder (a tag alone could be set by anyone's run), and on
+    a team server recorded by this token's user (a teammate can send any tag and path,
+    and `--in DIR` makes the path known in advance, but not record as someone else)."""
     for run in store.runs.search(f"id > {last_id}", limit=1000):
         if run.tags.get(REPRODUCES_TAG) == original.uuid and run.notebook \
-                and Path(run.notebook).resolve() == source.resolve():
+                and Path(run.notebook).resolve() == source.resolve() \
+                and (user is None or run.user == user):
             return run
     return None
 
