@@ -375,6 +375,29 @@ def test_an_interrupted_reproduction_cleans_up_and_says_so(project, tracker, how
     assert again.id == run.id + 1 and again.status in ("killed", "failed"), again
 
 
+def test_in_names_a_folder_that_is_emptied_never_removed(project, tracker, tmp_path
+                                                        ) -> None:
+    """`--in` through a link to the user's own empty folder: the folder and the link
+    stay (the folder was removed, leaving the link dangling); a file, the project
+    root and / are refused before anything runs."""
+    ran = run_script(project.root, "ok.py", "import jupyter_mlops as mlops\n"
+                     "with mlops.start_run('ok') as run:\n    run.log_metric('a', 1.0)\n")
+    assert ran.returncode == 0, ran.stderr
+    [run] = tracker.search_runs()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(mine)
+    done = mlops_cli(project.root, "reproduce", str(run.id), "--in", str(link))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert mine.is_dir() and link.is_symlink() and not any(mine.iterdir())
+    for folder, said in ((project.root / "ok.py", "not a folder"),
+                         (project.root, "must be new or empty"), (Path("/"), "must be new")):
+        refused = mlops_cli(project.root, "reproduce", str(run.id), "--in", str(folder))
+        assert refused.returncode == 2 and said in refused.stdout, refused.stdout
+    assert len(tracker.search_runs()) == 2  # only the first reproduction ran
+
+
 # -- runs diff ---------------------------------------------------------------------------
 
 

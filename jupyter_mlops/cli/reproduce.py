@@ -41,8 +41,8 @@ def add_reproduce_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--atol", type=tolerance, default=0.0,
                         help="absolute tolerance for metrics (default 0: exact)")
     parser.add_argument("--in", dest="folder", type=Path, default=None, metavar="DIR",
-                        help="the scratch folder, new or empty (default: one in "
-                             ".mlops/cache/reproduce/, removed afterwards)")
+                        help="the scratch folder, new or empty, emptied afterwards (default: "
+                             "one in .mlops/cache/reproduce/, removed afterwards)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the scratch folder (inputs, outputs, executed notebooks)")
     parser.add_argument("--strict-env", action="store_true",

@@ -142,12 +142,11 @@ def reproduce(project: Project, store: Store, read_blob: Callable[[str], bytes],
                             None, kept, time.monotonic() - started)
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM as the CLI maps it: say where things are
         if own_scratch and scratch is not None:
-            say(f"interrupted: the scratch folder {scratch} was "
-                + ("kept" if options.keep else "removed"))
+            say(f"interrupted: the scratch folder {scratch} was " + scratch_fate(options))
         raise
     finally:
         if own_scratch and scratch is not None and not options.keep:
-            shutil.rmtree(scratch, ignore_errors=True)
+            remove_scratch(scratch, named=options.folder is not None)
 
 
 def _runnable_snapshot(store: Store, run: Run) -> ArtifactLink:
@@ -196,11 +195,33 @@ def scratch_folder(folder: Path | None, cache_dir: Path, label: str) -> Path:
         parent = cache_dir / "reproduce"
         parent.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix=f"{label}-", dir=parent))
-    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+    if folder.exists() and not folder.is_dir():
+        raise InvalidInput(f"--in {folder}: not a folder (name a new or empty folder)")
+    if folder.exists() and any(folder.iterdir()):
         raise InvalidInput(f"--in {folder}: the folder must be new or empty (reproduce "
                            "fills it with the run's inputs and outputs)")
     folder.mkdir(parents=True, exist_ok=True)
     return folder.resolve()
+
+
+def remove_scratch(scratch: Path, named: bool) -> None:
+    """Remove a scratch folder; one the user named with `--in` (maybe their own empty
+    folder, maybe through a link) is emptied and left where it is."""
+    if not named:
+        shutil.rmtree(scratch, ignore_errors=True)
+        return
+    for entry in scratch.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
+def scratch_fate(options: Options) -> str:
+    """What becomes of the scratch folder afterwards, as said to the user."""
+    if options.keep:
+        return "kept"
+    return "emptied" if options.folder is not None else "removed"
 
 
 def _place_source(read_blob: Callable[[str], bytes], run: Run, snapshot: ArtifactLink,
