@@ -398,6 +398,21 @@ def test_in_names_a_folder_that_is_emptied_never_removed(project, tracker, tmp_p
     assert len(tracker.search_runs()) == 2  # only the first reproduction ran
 
 
+@pytest.mark.parametrize("inherited", [
+    {"MLOPS_RUN_PARAMS": '{"alpha": 1}'},  # reproduce from a kernel `mlops run -p` started
+    {"MLOPS_STEP_OUTBOX": "outbox.json"},  # ... or from a pipeline step's kernel
+])
+def test_the_re_execution_ignores_what_its_caller_was_told(project, tracker, inherited
+                                                          ) -> None:
+    ran = run_script(project.root, "ok.py", "import jupyter_mlops as mlops\n"
+                     "with mlops.start_run('ok') as run:\n    run.log_metric('a', 1.0)\n")
+    assert ran.returncode == 0, ran.stderr
+    [run] = tracker.search_runs()
+    done = mlops_cli(project.root, "reproduce", str(run.id), env=inherited)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert tracker.search_runs()[0].params == {}
+
+
 # -- runs diff ---------------------------------------------------------------------------
 
 

@@ -15,10 +15,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..capture import NOTEBOOK_ENV, REPRODUCE_ROOT_ENV, REPRODUCES_ENV
+from ..recorders import OUTBOX_ENV
 from .cells import cell_tags, cell_text, code_cells
 
 SCRIPT_OUTPUT_LINES = 20  # of a failing script's output, shown in the reason
 INTERRUPT_GRACE_SECONDS = 5  # an interrupted script's time to end its run
+RUN_PARAMS_ENV = "MLOPS_RUN_PARAMS"  # set by `mlops run -p` for its kernel
 
 
 def notebook_parameters(notebook: Path, recorded: Mapping[str, str]) -> dict[str, object]:
@@ -76,8 +78,12 @@ def _value(text: str) -> object:
 
 def kernel_environment(original_uuid: str, scratch: Path, project_root: Path
                        ) -> dict[str, str]:
+    """What the re-execution's kernel or process is told. It inherits the environment
+    of whatever runs reproduce, which may be a kernel `mlops run -p` started (its
+    parameters) or a pipeline step's (its outbox): both are blanked, or the new run
+    would log those parameters, or be glued into that step instead of recorded."""
     return {REPRODUCES_ENV: original_uuid, REPRODUCE_ROOT_ENV: str(scratch),
-            "MLOPS_HOME": str(project_root)}
+            "MLOPS_HOME": str(project_root), RUN_PARAMS_ENV: "", OUTBOX_ENV: ""}
 
 
 def run_notebook(notebook: Path, output: Path, params: Mapping[str, object], cwd: Path,
