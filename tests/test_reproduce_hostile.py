@@ -413,6 +413,36 @@ def test_the_re_execution_ignores_what_its_caller_was_told(project, tracker, inh
     assert tracker.search_runs()[0].params == {}
 
 
+def test_a_process_the_script_leaves_running_does_not_hold_reproduce(project, tracker,
+                                                                      tmp_path) -> None:
+    """The script's output was read from a pipe to its end, which a server or worker it
+    started keeps open: reproduce waited for that process to exit."""
+    pids = tmp_path / "pids"
+    script = project.root / "daemon.py"
+    script.write_text("import os, subprocess\nimport jupyter_mlops as mlops\n"
+                      "with mlops.start_run('daemon') as run:\n"
+                      "    child = subprocess.Popen(['sleep', '600'])\n"
+                      "    open(os.environ['PIDS'], 'a').write(f'{child.pid}\\n')\n"
+                      "    run.log_metric('a', 1.0)\n")
+    try:
+        assert subprocess.run([sys.executable, str(script)], cwd=project.root, timeout=120,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**os.environ, "PIDS": str(pids)}).returncode == 0
+        [run] = tracker.search_runs()
+        done = subprocess.run(
+            [sys.executable, "-m", "jupyter_mlops.cli.main", "reproduce", str(run.id)],
+            cwd=project.root, capture_output=True, text=True, timeout=120,
+            env={**os.environ, "MLOPS_HOME": str(project.root), "PIDS": str(pids)})
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert len(pids.read_text().split()) == 2  # its sleep is still running
+    finally:
+        for pid in pids.read_text().split():
+            try:
+                os.kill(int(pid), signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+
 # -- runs diff ---------------------------------------------------------------------------
 
 

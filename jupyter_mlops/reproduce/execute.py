@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from ..recorders import OUTBOX_ENV
 from .cells import cell_tags, cell_text, code_cells
 
 SCRIPT_OUTPUT_LINES = 20  # of a failing script's output, shown in the reason
+SCRIPT_OUTPUT_TAIL_BYTES = 64 * 1024  # read from the end of its output for those lines
 INTERRUPT_GRACE_SECONDS = 5  # an interrupted script's time to end its run
 RUN_PARAMS_ENV = "MLOPS_RUN_PARAMS"  # set by `mlops run -p` for its kernel
 
@@ -114,19 +116,24 @@ def _last_error_line(executed: Path) -> str | None:
 
 def run_script(script: Path, cwd: Path, env: Mapping[str, str]) -> str | None:
     """Execute with this Python; None on success, else its exit status and last lines.
+    Its output goes to a file, not a pipe: a process the script leaves running (a
+    server, a worker) keeps a pipe open, and reading to its end would wait for it.
     Interrupted, the script is interrupted too (SIGINT), so the run it records ends
     `killed` rather than staying `running`."""
-    with subprocess.Popen([sys.executable, str(script)], cwd=cwd, env={**os.environ, **env},
-                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT) as child:
-        try:
-            output, _ = child.communicate()
-        except KeyboardInterrupt:
-            _interrupt(child)
-            raise
-    if child.returncode == 0:
-        return None
-    tail = output.decode("utf-8", "replace").strip().splitlines()
+    with tempfile.TemporaryFile() as output:
+        with subprocess.Popen([sys.executable, str(script)], cwd=cwd,
+                              env={**os.environ, **env}, stdin=subprocess.DEVNULL,
+                              stdout=output, stderr=subprocess.STDOUT) as child:
+            try:
+                child.wait()
+            except KeyboardInterrupt:
+                _interrupt(child)
+                raise
+        if child.returncode == 0:
+            return None
+        size = output.seek(0, os.SEEK_END)
+        output.seek(max(0, size - SCRIPT_OUTPUT_TAIL_BYTES))
+        tail = output.read().decode("utf-8", "replace").strip().splitlines()
     shown = "\n".join(tail[-SCRIPT_OUTPUT_LINES:])
     return f"{script.name} exited with status {child.returncode}" + \
         (f":\n{shown}" if shown else "")
