@@ -443,6 +443,36 @@ def test_a_process_the_script_leaves_running_does_not_hold_reproduce(project, tr
                 pass
 
 
+def test_a_pipeline_run_with_a_cached_step_and_a_failed_one(project, tracker) -> None:
+    """The cached step is reproduced from the run that made its outputs; the failed
+    step's re-execution fails again, and says the original failed the same way."""
+    write_notebook(project.root / "a.ipynb", "n = 3",
+                   "%load_ext jupyter_mlops\n%mlops start --name a\n"
+                   "open('a.txt', 'w').write(str(n))\n%mlops log n\n%mlops end")
+    write_notebook(project.root / "b.ipynb", "fail = 0",
+                   "%load_ext jupyter_mlops\n%mlops start --name b\n"
+                   "x = int(open('a.txt').read())\n%mlops log x\n"
+                   "assert not fail, 'asked to fail'\n%mlops end")
+    (project.root / "p.yaml").write_text(
+        "name: pp\nsteps:\n  a:\n    notebook: a.ipynb\n    outputs: [a.txt]\n"
+        "  b:\n    notebook: b.ipynb\n    needs: [a]\n    params: {fail: 0}\n"
+        "    inputs: [a.txt]\n")
+    assert mlops_cli(project.root, "pipeline", "run", "p.yaml").returncode == 0
+    failed = mlops_cli(project.root, "pipeline", "run", "p.yaml", "-p", "b.fail=1")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    made_a = next(r for r in tracker.search_runs() if r.name == "pp/a")
+    failed_b = tracker.search_runs()[0]
+    done = mlops_cli(project.root, "pipeline", "reproduce", "2")
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[1].startswith("  a: reproduced (run ")
+    assert lines[2] == "  b: could not run"
+    assert f"reproduced: run {failed_b.id + 1} reproduces run {made_a.id} (pp/a)" in done.stdout
+    assert (f"could not run: run {failed_b.id} (pp/b): the re-execution failed: cell 3 "
+            f"raised AssertionError: asked to fail (run {failed_b.id} itself ended failed: "
+            ) in done.stdout
+
+
 # -- runs diff ---------------------------------------------------------------------------
 
 
