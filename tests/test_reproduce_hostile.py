@@ -143,6 +143,30 @@ def test_hostile_records_from_a_team_server_run_nothing(server, project, tmp_pat
     assert not any((project.cache_dir / "reproduce").iterdir())
 
 
+def test_runs_env_writes_no_pip_option_from_a_teammates_record(server, project) -> None:
+    """`mlops runs env RUN > req.txt; pip install -r req.txt`: a package name or version
+    in a record is never a pip option line (another index, an editable checkout)."""
+    stream = uuid.uuid4().hex
+    packages = {"numpy": "1.26.4", "-e git+https://evil.example/x.git#egg=x": "1",
+                "--index-url=https://evil.example/simple": "1", "ok": "1.0 --hash=sha256:0",
+                "scikit-learn": "1.5.0+cpu"}
+    records = [{"op": "start", "run": {"uuid": stream, "name": "env",
+                                       "started_at": 1_700_000_000.0, "source_kind": "script"},
+                "environment": {"python": "3.11.9", "packages": packages}},
+               {"op": "end", "status": "finished", "error": None}]
+    answer = server.post("/api/v1/records", "writer", json={"stream": stream, "records": [
+        {"seq": seq, "version": 1, **record} for seq, record in enumerate(records, 1)]})
+    assert answer.status_code == 200, answer.text
+    done = mlops_cli(project.root, "runs", "env", str(answer.json()["run_id"]),
+                     env=team_env(server))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert [line for line in lines if not line.startswith("#")] == [
+        "numpy==1.26.4", "scikit-learn==1.5.0+cpu"]
+    assert "# left out: 3 recorded entries that are not a package name and version " \
+           "(they could be read as pip options)" in lines
+
+
 # -- team mode -------------------------------------------------------------------------
 
 
