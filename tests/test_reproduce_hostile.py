@@ -509,6 +509,10 @@ def test_hostile_run_ids_get_one_line(project, tracker) -> None:
         assert done.returncode in (1, 2) and "Traceback" not in done.stderr, done.stderr
         said = (done.stdout + done.stderr).strip()
         assert len(said.splitlines()) == 1 and len(said) < 200, said
+    for command in (["reproduce", "nobody@production"], ["pipeline", "reproduce", "7"]):
+        refused = mlops_cli(project.root, *command, "--json")  # tools get JSON either way
+        assert refused.returncode == 2
+        assert json.loads(refused.stdout)["verdict"] == "could not run", refused.stdout
 
 
 def test_a_huge_snapshot_is_not_diffed_line_by_line(project, tracker) -> None:

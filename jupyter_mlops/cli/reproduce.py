@@ -78,9 +78,19 @@ def sigterm_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def could_not_run(exc: MlopsError, as_json: bool) -> int:
+    """A reproduction refused before it began, said as one line, or as JSON with `--json`
+    (tools read a verdict either way)."""
+    from ..reproduce.run import EXIT_CODES
+
+    print(json.dumps({"verdict": "could not run", "reason": str(exc)}) if as_json
+          else f"could not run: {exc}")
+    return EXIT_CODES["could not run"]
+
+
 def reproduce_command(args: argparse.Namespace) -> int:
     from ..reproduce.diff import blob_reader
-    from ..reproduce.run import EXIT_CODES, reproduce, reproduction_text
+    from ..reproduce.run import reproduce, reproduction_text
 
     options = options_of(args)
     try:
@@ -89,7 +99,6 @@ def reproduce_command(args: argparse.Namespace) -> int:
             found = reproduce(project, store, blob_reader(project, store), args.run, options,
                               say=lambda message: print(message, file=sys.stderr))
     except MlopsError as exc:  # no such run, a store that can't be read: it could not run
-        print(f"could not run: {exc}")
-        return EXIT_CODES["could not run"]
+        return could_not_run(exc, args.json)
     print(json.dumps(to_jsonable(found), indent=2) if args.json else reproduction_text(found))
     return found.exit_code
