@@ -100,7 +100,7 @@ def reproduce(project: Project, store: Store, read_blob: Callable[[str], bytes],
             raise CouldNotRun(f"{len(env_found)} package difference(s) from the run's "
                               "environment (--strict-env): "
                               + "; ".join(d.describe() for d in env_found[:5]))
-        recorder = _recording_user(store)
+        user = _recording_user(store)
         if scratch is None:
             scratch = scratch_folder(options.folder, project.cache_dir, f"run-{original.id}")
         say(f"checking the inputs of run {original.id}")
@@ -117,7 +117,7 @@ def reproduce(project: Project, store: Store, read_blob: Callable[[str], bytes],
                                    cwd, env, options.progress_bar)
         else:
             output, failure = None, run_script(source, cwd, env)
-        again = _recorded_run(store, original, last_id, source, recorder)
+        again = _recorded_run(store, original, last_id, source, user)
         if again is not None and output is not None and output.is_file():
             _keep_executed(store, project, again, output)
         if failure is not None:
@@ -209,6 +209,8 @@ def remove_scratch(scratch: Path, named: bool) -> None:
     folder, maybe through a link) is emptied and left where it is."""
     if not named:
         shutil.rmtree(scratch, ignore_errors=True)
+        return
+    if not scratch.is_dir():  # removed meanwhile
         return
     for entry in scratch.iterdir():
         if entry.is_dir() and not entry.is_symlink():
