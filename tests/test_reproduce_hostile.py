@@ -504,7 +504,7 @@ def test_hostile_run_ids_get_one_line(project, tracker) -> None:
     with tracker.start_run("one"):
         pass
     for command in (["runs", "diff", "1", "9" * 5000], ["reproduce", "9" * 5000],
-                    ["runs", "diff", "1", "-1"]):
+                    ["runs", "diff", "1", "-1"], ["reproduce", "m:" + "9" * 5000]):
         done = mlops_cli(project.root, *command)
         assert done.returncode in (1, 2) and "Traceback" not in done.stderr, done.stderr
         said = (done.stdout + done.stderr).strip()
