@@ -26,7 +26,8 @@ DIGEST_ALGORITHM = "blake3"
 _DIGEST = re.compile(r"blake3:[0-9a-f]{64}")
 _C0_CONTROL = re.compile("[\x00-\x1f]")  # a key has none (checked once per metric point)
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}")
-ARTIFACT_KINDS = ("artifact", "notebook", "source", "git-diff", "model", "report")
+# "dataset": an input's bytes kept for `mlops reproduce` (`log_dataset(..., keep=True)`)
+ARTIFACT_KINDS = ("artifact", "notebook", "source", "git-diff", "model", "report", "dataset")
 DATASET_KINDS = ("file", "folder", "dataframe")
 DATASET_ROLES = ("input", "output")
 

@@ -20,7 +20,7 @@ from ..views import (
     to_jsonable,
 )
 from .common import open_store, positive
-from .reproduce import add_reproduce_options, options_of
+from .reproduce import add_reproduce_options, could_not_run, options_of, sigterm_interrupts
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -221,17 +221,15 @@ def reproduce_pipeline_command(args: argparse.Namespace) -> int:
     from ..errors import MlopsError
     from ..reproduce.diff import blob_reader
     from ..reproduce.pipeline import pipeline_reproduction_text, reproduce_pipeline
-    from ..reproduce.run import EXIT_CODES
 
     try:
         project, store = open_store()
-        with store:
+        with store, sigterm_interrupts():
             found = reproduce_pipeline(project, store, blob_reader(project, store),
                                        args.pipeline_run, options_of(args),
                                        say=lambda message: print(message, file=sys.stderr))
     except MlopsError as exc:  # no such pipeline run, --in not empty, a store not readable
-        print(f"could not run: {exc}")
-        return EXIT_CODES["could not run"]
+        return could_not_run(exc, args.json)
     print(json.dumps(to_jsonable(found), indent=2) if args.json
           else pipeline_reproduction_text(found))
     return found.exit_code

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import MlopsError
@@ -38,8 +41,8 @@ def add_reproduce_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--atol", type=tolerance, default=0.0,
                         help="absolute tolerance for metrics (default 0: exact)")
     parser.add_argument("--in", dest="folder", type=Path, default=None, metavar="DIR",
-                        help="the scratch folder, new or empty (default: one in "
-                             ".mlops/cache/reproduce/, removed afterwards)")
+                        help="the scratch folder, new or empty, emptied afterwards (default: "
+                             "one in .mlops/cache/reproduce/, removed afterwards)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the scratch folder (inputs, outputs, executed notebooks)")
     parser.add_argument("--strict-env", action="store_true",
@@ -56,18 +59,46 @@ def options_of(args: argparse.Namespace):  # noqa: ANN201
                    progress_bar=sys.stderr.isatty())
 
 
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM (`kill PID`, a scheduler's stop) interrupts like Ctrl-C while a
+    reproduction runs, so its kernel is shut down and its scratch folder removed instead
+    of both being left behind."""
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def could_not_run(exc: MlopsError, as_json: bool) -> int:
+    """A reproduction refused before it began, said as one line, or as JSON with `--json`
+    (tools read a verdict either way)."""
+    from ..reproduce.run import EXIT_CODES
+
+    print(json.dumps({"verdict": "could not run", "reason": str(exc)}) if as_json
+          else f"could not run: {exc}")
+    return EXIT_CODES["could not run"]
+
+
 def reproduce_command(args: argparse.Namespace) -> int:
     from ..reproduce.diff import blob_reader
-    from ..reproduce.run import EXIT_CODES, reproduce, reproduction_text
+    from ..reproduce.run import reproduce, reproduction_text
 
     options = options_of(args)
     try:
         project, store = open_store()
-        with store:
+        with store, sigterm_interrupts():
             found = reproduce(project, store, blob_reader(project, store), args.run, options,
                               say=lambda message: print(message, file=sys.stderr))
     except MlopsError as exc:  # no such run, a store that can't be read: it could not run
-        print(f"could not run: {exc}")
-        return EXIT_CODES["could not run"]
+        return could_not_run(exc, args.json)
     print(json.dumps(to_jsonable(found), indent=2) if args.json else reproduction_text(found))
     return found.exit_code

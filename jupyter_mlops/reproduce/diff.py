@@ -15,10 +15,15 @@ from typing import Any
 from ..inspection import ComparisonRow, compare_runs
 from ..store import Store
 from ..store.records import DatasetVersion, Run, RunDataset
+from .cells import cell_text, code_cells
 
 # Causes before effects: a changed input explains a changed metric, not the reverse.
 SECTION_ORDER = ("data", "params", "code", "environment", "metrics", "run")
 MAX_SNAPSHOT_BYTES = 64 * 1024 * 1024
+# Of a run's code, diffed line by line: difflib's time grows with the product of the two
+# sides when lines repeat, so a crafted snapshot could hold the lab server's thread for
+# minutes; 20,000 lines a side diff in about a second.
+MAX_CODE_LINES = 20_000
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,12 @@ def diff_runs(store: Store, read_blob: Callable[[str], bytes], a: str | int, b: 
     if missing:
         return RunDiff(first, second, changes, tuple(rows), (),
                        f"no stored source snapshot for {' and '.join(missing)}")
+    huge = [f"run {run.id}" for run, source in zip((first, second), sources, strict=True)
+            if source is not None and len(source[1]) > MAX_CODE_LINES]
+    if huge:
+        return RunDiff(first, second, changes, tuple(rows), (),
+                       f"the code of {' and '.join(huge)} has more than {MAX_CODE_LINES} "
+                       "lines: not diffed (compare the snapshots with a diff tool)")
     (name_a, lines_a), (name_b, lines_b) = sources  # type: ignore[misc]
     diff = tuple(line.rstrip("\n") for line in difflib.unified_diff(
         lines_a, lines_b, fromfile=f"run {first.id}: {name_a}",
@@ -160,19 +171,22 @@ def _code_of(store: Store, read_blob: Callable[[str], bytes], run: Run
     text = read_blob(snapshot.digest).decode("utf-8", errors="replace")
     if not name.endswith(".ipynb"):
         return name, text.splitlines(keepends=True)
-    try:
-        cells = json.loads(text).get("cells", [])
-    except (ValueError, AttributeError):
+    code = code_cells(text)
+    if not code and not _looks_like_notebook(text):
         return name, text.splitlines(keepends=True)
     lines: list[str] = []
-    code_cells = [c for c in cells if isinstance(c, dict) and c.get("cell_type") == "code"]
-    for number, cell in enumerate(code_cells, start=1):
-        source = cell.get("source", "")
-        source = "".join(source) if isinstance(source, list) else str(source)
+    for number, cell in enumerate(code, start=1):
         lines.append(f"# cell {number}\n")
         lines.extend(line if line.endswith("\n") else line + "\n"
-                     for line in source.splitlines())
+                     for line in cell_text(cell).splitlines())
     return name, lines
+
+
+def _looks_like_notebook(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)
+    except (ValueError, RecursionError):
+        return False
 
 
 def diff_text(found: RunDiff) -> str:

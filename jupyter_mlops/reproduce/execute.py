@@ -8,14 +8,21 @@ from __future__ import annotations
 import ast
 import json
 import os
+import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 from ..capture import NOTEBOOK_ENV, REPRODUCE_ROOT_ENV, REPRODUCES_ENV
+from ..recorders import OUTBOX_ENV
+from .cells import cell_tags, cell_text, code_cells
 
 SCRIPT_OUTPUT_LINES = 20  # of a failing script's output, shown in the reason
+SCRIPT_OUTPUT_TAIL_BYTES = 64 * 1024  # read from the end of its output for those lines
+INTERRUPT_GRACE_SECONDS = 5  # an interrupted script's time to end its run
+RUN_PARAMS_ENV = "MLOPS_RUN_PARAMS"  # set by `mlops run -p` for its kernel
 
 
 def notebook_parameters(notebook: Path, recorded: Mapping[str, str]) -> dict[str, object]:
@@ -23,14 +30,13 @@ def notebook_parameters(notebook: Path, recorded: Mapping[str, str]) -> dict[str
     as Python values again (params are stored as text: a name whose default is a
     string keeps the text, any other is read back as JSON, then as a literal)."""
     try:
-        cells = json.loads(notebook.read_text(encoding="utf-8")).get("cells", [])
-    except (OSError, ValueError, AttributeError):
+        cells = code_cells(notebook.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return {}
     defaults: dict[str, object] = {}
     for cell in cells:
-        if isinstance(cell, dict) and cell.get("cell_type") == "code" \
-                and "parameters" in (cell.get("metadata") or {}).get("tags", ()):
-            defaults.update(_assigned(cell.get("source", "")))
+        if "parameters" in cell_tags(cell):
+            defaults.update(_assigned(cell_text(cell)))
     values: dict[str, object] = {}
     for name, default in defaults.items():
         if name in recorded:
@@ -39,11 +45,11 @@ def notebook_parameters(notebook: Path, recorded: Mapping[str, str]) -> dict[str
     return values
 
 
-def _assigned(source: object) -> dict[str, object]:
-    text = "".join(source) if isinstance(source, list) else str(source)
+def _assigned(text: str) -> dict[str, object]:
+    """The names a cell assigns, with their literal values (None for an expression)."""
     try:
         tree = ast.parse(text)
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, MemoryError, RecursionError):  # crafted nesting
         return {}
     found: dict[str, object] = {}
     for node in tree.body:
@@ -59,9 +65,12 @@ def _assigned(source: object) -> dict[str, object]:
 
 
 def _value(text: str) -> object:
+    """The recorded text as the value it was: JSON (what `log_params` writes for a
+    non-string), else a Python literal, else the text itself. Nothing is evaluated, and a
+    crafted record (`[[[[...` nested past the parser's depth) stays text."""
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     try:
         return ast.literal_eval(text)
@@ -71,8 +80,12 @@ def _value(text: str) -> object:
 
 def kernel_environment(original_uuid: str, scratch: Path, project_root: Path
                        ) -> dict[str, str]:
+    """What the re-execution's kernel or process is told. It inherits the environment
+    of whatever runs reproduce, which may be a kernel `mlops run -p` started (its
+    parameters) or a pipeline step's (its outbox): both are blanked, or the new run
+    would log those parameters, or be glued into that step instead of recorded."""
     return {REPRODUCES_ENV: original_uuid, REPRODUCE_ROOT_ENV: str(scratch),
-            "MLOPS_HOME": str(project_root)}
+            "MLOPS_HOME": str(project_root), RUN_PARAMS_ENV: "", OUTBOX_ENV: ""}
 
 
 def run_notebook(notebook: Path, output: Path, params: Mapping[str, object], cwd: Path,
@@ -80,17 +93,59 @@ def run_notebook(notebook: Path, output: Path, params: Mapping[str, object], cwd
     """Execute with papermill; None on success, else what failed (one line)."""
     from ..pipelines.execution import execute_notebook  # papermill: only when executing
 
-    return execute_notebook(str(notebook), str(output), params, str(cwd),
-                            {**env, NOTEBOOK_ENV: str(notebook)}, progress_bar=progress_bar)
+    failure = execute_notebook(str(notebook), str(output), params, str(cwd),
+                               {**env, NOTEBOOK_ENV: str(notebook)}, progress_bar=progress_bar)
+    if failure is not None and failure.rstrip().endswith(":"):
+        said = _last_error_line(output)  # a magic's UsageError reaches papermill blank
+        failure = f"{failure.rstrip()} {said}" if said else failure
+    return failure
+
+
+def _last_error_line(executed: Path) -> str | None:
+    """The last line the executed notebook's cells wrote to stderr, or None."""
+    try:
+        cells = json.loads(executed.read_text(encoding="utf-8")).get("cells", [])
+    except (OSError, ValueError, AttributeError):
+        return None
+    lines = [line for cell in cells if isinstance(cell, dict)
+             for out in cell.get("outputs") or () if isinstance(out, dict)
+             and out.get("name") == "stderr"
+             for line in "".join(out.get("text") or ()).splitlines() if line.strip()]
+    return lines[-1].strip() if lines else None
 
 
 def run_script(script: Path, cwd: Path, env: Mapping[str, str]) -> str | None:
-    """Execute with this Python; None on success, else its exit status and last lines."""
-    result = subprocess.run([sys.executable, str(script)], cwd=cwd, env={**os.environ, **env},
-                            stdin=subprocess.DEVNULL, capture_output=True, check=False)
-    if result.returncode == 0:
-        return None
-    tail = (result.stdout + result.stderr).decode("utf-8", "replace").strip().splitlines()
+    """Execute with this Python; None on success, else its exit status and last lines.
+    Its output goes to a file, not a pipe: a process the script leaves running (a
+    server, a worker) keeps a pipe open, and reading to its end would wait for it.
+    Interrupted, the script is interrupted too (SIGINT), so the run it records ends
+    `killed` rather than staying `running`."""
+    with tempfile.TemporaryFile() as output:
+        with subprocess.Popen([sys.executable, str(script)], cwd=cwd,
+                              env={**os.environ, **env}, stdin=subprocess.DEVNULL,
+                              stdout=output, stderr=subprocess.STDOUT) as child:
+            try:
+                child.wait()
+            except KeyboardInterrupt:
+                _interrupt(child)
+                raise
+        if child.returncode == 0:
+            return None
+        size = output.seek(0, os.SEEK_END)
+        output.seek(max(0, size - SCRIPT_OUTPUT_TAIL_BYTES))
+        tail = output.read().decode("utf-8", "replace").strip().splitlines()
     shown = "\n".join(tail[-SCRIPT_OUTPUT_LINES:])
-    return f"{script.name} exited with status {result.returncode}" + \
+    return f"{script.name} exited with status {child.returncode}" + \
         (f":\n{shown}" if shown else "")
+
+
+def _interrupt(child: subprocess.Popen) -> None:
+    """Let an interrupted script end its run: a terminal's Ctrl-C reached it already; a
+    SIGTERM sent to reproduce alone did not, so it gets SIGINT; killed if it lingers."""
+    for wait, then in ((1.0, signal.SIGINT), (INTERRUPT_GRACE_SECONDS, signal.SIGKILL)):
+        try:
+            child.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            child.send_signal(then)
+    child.wait()

@@ -77,7 +77,13 @@ def _place(store: Store, used: RunDataset, project_root: Path, scratch: Path,
            cache: StatCache | None) -> InputCheck:
     recorded, source = used.dataset.digest, used.source
     relative = relative_source(source)
-    if relative is None:  # read in place by the code: only checked
+    if relative is None and not PurePosixPath(source).is_absolute():
+        # A record made by hand (`name=`, a glued record, a team server's row): never
+        # read relative to wherever reproduce was started, never placed above scratch.
+        raise InputChanged(f"input {source} can't be placed: its recorded path climbs out "
+                           "of the project (`..`); the run's code can't be re-executed "
+                           "with it")
+    if relative is None:  # an absolute path, read in place by the code: only checked
         current = _digest_of(Path(source), used.dataset.kind, cache)
         if current != recorded:
             raise InputChanged(_changed(store, source, recorded, current,
@@ -97,9 +103,12 @@ def _place(store: Store, used: RunDataset, project_root: Path, scratch: Path,
         return InputCheck(source, recorded, "project")
     if _restore(used, target, read_blob, kept):
         return InputCheck(source, recorded, "kept copy")
-    raise InputChanged(_changed(store, source, recorded, current,
-                                f"keep inputs with `%mlops data {source} --keep` (or "
-                                "`log_dataset(..., keep=True)`) so reproduce can restore them"))
+    hint = (f"keep inputs with `%mlops data {source} --keep` (or "
+            "`log_dataset(..., keep=True)`) so reproduce can restore them")
+    if current is None:
+        hint += (f"; an input logged under another name (`name=`) is recorded by that "
+                 f"name, not by its path, and reproduce looks for it at {source}")
+    raise InputChanged(_changed(store, source, recorded, current, hint))
 
 
 def _digest_of(path: Path, kind: str, cache: StatCache | None) -> str | None:

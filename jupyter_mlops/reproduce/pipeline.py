@@ -6,7 +6,6 @@ pipeline's (could not run > differs > reproduced)."""
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -15,7 +14,16 @@ from pathlib import Path
 from ..project import Project
 from ..store import Store
 from ..store.records import PipelineRun
-from .run import EXIT_CODES, Options, Reproduction, reproduce, reproduction_text, scratch_folder
+from .run import (
+    EXIT_CODES,
+    Options,
+    Reproduction,
+    remove_scratch,
+    reproduce,
+    reproduction_text,
+    scratch_fate,
+    scratch_folder,
+)
 
 
 @dataclass(frozen=True)
@@ -57,9 +65,12 @@ def reproduce_pipeline(project: Project, store: Store, read_blob: Callable[[str]
                               replace(options, folder=None), say, scratch=scratch)
             say(f"step {step.step}: {found.verdict}")
             steps.append(StepReproduction(step.step, found))
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM as the CLI maps it
+        say(f"interrupted: the scratch folder {scratch} was {scratch_fate(options)}")
+        raise
     finally:
         if not options.keep:
-            shutil.rmtree(scratch, ignore_errors=True)
+            remove_scratch(scratch, named=options.folder is not None)
     verdicts = [s.reproduction.verdict if s.reproduction else "could not run" for s in steps]
     worst = max(verdicts, key=EXIT_CODES.__getitem__, default="could not run")
     return PipelineReproduction(pipeline_run, worst, tuple(steps),

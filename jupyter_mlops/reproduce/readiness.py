@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 from ..validation import NOT_REPRODUCIBLE_TAG as NOT_REPRODUCIBLE_TAG  # re-exported
+from .cells import cell_text
 
 
 def not_reproducible(source_kind: str, path: Path | None) -> str | None:
@@ -38,7 +39,7 @@ def order_problem(cells: list[object]) -> str | None:
     """What breaks top-to-bottom execution in a notebook's saved code cells, or None."""
     counts = [(number, cell.get("execution_count")) for number, cell in
               enumerate((c for c in cells if isinstance(c, dict)
-                         and c.get("cell_type") == "code" and _source(c).strip()), start=1)]
+                         and c.get("cell_type") == "code" and cell_text(c).strip()), start=1)]
     ran = [(number, count) for number, count in counts if isinstance(count, int)]
     if not ran:
         return "no code cell of the saved notebook has run"
@@ -51,8 +52,3 @@ def order_problem(cells: list[object]) -> str | None:
             return (f"code cell {number} ran before the cell above it "
                     f"(execution counts {earlier} then {count})")
     return None
-
-
-def _source(cell: dict) -> str:
-    source = cell.get("source", "")
-    return "".join(source) if isinstance(source, list) else str(source)

@@ -100,6 +100,7 @@ def reproduce(project: Project, store: Store, read_blob: Callable[[str], bytes],
             raise CouldNotRun(f"{len(env_found)} package difference(s) from the run's "
                               "environment (--strict-env): "
                               + "; ".join(d.describe() for d in env_found[:5]))
+        user = _recording_user(store)
         if scratch is None:
             scratch = scratch_folder(options.folder, project.cache_dir, f"run-{original.id}")
         say(f"checking the inputs of run {original.id}")
@@ -116,14 +117,17 @@ def reproduce(project: Project, store: Store, read_blob: Callable[[str], bytes],
                                    cwd, env, options.progress_bar)
         else:
             output, failure = None, run_script(source, cwd, env)
-        again = _recorded_run(store, original, last_id, source)
+        again = _recorded_run(store, original, last_id, source, user)
         if again is not None and output is not None and output.is_file():
             _keep_executed(store, project, again, output)
         if failure is not None:
-            raise CouldNotRun(f"the re-execution failed: {failure}{_hint(failure)}")
+            raise CouldNotRun(f"the re-execution failed: {failure}{_hint(failure)}"
+                              f"{_original_failure(original)}")
         if again is None:
+            late = (", or its records have not reached the team server yet (`mlops status` "
+                    "says what is pending)") if getattr(store, "remote", False) else ""
             raise CouldNotRun(f"{source.name} ran but recorded no run (it starts none "
-                              "with `%mlops start` or `mlops.start_run()`)")
+                              f"with `%mlops start` or `mlops.start_run()`{late})")
         comparison = compare_results(describe_run(store, original.id),
                                      describe_run(store, again.id), options.tolerance,
                                      scratch)
@@ -136,9 +140,13 @@ def reproduce(project: Project, store: Store, read_blob: Callable[[str], bytes],
         kept = scratch if scratch is not None and (options.keep or not own_scratch) else None
         return Reproduction(original, "could not run", reason, None, env_found, checks,
                             None, kept, time.monotonic() - started)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM as the CLI maps it: say where things are
+        if own_scratch and scratch is not None:
+            say(f"interrupted: the scratch folder {scratch} was " + scratch_fate(options))
+        raise
     finally:
         if own_scratch and scratch is not None and not options.keep:
-            shutil.rmtree(scratch, ignore_errors=True)
+            remove_scratch(scratch, named=options.folder is not None)
 
 
 def _runnable_snapshot(store: Store, run: Run) -> ArtifactLink:
@@ -156,17 +164,66 @@ def _runnable_snapshot(store: Store, run: Run) -> ArtifactLink:
     return snapshots[0]
 
 
+def _recording_user(store: Store) -> str | None:
+    """In team mode, the user this token records as (None in a project's own store).
+    The re-execution records its run with the token, so one that may not record is
+    said before anything runs, rather than as a magic's error inside the notebook."""
+    if not getattr(store, "remote", False):
+        return None
+    who = store.client.whoami()  # type: ignore[attr-defined]
+    if "record" not in (who.get("permissions") or []):
+        roles = ", ".join(who.get("roles") or []) or "none"
+        raise CouldNotRun(f"reproduce records a new run, and the team server "
+                          f"{store.client.url} knows this token as "  # type: ignore[attr-defined]
+                          f"{who.get('user')!r} (roles: {roles}), which may not record runs: "
+                          "use a writer's or runner's token")
+    return str(who["user"])
+
+
+def _original_failure(run: Run) -> str:
+    """The original's own end, when it did not finish: the same failure again is what
+    reproducing it gives."""
+    if run.status == "finished":
+        return ""
+    return f" (run {run.id} itself ended {run.status}" + \
+        (f": {run.error.splitlines()[0][:200]})" if run.error else ")")
+
+
 def scratch_folder(folder: Path | None, cache_dir: Path, label: str) -> Path:
     """`folder` (new or empty), or a new one under .mlops/cache/reproduce/."""
     if folder is None:
         parent = cache_dir / "reproduce"
         parent.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix=f"{label}-", dir=parent))
-    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+    if folder.exists() and not folder.is_dir():
+        raise InvalidInput(f"--in {folder}: not a folder (name a new or empty folder)")
+    if folder.exists() and any(folder.iterdir()):
         raise InvalidInput(f"--in {folder}: the folder must be new or empty (reproduce "
                            "fills it with the run's inputs and outputs)")
     folder.mkdir(parents=True, exist_ok=True)
     return folder.resolve()
+
+
+def remove_scratch(scratch: Path, named: bool) -> None:
+    """Remove a scratch folder; one the user named with `--in` (maybe their own empty
+    folder, maybe through a link) is emptied and left where it is."""
+    if not named:
+        shutil.rmtree(scratch, ignore_errors=True)
+        return
+    if not scratch.is_dir():  # removed meanwhile
+        return
+    for entry in scratch.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
+def scratch_fate(options: Options) -> str:
+    """What becomes of the scratch folder afterwards, as said to the user."""
+    if options.keep:
+        return "kept"
+    return "emptied" if options.folder is not None else "removed"
 
 
 def _place_source(read_blob: Callable[[str], bytes], run: Run, snapshot: ArtifactLink,
@@ -196,13 +253,16 @@ def _working_folder(run: Run, scratch: Path) -> Path:
     return folder
 
 
-def _recorded_run(store: Store, original: Run, last_id: int, source: Path) -> Run | None:
+def _recorded_run(store: Store, original: Run, last_id: int, source: Path,
+                  user: str | None) -> Run | None:
     """The run the re-execution recorded: tagged as reproducing `original`, from the
-    snapshot in this scratch folder (a path no other run can have: a tag alone could
-    be set by anyone's run)."""
+    snapshot in this scratch folder (a tag alone could be set by anyone's run), and on
+    a team server recorded by this token's user (a teammate can send any tag and path,
+    and `--in DIR` makes the path known in advance, but not record as someone else)."""
     for run in store.runs.search(f"id > {last_id}", limit=1000):
         if run.tags.get(REPRODUCES_TAG) == original.uuid and run.notebook \
-                and Path(run.notebook).resolve() == source.resolve():
+                and Path(run.notebook).resolve() == source.resolve() \
+                and (user is None or run.user == user):
             return run
     return None
 
@@ -219,7 +279,8 @@ def _keep_executed(store: Store, project: Project, run: Run, output: Path) -> No
 
 def _hint(failure: str) -> str:
     """What to do when the code looked for something the scratch folder lacks."""
-    if "FileNotFoundError" in failure or "No such file" in failure:
+    if "FileNotFoundError" in failure or "No such file" in failure \
+            or "no file or folder" in failure:
         return (" (the scratch folder holds only the run's recorded inputs: record each "
                 "file the code reads with `%mlops data PATH`)")
     if "ModuleNotFoundError" in failure:

@@ -110,9 +110,11 @@ def parse_model_ref(ref: str) -> tuple[str, int | None, str | None]:
                                "or NAME@ALIAS")
         return name, None, alias
     name, sep, version = text.partition(":")
-    if not name or (sep and not (version.isascii() and version.isdigit())):
-        raise InvalidInput(f"model reference {ref!r} should look like NAME, NAME:VERSION "
-                           "or NAME@ALIAS")
+    # past 4300 digits int() raises ValueError (and past 19 no version exists)
+    if not name or (sep and not (version.isascii() and version.isdigit()
+                                 and len(version) <= 100)):
+        raise InvalidInput(f"model reference {ref[:80]!r} should look like NAME, "
+                           "NAME:VERSION or NAME@ALIAS")
     return name, int(version) if sep else None, None
 
 

@@ -76,7 +76,7 @@ class ArtifactLink:
     name: str
     digest: str
     size: int
-    kind: str  # artifact | notebook | source | git-diff | model
+    kind: str  # artifact | notebook | source | git-diff | model | report | dataset
 
 
 @dataclass(frozen=True)

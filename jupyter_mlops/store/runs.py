@@ -176,7 +176,8 @@ class RunRepository:
         """
         text = str(ref).strip()
         missing: NotFound | None = None
-        if text.isascii() and text.isdigit():  # "²".isdigit() is true too
+        # "²".isdigit() is true too; past 4300 digits int() raises, and no id is that long
+        if text.isascii() and text.isdigit() and len(text) <= 32:
             try:
                 return self.get(int(text))
             except NotFound as exc:
@@ -192,7 +193,7 @@ class RunRepository:
                 raise InvalidInput(f"run reference {text!r} is ambiguous; give more characters")
         if missing is not None:
             raise missing
-        raise NotFound(f"no run {text!r}: give a run id (e.g. 12) or a uuid prefix")
+        raise NotFound(f"no run {text[:40]!r}: give a run id (e.g. 12) or a uuid prefix")
 
     def search(self, expression: str | None = None, *, limit: int = 100, offset: int = 0,
                notebook: str | None = None) -> list[Run]:
