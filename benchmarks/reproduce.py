@@ -44,8 +44,8 @@ def main() -> None:
     import jupyter_mlops as mlops
     from jupyter_mlops.pipelines.execution import execute_notebook
     from jupyter_mlops.project import find_project
-    from jupyter_mlops.reproduce.diff import blob_reader
     from jupyter_mlops.reproduce import run as reproduce_module
+    from jupyter_mlops.reproduce.diff import blob_reader
     from jupyter_mlops.reproduce.run import Options, reproduce
     from jupyter_mlops.store import Store
 
