@@ -158,6 +158,32 @@ class ActiveRun:
         if points:
             self._recorder.log_metrics(self.id, points)
 
+    def log_evaluation(self, metrics: Mapping[str, float],
+                       datasets: Mapping[str, Any] | None = None) -> None:
+        """Record an evaluation of this run's model, also after the run ended.
+
+        A model is usually scored after the cell that trained it finished (autolog's
+        `score(X_test, y_test)`); its figures belong with the run that made it, as
+        MLflow's post-training metrics do. `datasets` maps a name to the in-memory
+        table evaluated on (recorded by digest as an input). Only this call writes
+        into an ended run; every other `log_*` still refuses.
+        """
+        now = time.time()
+        points = []
+        for key, value in metrics.items():
+            key, number, _ = check_metric(key, value, None)
+            points.append((key, number, None, now))
+        tables = []
+        for name, data in (datasets or {}).items():
+            if not is_table(data):
+                raise InvalidInput(f"log_evaluation takes {SUPPORTED_TABLES} as datasets, "
+                                   f"got {type(data).__name__} for {name!r}")
+            tables.append((describe_table(data), check_dataset_source(name)))
+        if points:
+            self._recorder.log_metrics(self.id, points)
+        for version, source in tables:
+            self._recorder.log_dataset(self.id, version, "input", source)
+
     # -- data, artifacts, models -------------------------------------------
 
     def log_dataset(self, data: Any, role: str = "input", name: str | None = None,

@@ -429,3 +429,75 @@ def test_cv_results_table_keeps_masked_cells_empty() -> None:
     results = {"param_C": np.ma.masked_array([0.1, 1.0], mask=[False, True]),
                "mean_test_score": np.array([0.8, 0.9])}
     assert cv_results_csv(results).decode() == "param_C,mean_test_score\n0.1,0.8\n,0.9\n"
+
+
+# -- attack review: hostile estimators, evaluations of ended runs -------------------------
+
+class _Unprintable:
+    def __str__(self) -> str:
+        raise ValueError("no text")
+
+
+class _Hostile(ClassifierMixin, BaseEstimator):
+    """Params a user may well have: huge text, a lambda, markup, NaN, an object without text."""
+
+    def __init__(self, big=None, fn=None, html=None, nan=None, odd=None, broken=False):
+        self.big, self.fn, self.html, self.nan, self.odd, self.broken = \
+            big, fn, html, nan, odd, broken
+
+    def get_params(self, deep=True):
+        if self.broken:
+            raise RuntimeError("get_params is broken")
+        return super().get_params(deep)
+
+    def fit(self, X, y):
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict(self, X):
+        return np.zeros(len(X), dtype=int)
+
+
+def test_hostile_params_are_recorded_and_a_failing_get_params_keeps_the_rest(
+        autolog, tracker: Tracker) -> None:
+    X, y = _classification()
+    autolog()
+    with mlops.start_run("hostile") as run, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = _Hostile("x" * 10_000_000, lambda a: a, "<script>alert(1)</script>",
+                         float("nan"), _Unprintable())
+        assert model.fit(X, y) is model
+    assert caught == []
+    params = mlops.show_run(run.id).run.params
+    assert len(params["big"]) == 500 and params["big"].endswith("...")
+    assert params["html"] == "<script>alert(1)</script>" and params["odd"] == "<_Unprintable>"
+    assert params["nan"] == "NaN"
+
+    with mlops.start_run("broken") as run, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = _Hostile(broken=True)
+        assert model.fit(X, y) is model
+    [message] = [str(w.message) for w in caught]
+    assert "not fully recorded: get_params is broken" in message
+    recorded = mlops.show_run(run.id)
+    assert recorded.run.params == {}
+    assert {"fit_time", "training_accuracy"} <= set(recorded.run.metrics)  # not lost
+    assert {d.source for d in recorded.datasets} == {"X", "y"}
+
+
+def test_log_evaluation_writes_into_an_ended_run_only_what_it_is_given(
+        tracker: Tracker) -> None:
+    X, y = _classification()
+    run = mlops.start_run("trained")
+    run.end()
+    run.log_evaluation({"accuracy_test": 0.75}, {"X_test": X, "y_test": y})
+    shown = mlops.show_run(run.id)
+    assert shown.run.metrics["accuracy_test"] == 0.75 and shown.run.status == "finished"
+    assert {d.source for d in shown.datasets} == {"X_test", "y_test"}
+    with pytest.raises(InvalidInput, match="must be a number"):
+        run.log_evaluation({"report": "text"})
+    with pytest.raises(InvalidInput, match="log_evaluation takes"):
+        run.log_evaluation({"ok": 1.0}, {"path": "data.csv"})
+    assert "ok" not in mlops.show_run(run.id).run.metrics  # nothing half-written
+    with pytest.raises(mlops.MlopsError, match="has ended"):
+        run.log_metrics({"other": 1.0})  # the other log_* still refuse an ended run

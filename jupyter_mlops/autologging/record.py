@@ -17,9 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..datasets import describe_table, is_dataframe, is_table
-from ..errors import Conflict, MlopsError
-from ..validation import check_dataset_source
+from ..datasets import is_dataframe, is_table
 from .metrics import training_metrics, wanted
 
 MAX_PARAM_TEXT = 500  # characters kept of a param shown as text (an estimator's repr)
@@ -31,10 +29,19 @@ Namer = Callable[[Any], "str | None"]
 
 
 def param_value(value: object) -> object:
-    """Numbers stay numbers; anything else is its text on one line, cut at MAX_PARAM_TEXT."""
+    """Numbers stay numbers; anything else is its text on one line, cut at MAX_PARAM_TEXT.
+
+    Only the head of a long text is cleaned (a 10 MB string param costs no 10 MB
+    copies), and a value whose `str` raises is shown as `<TypeName>`: one odd param
+    must not cost the record of the fit.
+    """
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         return value
-    text = " ".join(str(value).split())
+    try:
+        text = str(value)
+    except Exception:
+        return f"<{type(value).__name__}>"
+    text = " ".join(text[:2 * MAX_PARAM_TEXT].split())
     return text if len(text) <= MAX_PARAM_TEXT else text[:MAX_PARAM_TEXT - 3] + "..."
 
 
@@ -52,13 +59,14 @@ def record_fit(run: Any, estimator: Any, X: Any, y: Any, seconds: float, *,
                namer: Namer = lambda value: None) -> None:
     """Everything one outermost fit records; `step` numbers the calls of `partial_fit`.
 
-    A param refused (`Conflict`: another fit gave it another value in this run) is
-    raised after the rest is recorded, so metrics and data are not lost with it.
+    Params that can't be recorded (`Conflict`: another fit gave one another value in
+    this run; or the estimator's own `get_params` raised) are raised after the rest is
+    recorded, so metrics and data are not lost with them.
     """
-    refused: MlopsError | None = None
+    refused: Exception | None = None
     try:
         run.log_params(estimator_params(estimator, exclude_params))
-    except Conflict as exc:
+    except Exception as exc:  # noqa: BLE001 - raised again below, after the rest
         refused = exc
     metrics: dict[str, float] = {}
     if wanted("fit_time", exclude_metrics):
@@ -190,25 +198,16 @@ def record_children(tracker: Any, parent: Any, search: Any, count: int,
 def record_evaluation(run: Any, value: Any, X: Any, y: Any, namer: Namer) -> str | None:
     """A later `score(X, y)` of an autologged model: metric `score_<X's variable>`
     (`eval_score` when X is no variable) with the digests of X and y, in the run that
-    fitted the model. Returns the metric's name, or None for a score that isn't a number.
-
-    That run has usually ended (when its cell finished). Its records belong with it,
-    as MLflow's post-training metrics do, so they go through the run's recorder, which
-    `ActiveRun` itself closes to new calls once the run ended.
+    fitted the model, ended or not (`ActiveRun.log_evaluation`). Returns the metric's
+    name, or None for a score that isn't a number.
     """
     if not isinstance(value, numbers.Real) or isinstance(value, bool):
         return None
     x_name = namer(X)
     key = f"score_{x_name}" if x_name else "eval_score"
-    datasets = [(data, namer(data) or default) for data, default in ((X, "X_eval"), (y, "y_eval"))
-                if data is not None and is_table(data)]
-    record_metric(run, key, value)
-    for data, name in datasets:
-        if not run.ended:
-            run.log_dataset(data, role="input", name=name)
-        else:
-            run._recorder.log_dataset(  # noqa: SLF001 - see the docstring
-                run.id, describe_table(data), "input", check_dataset_source(name))
+    datasets = {namer(data) or default: data for data, default in ((X, "X_eval"), (y, "y_eval"))
+                if data is not None and is_table(data)}
+    run.log_evaluation({key: value}, datasets)
     return key
 
 
@@ -217,14 +216,5 @@ def record_metric(run: Any, key: str, value: Any) -> bool:
     False for a value that isn't a number (a per-class array, a report)."""
     if not isinstance(value, numbers.Real) or isinstance(value, bool):
         return False
-    if not run.ended:
-        run.log_metrics({key: float(value)})
-        return True
-    import time
-
-    from ..tracking import check_metric
-
-    key, number, step = check_metric(key, value, None)
-    run._recorder.log_metrics(run.id, [(key, number, step, time.time())])  # noqa: SLF001
+    run.log_evaluation({key: value})
     return True
-
