@@ -501,3 +501,38 @@ def test_log_evaluation_writes_into_an_ended_run_only_what_it_is_given(
     assert "ok" not in mlops.show_run(run.id).run.metrics  # nothing half-written
     with pytest.raises(mlops.MlopsError, match="has ended"):
         run.log_metrics({"other": 1.0})  # the other log_* still refuse an ended run
+
+
+def test_off_takes_autolog_out_of_set_outputs_wrapper_of_a_class_created_meanwhile(
+        tracker: Tracker) -> None:
+    from sklearn.base import TransformerMixin
+
+    mlops.autolog()
+    try:
+        class Doubler(TransformerMixin, BaseEstimator):  # set_output wraps its fit_transform
+            def fit(self, X, y=None):
+                self.width_ = np.shape(X)[1]
+                return self
+
+            def transform(self, X):
+                return np.asarray(X) * 2
+
+            def fit_transform(self, X, y=None):
+                return self.fit(X).transform(X)
+
+            def get_feature_names_out(self, input_features=None):
+                return np.array([f"double{i}" for i in range(self.width_)], dtype=object)
+
+        during = Doubler.__dict__["fit_transform"]
+        assert hasattr(during.__wrapped__, "__mlops_autolog__")  # ours, inside sklearn's
+    finally:
+        mlops.autolog(off=True)
+    after = Doubler.__dict__["fit_transform"]
+    assert after is during  # sklearn's wrapper stays, with the original inside it
+    assert not hasattr(after, "__mlops_autolog__")
+    assert not hasattr(after.__wrapped__, "__mlops_autolog__")
+    assert after.__wrapped__.__qualname__.endswith("Doubler.fit_transform")
+    X, _ = _classification()
+    out = Doubler().set_output(transform="pandas").fit_transform(X)
+    assert isinstance(out, pd.DataFrame) and out.iloc[0, 0] == 2 * X.iloc[0, 0]
+    assert tracker.search_runs() == []

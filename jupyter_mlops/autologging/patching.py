@@ -19,11 +19,13 @@ every estimator class are replaced by a thin wrapper that hands the call to a
   when they are created, with the classes they inherit from (mixins), by an
   `__init_subclass__` added to `BaseEstimator` for the time autolog is on.
   Nothing imports the rest of scikit-learn.
-- `Patches.restore()` puts every original back and removes the hook. A
-  wrapper that something else wrapped in the meantime (scikit-learn's
-  `set_output` wraps `fit_transform` of a class when it is created) can't be
-  taken out without undoing that; it stays, and since its switch is off it
-  calls the original at once.
+- `Patches.restore()` puts every original back and removes the hook. When
+  something else wrapped our wrapper in the meantime (scikit-learn's
+  `set_output` wraps `fit_transform` of a class created while autolog is on,
+  keeping ours in its closure and as `__wrapped__`), the original goes back
+  into that closure, so the class ends exactly as if autolog had never been on.
+  A wrapper we can't reach that way stays, and since its switch is off it calls
+  the original at once.
 
 Every wrapper checks its `Switch` first, so a wrapper left anywhere costs one
 attribute read once autolog is off.
@@ -159,11 +161,36 @@ class Patches:
                 base.__init_subclass__ = own  # type: ignore[assignment]
             self._hook = None
         for owner, name, original, replacement in reversed(self._replaced):
-            if vars(owner).get(name) is replacement:
+            current = vars(owner).get(name)
+            if current is replacement:
                 setattr(owner, name, original)
+            else:
+                _unwrap_inside(current, replacement, original)
         self._replaced.clear()
         self._seen.clear()
         self._metrics_patched = False
+
+
+def _unwrap_inside(outer: Any, replacement: Any, original: Any) -> None:
+    """Put `original` where `replacement` sits inside a decorator `outer` put around it
+    (a `functools.wraps` wrapper: `__wrapped__`, a closure variable, and our mark that
+    `functools.wraps` copied along with the rest of the wrapped function's `__dict__`)."""
+    function = getattr(outer, "fn", outer)  # sklearn's available_if descriptor
+    if getattr(function, "__wrapped__", None) is not replacement:
+        return
+    cells = [cell for cell in function.__closure__ or ()
+             if _cell_value(cell) is replacement]
+    if len(cells) == 1:
+        cells[0].cell_contents = original
+        function.__wrapped__ = original
+        vars(function).pop(MARK, None)
+
+
+def _cell_value(cell: Any) -> Any:
+    try:
+        return cell.cell_contents
+    except ValueError:  # a closure variable not assigned yet
+        return None
 
 
 def _wrapper(original: Callable[..., Any], name: str, handler: Handler,
