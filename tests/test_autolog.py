@@ -164,8 +164,15 @@ def test_autolog_records_through_a_team_server(project, tmp_path_factory, reques
         model = LogisticRegression(C=0.5).fit(X[:200], y[:200])
         model.score(X[200:], y[200:])
         session.cell_finished()
+        # evaluated after its run ended: still recorded with it, through the server
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            skm.accuracy_score(y[250:], model.predict(X[250:]))
+            model.score(X[250:], y[250:])  # with the digests of the evaluation data
+        assert [str(w.message) for w in caught if "mlops" in str(w.message)] == []
         mlops.autolog(off=True)
         assert wait_for(lambda: [r.status for r in remote.search_runs()] == ["finished"])
+        assert wait_for(lambda: "accuracy_score_eval" in remote.search_runs()[0].metrics)
         [run] = remote.search_runs()
         assert run.name == "LogisticRegression" and run.params["C"] == "0.5"
         assert {"training_accuracy", "fit_time", "eval_score"} <= set(run.metrics)
