@@ -390,6 +390,21 @@ def test_the_shell_ends_the_run_with_the_cell_and_refuses_bad_options(ipython,
         ipython.run_line_magic("mlops", "autolog --off")
 
 
+def test_unload_ext_switches_autolog_off(ipython, tracker: Tracker) -> None:
+    lr_fit = LogisticRegression.__dict__["fit"]
+    ipython.run_line_magic("mlops", "autolog")
+    try:
+        assert LogisticRegression.__dict__["fit"] is not lr_fit
+        ipython.run_line_magic("unload_ext", "jupyter_mlops")
+        assert mlops.api.autolog_session() is None
+        assert LogisticRegression.__dict__["fit"] is lr_fit
+        LogisticRegression().fit(*_classification())
+        assert tracker.search_runs() == []
+    finally:
+        ipython.run_line_magic("load_ext", "jupyter_mlops")  # as the fixture left it
+        mlops.autolog(off=True)
+
+
 # -- what is computed ------------------------------------------------------------------
 
 @pytest.mark.parametrize("classes", [2, 3])

@@ -12,6 +12,11 @@ def register(ipython) -> None:  # noqa: ANN001 - IPython's InteractiveShell
 
 
 def unregister(ipython) -> None:  # noqa: ANN001
+    """`%unload_ext jupyter_mlops`: the magics stop reacting to cells, and autolog (if on)
+    stops patching scikit-learn, as `%mlops autolog --off` would."""
+    from .autolog_cmd import stop_autolog
+
+    stop_autolog()
     magics = ipython.magics_manager.registry.get("MlopsMagics")
     if magics is not None:
         try:

@@ -36,11 +36,20 @@ def run(magics, args) -> None:  # noqa: ANN001
         magics.show("autolog is off")
         return
     api.autolog(model_name=args.model, children=args.children,
-                          exclude_params=_split(args.exclude_params),
-                          exclude_metrics=_split(args.exclude_metrics))
+                exclude_params=_split(args.exclude_params),
+                exclude_metrics=_split(args.exclude_metrics))
     model = f", each model saved as the next version of {args.model}" if args.model else ""
     magics.show(f"autolog is on: scikit-learn fits are recorded{model} "
                 "(`%mlops autolog --off` to stop)")
+
+
+def stop_autolog() -> None:
+    """Switch autolog off if it is on, without importing scikit-learn or the autolog
+    code otherwise (`%unload_ext`)."""
+    from .. import api
+
+    if api.autolog_session() is not None:
+        api.autolog(off=True)
 
 
 def _split(text: str) -> list[str]:
