@@ -558,3 +558,31 @@ def test_off_takes_autolog_out_of_set_outputs_wrapper_of_a_class_created_meanwhi
     out = Doubler().set_output(transform="pandas").fit_transform(X)
     assert isinstance(out, pd.DataFrame) and out.iloc[0, 0] == 2 * X.iloc[0, 0]
     assert tracker.search_runs() == []
+
+
+class _Comparable(LogisticRegression):
+    """Defines __eq__, so Python gives it no hash."""
+
+    def __eq__(self, other):
+        return isinstance(other, _Comparable)
+
+
+def test_an_unhashable_estimator_is_recorded_and_evaluated_without_a_warning(
+        autolog, tracker: Tracker) -> None:
+    import gc
+
+    X, y = _classification()
+    session = autolog()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = _Comparable().fit(X, y)
+        model.score(X, y)
+        skm.accuracy_score(y, model.predict(X))
+    assert [str(w.message) for w in caught] == []
+    session.cell_finished()
+    [run] = tracker.search_runs()
+    assert {"training_accuracy", "eval_score", "accuracy_score_eval"} <= set(run.metrics)
+    assert session.recorded == 1
+    del model
+    gc.collect()
+    assert session._models == {}  # noqa: SLF001 - a model dropped is forgotten

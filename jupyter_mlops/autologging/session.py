@@ -75,7 +75,9 @@ class AutologSession:
         self._owned: Any = None  # the run this session started and has not ended yet
         self._owned_estimator: weakref.ref | None = None
         self._partial_steps = 0
-        self._models: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+        # id(model) -> (weak reference to it, its run): by id, as a model need not be
+        # hashable (an estimator defining __eq__ has no hash)
+        self._models: dict[int, tuple[weakref.ref, Any]] = {}
         self._warned: set[str] = set()
         # id(predictions) -> (weak reference to them, the model's run, X's variable name)
         self._predictions: dict[int, tuple[weakref.ref, Any, str | None]] = {}
@@ -170,7 +172,7 @@ class AutologSession:
                           exclude_params=options.exclude_params,
                           exclude_metrics=options.exclude_metrics,
                           model_name=options.model_name, step=step, namer=self.name_of)
-        self._models[estimator] = run
+        self._remember_model(estimator, run)
         self.recorded += 1
         self._patches.patch_metric_functions()  # its predictions may be scored from now on
         if options.children and record.is_search(estimator) and step is None:
@@ -267,11 +269,24 @@ class AutologSession:
                 self._warn(f"{name} was not recorded", exc)
         return value
 
-    def _model_run(self, estimator: Any) -> Any:
+    def _remember_model(self, estimator: Any, run: Any) -> None:
+        """Note the run that fitted `estimator`, for its later evaluations; forgotten when
+        the estimator is."""
+        key = id(estimator)
+        models = self._models
+
+        def forget(reference: weakref.ref) -> None:
+            if models.get(key, (None,))[0] is reference:
+                del models[key]
+
         try:
-            return self._models.get(estimator)
-        except TypeError:  # an estimator that can't be weakly referenced or hashed
-            return None
+            models[key] = (weakref.ref(estimator, forget), run)
+        except TypeError:  # an object that can't be weakly referenced: no evaluations
+            pass
+
+    def _model_run(self, estimator: Any) -> Any:
+        entry = self._models.get(id(estimator))
+        return entry[1] if entry is not None and entry[0]() is estimator else None
 
     # -- helpers ---------------------------------------------------------------------
 
