@@ -586,3 +586,42 @@ def test_an_unhashable_estimator_is_recorded_and_evaluated_without_a_warning(
     del model
     gc.collect()
     assert session._models == {}  # noqa: SLF001 - a model dropped is forgotten
+
+
+def test_ctrl_c_while_waiting_for_a_locked_store_leaves_no_run_running(
+        autolog, tracker: Tracker) -> None:
+    """The run autolog starts on a thread waits for another process's write lock; the user
+    presses Ctrl-C. The run that starts once the lock is free ends `killed` at once: it
+    must not stay `running` as the active run and swallow the next fits."""
+    import os
+    import signal
+    import sqlite3
+    import threading
+
+    from .helpers import wait_for
+
+    X, y = _classification()
+    session = autolog()
+    other = sqlite3.connect(tracker.project.db_path, check_same_thread=False)
+    other.execute("BEGIN EXCLUSIVE")  # another process holds the write lock
+    released = threading.Event()
+
+    def press_ctrl_c_then_release() -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        released.wait(30)  # until the main thread has seen the interrupt
+        other.rollback()
+
+    threading.Timer(1.0, press_ctrl_c_then_release).start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            LogisticRegression().fit(X, y)
+    finally:
+        released.set()
+    assert wait_for(lambda: [r.status for r in tracker.search_runs()] == ["killed"])
+    other.close()
+    assert tracker.active_run is None
+    LogisticRegression(C=3).fit(X, y)  # records into a run of its own
+    session.cell_finished()
+    runs = {run.status: run for run in tracker.search_runs()}
+    assert set(runs) == {"killed", "finished"}
+    assert runs["finished"].params["C"] == "3" and runs["killed"].params == {}

@@ -211,6 +211,9 @@ class AutologSession:
         except Exception as exc:
             self._warn("could not start a run for this fit", exc)
             return None
+        except BaseException:  # Ctrl-C while waiting (for a locked store, say)
+            target.abandon()
+            raise
         self._owned = run
         self._owned_estimator = weakref.ref(estimator)
         self._partial_steps = 0
@@ -320,6 +323,8 @@ class RunStarter:
     def __init__(self, start: Callable[[], Any], background: bool = True) -> None:
         self._run: Any = None
         self._error: Exception | None = None
+        self._lock = threading.Lock()
+        self._abandoned = False
         self._thread: threading.Thread | None = None
         if background:
             self._thread = threading.Thread(target=self._start, args=(start,),
@@ -330,9 +335,23 @@ class RunStarter:
 
     def _start(self, start: Callable[[], Any]) -> None:
         try:
-            self._run = start()
+            run = start()
         except Exception as exc:  # raised again by result(), on the caller's thread
             self._error = exc
+            return
+        with self._lock:
+            self._run, abandoned = run, self._abandoned
+        if abandoned:
+            _end_abandoned(run)
+
+    def abandon(self) -> None:
+        """The caller stopped waiting (Ctrl-C): the run, now or when it has started, ends
+        `killed` at once, instead of staying `running` as the tracker's active run and
+        taking the records of later fits."""
+        with self._lock:
+            self._abandoned, run = True, self._run
+        if run is not None:
+            _end_abandoned(run)
 
     def result(self) -> Any:
         """The started run; raises what starting it raised."""
@@ -341,6 +360,13 @@ class RunStarter:
         if self._error is not None:
             raise self._error
         return self._run
+
+
+def _end_abandoned(run: Any) -> None:
+    try:
+        run.end("killed", "interrupted while autolog started this run")
+    except Exception:  # noqa: BLE001 - on a thread nobody waits for; the store's stale-run
+        pass           # timeout marks it later
 
 
 def _caller_level() -> int:
