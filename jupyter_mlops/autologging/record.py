@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..datasets import is_dataframe, is_table
+from ..errors import Conflict
 from .metrics import training_metrics, wanted
 
 MAX_PARAM_TEXT = 500  # characters kept of a param shown as text (an estimator's repr)
@@ -65,8 +66,12 @@ def record_fit(run: Any, estimator: Any, X: Any, y: Any, seconds: float, *,
     """
     refused: Exception | None = None
     try:
-        run.log_params(estimator_params(estimator, exclude_params))
-    except Exception as exc:  # noqa: BLE001 - raised again below, after the rest
+        params = estimator_params(estimator, exclude_params)
+    except Exception as exc:  # noqa: BLE001 - the estimator's own; raised after the rest
+        params, refused = {}, exc
+    try:
+        run.log_params(params)
+    except Conflict as exc:  # a store error is raised at once: the rest would fail too
         refused = exc
     metrics: dict[str, float] = {}
     if wanted("fit_time", exclude_metrics):
