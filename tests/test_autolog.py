@@ -625,3 +625,16 @@ def test_ctrl_c_while_waiting_for_a_locked_store_leaves_no_run_running(
     runs = {run.status: run for run in tracker.search_runs()}
     assert set(runs) == {"killed", "finished"}
     assert runs["finished"].params["C"] == "3" and runs["killed"].params == {}
+
+
+def test_ctrl_c_while_recording_ends_the_run_killed(autolog, tracker: Tracker) -> None:
+    class Interrupted(_Hostile):
+        def get_params(self, deep=True):
+            raise KeyboardInterrupt  # as if Ctrl-C landed while autolog reads the params
+
+    autolog()
+    with pytest.raises(KeyboardInterrupt):
+        Interrupted().fit(*_classification())
+    [run] = tracker.search_runs()
+    assert run.status == "killed" and "while autolog recorded" in run.error
+    assert tracker.active_run is None

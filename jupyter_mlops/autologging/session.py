@@ -162,6 +162,10 @@ class AutologSession:
                 self._record(run, estimator, args, kwargs, seconds, step)
             except Exception as exc:
                 self._warn(f"{type(estimator).__name__}.{method} was not fully recorded", exc)
+            except BaseException:  # Ctrl-C while recording: the run says it is incomplete
+                if run is self._owned:
+                    self._end_owned("killed", "interrupted while autolog recorded the fit")
+                raise
         return result
 
     def _record(self, run: Any, estimator: Any, args: tuple, kwargs: dict,
