@@ -638,3 +638,31 @@ def test_ctrl_c_while_recording_ends_the_run_killed(autolog, tracker: Tracker) -
     [run] = tracker.search_runs()
     assert run.status == "killed" and "while autolog recorded" in run.error
     assert tracker.active_run is None
+
+
+def test_a_store_that_fails_every_fit_is_one_warning_for_all_estimators(
+        autolog, tracker: Tracker) -> None:
+    from sklearn.model_selection import GridSearchCV
+
+    X, y = _classification()
+    key = tracker.project.home / "audit.key"
+    key.chmod(0o644)  # refused for every write that signs the audit log, whatever the class
+    opened = Tracker(tracker.project)  # a tracker reads the key when it opens the store
+    old = mlops.use_tracker(opened)
+    session = autolog(model_name="churn")  # registering a model version signs the log
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(2):
+            LogisticRegression().fit(X, y)
+            session.cell_finished()
+            Ridge().fit(X, X["f1"])
+            session.cell_finished()
+            GridSearchCV(LogisticRegression(), {"C": [1, 2]}, cv=2).fit(X, y)
+            session.cell_finished()
+    mlops.autolog(off=True)
+    opened.close()
+    mlops.use_tracker(old)
+    key.chmod(0o600)
+    [message] = [str(w.message) for w in caught]
+    assert message.startswith("jupyter-mlops autolog: LogisticRegression.fit was not fully")
+    assert "audit key" in message and session.recorded == 0

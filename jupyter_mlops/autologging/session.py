@@ -13,7 +13,7 @@ For each outermost training call it decides where the records go:
 Only the outermost call records: while one is being recorded, every fit it
 makes (a Pipeline's steps, a search's candidates and refit) runs untouched.
 Recording never breaks the user's code: an error of ours is one warning
-(each different message once), and the fit's result is returned unchanged.
+(each different cause once), and the fit's result is returned unchanged.
 """
 
 from __future__ import annotations
@@ -308,10 +308,13 @@ class AutologSession:
         return None
 
     def _warn(self, what: str, exc: object) -> None:
-        message = f"jupyter-mlops autolog: {what}: {exc}"
-        if message in self._warned:
+        """One warning per cause: a broken store fails every estimator class the same
+        way, and one line says it (the first fit it failed names `what`)."""
+        cause = f"{type(exc).__name__}: {exc}"
+        if cause in self._warned:
             return
-        self._warned.add(message)
+        self._warned.add(cause)
+        message = f"jupyter-mlops autolog: {what}: {exc}"
         warnings.warn(message, RuntimeWarning, stacklevel=_caller_level())
 
 
