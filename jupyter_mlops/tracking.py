@@ -105,6 +105,9 @@ class ActiveRun:
         self.status = "running"
         self._heartbeat_stop = threading.Event()
         self._logged_params: set[str] = set()
+        # True for a run opened on the user's behalf (autolog's run of a fit): the user's
+        # next `start_run` ends it instead of refusing to start
+        self.ends_when_replaced = False
 
     def __repr__(self) -> str:
         label = f" {self.name}" if self.name else ""
@@ -495,10 +498,14 @@ class Tracker:
     def start_run(self, name: str | None = None, *, tags: Mapping[str, object] | None = None,
                   params: Mapping[str, object] | None = None,
                   source: capture.Source | None = None) -> ActiveRun:
-        """Start recording a run; the previous active run, if any, must be ended first."""
-        if self.active_run is not None and not self.active_run.ended:
-            raise MlopsError(f"run {self.active_run.id} is still active; end it first "
-                             "(`%mlops end` or `run.end()`)")
+        """Start recording a run; the previous active run, if any, must be ended first
+        (unless autolog opened it on the user's behalf: `ends_when_replaced`)."""
+        active = self.active_run
+        if active is not None and not active.ended:
+            if not active.ends_when_replaced:
+                raise MlopsError(f"run {active.id} is still active; end it first "
+                                 "(`%mlops end` or `run.end()`)")
+            active.end()
         if name is not None and (not isinstance(name, str) or len(name) > 200
                                  or any(ord(c) < 32 for c in name)):
             raise InvalidInput(f"run name must be a string of at most 200 printable "

@@ -666,3 +666,25 @@ def test_a_store_that_fails_every_fit_is_one_warning_for_all_estimators(
     [message] = [str(w.message) for w in caught]
     assert message.startswith("jupyter-mlops autolog: LogisticRegression.fit was not fully")
     assert "audit key" in message and session.recorded == 0
+
+
+def test_starting_a_run_after_an_autologged_fit_ends_autologs_run(autolog,
+                                                                   tracker: Tracker) -> None:
+    """Outside IPython (or later in the same cell) the run autolog opened for a fit is still
+    active; the user's own run must start, not be refused."""
+    X, y = _classification()
+    session = autolog()
+    model = LogisticRegression().fit(X, y)
+    with mlops.start_run("mine") as mine:
+        LogisticRegression(C=2).fit(X, y)  # records into the user's run
+    model.score(X, y)  # still goes to the run that fitted it
+    session.cell_finished()
+    runs = {run.name: run for run in tracker.search_runs()}
+    assert set(runs) == {"LogisticRegression", "mine"}
+    assert all(run.status == "finished" for run in runs.values())
+    assert runs["mine"].params["C"] == "2" and runs["LogisticRegression"].params["C"] == "1.0"
+    assert "eval_score" in runs["LogisticRegression"].metrics
+    mlops.start_run("again").end()  # a run the user started is never replaced that way
+    with mlops.start_run("held"), pytest.raises(mlops.MlopsError, match="still active"):
+        mlops.start_run("second")
+    assert mine.ended

@@ -218,6 +218,7 @@ class AutologSession:
         except BaseException:  # Ctrl-C while waiting (for a locked store, say)
             target.abandon()
             raise
+        run.ends_when_replaced = True  # the user's own start_run ends it, as the cell would
         self._owned = run
         self._owned_estimator = weakref.ref(estimator)
         self._partial_steps = 0
