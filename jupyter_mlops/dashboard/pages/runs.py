@@ -8,15 +8,15 @@ from ...errors import MlopsError
 from ...inspection import compare_runs
 from ...views import comparison_html, runs_html
 from ..context import DashboardContext
-from .layout import frame, message
+from .layout import frame, html_pane, message
 
 
 def runs_page(context: DashboardContext) -> pn.viewable.Viewable:
     filter_box = pn.widgets.TextInput(name="Filter", placeholder="metrics.acc > 0.9",
                                       max_length=1000, sizing_mode="stretch_width")
-    table = pn.pane.HTML("", sizing_mode="stretch_width")
+    table = html_pane("")
     picker = pn.widgets.MultiChoice(name="Compare runs", options={}, max_items=6)
-    comparison = pn.pane.HTML("", sizing_mode="stretch_width")
+    comparison = html_pane("")
 
     def apply(_event: object = None) -> None:
         try:

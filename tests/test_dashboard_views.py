@@ -1,0 +1,169 @@
+"""The dashboard's views with real data, in a real Panel server driven by Playwright in
+Debian's chromium: the template and landing page, one model's page, the monitoring
+summary and charts, the releases page, and the runs compare charts.
+
+One project for the module: three runs with stepped metrics (one named with hostile
+HTML), two model versions of `iris` (1 in production through an approval, 2
+requested by bob with a failing gate), a real prediction log with one drifted
+feature, and a failed pipeline run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+
+import jupyter_mlops as mlops
+from jupyter_mlops.dashboard.credentials import add_user
+from jupyter_mlops.monitoring.predlog import PredictionLog, prediction_frame
+from jupyter_mlops.monitoring.profile import build_profile
+from jupyter_mlops.store import Store
+from jupyter_mlops.store.records import StepFailure
+from jupyter_mlops.tracking import Tracker
+
+from .helpers import running_dashboard
+
+HOSTILE = "<img src=x onerror=alert(1)>"
+DOCS = None  # screenshots go to docs/ only when the test is asked to (see _screenshot)
+
+
+def _record_runs(project) -> None:
+    tracker = Tracker(project)
+    old = mlops.use_tracker(tracker)
+    try:
+        X, y = load_iris(return_X_y=True, as_frame=True)
+        for index, (name, c) in enumerate([(HOSTILE, 1.0), ("small-C", 0.1), ("big-C", 10.0)]):
+            with mlops.start_run(name=name):
+                mlops.log_params({"C": c, "max_iter": 300 + 100 * index, HOSTILE: "x"})
+                for step in range(30):
+                    mlops.log_metrics({"loss": 1.0 / (1 + step * c) + 0.01 * index,
+                                       "acc": 0.6 + 0.01 * step * (index + 1) / 3}, step=step)
+                if index < 2:
+                    mlops.log_model(LogisticRegression(max_iter=300, C=c).fit(X, y),
+                                    name="iris")
+    finally:
+        tracker.close()
+        mlops.use_tracker(old)
+
+
+def _log_predictions(project, store) -> None:
+    X, _ = load_iris(return_X_y=True, as_frame=True)
+    rng = np.random.default_rng(0)
+    store.predictions.save_profile("iris", 1, build_profile(X, rng.uniform(0, 1, len(X))))
+    live = X.sample(600, replace=True, random_state=1).reset_index(drop=True)
+    live.loc[300:, "petal length (cm)"] += 3  # the second half drifts
+    frame = prediction_frame(live, rng.uniform(0, 1, 600), version=1,
+                             latency_ms=rng.uniform(1, 9, 600))
+    frame["at"] = time.time() - 3600 + np.arange(600) * 5.0
+    PredictionLog(project).write(store, "iris", frame, "service")
+
+
+def _fail_a_pipeline(store) -> None:
+    run = store.pipelines.start("nightly", "pipelines/nightly.yaml", "blake3:" + "0" * 64,
+                                "schedule", ["prep", "train"])
+    store.pipelines.update_step(run, "prep", status="failed", failure=StepFailure(
+        kind="notebook", message=f"cell 3 raised KeyError: {HOSTILE}"))
+    store.pipelines.finish(run, "failed", error="step prep failed")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    root = tmp_path_factory.mktemp("views")
+    project = mlops.init(root)
+    _record_runs(project)
+    with Store(project.db_path) as store:
+        first = store.releases.request(
+            "iris", 1, "production", requester="bob", reason="first",
+            evidence={"gates": [], "gates_passed": True,
+                      "candidate": {"ref": "iris:1", "metrics": {"acc": 0.9}}})
+        store.releases.decide(first.id, decision="approve", actor="alice", reason="ok")
+        store.releases.request(
+            "iris", 2, "production", requester="bob", reason=f"better? {HOSTILE}",
+            evidence={"gates": [{"gate": "acc >= production", "passed": False,
+                                 "reason": "0.85 < 0.9", "against_version": 1}],
+                      "gates_passed": False,
+                      "candidate": {"ref": "iris:2", "run": 2, "dataset": "blake3:" + "a" * 64,
+                                    "metrics": {"acc": 0.85, "f1": 0.8}},
+                      "current": {"ref": "iris:1", "run": 1, "dataset": "blake3:" + "a" * 64,
+                                  "metrics": {"acc": 0.9, "f1": 0.88}}})
+        _log_predictions(project, store)
+        _fail_a_pipeline(store)
+    config = project.home / "config.toml"
+    roles = {"alice": ["reviewer"], "carol": ["admin", "reviewer"]}
+    config.write_text(config.read_text() + "".join(
+        f"\n[users.{user}]\nroles = {json.dumps(granted)}\n" for user, granted in roles.items()))
+    creds = tmp_path_factory.mktemp("creds") / "credentials.json"
+    for user in ("alice", "bob", "carol"):
+        add_user(creds, user, f"{user}-password")
+    with running_dashboard(root, "--auth", str(creds)) as (port, _log):
+        yield f"http://127.0.0.1:{port}", project
+
+
+def sign_in(browser, base: str, user: str, start: str = "/", **context):
+    page = browser.new_context(viewport={"width": 1400, "height": 900}, **context).new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(base + start)
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", f"{user}-password")
+    page.click("#login")
+    page.get_by_text(f"{user} (").first.wait_for()
+    return page, dialogs
+
+
+def no_injected_html(page, dialogs) -> None:
+    assert page.locator("img[src=x]").count() == 0
+    assert dialogs == []
+
+
+def test_the_landing_page_says_what_needs_me(served, browser) -> None:
+    base, _ = served
+    page, dialogs = sign_in(browser, base, "alice")
+    page.get_by_text("Releases to review (1)").wait_for()
+    assert page.get_by_text("#2: iris:2").count() == 1
+    assert page.get_by_text("Recent pipeline failures (1)").count() == 1
+    assert page.get_by_text(f"prep: cell 3 raised KeyError: {HOSTILE}").count() == 1
+    page.get_by_text("iris:1 drift petal length (cm)").first.wait_for()  # a failing check
+    assert page.locator(".mlops-badge-fail").count() >= 2  # FAILED gates, the ALERT
+    # Navigation in the sidebar, who is signed in (and as what) in the header.
+    assert page.get_by_text("alice (reviewer)").count() == 1
+    page.get_by_role("link", name="Models").click()
+    page.wait_for_url("**/models")
+    no_injected_html(page, dialogs)
+
+
+def test_the_requester_has_nothing_to_review(served, browser) -> None:
+    base, _ = served
+    page, _ = sign_in(browser, base, "bob")
+    page.get_by_text("Releases to review (0)").wait_for()
+    assert page.get_by_text("1 more pending, not yours to decide").count() == 1
+
+
+def test_one_models_page_shows_its_versions_and_history(served, browser) -> None:
+    base, _ = served
+    page, dialogs = sign_in(browser, base, "alice", start="/models")
+    page.get_by_role("link", name="iris").click()
+    page.wait_for_url("**/model?name=iris")
+    page.get_by_text("Model iris").wait_for()
+    assert page.get_by_text("iris:2").count() >= 1
+    assert page.locator(".mlops-badge", has_text="production").count() == 1  # on version 1
+    assert page.get_by_text(f"#1 {HOSTILE}").count() == 1  # the run, as text
+    assert page.get_by_text("alias moved").count() >= 1  # from the audit log
+    page.goto(base + "/model?name=nope")
+    page.get_by_text("no model named 'nope'").wait_for()
+    no_injected_html(page, dialogs)
+
+
+def test_the_dark_theme_is_one_click_away(served, browser) -> None:
+    base, _ = served
+    page, _ = sign_in(browser, base, "alice", start="/models")
+    page.goto(base + "/models?theme=dark")
+    page.get_by_role("link", name="iris").wait_for()
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    channels = [int(c) for c in background[background.index("(") + 1:-1].split(",")[:3]]
+    assert max(channels) < 80, background
