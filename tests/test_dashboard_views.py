@@ -14,6 +14,7 @@ import json
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
@@ -43,9 +44,9 @@ def _record_runs(project) -> None:
                 for step in range(30):
                     mlops.log_metrics({"loss": 1.0 / (1 + step * c) + 0.01 * index,
                                        "acc": 0.6 + 0.01 * step * (index + 1) / 3}, step=step)
-                if index < 2:
-                    mlops.log_model(LogisticRegression(max_iter=300, C=c).fit(X, y),
-                                    name="iris")
+                if index < 2:  # is it virginica: a binary classifier
+                    model = LogisticRegression(max_iter=300, C=c).fit(X, (y == 2).astype(int))
+                    mlops.log_model(model, name="iris")
     finally:
         tracker.close()
         mlops.use_tracker(old)
@@ -54,13 +55,22 @@ def _record_runs(project) -> None:
 def _log_predictions(project, store) -> None:
     X, _ = load_iris(return_X_y=True, as_frame=True)
     rng = np.random.default_rng(0)
-    store.predictions.save_profile("iris", 1, build_profile(X, rng.uniform(0, 1, len(X))))
+    for version in (1, 2):
+        store.predictions.save_profile("iris", version,
+                                       build_profile(X, rng.uniform(0, 1, len(X))))
     live = X.sample(600, replace=True, random_state=1).reset_index(drop=True)
     live.loc[300:, "petal length (cm)"] += 3  # the second half drifts
-    frame = prediction_frame(live, rng.uniform(0, 1, 600), version=1,
-                             latency_ms=rng.uniform(1, 9, 600))
+    scores = rng.uniform(0, 1, 600)
+    frame = prediction_frame(live, scores, version=1, latency_ms=rng.uniform(1, 9, 600),
+                             request_ids=[f"r{i}" for i in range(600)])
     frame["at"] = time.time() - 3600 + np.arange(600) * 5.0
-    PredictionLog(project).write(store, "iris", frame, "service")
+    frame.loc[500:, "version"] = 2  # the last 100 requests went to version 2
+    log = PredictionLog(project)
+    log.write(store, "iris", frame, "service")
+    labelled = np.arange(0, 600, 2)  # half the requests get a label later (calibrated)
+    log.write_labels(store, "iris", pd.DataFrame({
+        "request_id": [f"r{i}" for i in labelled],
+        "label": (rng.uniform(0, 1, labelled.size) < scores[labelled]).astype(int)}))
 
 
 def _fail_a_pipeline(store) -> None:
@@ -167,3 +177,54 @@ def test_the_dark_theme_is_one_click_away(served, browser) -> None:
     background = page.evaluate("getComputedStyle(document.body).backgroundColor")
     channels = [int(c) for c in background[background.index("(") + 1:-1].split(",")[:3]]
     assert max(channels) < 80, background
+
+
+def chart_titles(page) -> list[str]:
+    """The titles of the Bokeh charts on the page (drawn on a canvas, so read from
+    Bokeh's document in the browser), once at least one is there."""
+    page.wait_for_function("Bokeh.documents.length > 0 && [...Bokeh.documents[0].all_models]"
+                           ".some(m => m.type == 'Title' && m.text)")
+    return page.evaluate("[...Bokeh.documents].flatMap(d => [...d.all_models])"
+                         ".filter(m => m.type == 'Title').map(m => m.text)")
+
+
+def chart_labels(page) -> list[str]:
+    return page.evaluate("[...Bokeh.documents].flatMap(d => [...d.all_models])"
+                         ".filter(m => m.type == 'Label').map(m => m.text)")
+
+
+def test_the_monitoring_page_puts_the_summary_first(served, browser) -> None:
+    base, _ = served
+    page, dialogs = sign_in(browser, base, "alice", start="/monitoring")
+    page.get_by_text("600 predictions").wait_for()
+    cards = {page.locator(".mlops-card").nth(i).inner_text().split("\n")[0]:
+             page.locator(".mlops-card").nth(i).get_attribute("data-verdict")
+             for i in range(page.locator(".mlops-card").count())}
+    assert cards == {"requests": "info", "error rate (max 5.00%)": "pass",
+                     "latency p95 (max 250 ms)": "pass", "features drifting (max 0)": "fail",
+                     "accuracy": "info"}  # no min_accuracy configured: no verdict
+    # The drift table of the version serving now, most severe first.
+    first = page.locator(".mlops-table tbody tr").first
+    assert first.locator("td").first.inner_text() == "petal length (cm)"
+    assert first.locator(".mlops-badge-fail").inner_text() == "DRIFT"
+    titles = " | ".join(chart_titles(page))
+    for expected in ("latency p95, iris:1 (release #1 to production); iris:2 (no approved "
+                     "release)", "error rate, ", "requests per interval, ",
+                     "accuracy of labelled rows, ",
+                     "petal length (cm): reference (grey) and current (blue), iris:2",
+                     "reliability, iris:2 (no approved release): Brier"):
+        assert expected in titles
+    assert "now iris:2" in chart_labels(page)  # the marker where the version changed
+    assert "max 5.0%" in chart_labels(page)  # the error rate's threshold line
+    assert page.get_by_text("in force since release").count() == 1  # iris:1's
+    no_injected_html(page, dialogs)
+
+
+def test_picking_a_feature_draws_its_distributions(served, browser) -> None:
+    base, _ = served
+    page, _ = sign_in(browser, base, "alice", start="/monitoring")
+    page.get_by_text("600 predictions").wait_for()
+    chart_titles(page)
+    page.get_by_role("combobox").nth(2).select_option("sepal width (cm)")
+    page.wait_for_function("[...Bokeh.documents[0].all_models].some(m => m.type == 'Title' "
+                           "&& m.text.startsWith('sepal width (cm): reference'))")
