@@ -23,6 +23,9 @@ import jupyter_mlops as mlops
 from jupyter_mlops.dashboard.credentials import add_user
 from jupyter_mlops.monitoring.predlog import PredictionLog, prediction_frame
 from jupyter_mlops.monitoring.profile import build_profile
+from jupyter_mlops.project import find_project
+from jupyter_mlops.registry.identity import Identity
+from jupyter_mlops.registry.releases import Registry
 from jupyter_mlops.store import Store
 from jupyter_mlops.store.records import StepFailure
 from jupyter_mlops.tracking import Tracker
@@ -81,32 +84,40 @@ def _fail_a_pipeline(store) -> None:
     store.pipelines.finish(run, "failed", error="step prep failed")
 
 
+def _request_releases(root) -> None:
+    """Through the registry, as `mlops release request` does: iris:1 with no gates (then
+    approved by alice), iris:2 judged by a gate it fails, on real evaluation data."""
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    (root / "data").mkdir()
+    X.assign(target=(y == 2).astype(int)).to_parquet(root / "data" / "eval.parquet")
+    bob, alice = Identity("bob", frozenset()), Identity("alice", frozenset({"reviewer"}))
+    project = find_project(root, environ={})
+    with Store(project.db_path) as store:
+        first = Registry(project, store).request_release("iris:1", "production", bob, "first")
+        Registry(project, store).approve(first.id, alice, "looks right")
+    config = project.home / "config.toml"
+    text = config.read_text().replace("[registry]\n", '[registry]\nevaluation_data = '
+                                      '"data/eval.parquet"\nevaluation_target = "target"\n', 1)
+    config.write_text(text + '\n[[gates]]\ncheck = "accuracy >= production.accuracy + 0.5"\n')
+    project = find_project(root, environ={})
+    with Store(project.db_path) as store:
+        Registry(project, store).request_release("iris:2", "production", bob,
+                                                 f"better? {HOSTILE}")
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     root = tmp_path_factory.mktemp("views")
     project = mlops.init(root)
     _record_runs(project)
-    with Store(project.db_path) as store:
-        first = store.releases.request(
-            "iris", 1, "production", requester="bob", reason="first",
-            evidence={"gates": [], "gates_passed": True,
-                      "candidate": {"ref": "iris:1", "metrics": {"acc": 0.9}}})
-        store.releases.decide(first.id, decision="approve", actor="alice", reason="ok")
-        store.releases.request(
-            "iris", 2, "production", requester="bob", reason=f"better? {HOSTILE}",
-            evidence={"gates": [{"gate": "acc >= production", "passed": False,
-                                 "reason": "0.85 < 0.9", "against_version": 1}],
-                      "gates_passed": False,
-                      "candidate": {"ref": "iris:2", "run": 2, "dataset": "blake3:" + "a" * 64,
-                                    "metrics": {"acc": 0.85, "f1": 0.8}},
-                      "current": {"ref": "iris:1", "run": 1, "dataset": "blake3:" + "a" * 64,
-                                  "metrics": {"acc": 0.9, "f1": 0.88}}})
-        _log_predictions(project, store)
-        _fail_a_pipeline(store)
     config = project.home / "config.toml"
     roles = {"alice": ["reviewer"], "carol": ["admin", "reviewer"]}
     config.write_text(config.read_text() + "".join(
         f"\n[users.{user}]\nroles = {json.dumps(granted)}\n" for user, granted in roles.items()))
+    _request_releases(root)
+    with Store(project.db_path) as store:
+        _log_predictions(project, store)
+        _fail_a_pipeline(store)
     creds = tmp_path_factory.mktemp("creds") / "credentials.json"
     for user in ("alice", "bob", "carol"):
         add_user(creds, user, f"{user}-password")
@@ -204,7 +215,9 @@ def test_the_monitoring_page_puts_the_summary_first(served, browser) -> None:
                      "latency p95 (max 250 ms)": "pass", "features drifting (max 0)": "fail",
                      "accuracy": "info"}  # no min_accuracy configured: no verdict
     # The drift table of the version serving now, most severe first.
-    first = page.locator(".mlops-table tbody tr").first
+    page.get_by_text("most severe first").wait_for()  # drawn once the summary is shown
+    drift = page.locator(".mlops-table", has=page.locator("th", has_text="statistic"))
+    first = drift.locator("tbody tr").first
     assert first.locator("td").first.inner_text() == "petal length (cm)"
     assert first.locator(".mlops-badge-fail").inner_text() == "DRIFT"
     titles = " | ".join(chart_titles(page))
@@ -228,3 +241,42 @@ def test_picking_a_feature_draws_its_distributions(served, browser) -> None:
     page.get_by_role("combobox").nth(2).select_option("sepal width (cm)")
     page.wait_for_function("[...Bokeh.documents[0].all_models].some(m => m.type == 'Title' "
                            "&& m.text.startsWith('sepal width (cm): reference'))")
+
+
+def test_a_reviewer_is_told_why_failing_gates_leave_no_approve_button(served, browser) -> None:
+    base, _ = served
+    page, dialogs = sign_in(browser, base, "alice", start="/releases")
+    page.get_by_text("#2: iris:2").wait_for()
+    assert page.get_by_role("button", name="Approve").count() == 0
+    assert page.get_by_role("button", name="Reject").count() == 1
+    page.get_by_text("only an admin can approve this release").wait_for()
+    assert "--override" not in page.content()
+    assert page.locator(".mlops-badge-fail", has_text="FAIL").count() >= 2  # gate + verdict
+    # The lineage graph, data -> run -> version -> alias, and the metrics chart.
+    assert page.locator(".mlops-node", has_text="#2 small-C").count() == 1
+    assert page.locator(".mlops-node", has_text="production (requested); holds: none yet"
+                        ).count() == 1
+    assert "metrics: candidate beside current production" in chart_titles(page)
+    assert page.get_by_text(f"better? {HOSTILE}").count() == 1
+    no_injected_html(page, dialogs)
+
+
+def test_an_admin_overrides_failing_gates_with_a_reason(served, browser) -> None:
+    """Last in the file: it moves production to iris:2."""
+    base, project = served
+    page, dialogs = sign_in(browser, base, "carol", start="/releases")
+    page.get_by_text("#2: iris:2").wait_for()
+    page.get_by_placeholder("why approve or reject").fill("checked by hand")
+    page.get_by_placeholder("why approve or reject").press("Tab")
+    page.get_by_role("button", name="Approve").click()
+    page.get_by_text("gates failed: write why you override them").wait_for()
+    assert "--override" not in page.content()
+    override = page.get_by_label("Override failing gates because (admins)")
+    override.fill("the gate's data set is known to be mislabelled")
+    override.press("Tab")
+    page.get_by_role("button", name="Approve").click()
+    page.get_by_text("production now points at iris:2").wait_for()
+    with Store(project.db_path) as store:
+        assert store.releases.alias_version("iris", "production") == 2
+        assert store.releases.get(2).override_reason.startswith("the gate's data set")
+    no_injected_html(page, dialogs)

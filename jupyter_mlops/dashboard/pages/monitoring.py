@@ -126,6 +126,16 @@ def distribution_figure(title: str, reference: dict[str, Any], values: Any) -> A
                                 edges=list(edges))
 
 
+def when_loaded(callback: Any) -> None:
+    """Run `callback` once the page is in the browser (at once outside a server session,
+    or when the page is already loaded, as after a change of model or window)."""
+    if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None \
+            and not pn.state.loaded:
+        pn.state.onload(callback)
+    else:
+        callback()
+
+
 def monitoring_page(context: DashboardContext) -> pn.viewable.Viewable:
     with context.registry() as registry:
         names = registry.store.predictions.monitored_models()
@@ -151,7 +161,12 @@ def monitoring_page(context: DashboardContext) -> pn.viewable.Viewable:
         except MlopsError as exc:
             content.objects = [html_pane(message(str(exc), error=True))]
             return
-        content.objects = summary(report, settings) + drift_section(report)
+        content.objects = summary(report, settings)
+        # The drift section reads a column of the log again and draws two more charts:
+        # sent once the summary and the time series are on screen.
+        later = pn.Column(sizing_mode="stretch_width")
+        content.append(later)
+        when_loaded(lambda: setattr(later, "objects", drift_section(report)))
 
     def summary(report: MonitorReport, settings: Any) -> list[Any]:
         shown = current_version(report)

@@ -1,19 +1,90 @@
-"""Pending releases: candidate beside current production, and the decision."""
+"""Pending releases: candidate beside current holder (a table and a chart), gates as
+badges, the candidate's lineage as a small graph, links to the step reports, and
+the decision; a reviewer is shown why they can't approve rather than a button
+that would refuse."""
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote
 
 import panel as pn
 
-from ...errors import MlopsError
+from ...errors import MlopsError, NotFound
+from ...registry.identity import Identity
 from ...registry.releases import DataChange, Registry
 from ...store.gates import GateResult
 from ...store.releases import ReleaseRequest
 from ...views import html_table
+from .. import charts
 from ..auth import session_user
 from ..context import DashboardContext
-from .layout import frame, message, text
+from .layout import badge, frame, html_pane, message, text
+
+_CLI_HINT = re.compile(r"\s*\((?:--|`mlops )[^)]*\)")
+
+
+def for_the_web(problem: str) -> str:
+    """A registry refusal as the dashboard says it: without the command-line options
+    (`(--override)`) it suggests to CLI users."""
+    return _CLI_HINT.sub("", problem)
+
+
+def approval_blocker(request: ReleaseRequest, identity: Identity | None) -> str | None:
+    """Why `identity` is offered no Approve button although a reviewer: failing gates
+    only an admin may override. None when nothing blocks here (the registry still
+    checks everything at the click)."""
+    if identity is None or identity.is_admin:
+        return None
+    failing = [g["gate"] for g in request.evidence.get("gates", []) if not g.get("passed")]
+    if not failing:
+        return None
+    return (f"gates failed ({', '.join(failing)}): only an admin can approve this release, "
+            "with a written reason for overriding them; you may reject it")
+
+
+def _metrics_chart(request: ReleaseRequest) -> pn.viewable.Viewable | None:
+    evidence = request.evidence
+    candidate = (evidence.get("candidate") or {}).get("metrics", {})
+    current = (evidence.get("current") or {}).get("metrics", {})
+    names = sorted(m for m in set(candidate) | set(current)
+                   if isinstance(candidate.get(m, current.get(m)), (int, float)))
+    if not names:
+        return None
+    groups = [(f"candidate {(evidence.get('candidate') or {}).get('ref', '')}",
+               [candidate.get(m) for m in names])]
+    if current:
+        groups.append((f"{request.alias} {(evidence.get('current') or {}).get('ref', '')}",
+                       [current.get(m) for m in names]))
+    figure = charts.grouped_bars(f"metrics: candidate beside current {request.alias}", names,
+                                 groups, height=260)
+    return pn.pane.Bokeh(figure, sizing_mode="stretch_width", max_width=700)
+
+
+def _lineage(registry: Registry, request: ReleaseRequest) -> str:
+    """data -> run -> version -> alias, as boxes and arrows."""
+    try:
+        lineage = registry.lineage(request.ref)
+    except (NotFound, MlopsError):
+        return ""
+
+    def node(kind: str, label: str) -> str:
+        return f'<span class="mlops-node"><b>{text(kind)}</b>{text(label)}</span>'
+
+    data = [node(f"data ({d.role})", f"{d.source} {d.dataset.digest[:19]}")
+            for d in lineage.datasets[:4]]
+    more = len(lineage.datasets) - 4
+    if more > 0:
+        data.append(node("data", f"and {more} more"))
+    boxes = ['<span class="mlops-lineage-data">' + "".join(data) + "</span>" if data
+             else node("data", "none recorded")]
+    run = lineage.run
+    boxes.append(node("run", "none" if run is None else f"#{run.id} {run.name or ''}"))
+    boxes.append(node("version", lineage.version.ref))
+    held = ", ".join(lineage.aliases) or "none yet"
+    boxes.append(node("alias", f"{request.alias} (requested); holds: {held}"))
+    return ('<h4>Lineage</h4><div class="mlops-lineage">'
+            + " &rarr; ".join(boxes) + "</div>")
 
 
 def _side_by_side(request: ReleaseRequest) -> str:
@@ -60,9 +131,10 @@ def _gates(request: ReleaseRequest) -> str:
     gates = request.evidence.get("gates", [])
     if not gates:
         return "<p>No gates apply.</p>"
-    return "<h4>Gates (the verdict)</h4>" + html_table(
-        ["gate", "result", "why"],
-        [[g["gate"], "PASS" if g["passed"] else "FAIL", g["reason"]] for g in gates])
+    rows = "".join(f"<tr><td>{text(g['gate'])}</td><td>{badge('PASS' if g['passed'] else 'FAIL')}"
+                   f"</td><td>{text(g['reason'])}</td></tr>" for g in gates)
+    return ('<h4>Gates (the verdict)</h4><table class="mlops-table"><thead><tr><th>gate</th>'
+            f"<th>result</th><th>why</th></tr></thead><tbody>{rows}</tbody></table>")
 
 
 def _other_gate_runs(others: list[GateResult]) -> str:
@@ -100,34 +172,42 @@ def _reports(registry: Registry, request: ReleaseRequest) -> str:
 
 def releases_page(context: DashboardContext) -> pn.viewable.Viewable:
     identity = context.identity(session_user())
-    feedback = pn.pane.HTML("", sizing_mode="stretch_width")
+    feedback = html_pane("")
     listing = pn.Column(sizing_mode="stretch_width")
 
     def card(request: ReleaseRequest) -> pn.viewable.Viewable:
         gates_ok = request.evidence.get("gates_passed", True)
         header = (f"<h3>#{request.id}: {text(request.ref)} &rarr; {text(request.alias)}</h3>"
                   f"<p>requested by <b>{text(request.requester)}</b>: {text(request.reason)}"
-                  f"</p><p class=\"{'mlops-pass' if gates_ok else 'mlops-fail'}\">"
-                  f"gates {'passed' if gates_ok else 'FAILED'}</p>")
+                  f"</p><p>gates {badge('PASS' if gates_ok else 'FAILED')}</p>")
         with context.registry() as registry:
             reports = _reports(registry, request)
             may_approve = identity is not None and registry.can_approve(request, identity)
             stale = registry.stale_reasons(request)
             change = registry.data_change(request)
             others = registry.other_gate_results(request)
+            lineage = _lineage(registry, request)
         for problem in stale:
-            header += message(f"evidence stale: {problem}; the requester must request again",
-                              error=True)
-        parts: list = [pn.pane.HTML(header + _data_change(change) + _evidence_data(request)
-                                    + _side_by_side(request) + _gates(request)
-                                    + _other_gate_runs(others) + reports,
-                                    sizing_mode="stretch_width")]
+            header += message(f"evidence stale: {for_the_web(problem)}; the requester must "
+                              "request again", error=True)
+        blocker = approval_blocker(request, identity) if may_approve else None
+        may_approve = may_approve and blocker is None
+        chart = _metrics_chart(request)
+        parts: list = [html_pane(header + _data_change(change) + _evidence_data(request)
+                                 + '<div class="mlops-scroll">' + _side_by_side(request)
+                                 + "</div>")]
+        if chart is not None:
+            parts.append(chart)
+        parts.append(html_pane(_gates(request) + _other_gate_runs(others) + lineage
+                               + reports))
+        if blocker is not None:
+            parts.append(html_pane(message(blocker)))
         may_reject = identity is not None and identity.is_reviewer
         if not (may_approve or may_reject):
             reason = ("you requested this release: another reviewer must approve it"
                       if identity is not None and identity.user == request.requester
                       else "only reviewers decide releases")
-            parts.append(pn.pane.HTML(message(reason)))
+            parts.append(html_pane(message(reason)))
             return pn.Column(*parts, styles={"border": "1px solid #ddd", "padding": "8px"},
                              sizing_mode="stretch_width")
         reason_box = pn.widgets.TextAreaInput(name="Reason (required)", max_length=2000,
@@ -171,6 +251,10 @@ def releases_page(context: DashboardContext) -> pn.viewable.Viewable:
             if current is None:
                 raise MlopsError("your session ended (signed out or password changed): "
                                  "reload the page and sign in again")
+            failing = not request.evidence.get("gates_passed", True)
+            if verb == "approve" and failing and not (override or "").strip():
+                raise MlopsError("gates failed: write why you override them in the box "
+                                 "'Override failing gates because' (recorded in the audit log)")
             with context.registry() as registry:
                 if verb == "approve":
                     done = registry.approve(request.id, current, reason, override or None,
@@ -178,7 +262,7 @@ def releases_page(context: DashboardContext) -> pn.viewable.Viewable:
                 else:
                     done = registry.reject(request.id, current, reason)
         except MlopsError as exc:
-            feedback.object = message(str(exc), error=True)
+            feedback.object = message(for_the_web(str(exc)), error=True)
             return
         moved = f"; {done.alias} now points at {done.ref}" if done.status == "approved" else ""
         feedback.object = message(f"release #{done.id} {done.status}{moved}")
@@ -188,9 +272,8 @@ def releases_page(context: DashboardContext) -> pn.viewable.Viewable:
         with context.registry() as registry:
             pending = registry.store.releases.list("pending", limit=200)
         listing.objects = ([card(r) for r in pending] if pending
-                           else [pn.pane.HTML("<p>No pending releases.</p>")])
+                           else [html_pane("<p>No pending releases.</p>")])
 
     refresh()
-    body = pn.Column(pn.pane.HTML("<h3>Pending releases</h3>"), feedback, listing,
-                     sizing_mode="stretch_width")
+    body = pn.Column(feedback, listing, sizing_mode="stretch_width")
     return frame(context, "releases", body)
