@@ -243,6 +243,51 @@ def test_picking_a_feature_draws_its_distributions(served, browser) -> None:
                            "&& m.text.startsWith('sepal width (cm): reference'))")
 
 
+def chart_legends(page) -> list[str]:
+    return page.evaluate("[...Bokeh.documents].flatMap(d => [...d.all_models])"
+                         ".filter(m => m.type == 'LegendItem').map(m => m.label.value)")
+
+
+def test_runs_compare_overlays_stepped_metrics_and_fits_the_page(served, browser) -> None:
+    base, _ = served
+    page, dialogs = sign_in(browser, base, "alice", start="/runs")
+    page.get_by_text("small-C").first.wait_for()
+    assert "params of the 3 filtered runs against acc" in chart_titles(page)
+    picker = page.get_by_placeholder("e.g. 10 12 14")
+    picker.fill("3 1 2")
+    picker.press("Enter")  # exactly the runs typed, in that order
+    page.get_by_text("Compared: runs 3, 1, 2").wait_for()
+    page.wait_for_function("[...Bokeh.documents[0].all_models].some(m => m.type == 'Title' "
+                           "&& m.text == 'loss by step')")
+    titles = chart_titles(page)
+    assert "acc by step" in titles and "loss by step" in titles
+    legends = chart_legends(page)
+    assert {"#3 big-C", f"#1 {HOSTILE}", "#2 small-C"} <= set(legends)
+    header = page.locator(".mlops-compare thead th")
+    assert [header.nth(i).inner_text() for i in range(2, 5)] == ["run 3", "run 1", "run 2"]
+    page.wait_for_timeout(500)  # let the charts take their size
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1400
+    assert page.evaluate("Math.max(...[...document.querySelectorAll('*')].map(e => "
+                         "e.scrollWidth > e.clientWidth && getComputedStyle(e).overflowX "
+                         "== 'visible' ? e.scrollWidth : 0))") <= 1400
+    no_injected_html(page, dialogs)
+
+
+def test_a_running_run_is_shown_ended_once_it_ends(served, browser) -> None:
+    base, project = served
+    tracker = Tracker(project)
+    try:
+        run = tracker.start_run("live-run")
+        page, _ = sign_in(browser, base, "alice", start="/runs")
+        row = page.locator("tr", has_text="live-run")
+        row.get_by_text("running").wait_for()
+        run.log_metric("acc", 0.5)
+        run.end()
+        row.get_by_text("finished").wait_for()  # no reload: the list refreshed itself
+    finally:
+        tracker.close()
+
+
 def test_a_reviewer_is_told_why_failing_gates_leave_no_approve_button(served, browser) -> None:
     base, _ = served
     page, dialogs = sign_in(browser, base, "alice", start="/releases")

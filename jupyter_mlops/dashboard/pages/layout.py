@@ -26,6 +26,7 @@ a{color:var(--mlops-link, #1565c0)}
 .mlops-table td,.mlops-table th{border:1px solid rgba(128,128,128,.45);padding:3px 8px;
  text-align:left;overflow-wrap:anywhere}
 .mlops-scroll{overflow-x:auto;max-width:100%}
+.mlops-compare .mlops-table{table-layout:fixed;width:100%}
 .mlops-fail{color:#b00020;font-weight:bold}.mlops-pass{color:#1b5e20;font-weight:bold}
 .mlops-badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;
  font-weight:bold;color:#fff;letter-spacing:.03em}
