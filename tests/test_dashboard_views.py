@@ -301,7 +301,9 @@ def test_a_reviewer_is_told_why_failing_gates_leave_no_approve_button(served, br
     assert page.locator(".mlops-node", has_text="#2 small-C").count() == 1
     assert page.locator(".mlops-node", has_text="production (requested); holds: none yet"
                         ).count() == 1
-    assert "metrics: candidate beside current production" in chart_titles(page)
+    chart = page.locator(".mlops-metrics-chart[aria-label='metrics: candidate beside "
+                         "current production']")
+    assert chart.get_by_text("current production").count() >= 1  # both sides drawn
     assert page.get_by_text(f"better? {HOSTILE}").count() == 1
     no_injected_html(page, dialogs)
 

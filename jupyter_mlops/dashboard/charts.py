@@ -150,26 +150,6 @@ def overlaid_lines(title: str, series: Sequence[tuple[str, Sequence[float], Sequ
     return fig
 
 
-def grouped_bars(title: str, categories: Sequence[str],
-                 groups: Sequence[tuple[str, Sequence[float | None]]], *,
-                 width: int = 640, height: int = 280) -> Any:
-    """Bars side by side per category, one colour per group (e.g. candidate, current)."""
-    from bokeh.models import ColumnDataSource, FactorRange, HoverTool
-
-    factors = [(c, g) for c in categories for g, _ in groups]
-    values = [values[i] for i in range(len(categories)) for _, values in groups]
-    source = ColumnDataSource({
-        "x": factors, "value": [float("nan") if v is None else v for v in values],
-        "group": [g for _, g in factors],
-        "colour": [PALETTE[[g for g, _ in groups].index(g) % len(PALETTE)] for _, g in factors]})
-    fig = _figure(title, width, height, x_range=FactorRange(*factors))
-    fig.vbar(x="x", top="value", width=0.8, source=source, color="colour")
-    fig.add_tools(HoverTool(tooltips=[("", "@x"), ("value", "@value{0.[0000]}")]))
-    fig.xaxis.major_label_orientation = 0.6
-    fig.yaxis.axis_label = "value"
-    return fig
-
-
 def parallel_coordinates(title: str, axes: Sequence[str], rows: Sequence[Sequence[Any]],
                          labels: Sequence[str], colour_by: Sequence[float | None], *,
                          colour_label: str, width: int = 900, height: int = 340) -> Any:

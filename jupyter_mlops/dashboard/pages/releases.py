@@ -16,7 +16,6 @@ from ...registry.releases import DataChange, Registry
 from ...store.gates import GateResult
 from ...store.releases import ReleaseRequest
 from ...views import html_table
-from .. import charts
 from ..auth import session_user
 from ..context import DashboardContext
 from .layout import badge, frame, html_pane, message, text
@@ -43,55 +42,51 @@ def approval_blocker(request: ReleaseRequest, identity: Identity | None) -> str 
             "with a written reason for overriding them; you may reject it")
 
 
-def _metrics_chart(request: ReleaseRequest) -> pn.viewable.Viewable | None:
-    evidence = request.evidence
-    candidate = (evidence.get("candidate") or {}).get("metrics", {})
-    current = (evidence.get("current") or {}).get("metrics", {})
-    names = sorted(m for m in set(candidate) | set(current)
-                   if isinstance(candidate.get(m, current.get(m)), (int, float)))
-    if not names:
-        return None
-    groups = [(f"candidate {(evidence.get('candidate') or {}).get('ref', '')}",
-               [candidate.get(m) for m in names])]
-    if current:
-        groups.append((f"{request.alias} {(evidence.get('current') or {}).get('ref', '')}",
-                       [current.get(m) for m in names]))
-    figure = charts.grouped_bars(f"metrics: candidate beside current {request.alias}", names,
-                                 groups, height=260)
-    return pn.pane.Bokeh(figure, sizing_mode="stretch_width", max_width=700)
-
-
 def _lineage(registry: Registry, request: ReleaseRequest) -> str:
     """data -> run -> version -> alias, as boxes and arrows."""
+    store = registry.store
     try:
-        lineage = registry.lineage(request.ref)
-    except (NotFound, MlopsError):
+        version = store.models.get(request.name, request.version)
+        run = store.runs.get(version.run_id) if version.run_id is not None else None
+    except NotFound:
         return ""
+    datasets = store.datasets.for_run(run.id) if run is not None else []
+    held = ", ".join(sorted(alias for (_, alias), number in store.releases.aliases(
+        request.name).items() if number == request.version)) or "none yet"
 
     def node(kind: str, label: str) -> str:
         return f'<span class="mlops-node"><b>{text(kind)}</b>{text(label)}</span>'
 
     data = [node(f"data ({d.role})", f"{d.source} {d.dataset.digest[:19]}")
-            for d in lineage.datasets[:4]]
-    more = len(lineage.datasets) - 4
-    if more > 0:
-        data.append(node("data", f"and {more} more"))
-    boxes = ['<span class="mlops-lineage-data">' + "".join(data) + "</span>" if data
+            for d in datasets[:4]]
+    if len(datasets) > 4:
+        data.append(node("data", f"and {len(datasets) - 4} more"))
+    boxes = ['<span class="mlops-lineage">' + "".join(data) + "</span>" if data
              else node("data", "none recorded")]
-    run = lineage.run
     boxes.append(node("run", "none" if run is None else f"#{run.id} {run.name or ''}"))
-    boxes.append(node("version", lineage.version.ref))
-    held = ", ".join(lineage.aliases) or "none yet"
+    boxes.append(node("version", version.ref))
     boxes.append(node("alias", f"{request.alias} (requested); holds: {held}"))
     return ('<h4>Lineage</h4><div class="mlops-lineage">'
             + " &rarr; ".join(boxes) + "</div>")
 
 
+def _bar(value: object, top: float, colour: str) -> str:
+    """A value with a bar scaled to `top`: the metric rows of the table are its chart."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return text("" if value is None else value)
+    width = abs(value) / top * 180 if top else 0
+    return (f'<span style="display:inline-block;height:11px;width:{width:.0f}px;'
+            f'background:{colour};margin-right:6px;vertical-align:middle"></span>'
+            f"{value:.4g}")
+
+
 def _side_by_side(request: ReleaseRequest) -> str:
+    """Candidate beside current holder: what they are, then their metrics as values with
+    bars (each metric scaled to the larger side), a chart read like a table."""
     evidence = request.evidence
     candidate = evidence.get("candidate") or {}
     current = evidence.get("current") or {}
-    metrics = sorted(set(candidate.get("metrics", {})) | set(current.get("metrics", {})))
+    ours, theirs = candidate.get("metrics", {}), current.get("metrics", {})
 
     def fmt(value: object) -> str:
         return f"{value:.4g}" if isinstance(value, float) else ("" if value is None else
@@ -100,9 +95,18 @@ def _side_by_side(request: ReleaseRequest) -> str:
     rows = [["version", candidate.get("ref", ""), current.get("ref", "none")],
             ["run", fmt(candidate.get("run")), fmt(current.get("run"))],
             ["evaluation data", candidate.get("dataset") or "", current.get("dataset") or ""]]
-    rows += [[m, fmt(candidate.get("metrics", {}).get(m)), fmt(current.get("metrics", {}).get(m))]
-             for m in metrics]
-    return html_table(["", "candidate", f"current {request.alias}"], rows)
+    body = "".join(f"<tr><td>{text(a)}</td><td>{text(b)}</td><td>{text(c)}</td></tr>"
+                   for a, b, c in rows)
+    for metric in sorted(set(ours) | set(theirs)):
+        values = [v for v in (ours.get(metric), theirs.get(metric))
+                  if isinstance(v, (int, float))]
+        top = max((abs(v) for v in values), default=0.0)
+        body += (f"<tr><td>{text(metric)}</td><td>{_bar(ours.get(metric), top, '#1565c0')}"
+                 f"</td><td>{_bar(theirs.get(metric), top, '#9e9e9e')}</td></tr>")
+    return ('<table class="mlops-table mlops-metrics-chart" role="figure" aria-label="metrics: '
+            f'candidate beside current {text(request.alias)}"><thead><tr><th></th>'
+            f"<th>candidate</th><th>current {text(request.alias)}</th></tr></thead>"
+            f"<tbody>{body}</tbody></table>")
 
 
 def _evidence_data(request: ReleaseRequest) -> str:
@@ -192,14 +196,10 @@ def releases_page(context: DashboardContext) -> pn.viewable.Viewable:
                               "request again", error=True)
         blocker = approval_blocker(request, identity) if may_approve else None
         may_approve = may_approve and blocker is None
-        chart = _metrics_chart(request)
         parts: list = [html_pane(header + _data_change(change) + _evidence_data(request)
                                  + '<div class="mlops-scroll">' + _side_by_side(request)
-                                 + "</div>")]
-        if chart is not None:
-            parts.append(chart)
-        parts.append(html_pane(_gates(request) + _other_gate_runs(others) + lineage
-                               + reports))
+                                 + "</div>" + _gates(request)
+                                 + _other_gate_runs(others) + lineage + reports)]
         if blocker is not None:
             parts.append(html_pane(message(blocker)))
         may_reject = identity is not None and identity.is_reviewer
