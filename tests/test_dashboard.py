@@ -232,5 +232,7 @@ def test_the_monitoring_page_ties_charts_to_the_release(dashboard, browser) -> N
     assert page.get_by_text("ok: iris:1 drift sepal width (cm)").count() == 1
     titles = chart_titles(page)
     assert "latency p95, iris:1 (release #1 to production)" in " ".join(titles)
-    assert any(t.startswith("petal length (cm): reference") for t in titles)  # the worst
+    page.wait_for_function(  # the worst feature's distributions, drawn after the summary
+        "[...Bokeh.documents[0].all_models].some(m => m.type == 'Title' && "
+        "m.text.startsWith('petal length (cm): reference'))")
     assert dialogs == []
