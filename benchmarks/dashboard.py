@@ -151,6 +151,8 @@ def main() -> None:
             page.fill("input[name=username]", "alice")
             page.fill("input[name=password]", "alice-password")
             page.click("#login")
+            page.wait_for_url(lambda url: "/login" not in url)
+            page.goto(base + "/releases")
             page.get_by_text("#1: model-0:2").wait_for()  # warm: first session imports
             page.goto(base + "/monitoring")  # warm: the first report imports scipy, pyarrow
             page.wait_for_function(FIRST_CHART, timeout=120_000)

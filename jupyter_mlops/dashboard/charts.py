@@ -18,25 +18,32 @@ THRESHOLD = "#c62828"
 TOOLS = "pan,wheel_zoom,box_zoom,reset,save"
 
 
-def _figure(title: str, width: int, height: int, **options: Any) -> Any:
+def _figure(title: str, width: int, height: int, subtitle: str = "", **options: Any) -> Any:
+    """A figure titled `title`, with `subtitle` in a smaller line under it (what the
+    chart is of: the model version and release, which would not fit one line)."""
+    from bokeh.models import Title
     from bokeh.plotting import figure
 
-    fig = figure(title=title, width=width, height=height, tools=TOOLS,
+    fig = figure(title=None, width=width, height=height, tools=TOOLS,
                  sizing_mode="stretch_width", **options)
     fig.toolbar.logo = None
-    fig.title.text_font_size = "13px"
+    if subtitle:  # laid out above the plot in order: the subtitle first, under the title
+        fig.add_layout(Title(text=subtitle, text_font_size="11px",
+                             text_font_style="italic"), "above")
+    fig.add_layout(Title(text=title, text_font_size="13px"), "above")
     return fig
 
 
 def time_series(title: str, at: Sequence[float], values: Sequence[float | None], *,
-                y_label: str, versions: Sequence[str], threshold: float | None = None,
+                y_label: str, versions: Sequence[str], subtitle: str = "",
+                threshold: float | None = None,
                 threshold_label: str = "", changes: Sequence[tuple[float, str]] = (),
                 width: int = 640, height: int = 260) -> Any:
     """A line over time (`at` in epoch seconds) with a dashed threshold line and a
     vertical marker, labelled, where the model version changed (`changes`)."""
     from bokeh.models import ColumnDataSource, HoverTool, Label, Span
 
-    fig = _figure(title, width, height, x_axis_type="datetime")
+    fig = _figure(title, width, height, subtitle, x_axis_type="datetime")
     fig.xaxis.axis_label = "time"
     fig.yaxis.axis_label = y_label
     source = ColumnDataSource({"x": [a * 1000.0 for a in at],
@@ -57,7 +64,9 @@ def time_series(title: str, at: Sequence[float], values: Sequence[float | None],
         fig.add_layout(Label(x=5, y=threshold, x_units="screen", text=threshold_label,
                              text_color=THRESHOLD, text_font_size="11px", y_offset=2))
     elif threshold is not None:
-        fig.title.text += f" ({threshold_label}, far above)"
+        fig.add_layout(Label(x=5, y=5, x_units="screen", y_units="screen",
+                             text=f"{threshold_label}: far above", text_color=THRESHOLD,
+                             text_font_size="11px"))
     for when, label in changes:
         fig.add_layout(Span(location=when * 1000.0, dimension="height", line_color="#555",
                             line_dash="dotted", line_width=2))
@@ -68,13 +77,13 @@ def time_series(title: str, at: Sequence[float], values: Sequence[float | None],
 
 def distributions(title: str, labels: Sequence[str], reference: Sequence[float],
                   current: Sequence[float], *, edges: Sequence[float] | None = None,
-                  width: int = 640, height: int = 280) -> Any:
+                  subtitle: str = "", width: int = 640, height: int = 280) -> Any:
     """Reference and current proportions on one axis: histograms over the reference's
     bin `edges` (numeric), or bars side by side per category (`labels`)."""
     from bokeh.models import ColumnDataSource, HoverTool
 
     if edges is not None:  # drawn as densities: bins of the reference differ in width
-        fig = _figure(title, width, height)
+        fig = _figure(title, width, height, subtitle)
         widths = [max(right - left, 1e-12) for left, right in zip(edges[:-1], edges[1:],
                                                                    strict=True)]
         source = ColumnDataSource({
@@ -93,7 +102,7 @@ def distributions(title: str, labels: Sequence[str], reference: Sequence[float],
     else:
         from bokeh.transform import dodge
 
-        fig = _figure(title, width, height, x_range=list(labels))
+        fig = _figure(title, width, height, subtitle, x_range=list(labels))
         source = ColumnDataSource({"bin": list(labels), "reference": list(reference),
                                    "current": list(current)})
         fig.vbar(x=dodge("bin", -0.18, range=fig.x_range), top="reference", width=0.34,
@@ -111,12 +120,13 @@ def distributions(title: str, labels: Sequence[str], reference: Sequence[float],
 
 
 def reliability(title: str, predicted: Sequence[float], observed: Sequence[float],
-                counts: Sequence[int], *, width: int = 420, height: int = 320) -> Any:
+                counts: Sequence[int], *, subtitle: str = "", width: int = 420,
+                height: int = 320) -> Any:
     """The reliability curve (fraction positive by mean predicted probability) with the
     diagonal a perfectly calibrated model would follow."""
     from bokeh.models import ColumnDataSource, HoverTool
 
-    fig = _figure(title, width, height, x_range=(0, 1), y_range=(0, 1))
+    fig = _figure(title, width, height, subtitle, x_range=(0, 1), y_range=(0, 1))
     fig.line([0, 1], [0, 1], line_dash="dashed", color=REFERENCE, legend_label="perfect")
     source = ColumnDataSource({"x": list(predicted), "y": list(observed), "n": list(counts)})
     fig.line("x", "y", source=source, line_width=2, color=PALETTE[0], legend_label="model")

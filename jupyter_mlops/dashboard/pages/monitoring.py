@@ -56,26 +56,22 @@ def _timeline_charts(name: str, report: MonitorReport, settings: Any) -> list[An
     shown = sorted(set(labels))
     title_tail = "; ".join(shown[:3]) + (" ..." if len(shown) > 3 else "")
     at = [b.start for b in buckets]
+    def chart(title: str, values: list, y_label: str, threshold: float | None = None,
+              threshold_label: str = "") -> Any:
+        return charts.time_series(title, at, values, y_label=y_label, versions=labels,
+                                  subtitle=title_tail, threshold=threshold,
+                                  threshold_label=threshold_label, changes=changes)
+
     figures = [
-        charts.time_series(f"latency p95, {title_tail}", at, [b.latency_p95_ms for b in buckets],
-                           y_label="ms", versions=labels,
-                           threshold=settings.max_latency_p95_ms,
-                           threshold_label=f"max {settings.max_latency_p95_ms:g} ms",
-                           changes=changes),
-        charts.time_series(f"error rate, {title_tail}", at, [b.error_rate for b in buckets],
-                           y_label="share of requests", versions=labels,
-                           threshold=settings.max_error_rate,
-                           threshold_label=f"max {settings.max_error_rate:.1%}",
-                           changes=changes),
-        charts.time_series(f"requests per interval, {title_tail}", at,
-                           [b.rows for b in buckets], y_label="requests", versions=labels,
-                           changes=changes)]
+        chart("latency p95", [b.latency_p95_ms for b in buckets], "ms",
+              settings.max_latency_p95_ms, f"max {settings.max_latency_p95_ms:g} ms"),
+        chart("error rate", [b.error_rate for b in buckets], "share of requests",
+              settings.max_error_rate, f"max {settings.max_error_rate:.1%}"),
+        chart("requests per interval", [b.rows for b in buckets], "requests")]
     if any(b.accuracy is not None for b in buckets):
-        figures.append(charts.time_series(
-            f"accuracy of labelled rows, {title_tail}", at, [b.accuracy for b in buckets],
-            y_label="accuracy", versions=labels, threshold=settings.min_accuracy,
-            threshold_label="" if settings.min_accuracy is None
-            else f"min {settings.min_accuracy:g}", changes=changes))
+        minimum = settings.min_accuracy
+        figures.append(chart("accuracy of labelled rows", [b.accuracy for b in buckets],
+                             "accuracy", minimum, "" if minimum is None else f"min {minimum:g}"))
     return [pn.pane.Bokeh(f, sizing_mode="stretch_width") for f in figures]
 
 
@@ -90,7 +86,8 @@ def _drift_table(results: list[DriftResult]) -> str:
             f"<th>detail</th></tr></thead><tbody>{rows}</tbody></table></div>")
 
 
-def distribution_figure(title: str, reference: dict[str, Any], values: Any) -> Any:
+def distribution_figure(title: str, subtitle: str, reference: dict[str, Any],
+                        values: Any) -> Any:
     """Reference and current shares of `values` over the reference's bins (or its most
     frequent categories); None when the reference has no bins."""
     import numpy as np
@@ -101,7 +98,8 @@ def distribution_figure(title: str, reference: dict[str, Any], values: Any) -> A
         keys = list(frequencies)[:20]
         current = pd.Series(values).dropna().astype(str).value_counts(normalize=True)
         return charts.distributions(title, keys, [frequencies[k] for k in keys],
-                                    [float(current.get(k, 0)) for k in keys])
+                                    [float(current.get(k, 0)) for k in keys],
+                                    subtitle=subtitle)
     edges = np.asarray(reference.get("bins", []), dtype=float)
     counts = np.asarray(reference.get("counts", []), dtype=float)
     if edges.size < 2 or counts.sum() == 0:
@@ -123,7 +121,7 @@ def distribution_figure(title: str, reference: dict[str, Any], values: Any) -> A
     current = np.bincount(index, minlength=bins) / max(data.size, 1)
     labels = [f"{edges[i]:.3g} to {edges[i + 1]:.3g}" for i in range(bins)]
     return charts.distributions(title, labels, list(reference_share), list(current),
-                                edges=list(edges))
+                                edges=list(edges), subtitle=subtitle)
 
 
 def when_loaded(callback: Any) -> None:
@@ -212,10 +210,11 @@ def monitoring_page(context: DashboardContext) -> pn.viewable.Viewable:
         if shown.calibration is not None:
             curve = [b for b in shown.calibration.curve if b.count]
             parts.append(pn.pane.Bokeh(charts.reliability(
-                f"reliability, {_in_force(report.name, shown)}: Brier "
-                f"{shown.calibration.brier:.3g}, ECE {shown.calibration.ece:.3g}",
+                f"reliability: Brier {shown.calibration.brier:.3g}, "
+                f"ECE {shown.calibration.ece:.3g}",
                 [b.mean_predicted or 0.0 for b in curve],
-                [b.fraction_positive or 0.0 for b in curve], [b.count for b in curve])))
+                [b.fraction_positive or 0.0 for b in curve], [b.count for b in curve],
+                subtitle=_in_force(report.name, shown))))
         return parts
 
     def overlay_for(report: MonitorReport, shown: VersionReport, feature: str) -> Any:
@@ -238,9 +237,8 @@ def monitoring_page(context: DashboardContext) -> pn.viewable.Viewable:
         rows = rows[(rows["version"] == shown.version) & (rows["status"] == "ok")]
         reference = (profile["prediction"] if feature == "(prediction)"
                      else profile["features"].get(feature, {}))
-        figure = distribution_figure(f"{feature}: reference (grey) and current (blue), "
-                                     f"{_in_force(report.name, shown)}", reference,
-                                     rows[column])
+        figure = distribution_figure(f"{feature}: reference (grey) and current (blue)",
+                                     _in_force(report.name, shown), reference, rows[column])
         if figure is None:
             return html_pane(message(f"{feature} was constant in the reference: no bins"))
         return pn.pane.Bokeh(figure, sizing_mode="stretch_width")
