@@ -156,6 +156,7 @@ def main() -> None:
             page.get_by_text("#1: model-0:2").wait_for()  # warm: first session imports
             page.goto(base + "/monitoring")  # warm: the first report imports scipy, pyarrow
             page.wait_for_function(FIRST_CHART, timeout=120_000)
+            page.get_by_text("most severe first").wait_for(timeout=120_000)  # all drawn
             login_s, releases_s, monitoring_s = [], [], []
             for _ in range(5):
                 start = time.perf_counter()
@@ -166,6 +167,9 @@ def main() -> None:
                 page.goto(base + "/releases")
                 page.get_by_text("#20: model-19:2").wait_for()
                 releases_s.append(time.perf_counter() - start)
+            # Apart: the monitoring page's drift section is computed after its first
+            # paint, and would still load the server while the next pages are timed.
+            for _ in range(5):
                 start = time.perf_counter()
                 page.goto(base + "/monitoring")
                 page.wait_for_function(FIRST_CHART, timeout=120_000)
