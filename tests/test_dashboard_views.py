@@ -58,6 +58,7 @@ def _record_runs(project) -> None:
 def _log_predictions(project, store) -> None:
     X, _ = load_iris(return_X_y=True, as_frame=True)
     rng = np.random.default_rng(0)
+    X[HOSTILE] = rng.choice(["a", "b"], len(X))  # a feature named with hostile HTML
     for version in (1, 2):
         store.predictions.save_profile("iris", version,
                                        build_profile(X, rng.uniform(0, 1, len(X))))
@@ -232,6 +233,10 @@ def test_the_monitoring_page_puts_the_summary_first(served, browser) -> None:
     assert "now iris:2" in chart_labels(page)  # the marker where the version changed
     assert "max 5.0%" in chart_labels(page)  # the error rate's threshold line
     assert page.get_by_text("in force since release").count() == 1  # iris:1's
+    assert drift.get_by_text(HOSTILE).count() == 1  # the hostile feature, as text
+    page.get_by_role("combobox").nth(2).select_option(HOSTILE)  # its bars: canvas text
+    page.wait_for_function("[...Bokeh.documents[0].all_models].some(m => m.type == 'Title' "
+                           "&& m.text.startsWith('<img src=x onerror=alert(1)>: reference'))")
     no_injected_html(page, dialogs)
 
 
