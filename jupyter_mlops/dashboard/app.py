@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from ..teamserver.home import ServerHome
 
 LOCAL_ADDRESSES = ("127.0.0.1", "localhost", "::1")
-PAGES = ("releases", "models", "runs", "monitoring", "audit")
+PAGES = ("releases", "models", "model", "runs", "monitoring", "audit")  # and "/", the landing page
 
 
 def build(context: DashboardContext, artifacts: str | Path
@@ -42,7 +42,8 @@ def build(context: DashboardContext, artifacts: str | Path
     from .auth import HubAuthProvider, PasswordAuthProvider
     from .hub import HubSignIn
     from .pages.audit import audit_page
-    from .pages.models import models_page
+    from .pages.home import home_page
+    from .pages.models import model_page, models_page
     from .pages.monitoring import monitoring_page
     from .pages.releases import releases_page
     from .pages.runs import runs_page
@@ -56,9 +57,10 @@ def build(context: DashboardContext, artifacts: str | Path
 
         return render
 
-    makers = {"releases": releases_page, "models": models_page, "runs": runs_page,
-              "monitoring": monitoring_page, "audit": audit_page}
+    makers = {"releases": releases_page, "models": models_page, "model": model_page,
+              "runs": runs_page, "monitoring": monitoring_page, "audit": audit_page}
     pages = {name: page(makers[name]) for name in PAGES}
+    pages["/"] = page(home_page)  # the landing page, in place of Panel's index
     options: dict[str, Any] = {
         "extra_patterns": [(r"/artifact/([^/]+)", ArtifactHandler,
                             {"store": open_artifact_store(artifacts), "auth": auth})],

@@ -6,7 +6,7 @@ import panel as pn
 
 from ...views import format_time, html_table
 from ..context import DashboardContext
-from .layout import frame, message
+from .layout import frame, html_pane, message
 
 
 def audit_page(context: DashboardContext) -> pn.viewable.Viewable:
@@ -18,6 +18,6 @@ def audit_page(context: DashboardContext) -> pn.viewable.Viewable:
                       error=True))
     rows = [[str(e.id), format_time(e.at), e.actor, e.action, e.subject, e.reason or "",
              e.hash.partition(":")[2][:12]] for e in entries]
-    body = pn.pane.HTML(status + html_table(["#", "when", "who", "what", "subject", "why",
-                                             "hash"], rows), sizing_mode="stretch_width")
+    body = html_pane(status + html_table(["#", "when", "who", "what", "subject", "why",
+                                  "hash"], rows))
     return frame(context, "audit", body)

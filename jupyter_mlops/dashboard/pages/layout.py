@@ -1,4 +1,10 @@
-"""The frame around every page: navigation, who is signed in, the --dev banner."""
+"""The frame around every page: a Panel template with the navigation in its sidebar,
+who is signed in (and their roles) in its header, light and dark themes, the --dev
+banner; and the small HTML pieces every page shares (text, messages, badges).
+
+Every HTML pane gets `CSS` itself: Panel renders each pane in its own shadow root,
+where a stylesheet given to the frame would not reach.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +15,44 @@ import panel as pn
 from ..auth import session_user
 from ..context import DashboardContext
 
-PAGES = (("releases", "Pending releases"), ("models", "Models"), ("runs", "Runs"),
-         ("monitoring", "Monitoring"), ("audit", "Audit log"))
+PAGES = (("", "What needs me"), ("releases", "Pending releases"), ("models", "Models"),
+         ("runs", "Runs"), ("monitoring", "Monitoring"), ("audit", "Audit log"))
+ACCENT = "#1565c0"
 CSS = """
-.mlops-table{border-collapse:collapse;font-size:13px}
-.mlops-table td,.mlops-table th{border:1px solid #ccc;padding:3px 8px;text-align:left}
+:host{color:var(--panel-on-background-color, inherit)}
+a{color:var(--mlops-link, #1565c0)}
+:host-context([data-theme=dark]) a{color:#90caf9}
+.mlops-table{border-collapse:collapse;font-size:13px;max-width:100%}
+.mlops-table td,.mlops-table th{border:1px solid rgba(128,128,128,.45);padding:3px 8px;
+ text-align:left;overflow-wrap:anywhere}
+.mlops-scroll{overflow-x:auto;max-width:100%}
+.mlops-compare .mlops-table{table-layout:fixed;width:100%}
 .mlops-fail{color:#b00020;font-weight:bold}.mlops-pass{color:#1b5e20;font-weight:bold}
+.mlops-badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;
+ font-weight:bold;color:#fff;letter-spacing:.03em}
+.mlops-badge-fail{background:#c62828}.mlops-badge-pass{background:#2e7d32}
+.mlops-badge-warn{background:#ef6c00}.mlops-badge-info{background:#546e7a}
 .mlops-banner{background:#b00020;color:#fff;padding:8px;font-weight:bold}
 .mlops-message{padding:6px;border-left:4px solid #1565c0}
-.mlops-error{padding:6px;border-left:4px solid #b00020;color:#b00020}
+.mlops-error{padding:6px;border-left:4px solid #b00020;color:#e53935}
+.mlops-cards{display:flex;flex-wrap:wrap;gap:10px}
+.mlops-card{border:1px solid rgba(128,128,128,.45);border-top-width:6px;border-radius:6px;
+ padding:8px 14px;min-width:150px}
+.mlops-card-pass{border-top-color:#2e7d32}.mlops-card-fail{border-top-color:#c62828}
+.mlops-card-info{border-top-color:#546e7a}
+.mlops-card .mlops-value{font-size:24px;font-weight:bold}
+.mlops-card .mlops-label{font-size:12px;opacity:.8}
+.mlops-lineage{display:flex;flex-wrap:wrap;align-items:center;gap:6px}
+.mlops-node{border:1px solid rgba(128,128,128,.6);border-radius:6px;padding:4px 8px;
+ font-size:12px;max-width:260px;overflow-wrap:anywhere}
+.mlops-node b{display:block;font-size:11px;opacity:.7}
 """
+
+# Verdict words -> badge colour: what fails is red, what passes green.
+_VERDICTS = {"FAILED": "fail", "FAIL": "fail", "ALERT": "fail", "DRIFT": "fail",
+             "BROKEN": "fail", "failed": "fail", "killed": "fail", "rejected": "fail",
+             "PASS": "pass", "passed": "pass", "ok": "pass", "finished": "pass",
+             "approved": "pass", "cached": "pass", "running": "info", "pending": "warn"}
 
 
 def text(value: object) -> str:
@@ -26,24 +60,75 @@ def text(value: object) -> str:
     return html.escape(str(value))
 
 
-def frame(context: DashboardContext, current: str, body: pn.viewable.Viewable
-          ) -> pn.viewable.Viewable:
+def badge(verdict: str) -> str:
+    """A coloured badge for a verdict word (FAILED, ALERT, DRIFT, ok, ...)."""
+    kind = _VERDICTS.get(verdict, "info")
+    return f'<span class="mlops-badge mlops-badge-{kind}">{text(verdict)}</span>'
+
+
+def card(label: str, value: str, passed: bool | None) -> str:
+    """A number card: green when `passed`, red when not, grey when there is no threshold."""
+    kind = "info" if passed is None else ("pass" if passed else "fail")
+    return (f'<div class="mlops-card mlops-card-{kind}" data-verdict="{kind}">'
+            f'<div class="mlops-label">{text(label)}</div>'
+            f'<div class="mlops-value">{text(value)}</div></div>')
+
+
+def html_pane(markup: str, **options: object) -> pn.pane.HTML:
+    """An HTML pane with the dashboard's stylesheet (`markup` must escape user strings)."""
+    return pn.pane.HTML(markup, stylesheets=[CSS], sizing_mode="stretch_width", **options)
+
+
+def navigation(current: str) -> str:
+    return "".join(
+        f'<p><b>{label}</b></p>' if name == current else
+        f'<p><a href="{name or "./"}">{label}</a></p>' for name, label in PAGES)
+
+
+def frame(context: DashboardContext, current: str, body: pn.viewable.Viewable,
+          title: str = "") -> pn.viewable.Viewable:
+    """The page `current` (its slug) as a template: `body` in the main area."""
     identity = context.identity(session_user())
-    links = " | ".join(
-        f"<b>{label}</b>" if name == current else f'<a href="{name}">{label}</a>'
-        for name, label in PAGES)
     who = ("not signed in" if identity is None else
            f"{text(identity.user)} ({text(', '.join(sorted(identity.roles)) or 'no role')})")
-    logout = "" if context.auth is None else ' &middot; <a href="logout">sign out</a>'
-    parts: list = []
+    logout = ("" if context.auth is None else
+              ' &middot; <a href="logout" style="color:#fff">sign out</a>')
+    header = pn.pane.HTML(f'<div class="mlops-who" style="color:#fff;font-size:14px">'
+                          f"{who}{logout}</div>", align="center")
+    main: list = []
     if context.dev:
-        parts.append(pn.pane.HTML('<div class="mlops-banner">DEVELOPMENT MODE: no login, '
-                                  'localhost only. Do not use for real approvals.</div>',
-                                  sizing_mode="stretch_width"))
-    parts.append(pn.pane.HTML(f"<h2>jupyter-mlops</h2><nav>{links}</nav>"
-                              f"<p>{who}{logout}</p>", sizing_mode="stretch_width"))
-    parts.append(body)
-    return pn.Column(*parts, stylesheets=[CSS], sizing_mode="stretch_width")
+        main.append(html_pane('<div class="mlops-banner">DEVELOPMENT MODE: no login, '
+                              'localhost only. Do not use for real approvals.</div>'))
+    label = dict(PAGES).get(current, current)
+    main.append(pn.Column(html_pane(f"<h2>{text(title or label)}</h2>"), body,
+                          sizing_mode="stretch_width"))
+    template = pn.template.FastListTemplate(
+        title="jupyter-mlops", sidebar=[html_pane(f"<nav>{navigation(current)}</nav>")],
+        header=[header], main=main, accent_base_color=ACCENT, header_background=ACCENT,
+        sidebar_width=220, theme_toggle=True, main_max_width="1400px", design=_offline_fast())
+    _give_location(template)
+    return template
+
+
+def _offline_fast() -> type:
+    """Panel's Fast design without its Google Fonts link: the dashboard makes no request
+    outside its own server (the browser's sans-serif is used instead)."""
+    from panel.theme.fast import Fast
+
+    resources = {key: value for key, value in Fast._resources.items() if key != "font"}
+    # Named as Panel's own: Panel finds a design's bundled files by its class name.
+    return type("Fast", (Fast,), {"_resources": resources, "__module__": Fast.__module__})
+
+
+def _give_location(template: pn.template.BaseTemplate) -> None:
+    """Templates embed a `location` root, which Panel adds only when served with
+    `location=True`; the dashboard serves with False (Panel's parser of the request's
+    Host fails on an IPv6 literal), so the page gets a blank one that parses nothing."""
+    from panel.io.location import Location
+
+    doc = pn.state.curdoc
+    if doc is not None and doc.session_context is not None:
+        template._add_location(doc, Location())
 
 
 def message(value: str, error: bool = False) -> str:

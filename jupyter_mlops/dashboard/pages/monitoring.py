@@ -1,6 +1,9 @@
-"""Monitoring of one model: traffic, latency and errors over time, drift per
-feature (reference against current distribution), quality and calibration,
-each tied to the version in force and the release that put it there."""
+"""Monitoring of one model, summary first: number cards judged against their
+thresholds, then time series (latency, error rate, traffic, accuracy) with threshold
+lines and markers where the version changed, then the drift table sorted by
+severity with the reference and current distributions of the feature picked
+(default: the worst), and the reliability curve. Each chart names the model
+version and the release that put it in force."""
 
 from __future__ import annotations
 
@@ -12,143 +15,123 @@ import panel as pn
 from ...errors import MlopsError
 from ...monitoring.drift import DriftResult
 from ...monitoring.predlog import INPUT_PREFIX, PredictionLog, parse_window
-from ...monitoring.report import MonitorReport, TimeBucket, build_report
-from ...views import format_time, html_table
+from ...monitoring.report import MonitorReport, VersionReport, build_report
+from ...views import format_time
+from .. import charts
 from ..context import DashboardContext
-from .layout import frame, message, text
+from ..monitoring_summary import by_severity, cards, current_version, version_changes
+from .layout import badge, card, frame, html_pane, message, text
 
 WINDOWS = {"last hour": "1h", "last day": "1d", "last week": "7d", "everything": None}
 
 
-def _line_chart(points: list[tuple[float, float]], labels: list[str], title: str) -> str:
-    """A small SVG line chart; `labels` name each point (the version in force)."""
-    if not points:
-        return ""
-    width, height = 480, 120
-    xs = [p[0] for p in points]
-    ys = [p[1] for p in points]
-    x0, x1 = min(xs), max(xs) or 1
-    y1 = max(ys) or 1.0
-
-    def sx(x: float) -> float:
-        return 30 + (x - x0) / ((x1 - x0) or 1) * (width - 40)
-
-    def sy(y: float) -> float:
-        return height - 20 - y / y1 * (height - 35)
-
-    line = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in points)
-    marks = "".join(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3"><title>{text(label)}: '
-                    f'{y:.4g}</title></circle>' for (x, y), label in zip(points, labels,
-                                                                         strict=True))
-    return (f'<figure><figcaption>{text(title)} (max {y1:.4g})</figcaption>'
-            f'<svg width="{width}" height="{height}" role="img" aria-label="{text(title)}">'
-            f'<polyline points="{line}" fill="none" stroke="#1565c0" stroke-width="2"/>'
-            f'{marks}</svg></figure>')
+def _in_force(name: str, version: VersionReport) -> str:
+    """`NAME:V (release #N to ALIAS)`: what a chart's title says it shows."""
+    ref = f"{name}:{version.version}"
+    if version.release is None:
+        return f"{ref} (no approved release)"
+    return f"{ref} (release #{version.release.request_id} to {version.release.alias})"
 
 
-def _timeline(report: MonitorReport) -> str:
-    buckets: list[TimeBucket] = list(report.timeline)
-    labels = [f"{format_time(b.start)}, version {b.version}" for b in buckets]
-    labelled = [(b, label) for b, label in zip(buckets, labels, strict=True) if b.labelled]
-    quality = ""
-    if labelled:
-        quality = _line_chart([(b.start, b.accuracy or 0.0) for b, _ in labelled],
-                              [label for _, label in labelled], "accuracy (labelled rows)")
-        briers = [(b, label) for b, label in labelled if b.brier is not None]
-        if briers:
-            quality += _line_chart([(b.start, b.brier or 0.0) for b, _ in briers],
-                                   [label for _, label in briers], "Brier score")
-    return (_line_chart([(b.start, b.latency_p95_ms) for b in buckets], labels,
-                        "latency p95 (ms)")
-            + _line_chart([(b.start, b.error_rate) for b in buckets], labels, "error rate")
-            + quality)
+def _versions_note(name: str, report: MonitorReport) -> str:
+    lines = []
+    for v in report.versions:
+        release = ("not released through an approval" if v.release is None else
+                   f'in force since release <a href="model?name={text(name)}"'
+                   f'>#{v.release.request_id}</a> to {text(v.release.alias)}, approved by '
+                   f"{text(v.release.decided_by)} on {format_time(v.release.decided_at)}")
+        lines.append(f"<li><b>{text(name)}:{v.version}</b>: {v.rows:,} requests, "
+                     f"{v.errors:,} errors; {release}</li>")
+    return f"<ul>{''.join(lines)}</ul>"
 
 
-def _bars(reference: list[float], current: list[float], labels: list[str]) -> str:
-    """Reference (grey) beside current (blue) proportions per bin or category."""
-    width, height = 240, 60
-    n = max(len(reference), 1)
-    top = max(reference + current + [1e-9])
-    step = width / n
-    bars = []
-    for i, (ref, cur) in enumerate(zip(reference, current, strict=True)):
-        for offset, value, colour in ((0.1, ref, "#9e9e9e"), (0.5, cur, "#1565c0")):
-            h = value / top * (height - 5)
-            bars.append(f'<rect x="{i * step + offset * step:.1f}" y="{height - h:.1f}" '
-                        f'width="{0.4 * step:.1f}" height="{h:.1f}" fill="{colour}">'
-                        f'<title>{text(labels[i])}: {value:.3f}</title></rect>')
-    return f'<svg width="{width}" height="{height}">{"".join(bars)}</svg>'
+def _timeline_charts(name: str, report: MonitorReport, settings: Any) -> list[Any]:
+    buckets = report.timeline
+    if not buckets:
+        return []
+    by_version = {v.version: v for v in report.versions}
+    labels = [_in_force(name, by_version[b.version]) if b.version in by_version
+              else f"{name}:{b.version}" for b in buckets]
+    changes = [(c.at, f"now {name}:{c.version}") for c in version_changes(report)]
+    shown = sorted(set(labels))
+    title_tail = "; ".join(shown[:3]) + (" ..." if len(shown) > 3 else "")
+    at = [b.start for b in buckets]
+    def chart(title: str, values: list, y_label: str, threshold: float | None = None,
+              threshold_label: str = "") -> Any:
+        return charts.time_series(title, at, values, y_label=y_label, versions=labels,
+                                  subtitle=title_tail, threshold=threshold,
+                                  threshold_label=threshold_label, changes=changes)
+
+    figures = [
+        chart("latency p95", [b.latency_p95_ms for b in buckets], "ms",
+              settings.max_latency_p95_ms, f"max {settings.max_latency_p95_ms:g} ms"),
+        chart("error rate", [b.error_rate for b in buckets], "share of requests",
+              settings.max_error_rate, f"max {settings.max_error_rate:.1%}"),
+        chart("requests per interval", [b.rows for b in buckets], "requests")]
+    if any(b.accuracy is not None for b in buckets):
+        minimum = settings.min_accuracy
+        figures.append(chart("accuracy of labelled rows", [b.accuracy for b in buckets],
+                             "accuracy", minimum, "" if minimum is None else f"min {minimum:g}"))
+    return [pn.pane.Bokeh(f, sizing_mode="stretch_width") for f in figures]
 
 
-def _distribution(result: DriftResult, reference: dict[str, Any], values: Any) -> str:
+def _drift_table(results: list[DriftResult]) -> str:
+    rows = "".join(
+        f"<tr><td>{text(d.feature)}</td><td>{text(d.test)}</td>"
+        f"<td>{'' if d.statistic is None else f'{d.statistic:.4g}'}</td>"
+        f"<td>{d.threshold:g}</td><td>{badge('DRIFT' if d.drifted else 'ok')}</td>"
+        f"<td>{d.rows:,}</td><td>{text(d.detail)}</td></tr>" for d in results)
+    return ('<div class="mlops-scroll"><table class="mlops-table"><thead><tr><th>feature</th>'
+            "<th>test</th><th>statistic</th><th>threshold</th><th>verdict</th><th>rows</th>"
+            f"<th>detail</th></tr></thead><tbody>{rows}</tbody></table></div>")
+
+
+def distribution_figure(title: str, subtitle: str, reference: dict[str, Any],
+                        values: Any) -> Any:
+    """Reference and current shares of `values` over the reference's bins (or its most
+    frequent categories); None when the reference has no bins."""
     import numpy as np
     import pandas as pd
 
     if reference.get("type") == "categorical":
         frequencies = reference.get("frequencies", {})
-        keys = list(frequencies)[:12]
+        keys = list(frequencies)[:20]
         current = pd.Series(values).dropna().astype(str).value_counts(normalize=True)
-        return _bars([frequencies[k] for k in keys], [float(current.get(k, 0)) for k in keys],
-                     keys)
-    edges = np.asarray(reference.get("bins", []))
+        return charts.distributions(title, keys, [frequencies[k] for k in keys],
+                                    [float(current.get(k, 0)) for k in keys],
+                                    subtitle=subtitle)
+    edges = np.asarray(reference.get("bins", []), dtype=float)
     counts = np.asarray(reference.get("counts", []), dtype=float)
     if edges.size < 2 or counts.sum() == 0:
-        return ""
+        return None
     data = np.asarray(values, dtype=float)
     data = data[~np.isnan(data)]
-    index = np.clip(np.searchsorted(edges, data, side="right") - 1, 0, counts.size - 1)
-    current = np.bincount(index, minlength=counts.size) / max(data.size, 1)
-    labels = [f"{edges[i]:.3g} to {edges[i + 1]:.3g}" for i in range(counts.size)]
-    return _bars(list(counts / counts.sum()), list(current), labels)
+    edges = edges[:counts.size + 1]
+    reference_share = counts / counts.sum()
+    # Current values outside the reference's range get bins of their own (the reference
+    # has none there): clipped into the end bins, a shift would hide in them.
+    if data.size and data.min() < edges[0]:
+        edges = np.concatenate([[data.min()], edges])
+        reference_share = np.concatenate([[0.0], reference_share])
+    if data.size and data.max() > edges[-1]:
+        edges = np.concatenate([edges, [data.max()]])
+        reference_share = np.concatenate([reference_share, [0.0]])
+    bins = reference_share.size
+    index = np.clip(np.searchsorted(edges, data, side="right") - 1, 0, bins - 1)
+    current = np.bincount(index, minlength=bins) / max(data.size, 1)
+    labels = [f"{edges[i]:.3g} to {edges[i + 1]:.3g}" for i in range(bins)]
+    return charts.distributions(title, labels, list(reference_share), list(current),
+                                edges=list(edges), subtitle=subtitle)
 
 
-def _version_section(context: DashboardContext, name: str, report: MonitorReport,
-                     rows: Any) -> str:
-    parts = []
-    with context.registry() as registry:
-        for v in report.versions:
-            release = ("not released through an approval" if v.release is None else
-                       f'in force since release <a href="models"'
-                       f'>#{v.release.request_id}</a> to {text(v.release.alias)}, approved by '
-                       f"{text(v.release.decided_by)} on {format_time(v.release.decided_at)}")
-            parts.append(f"<h3>{text(name)}:{v.version}</h3><p>{release}</p>")
-            parts.append(html_table(
-                ["requests", "errors", "error rate", "p50 ms", "p95 ms", "p99 ms", "labelled"],
-                [[str(v.rows), str(v.errors), f"{v.error_rate:.2%}",
-                  f"{v.latency_ms['p50']:.1f}", f"{v.latency_ms['p95']:.1f}",
-                  f"{v.latency_ms['p99']:.1f}", str(v.labelled)]]))
-            profile = (registry.store.predictions.profile(name, v.version)
-                       if v.version is not None else None)
-            if v.drift and profile:
-                ok_rows = rows[(rows["version"] == v.version) & (rows["status"] == "ok")]
-                table_rows = []
-                plots = []
-                for d in v.drift:
-                    reference = (profile["prediction"] if d.feature == "(prediction)"
-                                 else profile["features"][d.feature])
-                    column = "output" if d.feature == "(prediction)" else INPUT_PREFIX + d.feature
-                    verdict = "DRIFT" if d.drifted else "ok"
-                    table_rows.append([d.feature, d.test, "" if d.statistic is None
-                                       else f"{d.statistic:.4g}", f"{d.threshold:g}", verdict])
-                    if column in ok_rows:
-                        plots.append(f'<div class="mlops-dist"><b>{text(d.feature)}</b> '
-                                     f'({verdict}) {_distribution(d, reference, ok_rows[column])}'
-                                     "</div>")
-                parts.append("<h4>Drift (grey: reference, blue: current)</h4>"
-                             + html_table(["feature", "test", "statistic", "threshold",
-                                           "verdict"], table_rows) + "".join(plots))
-            if v.quality:
-                parts.append("<h4>Quality</h4>" + html_table(
-                    list(v.quality), [[f"{val:.4g}" for val in v.quality.values()]]))
-            if v.calibration is not None:
-                curve = [b for b in v.calibration.curve if b.count]
-                parts.append(f"<h4>Calibration: Brier {v.calibration.brier:.4g}, ECE "
-                             f"{v.calibration.ece:.4g}</h4>" + _line_chart(
-                                 [(b.mean_predicted or 0.0, b.fraction_positive or 0.0)
-                                  for b in curve],
-                                 [f"{b.count} predictions" for b in curve],
-                                 "reliability: fraction positive by mean predicted"))
-    return "".join(parts)
+def when_loaded(callback: Any) -> None:
+    """Run `callback` once the page is in the browser (at once outside a server session,
+    or when the page is already loaded, as after a change of model or window)."""
+    if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None \
+            and not pn.state.loaded:
+        pn.state.onload(callback)
+    else:
+        callback()
 
 
 def monitoring_page(context: DashboardContext) -> pn.viewable.Viewable:
@@ -156,30 +139,109 @@ def monitoring_page(context: DashboardContext) -> pn.viewable.Viewable:
         names = registry.store.predictions.monitored_models()
     model = pn.widgets.Select(name="Model", options=names, value=names[0] if names else None)
     window = pn.widgets.Select(name="Window", options=list(WINDOWS), value="everything")
-    content = pn.pane.HTML("", sizing_mode="stretch_width")
+    content = pn.Column(sizing_mode="stretch_width")
+
+    def since_of() -> float | None:
+        span = WINDOWS[window.value]
+        return None if span is None else time.time() - parse_window(span)
 
     def render(_event: object = None) -> None:
         if not model.value:
-            content.object = "<p>No predictions logged yet: `mlops serve` or a scoring "\
-                             "pipeline logs them.</p>"
+            content.objects = [html_pane("<p>No predictions logged yet: `mlops serve` or a "
+                                         "scoring pipeline logs them.</p>")]
             return
+        since = since_of()
         try:
-            since = None if WINDOWS[window.value] is None else \
-                time.time() - parse_window(WINDOWS[window.value])
             with context.registry() as registry:
+                settings = registry.project.monitoring
                 report = build_report(registry.project, registry.store, model.value,
                                       since=since)
-                rows = PredictionLog(registry.project).read(registry.store, model.value,
-                                                            since=since)
         except MlopsError as exc:
-            content.object = message(str(exc), error=True)
+            content.objects = [html_pane(message(str(exc), error=True))]
             return
-        checks = "".join(f'<li class="{"mlops-pass" if c.passed else "mlops-fail"}">'
-                         f'{"ok" if c.passed else "ALERT"}: {text(c.name)}: {text(c.detail)}</li>'
-                         for c in report.checks)
-        content.object = (f"<p>{report.rows} predictions</p>" + _timeline(report)
-                          + f"<h4>Checks</h4><ul>{checks}</ul>"
-                          + _version_section(context, model.value, report, rows))
+        content.objects = summary(report, settings)
+        # The drift section reads a column of the log again and draws two more charts:
+        # sent once the summary and the time series are on screen.
+        later = pn.Column(sizing_mode="stretch_width")
+        content.append(later)
+        when_loaded(lambda: setattr(later, "objects", drift_section(report)))
+
+    def summary(report: MonitorReport, settings: Any) -> list[Any]:
+        shown = current_version(report)
+        heading = ("" if shown is None else
+                   f"<p>Cards: {text(_in_force(report.name, shown))}, the version serving "
+                   "at the end of the window.</p>")
+        cards_html = "".join(card(c.label + (f" ({c.limit})" if c.limit else ""), c.value,
+                                  c.passed) for c in cards(report, settings))
+        failing = [c for c in report.checks if not c.passed]
+        checks = "".join(f"<li>{badge('ALERT')}<span>: {text(c.name)}: {text(c.detail)}"
+                         "</span></li>" for c in failing)
+        passing = "".join(f"<li>ok: {text(c.name)}: {text(c.detail)}</li>"
+                          for c in report.checks if c.passed)
+        checks_html = (f"<details><summary>Checks: {len(failing)} failing, "
+                       f"{len(report.checks) - len(failing)} passing</summary>"
+                       f"<ul>{checks}{passing}</ul></details>")
+        return [html_pane(f"<p>{report.rows} predictions</p>{heading}"
+                          f'<div class="mlops-cards">{cards_html}</div>'
+                          + _versions_note(report.name, report) + checks_html),
+                pn.GridBox(*_timeline_charts(report.name, report, settings), ncols=2,
+                           sizing_mode="stretch_width")]
+
+    def drift_section(report: MonitorReport) -> list[Any]:
+        shown = current_version(report)
+        if shown is None or shown.version is None:
+            return []
+        parts: list[Any] = []
+        if shown.drift:
+            ordered = by_severity(shown.drift)
+            picker = pn.widgets.Select(name="Distribution of", options=[d.feature
+                                                                        for d in ordered],
+                                       value=ordered[0].feature, width=320)
+            overlay = pn.Column(sizing_mode="stretch_width")
+
+            def draw(_event: object = None) -> None:
+                overlay.objects = [overlay_for(report, shown, picker.value)]
+
+            picker.param.watch(draw, "value")
+            draw()
+            parts += [html_pane(f"<h3>Drift of {text(_in_force(report.name, shown))}, "
+                                "most severe first</h3>" + _drift_table(ordered)),
+                      picker, overlay]
+        if shown.calibration is not None:
+            curve = [b for b in shown.calibration.curve if b.count]
+            parts.append(pn.pane.Bokeh(charts.reliability(
+                f"reliability: Brier {shown.calibration.brier:.3g}, "
+                f"ECE {shown.calibration.ece:.3g}",
+                [b.mean_predicted or 0.0 for b in curve],
+                [b.fraction_positive or 0.0 for b in curve], [b.count for b in curve],
+                subtitle=_in_force(report.name, shown))))
+        return parts
+
+    def overlay_for(report: MonitorReport, shown: VersionReport, feature: str) -> Any:
+        """The picked feature's reference and current distributions (its column alone is
+        read from the log)."""
+        column = "output" if feature == "(prediction)" else INPUT_PREFIX + feature
+        try:
+            with context.registry() as registry:
+                profile = registry.store.predictions.profile(report.name, shown.version)
+                table = PredictionLog(registry.project).read_table(
+                    registry.store, report.name, since=report.since,
+                    columns=[column, "version", "status"])
+        except MlopsError as exc:
+            return html_pane(message(str(exc), error=True))
+        if not profile or table is None or column not in table.column_names:
+            return html_pane(message(f"no reference distribution for {feature}"))
+        rows = table.to_pandas()
+        if report.since is not None:
+            rows = rows[rows["at"] >= report.since]
+        rows = rows[(rows["version"] == shown.version) & (rows["status"] == "ok")]
+        reference = (profile["prediction"] if feature == "(prediction)"
+                     else profile["features"].get(feature, {}))
+        figure = distribution_figure(f"{feature}: reference (grey) and current (blue)",
+                                     _in_force(report.name, shown), reference, rows[column])
+        if figure is None:
+            return html_pane(message(f"{feature} was constant in the reference: no bins"))
+        return pn.pane.Bokeh(figure, sizing_mode="stretch_width")
 
     model.param.watch(render, "value")
     window.param.watch(render, "value")

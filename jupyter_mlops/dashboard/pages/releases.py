@@ -1,26 +1,92 @@
-"""Pending releases: candidate beside current production, and the decision."""
+"""Pending releases: candidate beside current holder (a table and a chart), gates as
+badges, the candidate's lineage as a small graph, links to the step reports, and
+the decision; a reviewer is shown why they can't approve rather than a button
+that would refuse."""
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote
 
 import panel as pn
 
-from ...errors import MlopsError
+from ...errors import MlopsError, NotFound
+from ...registry.identity import Identity
 from ...registry.releases import DataChange, Registry
 from ...store.gates import GateResult
 from ...store.releases import ReleaseRequest
 from ...views import html_table
 from ..auth import session_user
 from ..context import DashboardContext
-from .layout import frame, message, text
+from .layout import badge, frame, html_pane, message, text
+
+_CLI_HINT = re.compile(r"\s*\((?:--|`mlops )[^)]*\)")
+
+
+def for_the_web(problem: str) -> str:
+    """A registry refusal as the dashboard says it: without the command-line options
+    (`(--override)`) it suggests to CLI users."""
+    return _CLI_HINT.sub("", problem)
+
+
+def approval_blocker(request: ReleaseRequest, identity: Identity | None) -> str | None:
+    """Why `identity` is offered no Approve button although a reviewer: failing gates
+    only an admin may override. None when nothing blocks here (the registry still
+    checks everything at the click)."""
+    if identity is None or identity.is_admin:
+        return None
+    failing = [g["gate"] for g in request.evidence.get("gates", []) if not g.get("passed")]
+    if not failing:
+        return None
+    return (f"gates failed ({', '.join(failing)}): only an admin can approve this release, "
+            "with a written reason for overriding them; you may reject it")
+
+
+def _lineage(registry: Registry, request: ReleaseRequest) -> str:
+    """data -> run -> version -> alias, as boxes and arrows."""
+    store = registry.store
+    try:
+        version = store.models.get(request.name, request.version)
+        run = store.runs.get(version.run_id) if version.run_id is not None else None
+    except NotFound:
+        return ""
+    datasets = store.datasets.for_run(run.id) if run is not None else []
+    held = ", ".join(sorted(alias for (_, alias), number in store.releases.aliases(
+        request.name).items() if number == request.version)) or "none yet"
+
+    def node(kind: str, label: str) -> str:
+        return f'<span class="mlops-node"><b>{text(kind)}</b>{text(label)}</span>'
+
+    data = [node(f"data ({d.role})", f"{d.source} {d.dataset.digest[:19]}")
+            for d in datasets[:4]]
+    if len(datasets) > 4:
+        data.append(node("data", f"and {len(datasets) - 4} more"))
+    boxes = ['<span class="mlops-lineage">' + "".join(data) + "</span>" if data
+             else node("data", "none recorded")]
+    boxes.append(node("run", "none" if run is None else f"#{run.id} {run.name or ''}"))
+    boxes.append(node("version", version.ref))
+    boxes.append(node("alias", f"{request.alias} (requested); holds: {held}"))
+    return ('<h4>Lineage</h4><div class="mlops-lineage">'
+            + " &rarr; ".join(boxes) + "</div>")
+
+
+def _bar(value: object, top: float, colour: str) -> str:
+    """A value with a bar scaled to `top`: the metric rows of the table are its chart."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return text("" if value is None else value)
+    width = abs(value) / top * 180 if top else 0
+    return (f'<span style="display:inline-block;height:11px;width:{width:.0f}px;'
+            f'background:{colour};margin-right:6px;vertical-align:middle"></span>'
+            f"{value:.4g}")
 
 
 def _side_by_side(request: ReleaseRequest) -> str:
+    """Candidate beside current holder: what they are, then their metrics as values with
+    bars (each metric scaled to the larger side), a chart read like a table."""
     evidence = request.evidence
     candidate = evidence.get("candidate") or {}
     current = evidence.get("current") or {}
-    metrics = sorted(set(candidate.get("metrics", {})) | set(current.get("metrics", {})))
+    ours, theirs = candidate.get("metrics", {}), current.get("metrics", {})
 
     def fmt(value: object) -> str:
         return f"{value:.4g}" if isinstance(value, float) else ("" if value is None else
@@ -29,9 +95,18 @@ def _side_by_side(request: ReleaseRequest) -> str:
     rows = [["version", candidate.get("ref", ""), current.get("ref", "none")],
             ["run", fmt(candidate.get("run")), fmt(current.get("run"))],
             ["evaluation data", candidate.get("dataset") or "", current.get("dataset") or ""]]
-    rows += [[m, fmt(candidate.get("metrics", {}).get(m)), fmt(current.get("metrics", {}).get(m))]
-             for m in metrics]
-    return html_table(["", "candidate", f"current {request.alias}"], rows)
+    body = "".join(f"<tr><td>{text(a)}</td><td>{text(b)}</td><td>{text(c)}</td></tr>"
+                   for a, b, c in rows)
+    for metric in sorted(set(ours) | set(theirs)):
+        values = [v for v in (ours.get(metric), theirs.get(metric))
+                  if isinstance(v, (int, float))]
+        top = max((abs(v) for v in values), default=0.0)
+        body += (f"<tr><td>{text(metric)}</td><td>{_bar(ours.get(metric), top, '#1565c0')}"
+                 f"</td><td>{_bar(theirs.get(metric), top, '#9e9e9e')}</td></tr>")
+    return ('<table class="mlops-table mlops-metrics-chart" role="figure" aria-label="metrics: '
+            f'candidate beside current {text(request.alias)}"><thead><tr><th></th>'
+            f"<th>candidate</th><th>current {text(request.alias)}</th></tr></thead>"
+            f"<tbody>{body}</tbody></table>")
 
 
 def _evidence_data(request: ReleaseRequest) -> str:
@@ -60,9 +135,10 @@ def _gates(request: ReleaseRequest) -> str:
     gates = request.evidence.get("gates", [])
     if not gates:
         return "<p>No gates apply.</p>"
-    return "<h4>Gates (the verdict)</h4>" + html_table(
-        ["gate", "result", "why"],
-        [[g["gate"], "PASS" if g["passed"] else "FAIL", g["reason"]] for g in gates])
+    rows = "".join(f"<tr><td>{text(g['gate'])}</td><td>{badge('PASS' if g['passed'] else 'FAIL')}"
+                   f"</td><td>{text(g['reason'])}</td></tr>" for g in gates)
+    return ('<h4>Gates (the verdict)</h4><table class="mlops-table"><thead><tr><th>gate</th>'
+            f"<th>result</th><th>why</th></tr></thead><tbody>{rows}</tbody></table>")
 
 
 def _other_gate_runs(others: list[GateResult]) -> str:
@@ -100,34 +176,38 @@ def _reports(registry: Registry, request: ReleaseRequest) -> str:
 
 def releases_page(context: DashboardContext) -> pn.viewable.Viewable:
     identity = context.identity(session_user())
-    feedback = pn.pane.HTML("", sizing_mode="stretch_width")
+    feedback = html_pane("")
     listing = pn.Column(sizing_mode="stretch_width")
 
     def card(request: ReleaseRequest) -> pn.viewable.Viewable:
         gates_ok = request.evidence.get("gates_passed", True)
         header = (f"<h3>#{request.id}: {text(request.ref)} &rarr; {text(request.alias)}</h3>"
                   f"<p>requested by <b>{text(request.requester)}</b>: {text(request.reason)}"
-                  f"</p><p class=\"{'mlops-pass' if gates_ok else 'mlops-fail'}\">"
-                  f"gates {'passed' if gates_ok else 'FAILED'}</p>")
+                  f"</p><p>gates {badge('PASS' if gates_ok else 'FAILED')}</p>")
         with context.registry() as registry:
             reports = _reports(registry, request)
             may_approve = identity is not None and registry.can_approve(request, identity)
             stale = registry.stale_reasons(request)
             change = registry.data_change(request)
             others = registry.other_gate_results(request)
+            lineage = _lineage(registry, request)
         for problem in stale:
-            header += message(f"evidence stale: {problem}; the requester must request again",
-                              error=True)
-        parts: list = [pn.pane.HTML(header + _data_change(change) + _evidence_data(request)
-                                    + _side_by_side(request) + _gates(request)
-                                    + _other_gate_runs(others) + reports,
-                                    sizing_mode="stretch_width")]
+            header += message(f"evidence stale: {for_the_web(problem)}; the requester must "
+                              "request again", error=True)
+        blocker = approval_blocker(request, identity) if may_approve else None
+        may_approve = may_approve and blocker is None
+        parts: list = [html_pane(header + _data_change(change) + _evidence_data(request)
+                                 + '<div class="mlops-scroll">' + _side_by_side(request)
+                                 + "</div>" + _gates(request)
+                                 + _other_gate_runs(others) + lineage + reports)]
+        if blocker is not None:
+            parts.append(html_pane(message(blocker)))
         may_reject = identity is not None and identity.is_reviewer
         if not (may_approve or may_reject):
             reason = ("you requested this release: another reviewer must approve it"
                       if identity is not None and identity.user == request.requester
                       else "only reviewers decide releases")
-            parts.append(pn.pane.HTML(message(reason)))
+            parts.append(html_pane(message(reason)))
             return pn.Column(*parts, styles={"border": "1px solid #ddd", "padding": "8px"},
                              sizing_mode="stretch_width")
         reason_box = pn.widgets.TextAreaInput(name="Reason (required)", max_length=2000,
@@ -171,6 +251,10 @@ def releases_page(context: DashboardContext) -> pn.viewable.Viewable:
             if current is None:
                 raise MlopsError("your session ended (signed out or password changed): "
                                  "reload the page and sign in again")
+            failing = not request.evidence.get("gates_passed", True)
+            if verb == "approve" and failing and not (override or "").strip():
+                raise MlopsError("gates failed: write why you override them in the box "
+                                 "'Override failing gates because' (recorded in the audit log)")
             with context.registry() as registry:
                 if verb == "approve":
                     done = registry.approve(request.id, current, reason, override or None,
@@ -178,7 +262,7 @@ def releases_page(context: DashboardContext) -> pn.viewable.Viewable:
                 else:
                     done = registry.reject(request.id, current, reason)
         except MlopsError as exc:
-            feedback.object = message(str(exc), error=True)
+            feedback.object = message(for_the_web(str(exc)), error=True)
             return
         moved = f"; {done.alias} now points at {done.ref}" if done.status == "approved" else ""
         feedback.object = message(f"release #{done.id} {done.status}{moved}")
@@ -188,9 +272,8 @@ def releases_page(context: DashboardContext) -> pn.viewable.Viewable:
         with context.registry() as registry:
             pending = registry.store.releases.list("pending", limit=200)
         listing.objects = ([card(r) for r in pending] if pending
-                           else [pn.pane.HTML("<p>No pending releases.</p>")])
+                           else [html_pane("<p>No pending releases.</p>")])
 
     refresh()
-    body = pn.Column(pn.pane.HTML("<h3>Pending releases</h3>"), feedback, listing,
-                     sizing_mode="stretch_width")
+    body = pn.Column(feedback, listing, sizing_mode="stretch_width")
     return frame(context, "releases", body)
