@@ -162,3 +162,21 @@ describe('diffLineClass', () => {
     ]);
   });
 });
+
+import { niceTicks, steppedKeys } from './logic';
+
+describe('chart axes', () => {
+  it('puts ticks on a 1-2-5 grid inside the range', () => {
+    expect(niceTicks(0, 1)).toEqual([0, 0.2, 0.4, 0.6, 0.8, 1]);
+    expect(niceTicks(0.013, 0.271)).toEqual([0.1, 0.2]);
+    expect(niceTicks(1, 30)).toEqual([10, 20, 30]);
+    expect(niceTicks(3, 3)).toEqual([3]);
+    expect(niceTicks(NaN, 1)).toEqual([]);
+  });
+
+  it('draws the keys stepped in any run', () => {
+    const one = new Map([['loss', [{ step: 0, value: 1 }, { step: 1, value: 0.5 }]], ['acc', [{ step: 0, value: 1 }]]]);
+    const two = new Map([['acc', [{ step: 0, value: 1 }]], ['f1', [{ step: 0, value: 1 }, { step: 2, value: 2 }]]]);
+    expect(steppedKeys([one, two])).toEqual(['f1', 'loss']);
+  });
+});

@@ -253,3 +253,37 @@ export function diffLineClass(line: string, index: number): string {
   }
   return 'jp-mlops-diff-context';
 }
+
+/**
+ * Round axis ticks spanning [low, high]: about `count` values on a 1-2-5 grid, so an
+ * axis reads 0, 0.2, 0.4 rather than 0.013, 0.271. A flat range gets one tick.
+ */
+export function niceTicks(low: number, high: number, count = 5): number[] {
+  if (!Number.isFinite(low) || !Number.isFinite(high)) {
+    return [];
+  }
+  if (high === low) {
+    return [low];
+  }
+  const rough = (high - low) / Math.max(1, count);
+  const magnitude = Math.pow(10, Math.floor(Math.log10(rough)));
+  const step = [1, 2, 5, 10].map(m => m * magnitude).find(s => s >= rough) ?? 10 * magnitude;
+  const ticks: number[] = [];
+  for (let t = Math.ceil(low / step) * step; t <= high + step * 1e-9; t += step) {
+    ticks.push(Number(t.toPrecision(12)));
+  }
+  return ticks;
+}
+
+/** The metric keys drawn in a compare: those with more than one step in some run. */
+export function steppedKeys(perRun: Map<string, { step: number; value: number }[]>[]): string[] {
+  const keys = new Set<string>();
+  for (const series of perRun) {
+    for (const [key, points] of series) {
+      if (points.length > 1) {
+        keys.add(key);
+      }
+    }
+  }
+  return [...keys].sort();
+}

@@ -1,10 +1,8 @@
 import { LabIcon } from '@jupyterlab/ui-components';
 import { Panel, Widget } from '@lumino/widgets';
 
-import { CompareView } from './compareView';
 import { el } from './dom';
 import { ModelsList } from './modelsList';
-import { RunDetail } from './runDetail';
 import { RunsList } from './runsList';
 
 const ICON_SVG =
@@ -13,9 +11,18 @@ const ICON_SVG =
 
 export const mlopsIcon = new LabIcon({ name: 'jupyter-mlops:icon', svgstr: ICON_SVG });
 
-/** The left sidebar "MLOps": Runs (list, detail, compare) and Models. */
+/** What the sidebar asks the workspace to open in the main area. */
+export interface IOpeners {
+  openRun: (runId: number) => void;
+  compare: (runIds: number[]) => void;
+}
+
+/**
+ * The left sidebar "MLOps": compact lists of Runs and Models. A run's detail and a
+ * compare open as main-area tabs (`IOpeners`), never squeezed into the sidebar.
+ */
 export class MlopsSidebar extends Panel {
-  constructor() {
+  constructor(openers: IOpeners) {
     super();
     this.id = 'jupyter-mlops-sidebar';
     this.addClass('jp-mlops-sidebar');
@@ -25,10 +32,7 @@ export class MlopsSidebar extends Panel {
     this.runsTab = this.tab('Runs', () => this.showTab('runs'));
     this.modelsTab = this.tab('Models', () => this.showTab('models'));
     tabs.node.append(this.runsTab, this.modelsTab);
-    this.runs = new RunsList(
-      runId => this.showDetail(new RunDetail(runId)),
-      runIds => this.showDetail(new CompareView(runIds))
-    );
+    this.runs = new RunsList(openers.openRun, openers.compare);
     this.models = new ModelsList();
     this.addWidget(tabs);
     this.addWidget(this.runs);
@@ -52,23 +56,13 @@ export class MlopsSidebar extends Panel {
     this.modelsTab.setAttribute('aria-selected', String(!runs));
     this.runs.setHidden(!runs);
     this.models.setHidden(runs);
-    if (this.detail) {
-      this.detail.setHidden(!runs);
-    }
     if (!runs) {
       void this.models.refresh();
     }
-  }
-
-  private showDetail(widget: Widget): void {
-    this.detail?.dispose();
-    this.detail = widget;
-    this.insertWidget(2, widget);
   }
 
   private readonly runsTab: HTMLButtonElement;
   private readonly modelsTab: HTMLButtonElement;
   private readonly runs: RunsList;
   private readonly models: ModelsList;
-  private detail: Widget | null = null;
 }

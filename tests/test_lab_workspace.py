@@ -1,0 +1,120 @@
+"""The panel as a workspace, in a real JupyterLab driven by Playwright in Debian's
+chromium: a run's detail and a compare open as wide main-area tabs with metric charts
+(axes, one line per run), a detail opened mid-run follows the run to its end, the
+commands are in the palette, and stored strings stay text."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from .lab import running_lab
+from .test_lab_diff import notebook_of
+
+TOKEN = "mlops-workspace-token"
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+
+@pytest.fixture
+def workspace(tracker, project, tmp_path_factory):
+    """Two finished runs that logged `loss` over 12 steps (the second named HOSTILE,
+    their notebooks differing in one cell), and a third run still going."""
+    import jupyter_mlops as mlops
+    from jupyter_mlops import capture
+
+    notebook = project.root / "train.ipynb"
+    ids = []
+    for name, rate in [("baseline", 0.1), (HOSTILE, 0.3)]:
+        notebook.write_text(notebook_of("import math", f"rate = {rate}"))
+        with tracker.start_run(name, source=capture.Source("papermill", notebook)) as run:
+            mlops.log_param("rate", rate)
+            for step in range(12):
+                mlops.log_metric("loss", 1 / (1 + rate * step), step=step)
+                mlops.log_metric("acc", 1 - 1 / (2 + rate * step), step=step)
+        ids.append(run.id)
+    live = tracker.start_run("live")
+    mlops.log_metric("loss", 0.9, step=0)
+    mlops.log_metric("loss", 0.7, step=1)
+    with running_lab(project.root, TOKEN, tmp_path_factory) as base:
+        yield base, ids, live
+
+
+def chart_texts(figure) -> list[str]:
+    return figure.locator("svg .jp-mlops-axis text").all_text_contents()
+
+
+def test_detail_and_compare_open_as_wide_tabs_with_charts(workspace, browser) -> None:
+    base, (first, second), live = workspace
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(f"{base}/lab?token={TOKEN}")
+    page.locator('[data-id="jupyter-mlops-sidebar"]').click(timeout=60000)
+    sidebar = page.locator("#jupyter-mlops-sidebar")
+    row = sidebar.locator(f'tr.jp-mlops-run[data-run-id="{first}"]')
+    row.wait_for(timeout=60000)
+    row.focus()
+    page.keyboard.press("Enter")  # keyboard reachable
+
+    detail = page.locator(".jp-MainAreaWidget .jp-mlops-detail")
+    detail.get_by_text("Parameters").wait_for(timeout=30000)
+    assert sidebar.locator(".jp-mlops-detail").count() == 0  # not squeezed in the sidebar
+    assert detail.bounding_box()["width"] > 800
+    figures = detail.locator(".jp-mlops-figure")
+    assert sorted(figures.locator("figcaption").all_inner_texts()) == ["acc", "loss"]
+    loss = figures.filter(has_text="loss")
+    assert "step" in chart_texts(loss) and "10" in chart_texts(loss)  # x axis, labelled
+    assert "1" in chart_texts(loss)  # y axis ticks: loss starts at 1
+    assert loss.locator("circle").count() == 12
+    tab = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text=f"Run {first}: baseline")
+    assert tab.count() == 1
+
+    # a run opened while it is going follows it to its end
+    sidebar.locator(f'tr.jp-mlops-run[data-run-id="{live.id}"]').click()
+    live_detail = page.locator(".jp-MainAreaWidget:visible .jp-mlops-detail")
+    live_detail.locator(".jp-mlops-badge", has_text="running").wait_for(timeout=30000)
+    live.log_metric("loss", 0.5, step=2)
+    live.end()
+    live_detail.locator(".jp-mlops-badge", has_text="finished").wait_for(timeout=30000)
+    assert live_detail.locator(".jp-mlops-figure circle").count() == 3
+
+    # compare: one chart per stepped metric, a line per run, the legend as text, the diff
+    for run_id in (second, first):
+        sidebar.locator(f'tr.jp-mlops-run[data-run-id="{run_id}"] input[type=checkbox]').check()
+    sidebar.get_by_role("button", name="Compare selected (2)").click()
+    compare = page.locator(".jp-MainAreaWidget .jp-mlops-compare-view")
+    compare.get_by_text("Comparing 2 runs").wait_for(timeout=30000)
+    assert compare.bounding_box()["width"] > 800
+    loss = compare.locator(".jp-mlops-figure").filter(has_text="loss")
+    assert loss.locator("polyline.jp-mlops-line").count() == 2
+    assert loss.locator(".jp-mlops-legend li").all_inner_texts() == [
+        f"#{first} baseline", f"#{second} {HOSTILE}"]
+    compare.locator(".jp-mlops-diff-del", has_text="rate = 0.1").wait_for(timeout=30000)
+    assert compare.locator(".jp-mlops-diff-add").all_inner_texts() == ['+rate = 0.3']
+    colours = {loss.locator(f"polyline.jp-mlops-line-{i}").evaluate(
+        "node => getComputedStyle(node).stroke") for i in (0, 1)}
+    assert len(colours) == 2  # two runs, two colours from the theme
+
+    # stored strings stay text everywhere
+    assert page.locator("#jupyter-mlops-sidebar img, .jp-MainAreaWidget img").count() == 0
+    assert not dialogs
+
+    # the commands are in the palette
+    page.keyboard.press("Control+Shift+c")
+    page.locator(".lm-CommandPalette-input").fill("MLOps")
+    items = page.locator(".lm-CommandPalette-item").all_inner_texts()
+    assert any("Open Run" in item for item in items), items
+    assert any("Compare Runs" in item for item in items), items
+    page.keyboard.press("Escape")
+
+    shots = os.environ.get("MLOPS_SCREENSHOTS")
+    if shots:
+        Path(shots).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(shots) / "lab-workspace-light.png"))
+        page.get_by_text("Settings", exact=True).click()
+        page.get_by_text("Theme", exact=True).hover()
+        page.get_by_text("JupyterLab Dark", exact=True).click()
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(Path(shots) / "lab-workspace-dark.png"))
