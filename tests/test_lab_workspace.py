@@ -33,7 +33,13 @@ def workspace(tracker, project, tmp_path_factory):
             for step in range(12):
                 mlops.log_metric("loss", 1 / (1 + rate * step), step=step)
                 mlops.log_metric("acc", 1 - 1 / (2 + rate * step), step=step)
+            if rate == 0.1:
+                from sklearn.dummy import DummyClassifier
+
+                mlops.log_model(DummyClassifier().fit([[0], [1]], [0, 1]), "churn")
         ids.append(run.id)
+    tracker.store.releases.set_alias("churn", "production", 1, actor="test", reason=None)
+    (project.root / "use.ipynb").write_text(notebook_of("import jupyter_mlops as mlops"))
     live = tracker.start_run("live")
     mlops.log_metric("loss", 0.9, step=0)
     mlops.log_metric("loss", 0.7, step=1)
@@ -118,3 +124,36 @@ def test_detail_and_compare_open_as_wide_tabs_with_charts(workspace, browser) ->
         page.get_by_text("JupyterLab Dark", exact=True).click()
         page.wait_for_timeout(1500)
         page.screenshot(path=str(Path(shots) / "lab-workspace-dark.png"))
+
+
+def test_copy_as_code_copies_and_inserts_the_loading_line(workspace, browser) -> None:
+    base, (first, _), _ = workspace
+    context = browser.new_context(viewport={"width": 1400, "height": 900},
+                                  permissions=["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    page.goto(f"{base}/lab?token={TOKEN}")
+    page.locator('[data-id="jupyter-mlops-sidebar"]').click(timeout=60000)
+    sidebar = page.locator("#jupyter-mlops-sidebar")
+    sidebar.locator(f'tr.jp-mlops-run[data-run-id="{first}"]').click(timeout=60000)
+    detail = page.locator(".jp-MainAreaWidget .jp-mlops-detail")
+    detail.get_by_role("button", name="Copy as code").first.click(timeout=30000)
+    detail.get_by_text(f"Copied: mlops.get_run({first})").wait_for(timeout=10000)
+    assert page.evaluate("navigator.clipboard.readText()") == f"mlops.get_run({first})"
+
+    sidebar.get_by_role("tab", name="Models").click()
+    version = sidebar.locator('.jp-mlops-versions li[data-version="1"]')
+    assert "production" in version.inner_text(timeout=30000)
+    version.get_by_role("button", name="Insert in notebook").click()
+    version.get_by_text("Open a notebook first").wait_for(timeout=10000)
+    assert sidebar.evaluate("node => node.scrollWidth <= node.clientWidth")  # fits
+
+    page.goto(f"{base}/lab/tree/use.ipynb?token={TOKEN}")
+    page.locator(".jp-Notebook").wait_for(timeout=60000)
+    page.locator('[data-id="jupyter-mlops-sidebar"]').click()
+    sidebar.get_by_role("tab", name="Models").click()
+    version.get_by_role("button", name="Insert in notebook").click(timeout=30000)
+    code = 'mlops.load_model("churn@production")'
+    page.locator(".jp-Notebook .jp-Cell", has_text=code).wait_for(timeout=10000)
+    version.get_by_role("button", name="Copy as code").click()
+    assert page.evaluate("navigator.clipboard.readText()") == code
+    context.close()

@@ -3,13 +3,14 @@ import {
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
-import { ICommandPalette, InputDialog, MainAreaWidget } from '@jupyterlab/apputils';
-import { INotebookTracker } from '@jupyterlab/notebook';
+import { Clipboard, ICommandPalette, InputDialog, MainAreaWidget } from '@jupyterlab/apputils';
+import { INotebookTracker, NotebookActions } from '@jupyterlab/notebook';
 import { Widget } from '@lumino/widgets';
 
 import { CompareView } from './compareView';
 import { RunDetail } from './runDetail';
 import { mlopsIcon, MlopsSidebar } from './sidebar';
+import { ISnippetActions } from './snippets';
 
 const CATEGORY = 'MLOps';
 
@@ -55,13 +56,26 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
       app.shell.activateById(tab.id);
     };
-    const openRun = (runId: number) => show(`run-${runId}`, () => new RunDetail(runId));
+    const snippets: ISnippetActions = {
+      copy: code => Clipboard.copyToSystem(code),
+      insert: code => {
+        const panel = notebooks?.currentWidget;
+        if (!panel) {
+          return false;
+        }
+        NotebookActions.insertBelow(panel.content);
+        panel.content.activeCell?.model.sharedModel.setSource(code);
+        app.shell.activateById(panel.id);
+        return true;
+      }
+    };
+    const openRun = (runId: number) => show(`run-${runId}`, () => new RunDetail(runId, snippets));
     const compare = (runIds: number[]) => {
       const ids = [...runIds].sort((a, b) => a - b);
       show(`compare-${ids.join('-')}`, () => new CompareView(ids));
     };
 
-    const sidebar = new MlopsSidebar({ openRun, compare });
+    const sidebar = new MlopsSidebar({ openRun, compare }, snippets);
     app.shell.add(sidebar, 'left', { rank: 650 });
     if (notebooks) {
       const follow = () => sidebar.setNotebook(notebooks.currentWidget?.context.path ?? null);

@@ -180,3 +180,14 @@ describe('chart axes', () => {
     expect(steppedKeys([one, two])).toEqual(['f1', 'loss']);
   });
 });
+
+import { modelSnippet, runSnippet } from './logic';
+
+describe('copy as code', () => {
+  it('loads a run by number and a model by alias or version', () => {
+    expect(runSnippet(42)).toBe('mlops.get_run(42)');
+    expect(modelSnippet('churn', 3, ['production', 'candidate'])).toBe('mlops.load_model("churn@production")');
+    expect(modelSnippet('churn', 3, [])).toBe('mlops.load_model("churn:3")');
+    expect(modelSnippet('a"b\\c', 1, [])).toBe('mlops.load_model("a\\"b\\\\c:1")');
+  });
+});

@@ -287,3 +287,21 @@ export function steppedKeys(perRun: Map<string, { step: number; value: number }[
   }
   return [...keys].sort();
 }
+
+/**
+ * The Python line that loads a run. Numbers only: nothing stored goes into it.
+ */
+export function runSnippet(runId: number): string {
+  return `mlops.get_run(${Math.trunc(runId)})`;
+}
+
+/**
+ * The Python line that loads a model version: by its first alias when it has one (what
+ * a notebook should follow, `churn@production`), else by `name:version`. The reference
+ * is a JSON string, which is also a valid Python literal: quotes or backslashes in a
+ * stored name cannot break out of it.
+ */
+export function modelSnippet(name: string, version: number, aliases: string[]): string {
+  const ref = aliases.length ? `${name}@${aliases[0]}` : `${name}:${Math.trunc(version)}`;
+  return `mlops.load_model(${JSON.stringify(ref)})`;
+}

@@ -9,9 +9,12 @@ import {
   IMetricPoint,
   IRun,
   metricSeries,
+  modelSnippet,
+  runSnippet,
   statusClass
 } from './logic';
 import { artifactURL, requestAPI } from './request';
+import { ISnippetActions, snippetButtons } from './snippets';
 
 export interface IRunDetail {
   run: IRun & Record<string, any>;
@@ -34,7 +37,10 @@ const LIVE_REFRESH_MS = 2000;
  * two seconds, so a detail opened mid-run shows how it ended.
  */
 export class RunDetail extends Widget {
-  constructor(readonly runId: number) {
+  constructor(
+    readonly runId: number,
+    private readonly snippets: ISnippetActions
+  ) {
     super();
     this.addClass('jp-mlops-detail');
     this.title.label = `Run ${runId}`;
@@ -85,6 +91,7 @@ export class RunDetail extends Widget {
           document.createTextNode(` ${run.name ?? `run ${run.id}`} (#${run.id})`)
         ]
       }),
+      snippetButtons(runSnippet(run.id), this.snippets),
       table(
         ['', ''],
         [
@@ -142,6 +149,9 @@ export class RunDetail extends Widget {
     if (detail.models.length) {
       parts.push(el('h4', { text: 'Models' }));
       parts.push(table(['version', 'digest'], detail.models.map(m => [`${m.name}:${m.version}`, m.digest])));
+      for (const m of detail.models) {
+        parts.push(el('div', { children: [snippetButtons(modelSnippet(m.name, m.version, []), this.snippets)] }));
+      }
     }
     this.node.replaceChildren(...parts);
   }

@@ -4,6 +4,7 @@ import { Panel, Widget } from '@lumino/widgets';
 import { el } from './dom';
 import { ModelsList } from './modelsList';
 import { RunsList } from './runsList';
+import { ISnippetActions } from './snippets';
 
 const ICON_SVG =
   '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24"><path class="jp-icon3" fill="#616161" ' +
@@ -22,7 +23,7 @@ export interface IOpeners {
  * compare open as main-area tabs (`IOpeners`), never squeezed into the sidebar.
  */
 export class MlopsSidebar extends Panel {
-  constructor(openers: IOpeners) {
+  constructor(openers: IOpeners, snippets: ISnippetActions) {
     super();
     this.id = 'jupyter-mlops-sidebar';
     this.addClass('jp-mlops-sidebar');
@@ -33,7 +34,7 @@ export class MlopsSidebar extends Panel {
     this.modelsTab = this.tab('Models', () => this.showTab('models'));
     tabs.node.append(this.runsTab, this.modelsTab);
     this.runs = new RunsList(openers.openRun, openers.compare);
-    this.models = new ModelsList();
+    this.models = new ModelsList(snippets);
     this.addWidget(tabs);
     this.addWidget(this.runs);
     this.addWidget(this.models);
