@@ -30,6 +30,12 @@ def workspace(tracker, project, tmp_path_factory):
         notebook.write_text(notebook_of("import math", f"rate = {rate}"))
         with tracker.start_run(name, source=capture.Source("papermill", notebook)) as run:
             mlops.log_param("rate", rate)
+            data = project.root / "train.csv"
+            data.write_text("a,b\n1,x\n2,y\n" if rate == 0.1 else "a,b\n1,x\n2,y\n3,z\n")
+            mlops.log_dataset(data)
+            if rate == 0.3:
+                (project.root / f"{HOSTILE}.csv").write_text("p\n0.5\n")
+                mlops.log_dataset(project.root / f"{HOSTILE}.csv", role="output")
             for step in range(12):
                 mlops.log_metric("loss", 1 / (1 + rate * step), step=step)
                 mlops.log_metric("acc", 1 - 1 / (2 + rate * step), step=step)
@@ -157,3 +163,38 @@ def test_copy_as_code_copies_and_inserts_the_loading_line(workspace, browser) ->
     version.get_by_role("button", name="Copy as code").click()
     assert page.evaluate("navigator.clipboard.readText()") == code
     context.close()
+
+
+def test_the_datasets_tab_lists_versions_and_opens_their_runs(workspace, browser) -> None:
+    base, (first, second), _ = workspace
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(f"{base}/lab?token={TOKEN}")
+    page.locator('[data-id="jupyter-mlops-sidebar"]').click(timeout=60000)
+    sidebar = page.locator("#jupyter-mlops-sidebar")
+    sidebar.get_by_role("tab", name="Datasets").click(timeout=60000)
+    items = sidebar.locator(".jp-mlops-dataset-list > li")
+    items.first.wait_for(timeout=30000)
+    texts = items.locator(".jp-mlops-dataset-toggle").all_inner_texts()
+    assert len(texts) == 3, texts
+    assert f"{HOSTILE}.csv" in texts[0] and "1 rows" in texts[0]  # newest first, as text
+    assert "train.csv" in texts[1] and "3 rows" in texts[1] and "B" in texts[1]
+    assert "train.csv" in texts[2] and "2 rows" in texts[2]
+    oldest = items.nth(2)
+    toggle = oldest.locator(".jp-mlops-dataset-toggle")
+    toggle.focus()
+    page.keyboard.press("Enter")  # keyboard reachable
+    assert toggle.get_attribute("aria-expanded") == "true"
+    schema = oldest.locator("table tbody tr").all_inner_texts()
+    assert [row.split("\t")[0] for row in schema] == ["a", "b"]
+    (used,) = oldest.locator(".jp-mlops-dataset-runs li").all_inner_texts()
+    assert used.startswith(f"run {first} read ") and used.endswith("train.csv"), used
+    assert sidebar.evaluate("node => node.scrollWidth <= node.clientWidth")  # fits
+    oldest.get_by_role("button", name=f"run {first}").click()
+    page.locator(".jp-MainAreaWidget .jp-mlops-detail").get_by_text("Parameters").wait_for(
+        timeout=30000)
+    items.first.locator(".jp-mlops-dataset-toggle").click()
+    items.first.get_by_text(f"run {second}").wait_for(timeout=10000)
+    assert page.locator("#jupyter-mlops-sidebar img, .jp-MainAreaWidget img").count() == 0
+    assert not dialogs

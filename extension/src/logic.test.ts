@@ -191,3 +191,14 @@ describe('copy as code', () => {
     expect(modelSnippet('a"b\\c', 1, [])).toBe('mlops.load_model("a\\"b\\\\c:1")');
   });
 });
+
+import { formatBytes } from './logic';
+
+describe('sizes', () => {
+  it('reads like ls --si', () => {
+    expect(formatBytes(null)).toBe('');
+    expect(formatBytes(512)).toBe('512 B');
+    expect(formatBytes(1500)).toBe('1.5 kB');
+    expect(formatBytes(3_200_000)).toBe('3.2 MB');
+  });
+});

@@ -305,3 +305,18 @@ export function modelSnippet(name: string, version: number, aliases: string[]): 
   const ref = aliases.length ? `${name}@${aliases[0]}` : `${name}:${Math.trunc(version)}`;
   return `mlops.load_model(${JSON.stringify(ref)})`;
 }
+
+/** A byte count for people: 512 B, 1.5 kB, 3.2 MB (powers of 1000, as `ls -h --si`). */
+export function formatBytes(size: number | null): string {
+  if (size === null || size === undefined || !Number.isFinite(size)) {
+    return '';
+  }
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let value = size;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit += 1;
+  }
+  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit]}`;
+}

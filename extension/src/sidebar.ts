@@ -1,6 +1,7 @@
 import { LabIcon } from '@jupyterlab/ui-components';
 import { Panel, Widget } from '@lumino/widgets';
 
+import { DatasetsList } from './datasetsList';
 import { el } from './dom';
 import { ModelsList } from './modelsList';
 import { RunsList } from './runsList';
@@ -28,17 +29,22 @@ export class MlopsSidebar extends Panel {
     this.id = 'jupyter-mlops-sidebar';
     this.addClass('jp-mlops-sidebar');
     this.title.icon = mlopsIcon;
-    this.title.caption = 'MLOps runs and models';
+    this.title.caption = 'MLOps runs, models and datasets';
     const tabs = new Widget({ node: el('div', { cls: 'jp-mlops-tabs', attrs: { role: 'tablist' } }) });
-    this.runsTab = this.tab('Runs', () => this.showTab('runs'));
-    this.modelsTab = this.tab('Models', () => this.showTab('models'));
-    tabs.node.append(this.runsTab, this.modelsTab);
     this.runs = new RunsList(openers.openRun, openers.compare);
-    this.models = new ModelsList(snippets);
+    const models = new ModelsList(snippets);
+    const datasets = new DatasetsList(openers.openRun);
+    this.views = [
+      { name: 'Runs', widget: this.runs, refresh: null },
+      { name: 'Models', widget: models, refresh: () => models.refresh() },
+      { name: 'Datasets', widget: datasets, refresh: () => datasets.refresh() }
+    ].map(view => ({ ...view, button: this.tab(view.name, () => this.showTab(view.name)) }));
+    tabs.node.append(...this.views.map(view => view.button));
     this.addWidget(tabs);
-    this.addWidget(this.runs);
-    this.addWidget(this.models);
-    this.showTab('runs');
+    for (const view of this.views) {
+      this.addWidget(view.widget);
+    }
+    this.showTab('Runs');
   }
 
   setNotebook(path: string | null): void {
@@ -51,19 +57,23 @@ export class MlopsSidebar extends Panel {
     return button;
   }
 
-  private showTab(name: 'runs' | 'models'): void {
-    const runs = name === 'runs';
-    this.runsTab.setAttribute('aria-selected', String(runs));
-    this.modelsTab.setAttribute('aria-selected', String(!runs));
-    this.runs.setHidden(!runs);
-    this.models.setHidden(runs);
-    if (!runs) {
-      void this.models.refresh();
+  /** Show one view; Models and Datasets are read afresh each time they are shown. */
+  private showTab(name: string): void {
+    for (const view of this.views) {
+      const shown = view.name === name;
+      view.button.setAttribute('aria-selected', String(shown));
+      view.widget.setHidden(!shown);
+      if (shown && view.refresh) {
+        void view.refresh();
+      }
     }
   }
 
-  private readonly runsTab: HTMLButtonElement;
-  private readonly modelsTab: HTMLButtonElement;
   private readonly runs: RunsList;
-  private readonly models: ModelsList;
+  private readonly views: {
+    name: string;
+    widget: Widget;
+    refresh: (() => Promise<void>) | null;
+    button: HTMLButtonElement;
+  }[];
 }

@@ -192,6 +192,30 @@ class DiffHandler(MlopsHandler):
         await self.run_safely(work)
 
 
+class DatasetsHandler(MlopsHandler):
+    """GET datasets?limit=50&offset=0 -> dataset versions newest first, each with its
+    digest, kind, size, rows, schema and the runs that read or wrote it."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self) -> None:
+        def work() -> dict[str, Any]:
+            limit = self.int_argument("limit", 50, 1, MAX_PAGE)
+            offset = self.int_argument("offset", 0, 0, 10**9)
+            with self.open_store() as store:
+                versions = store.datasets.recent(limit + 1, offset)
+                uses = store.datasets.uses([v.digest for v in versions[:limit]])
+            runs: dict[str, list[dict[str, Any]]] = {}
+            for digest, run_id, role, source in uses:
+                runs.setdefault(digest, []).append(
+                    {"run_id": run_id, "role": role, "source": source})
+            return {"datasets": [{**to_jsonable(v), "runs": runs.get(v.digest, [])}
+                                 for v in versions[:limit]],
+                    "has_more": len(versions) > limit, "limit": limit, "offset": offset}
+
+        await self.run_safely(work)
+
+
 class ModelsHandler(MlopsHandler):
     """GET models -> names, versions, aliases, and the dashboard's address if configured."""
 
@@ -287,6 +311,7 @@ ROUTES = [
     (r"runs/diff", DiffHandler),
     (r"compare", CompareHandler),
     (r"models", ModelsHandler),
+    (r"datasets", DatasetsHandler),
     (r"artifacts/(\d{1,12})/(.+)", ArtifactHandler),
 ]
 
