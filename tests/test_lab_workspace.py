@@ -198,3 +198,29 @@ def test_the_datasets_tab_lists_versions_and_opens_their_runs(workspace, browser
     items.first.get_by_text(f"run {second}").wait_for(timeout=10000)
     assert page.locator("#jupyter-mlops-sidebar img, .jp-MainAreaWidget img").count() == 0
     assert not dialogs
+
+
+def test_a_three_run_compare_fits_the_notebook(workspace, browser) -> None:
+    """`%mlops compare` of three runs (digests, paths, packages) in a 1,220-pixel window
+    stays inside the notebook: long values wrap instead of widening the table."""
+    base, (first, second), live = workspace
+    page = browser.new_page(viewport={"width": 1220, "height": 900})
+    page.goto(f"{base}/lab/tree/use.ipynb?token={TOKEN}")
+    page.locator(".jp-Notebook").wait_for(timeout=60000)
+    page.locator(".jp-StatusBar-TextItem", has_text="Idle").first.wait_for(timeout=60000)
+    cell = page.locator(".jp-Notebook .jp-Cell").first
+    cell.click()
+    page.keyboard.press("Escape")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Control+a")
+    page.keyboard.type(f"%load_ext jupyter_mlops\n%mlops compare {first} {second} {live.id}")
+    page.keyboard.press("Shift+Enter")
+    table = page.locator(".jp-OutputArea-output table").first
+    table.wait_for(timeout=60000)
+    notebook = page.locator(".jp-Notebook").first.bounding_box()
+    output = page.locator(".jp-OutputArea-output").first.bounding_box()
+    width = table.evaluate("node => node.getBoundingClientRect().width")
+    print(f"compare table {width:.0f} px, output {output['width']:.0f} px, "
+          f"notebook {notebook['width']:.0f} px")
+    assert width <= output["width"] + 1
+    assert HOSTILE in table.inner_text() and page.locator(".jp-OutputArea img").count() == 0
