@@ -15,6 +15,15 @@ from .test_lab_diff import notebook_of
 
 TOKEN = "mlops-workspace-token"
 HOSTILE = "<img src=x onerror=alert(1)>"
+PNG = bytes.fromhex(  # a 2x1 image: one red pixel, one blue
+    "89504e470d0a1a0a0000000d49484452000000020000000108020000007b40e8dd0000000d4944"
+    "4154789c63f8cf0004ff01070001ffe2239e590000000049454e44ae426082")
+ARTIFACTS = {
+    "roc.png": PNG,
+    "notes.txt": f"threshold 0.5\n{HOSTILE}\n".encode(),
+    "report.html": b"<p id='shown'>drift report</p><script>document.body.dataset.ran='yes';"
+                   b"parent.document.title='pwned'</script>",
+}
 
 
 @pytest.fixture
@@ -40,6 +49,9 @@ def workspace(tracker, project, tmp_path_factory):
                 mlops.log_metric("loss", 1 / (1 + rate * step), step=step)
                 mlops.log_metric("acc", 1 - 1 / (2 + rate * step), step=step)
             if rate == 0.1:
+                for name, content in ARTIFACTS.items():
+                    (project.root / name).write_bytes(content)
+                    run.log_artifact(project.root / name, name=f"reports/{name}")
                 from sklearn.dummy import DummyClassifier
 
                 mlops.log_model(DummyClassifier().fit([[0], [1]], [0, 1]), "churn")
@@ -224,3 +236,41 @@ def test_a_three_run_compare_fits_the_notebook(workspace, browser) -> None:
           f"notebook {notebook['width']:.0f} px")
     assert width <= output["width"] + 1
     assert HOSTILE in table.inner_text() and page.locator(".jp-OutputArea img").count() == 0
+
+
+def test_artifacts_open_in_tabs_images_text_and_sandboxed_html(workspace, browser) -> None:
+    base, (first, _), _ = workspace
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(f"{base}/lab?token={TOKEN}")
+    page.locator('[data-id="jupyter-mlops-sidebar"]').click(timeout=60000)
+    page.locator(f'#jupyter-mlops-sidebar tr.jp-mlops-run[data-run-id="{first}"]').click(
+        timeout=60000)
+    detail = page.locator(".jp-MainAreaWidget .jp-mlops-detail")
+    artifacts = detail.locator(".jp-mlops-artifacts li")
+    artifacts.first.wait_for(timeout=30000)
+
+    artifacts.filter(has_text="reports/roc.png").get_by_role("button", name="View").click()
+    image = page.locator(".jp-MainAreaWidget:visible .jp-mlops-artifact-image")
+    image.wait_for(timeout=30000)
+    page.wait_for_function("img => img.complete && img.naturalWidth === 2",
+                           arg=image.element_handle(), timeout=10000)
+
+    page.locator(f'.lm-TabBar-tab[data-id="jupyter-mlops-run-{first}"]').click()
+    artifacts.filter(has_text="reports/notes.txt").get_by_role("button", name="View").click()
+    text = page.locator(".jp-MainAreaWidget:visible .jp-mlops-artifact-text")
+    text.wait_for(timeout=30000)
+    assert text.inner_text() == f"threshold 0.5\n{HOSTILE}\n"
+
+    page.locator(f'.lm-TabBar-tab[data-id="jupyter-mlops-run-{first}"]').click()
+    artifacts.filter(has_text="reports/report.html").get_by_role("button", name="View").click()
+    frame = page.locator(".jp-MainAreaWidget:visible iframe.jp-mlops-artifact-html")
+    frame.wait_for(timeout=30000)
+    assert frame.get_attribute("sandbox") == ""  # no scripts, no same origin
+    report = page.frame_locator(".jp-MainAreaWidget:visible iframe.jp-mlops-artifact-html")
+    assert report.locator("#shown").inner_text(timeout=10000) == "drift report"
+    assert report.locator("body").get_attribute("data-ran") is None  # its script never ran
+    assert page.title() != "pwned"
+    assert page.locator(".jp-MainAreaWidget img:not(.jp-mlops-artifact-image)").count() == 0
+    assert not dialogs

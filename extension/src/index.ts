@@ -7,6 +7,7 @@ import { Clipboard, ICommandPalette, InputDialog, MainAreaWidget } from '@jupyte
 import { INotebookTracker, NotebookActions } from '@jupyterlab/notebook';
 import { Widget } from '@lumino/widgets';
 
+import { ArtifactView } from './artifactView';
 import { CompareView } from './compareView';
 import { RunDetail } from './runDetail';
 import { mlopsIcon, MlopsSidebar } from './sidebar';
@@ -69,7 +70,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
         return true;
       }
     };
-    const openRun = (runId: number) => show(`run-${runId}`, () => new RunDetail(runId, snippets));
+    const openArtifact = (runId: number, name: string, size: number) =>
+      show(`artifact-${runId}-${encodeURIComponent(name)}`, () => new ArtifactView(runId, name, size));
+    const openRun = (runId: number) =>
+      show(`run-${runId}`, () => new RunDetail(runId, snippets, openArtifact));
     const compare = (runIds: number[]) => {
       const ids = [...runIds].sort((a, b) => a - b);
       show(`compare-${ids.join('-')}`, () => new CompareView(ids));

@@ -202,3 +202,15 @@ describe('sizes', () => {
     expect(formatBytes(3_200_000)).toBe('3.2 MB');
   });
 });
+
+import { artifactView } from './logic';
+
+describe('artifact views', () => {
+  it('shows images, text and HTML by extension, the rest as downloads', () => {
+    expect(artifactView('plots/roc.PNG')).toEqual({ kind: 'image', mime: 'image/png' });
+    expect(artifactView('report.html')?.kind).toBe('html');
+    expect(artifactView('notes.txt')?.kind).toBe('text');
+    expect(artifactView('model.pkl')).toBeNull();
+    expect(artifactView('Makefile')).toBeNull();
+  });
+});

@@ -320,3 +320,34 @@ export function formatBytes(size: number | null): string {
   }
   return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit]}`;
 }
+
+const IMAGE_TYPES: Record<string, string> = {
+  png: 'image/png',
+  jpg: 'image/jpeg',
+  jpeg: 'image/jpeg',
+  gif: 'image/gif',
+  webp: 'image/webp',
+  svg: 'image/svg+xml'
+};
+const TEXT_EXTENSIONS = new Set([
+  'txt', 'log', 'csv', 'tsv', 'json', 'jsonl', 'md', 'py', 'yaml', 'yml', 'toml', 'ini', 'cfg', 'sql', 'xml'
+]);
+
+/**
+ * How an artifact can be shown in a tab, from its name: an image (with the MIME type its
+ * bytes are given, since the server sends every download as octet-stream), text, HTML
+ * (only ever in a sandboxed iframe), or null for a download only.
+ */
+export function artifactView(name: string): { kind: 'image' | 'text' | 'html'; mime: string } | null {
+  const extension = (name.split('/').pop() ?? '').split('.').pop()?.toLowerCase() ?? '';
+  if (!name.includes('.')) {
+    return null;
+  }
+  if (extension in IMAGE_TYPES) {
+    return { kind: 'image', mime: IMAGE_TYPES[extension] };
+  }
+  if (extension === 'html' || extension === 'htm') {
+    return { kind: 'html', mime: 'text/html' };
+  }
+  return TEXT_EXTENSIONS.has(extension) ? { kind: 'text', mime: 'text/plain' } : null;
+}

@@ -3,6 +3,8 @@ import { Widget } from '@lumino/widgets';
 import { lineChart } from './charts';
 import { el, table } from './dom';
 import {
+  artifactView,
+  formatBytes,
   formatDuration,
   formatNumber,
   formatTime,
@@ -39,7 +41,8 @@ const LIVE_REFRESH_MS = 2000;
 export class RunDetail extends Widget {
   constructor(
     readonly runId: number,
-    private readonly snippets: ISnippetActions
+    private readonly snippets: ISnippetActions,
+    private readonly openArtifact: (runId: number, name: string, size: number) => void
   ) {
     super();
     this.addClass('jp-mlops-detail');
@@ -137,7 +140,13 @@ export class RunDetail extends Widget {
         text: artifact.name,
         attrs: { href: artifactURL(run.id, artifact.name), download: artifact.name.split('/').pop() ?? 'artifact' }
       });
-      list.appendChild(el('li', { children: [link, document.createTextNode(` ${artifact.kind}, ${artifact.size} bytes`)] }));
+      const item = el('li', { children: [link, document.createTextNode(` ${artifact.kind}, ${formatBytes(artifact.size)} `)] });
+      if (artifactView(artifact.name)) {
+        const view = el('button', { cls: 'jp-mlops-view', text: 'View', attrs: { type: 'button', title: `View ${artifact.name} in a tab` } });
+        view.addEventListener('click', () => this.openArtifact(run.id, artifact.name, artifact.size));
+        item.appendChild(view);
+      }
+      list.appendChild(item);
     }
     parts.push(list);
     const snapshot = detail.artifacts.find(a => a.kind === 'notebook' && a.name.startsWith('source/'));
