@@ -16,7 +16,7 @@ export class ArtifactView extends Widget {
   constructor(
     readonly runId: number,
     readonly name: string,
-    private readonly size: number
+    private readonly size: number | null
   ) {
     super();
     this.addClass('jp-mlops-artifact-view');
@@ -35,13 +35,13 @@ export class ArtifactView extends Widget {
 
   private async load(): Promise<void> {
     const url = artifactURL(this.runId, this.name);
-    const header = el('h3', { text: `${this.name} — run ${this.runId}, ${formatBytes(this.size)}` });
+    const header = el('h3', { text: `${this.name} — run ${this.runId}${this.size === null ? '' : `, ${formatBytes(this.size)}`}` });
     const download = el('a', {
       text: 'Download',
       attrs: { href: url, download: this.name.split('/').pop() ?? 'artifact' }
     });
     const view = artifactView(this.name);
-    if (!view || this.size > MAX_INLINE) {
+    if (!view || (this.size ?? 0) > MAX_INLINE) {
       this.node.replaceChildren(header, el('p', { text: 'Not shown here: ' }), download);
       return;
     }

@@ -70,8 +70,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
         return true;
       }
     };
-    const openArtifact = (runId: number, name: string, size: number) =>
+    const openArtifact = (runId: number, name: string, size: number | null = null) =>
       show(`artifact-${runId}-${encodeURIComponent(name)}`, () => new ArtifactView(runId, name, size));
+    const openNotebook = (path: string) => void app.commands.execute('docmanager:open', { path });
     const openRun = (runId: number) =>
       show(`run-${runId}`, () => new RunDetail(runId, snippets, openArtifact));
     const compare = (runIds: number[]) => {
@@ -79,7 +80,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       show(`compare-${ids.join('-')}`, () => new CompareView(ids));
     };
 
-    const sidebar = new MlopsSidebar({ openRun, compare }, snippets);
+    const sidebar = new MlopsSidebar({ openRun, compare, openArtifact, openNotebook }, snippets);
     app.shell.add(sidebar, 'left', { rank: 650 });
     if (notebooks) {
       const follow = () => sidebar.setNotebook(notebooks.currentWidget?.context.path ?? null);

@@ -4,6 +4,7 @@ import { Panel, Widget } from '@lumino/widgets';
 import { DatasetsList } from './datasetsList';
 import { el } from './dom';
 import { ModelsList } from './modelsList';
+import { IPipelineOpeners, PipelinesList } from './pipelinesList';
 import { RunsList } from './runsList';
 import { ISnippetActions } from './snippets';
 
@@ -14,8 +15,7 @@ const ICON_SVG =
 export const mlopsIcon = new LabIcon({ name: 'jupyter-mlops:icon', svgstr: ICON_SVG });
 
 /** What the sidebar asks the workspace to open in the main area. */
-export interface IOpeners {
-  openRun: (runId: number) => void;
+export interface IOpeners extends IPipelineOpeners {
   compare: (runIds: number[]) => void;
 }
 
@@ -29,15 +29,17 @@ export class MlopsSidebar extends Panel {
     this.id = 'jupyter-mlops-sidebar';
     this.addClass('jp-mlops-sidebar');
     this.title.icon = mlopsIcon;
-    this.title.caption = 'MLOps runs, models and datasets';
+    this.title.caption = 'MLOps runs, models, datasets and pipelines';
     const tabs = new Widget({ node: el('div', { cls: 'jp-mlops-tabs', attrs: { role: 'tablist' } }) });
     this.runs = new RunsList(openers.openRun, openers.compare);
     const models = new ModelsList(snippets);
     const datasets = new DatasetsList(openers.openRun);
+    const pipelines = new PipelinesList(openers);
     this.views = [
       { name: 'Runs', widget: this.runs, refresh: null },
       { name: 'Models', widget: models, refresh: () => models.refresh() },
-      { name: 'Datasets', widget: datasets, refresh: () => datasets.refresh() }
+      { name: 'Datasets', widget: datasets, refresh: () => datasets.refresh() },
+      { name: 'Pipelines', widget: pipelines, refresh: () => pipelines.refresh() }
     ].map(view => ({ ...view, button: this.tab(view.name, () => this.showTab(view.name)) }));
     tabs.node.append(...this.views.map(view => view.button));
     this.addWidget(tabs);
