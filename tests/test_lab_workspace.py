@@ -136,6 +136,9 @@ def test_detail_and_compare_open_as_wide_tabs_with_charts(workspace, browser) ->
     shots = os.environ.get("MLOPS_SCREENSHOTS")
     if shots:
         Path(shots).mkdir(parents=True, exist_ok=True)
+        news = page.get_by_role("button", name="No", exact=True)
+        if news.count():
+            news.click()  # JupyterLab's "get notified about news?" toast
         page.screenshot(path=str(Path(shots) / "lab-workspace-light.png"))
         page.get_by_text("Settings", exact=True).click()
         page.get_by_text("Theme", exact=True).hover()

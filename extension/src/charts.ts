@@ -50,7 +50,7 @@ export function lineChart(title: string, series: ISeries[]): HTMLElement {
   for (const tick of niceTicks(minY, maxY)) {
     const y = sy(tick);
     axes.appendChild(svgNode('line', { class: 'jp-mlops-grid', x1: MARGIN.left, y1: y, x2: MARGIN.left + plotW, y2: y }));
-    axes.appendChild(svgNode('text', { x: MARGIN.left - 4, y: y + 3, 'text-anchor': 'end' }, formatNumber(tick)));
+    axes.appendChild(svgNode('text', { x: MARGIN.left - 4, y: y + 3, 'text-anchor': 'end' }, String(tick)));
   }
   for (const tick of niceTicks(minX, maxX).filter(Number.isInteger)) {
     const x = sx(tick);
