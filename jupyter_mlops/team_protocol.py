@@ -51,7 +51,7 @@ def permissions(roles: tuple[str, ...] | list[str]) -> frozenset[str]:
 # paths of server files (prediction batches) stay private.
 READ_CALLS: Mapping[str, frozenset[str]] = {
     "runs": frozenset({"get", "resolve", "search", "metric_history"}),
-    "datasets": frozenset({"get", "for_run", "runs_using"}),
+    "datasets": frozenset({"get", "for_run", "runs_using", "recent", "uses"}),
     "artifacts": frozenset({"for_run"}),
     "models": frozenset({"get", "resolve", "for_run", "names", "versions"}),
     "environments": frozenset({"get"}),

@@ -100,15 +100,34 @@ def text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def html_table(header: Sequence[str], rows: Sequence[Sequence[str]],
-               highlight: Sequence[bool] | None = None) -> str:
+               highlight: Sequence[bool] | None = None, *,
+               fit_widths: Sequence[str] | None = None) -> str:
+    """An HTML table of escaped text cells; `highlight[i]` marks row i.
+
+    With `fit_widths` (CSS widths of the first columns, e.g. ["6em", "11em"]) the table
+    takes the width of its container and long values (digests, paths) wrap in their
+    cells, so a many-run compare fits the notebook instead of widening it; the other
+    columns share what is left.
+    """
     esc = html.escape
-    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+    cell = ""
+    colgroup = ""
+    table_style = ""
+    if fit_widths is not None:
+        cell = (' style="overflow-wrap: anywhere; white-space: normal; text-align: left; '
+                'vertical-align: top"')
+        widths = [*fit_widths, *[""] * (len(header) - len(fit_widths))]
+        colgroup = "<colgroup>" + "".join(
+            f'<col style="width: {esc(w)}">' if w else "<col>" for w in widths) + "</colgroup>"
+        table_style = ' style="table-layout: fixed; width: 100%"'
+    head = "".join(f"<th{cell}>{esc(h)}</th>" for h in header)
     body = []
     for index, row in enumerate(rows):
         marked = highlight is not None and highlight[index]
         style = ' style="background: rgba(255, 200, 0, 0.25)"' if marked else ""
-        body.append(f"<tr{style}>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>")
-    return (f'<table class="mlops-table"><thead><tr>{head}</tr></thead>'
+        body.append(f"<tr{style}>" + "".join(f"<td{cell}>{esc(c)}</td>" for c in row)
+                    + "</tr>")
+    return (f'<table class="mlops-table"{table_style}>{colgroup}<thead><tr>{head}</tr></thead>'
             f"<tbody>{''.join(body)}</tbody></table>")
 
 
@@ -263,7 +282,8 @@ def comparison_text(comparison: Comparison) -> str:
 
 
 def comparison_html(comparison: Comparison) -> str:
+    """The compare as HTML that fits the notebook's width however many runs it shows."""
     header, rows, differs = comparison_table(comparison)
-    return (html_table(header, rows, differs)
+    return (html_table(header, rows, differs, fit_widths=["6em", "11em"])
             + f"<p>highlighted rows differ; {comparison.identical_packages} identical "
               "packages not shown</p>")

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -15,10 +13,9 @@ import nbformat
 import pytest
 import tornado.httpclient
 
-import jupyter_mlops
 from jupyter_mlops import capture
 
-from .helpers import free_port, wait_until_serving
+from .lab import running_lab
 from .team import digest_of, team_server
 from .test_lab_team import team_project
 
@@ -139,32 +136,9 @@ async def test_in_team_mode_the_diff_reads_the_servers_runs_and_snapshots(
 
 @pytest.fixture
 def lab_with_two_trainings(two_trainings, project, tmp_path_factory):
-    """JupyterLab on the project, loading this tree's built panel (not an older copy
-    installed in the environment), which must have been built (`jlpm build` in
-    extension/)."""
-    built = Path(jupyter_mlops.__file__).parent / "labextension"
-    if not (built / "package.json").exists():
-        pytest.fail(f"the panel is not built at {built}: run `jlpm build` in extension/")
-    extensions = tmp_path_factory.mktemp("labextensions")
-    (extensions / "jupyter-mlops").symlink_to(built)
-    settings = tmp_path_factory.mktemp("lab-settings")
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}",
-         "--ip=127.0.0.1", f"--IdentityProvider.token={TOKEN}",
-         f"--ServerApp.root_dir={project.root}", f"--LabApp.user_settings_dir={settings}",
-         f"--LabApp.workspaces_dir={settings}", "--allow-root",
-         f"--LabApp.extra_labextensions_path={extensions}"],
-        cwd=project.root, env={**os.environ, "MLOPS_HOME": str(project.root)},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    wait_until_serving(f"{base}/api/status?token={TOKEN}", server)
-    yield base, two_trainings
-    server.terminate()
-    try:
-        server.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        server.kill()
+    """JupyterLab on the project, loading this tree's built panel."""
+    with running_lab(project.root, TOKEN, tmp_path_factory) as base:
+        yield base, two_trainings
 
 
 def test_the_compare_view_of_two_runs_shows_their_diff(lab_with_two_trainings, browser
@@ -178,7 +152,7 @@ def test_the_compare_view_of_two_runs_shows_their_diff(lab_with_two_trainings, b
         sidebar.locator(f'tr.jp-mlops-run[data-run-id="{run_id}"] input[type=checkbox]'
                         ).check(timeout=60000)
     sidebar.get_by_role("button", name="Compare selected (2)").click()
-    diff = sidebar.locator(".jp-mlops-compare-view .jp-mlops-diff")
+    diff = page.locator(".jp-MainAreaWidget .jp-mlops-compare-view .jp-mlops-diff")
     diff.get_by_text(f"Diff: run {a} → run {b}").wait_for(timeout=30000)
     assert "rows 2 -> 3; columns added: b" in diff.locator("table").first.inner_text()
     rows = [row.locator("td").all_inner_texts() for row in diff.locator("tbody tr").all()]

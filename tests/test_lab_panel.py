@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from .helpers import free_port, wait_until_serving
+from .lab import running_lab
 
 TOKEN = "mlops-test-token"
 
@@ -26,23 +24,8 @@ def lab(project, tmp_path_factory):
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                        "language": "python"}
     nbformat.write(notebook, project.root / "live.ipynb")
-    settings = tmp_path_factory.mktemp("lab-settings")
-    port = free_port()
-    env = {**os.environ, "MLOPS_HOME": str(project.root)}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}",
-         "--ip=127.0.0.1", f"--IdentityProvider.token={TOKEN}",
-         f"--ServerApp.root_dir={project.root}", f"--LabApp.user_settings_dir={settings}",
-         f"--LabApp.workspaces_dir={settings}", "--allow-root"],
-        cwd=project.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    wait_until_serving(f"{base}/api/status?token={TOKEN}", server)
-    yield base, project
-    server.terminate()
-    try:
-        server.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        server.kill()
+    with running_lab(project.root, TOKEN, tmp_path_factory) as base:
+        yield base, project
 
 
 def _run_cell(page, source: str) -> None:
@@ -89,12 +72,13 @@ def test_runs_appear_update_and_compare_in_the_panel(lab, browser) -> None:
     live_row.locator("input[type=checkbox]").check()
     second.locator("input[type=checkbox]").check()
     sidebar.get_by_role("button", name="Compare selected (2)").click()
-    comparison = sidebar.locator(".jp-mlops-compare-view")
+    comparison = page.locator(".jp-MainAreaWidget .jp-mlops-compare-view")
     comparison.get_by_text("Comparing 2 runs").wait_for(timeout=30000)
     assert comparison.locator("tr.jp-mlops-differs", has_text="acc").count() == 1
 
     live_row.click()
-    sidebar.locator(".jp-mlops-detail").get_by_text("Parameters").wait_for(timeout=30000)
+    page.locator(".jp-MainAreaWidget .jp-mlops-detail").get_by_text("Parameters").wait_for(
+        timeout=30000)
 
     shots = os.environ.get("MLOPS_SCREENSHOTS")
     if shots:

@@ -146,6 +146,11 @@ def test_datasets_artifacts_and_environments(store: Store) -> None:
         ["blake3:d1", "blake3:d2"]
     assert store.datasets.get("blake3:d1") == version
     assert store.datasets.runs_using("blake3:d2") == [(run_id, "output")]
+    assert [v.digest for v in store.datasets.recent()] == ["blake3:d2", "blake3:d1"]
+    assert store.datasets.recent(1, 1) == [version]
+    assert sorted(store.datasets.uses(["blake3:d1", "blake3:d2"])) == [
+        ("blake3:d1", run_id, "input", "data/a.csv"), ("blake3:d2", run_id, "output", "df")]
+    assert store.datasets.uses([]) == []
     with pytest.raises(InvalidInput):
         store.datasets.link(run_id, version, "sideways", "x")
 

@@ -162,3 +162,55 @@ describe('diffLineClass', () => {
     ]);
   });
 });
+
+import { niceTicks, steppedKeys } from './logic';
+
+describe('chart axes', () => {
+  it('puts ticks on a 1-2-5 grid inside the range', () => {
+    expect(niceTicks(0, 1)).toEqual([0, 0.2, 0.4, 0.6, 0.8, 1]);
+    expect(niceTicks(0.013, 0.271)).toEqual([0.1, 0.2]);
+    expect(niceTicks(1, 30)).toEqual([10, 20, 30]);
+    expect(niceTicks(3, 3)).toEqual([3]);
+    expect(niceTicks(NaN, 1)).toEqual([]);
+  });
+
+  it('draws the keys stepped in any run', () => {
+    const one = new Map([['loss', [{ step: 0, value: 1 }, { step: 1, value: 0.5 }]], ['acc', [{ step: 0, value: 1 }]]]);
+    const two = new Map([['acc', [{ step: 0, value: 1 }]], ['f1', [{ step: 0, value: 1 }, { step: 2, value: 2 }]]]);
+    expect(steppedKeys([one, two])).toEqual(['f1', 'loss']);
+  });
+});
+
+import { modelSnippet, runSnippet } from './logic';
+
+describe('copy as code', () => {
+  it('loads a run by number and a model by alias or version', () => {
+    expect(runSnippet(42)).toBe('mlops.get_run(42)');
+    expect(modelSnippet('churn', 3, ['production', 'candidate'])).toBe('mlops.load_model("churn@production")');
+    expect(modelSnippet('churn', 3, [])).toBe('mlops.load_model("churn:3")');
+    expect(modelSnippet('a"b\\c', 1, [])).toBe('mlops.load_model("a\\"b\\\\c:1")');
+  });
+});
+
+import { formatBytes } from './logic';
+
+describe('sizes', () => {
+  it('reads like ls --si', () => {
+    expect(formatBytes(null)).toBe('');
+    expect(formatBytes(512)).toBe('512 B');
+    expect(formatBytes(1500)).toBe('1.5 kB');
+    expect(formatBytes(3_200_000)).toBe('3.2 MB');
+  });
+});
+
+import { artifactView } from './logic';
+
+describe('artifact views', () => {
+  it('shows images, text and HTML by extension, the rest as downloads', () => {
+    expect(artifactView('plots/roc.PNG')).toEqual({ kind: 'image', mime: 'image/png' });
+    expect(artifactView('report.html')?.kind).toBe('html');
+    expect(artifactView('notes.txt')?.kind).toBe('text');
+    expect(artifactView('model.pkl')).toBeNull();
+    expect(artifactView('Makefile')).toBeNull();
+  });
+});

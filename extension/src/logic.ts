@@ -253,3 +253,101 @@ export function diffLineClass(line: string, index: number): string {
   }
   return 'jp-mlops-diff-context';
 }
+
+/**
+ * Round axis ticks spanning [low, high]: about `count` values on a 1-2-5 grid, so an
+ * axis reads 0, 0.2, 0.4 rather than 0.013, 0.271. A flat range gets one tick.
+ */
+export function niceTicks(low: number, high: number, count = 5): number[] {
+  if (!Number.isFinite(low) || !Number.isFinite(high)) {
+    return [];
+  }
+  if (high === low) {
+    return [low];
+  }
+  const rough = (high - low) / Math.max(1, count);
+  const magnitude = Math.pow(10, Math.floor(Math.log10(rough)));
+  const step = [1, 2, 5, 10].map(m => m * magnitude).find(s => s >= rough) ?? 10 * magnitude;
+  const ticks: number[] = [];
+  for (let t = Math.ceil(low / step) * step; t <= high + step * 1e-9; t += step) {
+    ticks.push(Number(t.toPrecision(12)));
+  }
+  return ticks;
+}
+
+/** The metric keys drawn in a compare: those with more than one step in some run. */
+export function steppedKeys(perRun: Map<string, { step: number; value: number }[]>[]): string[] {
+  const keys = new Set<string>();
+  for (const series of perRun) {
+    for (const [key, points] of series) {
+      if (points.length > 1) {
+        keys.add(key);
+      }
+    }
+  }
+  return [...keys].sort();
+}
+
+/**
+ * The Python line that loads a run. Numbers only: nothing stored goes into it.
+ */
+export function runSnippet(runId: number): string {
+  return `mlops.get_run(${Math.trunc(runId)})`;
+}
+
+/**
+ * The Python line that loads a model version: by its first alias when it has one (what
+ * a notebook should follow, `churn@production`), else by `name:version`. The reference
+ * is a JSON string, which is also a valid Python literal: quotes or backslashes in a
+ * stored name cannot break out of it.
+ */
+export function modelSnippet(name: string, version: number, aliases: string[]): string {
+  const ref = aliases.length ? `${name}@${aliases[0]}` : `${name}:${Math.trunc(version)}`;
+  return `mlops.load_model(${JSON.stringify(ref)})`;
+}
+
+/** A byte count for people: 512 B, 1.5 kB, 3.2 MB (powers of 1000, as `ls -h --si`). */
+export function formatBytes(size: number | null): string {
+  if (size === null || size === undefined || !Number.isFinite(size)) {
+    return '';
+  }
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let value = size;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit += 1;
+  }
+  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
+const IMAGE_TYPES: Record<string, string> = {
+  png: 'image/png',
+  jpg: 'image/jpeg',
+  jpeg: 'image/jpeg',
+  gif: 'image/gif',
+  webp: 'image/webp',
+  svg: 'image/svg+xml'
+};
+const TEXT_EXTENSIONS = new Set([
+  'txt', 'log', 'csv', 'tsv', 'json', 'jsonl', 'md', 'py', 'yaml', 'yml', 'toml', 'ini', 'cfg', 'sql', 'xml'
+]);
+
+/**
+ * How an artifact can be shown in a tab, from its name: an image (with the MIME type its
+ * bytes are given, since the server sends every download as octet-stream), text, HTML
+ * (only ever in a sandboxed iframe), or null for a download only.
+ */
+export function artifactView(name: string): { kind: 'image' | 'text' | 'html'; mime: string } | null {
+  const extension = (name.split('/').pop() ?? '').split('.').pop()?.toLowerCase() ?? '';
+  if (!name.includes('.')) {
+    return null;
+  }
+  if (extension in IMAGE_TYPES) {
+    return { kind: 'image', mime: IMAGE_TYPES[extension] };
+  }
+  if (extension === 'html' || extension === 'htm') {
+    return { kind: 'html', mime: 'text/html' };
+  }
+  return TEXT_EXTENSIONS.has(extension) ? { kind: 'text', mime: 'text/plain' } : null;
+}

@@ -1,8 +1,9 @@
 import { Widget } from '@lumino/widgets';
 
-import { el, table } from './dom';
-import { formatTime } from './logic';
+import { el } from './dom';
+import { formatTime, modelSnippet } from './logic';
 import { requestAPI } from './request';
+import { ISnippetActions, snippetButtons } from './snippets';
 
 interface IModels {
   models: {
@@ -12,9 +13,12 @@ interface IModels {
   dashboard_url: string | null;
 }
 
-/** Model names, versions and aliases; a link to the approval dashboard if configured. */
+/**
+ * Model names, versions and aliases, each version with "Copy as code"; a link to the
+ * approval dashboard if configured.
+ */
 export class ModelsList extends Widget {
-  constructor() {
+  constructor(private readonly snippets: ISnippetActions) {
     super();
     this.addClass('jp-mlops-models');
   }
@@ -40,17 +44,28 @@ export class ModelsList extends Widget {
       }
       for (const model of data.models) {
         parts.push(el('h4', { text: model.name }));
-        parts.push(
-          table(
-            ['version', 'aliases', 'run', 'registered'],
-            model.versions.map(v => [
-              String(v.version),
-              v.aliases.join(', '),
-              v.run_id === null ? '' : String(v.run_id),
-              formatTime(v.created_at)
-            ])
+        const versions = el('ul', {
+          cls: 'jp-mlops-versions',
+          children: model.versions.map(v =>
+            el('li', {
+              attrs: { 'data-version': String(v.version) },
+              children: [
+                el('div', {
+                  text: [
+                    `v${v.version}`,
+                    v.aliases.join(', '),
+                    v.run_id === null ? '' : `run ${v.run_id}`,
+                    formatTime(v.created_at)
+                  ]
+                    .filter(Boolean)
+                    .join(' · ')
+                }),
+                snippetButtons(modelSnippet(model.name, v.version, v.aliases), this.snippets)
+              ]
+            })
           )
-        );
+        });
+        parts.push(versions);
       }
       this.node.replaceChildren(...parts);
     } catch (error) {

@@ -1,19 +1,24 @@
 import { Widget } from '@lumino/widgets';
 
+import { lineChart } from './charts';
 import { el, table } from './dom';
 import {
+  artifactView,
+  formatBytes,
   formatDuration,
   formatNumber,
   formatTime,
   IMetricPoint,
   IRun,
   metricSeries,
-  polylinePoints,
+  modelSnippet,
+  runSnippet,
   statusClass
 } from './logic';
 import { artifactURL, requestAPI } from './request';
+import { ISnippetActions, snippetButtons } from './snippets';
 
-interface IRunDetail {
+export interface IRunDetail {
   run: IRun & Record<string, any>;
   metric_history: IMetricPoint[];
   datasets: {
@@ -26,38 +31,62 @@ interface IRunDetail {
   environment: { python: string; packages: Record<string, string> } | null;
 }
 
-const SVG = 'http://www.w3.org/2000/svg';
+const LIVE_REFRESH_MS = 2000;
 
-function chart(points: { step: number; value: number }[]): SVGSVGElement {
-  const svg = document.createElementNS(SVG, 'svg');
-  svg.setAttribute('viewBox', '0 0 160 40');
-  svg.setAttribute('class', 'jp-mlops-chart');
-  const line = document.createElementNS(SVG, 'polyline');
-  line.setAttribute('points', polylinePoints(points, 160, 40));
-  svg.appendChild(line);
-  return svg;
-}
-
-/** Everything recorded about one run. */
+/**
+ * Everything recorded about one run, in a main-area tab: wide enough for its tables
+ * and a chart per stepped metric. While the run is `running` the tab re-reads it every
+ * two seconds, so a detail opened mid-run shows how it ended.
+ */
 export class RunDetail extends Widget {
-  constructor(private readonly runId: number) {
+  constructor(
+    readonly runId: number,
+    private readonly snippets: ISnippetActions,
+    private readonly openArtifact: (runId: number, name: string, size: number) => void
+  ) {
     super();
     this.addClass('jp-mlops-detail');
+    this.title.label = `Run ${runId}`;
+    this.title.closable = true;
+    this.node.tabIndex = 0;
     this.node.appendChild(el('div', { text: `Loading run ${runId}…` }));
     void this.load();
   }
 
   async load(): Promise<void> {
+    this.stopRefresh();
+    let running = false;
     try {
       const detail = await requestAPI<IRunDetail>(`runs/${this.runId}`);
+      if (this.isDisposed) {
+        return;
+      }
       this.render(detail);
+      running = detail.run.status === 'running';
     } catch (error) {
       this.node.replaceChildren(el('div', { cls: 'jp-mlops-error', text: (error as Error).message }));
+    }
+    if (running && !this.isDisposed) {
+      this.timer = window.setTimeout(() => void this.load(), LIVE_REFRESH_MS);
+    }
+  }
+
+  dispose(): void {
+    this.stopRefresh();
+    super.dispose();
+  }
+
+  private stopRefresh(): void {
+    if (this.timer !== null) {
+      window.clearTimeout(this.timer);
+      this.timer = null;
     }
   }
 
   private render(detail: IRunDetail): void {
     const run = detail.run;
+    this.title.label = `Run ${run.id}: ${run.name ?? ''}`;
+    this.title.caption = `run ${run.id} (${run.status})`;
     const parts: Node[] = [
       el('h3', {
         children: [
@@ -65,6 +94,7 @@ export class RunDetail extends Widget {
           document.createTextNode(` ${run.name ?? `run ${run.id}`} (#${run.id})`)
         ]
       }),
+      snippetButtons(runSnippet(run.id), this.snippets),
       table(
         ['', ''],
         [
@@ -84,10 +114,11 @@ export class RunDetail extends Widget {
     parts.push(
       table(['metric', 'latest'], Object.entries(run.metrics).map(([k, v]) => [k, formatNumber(v)]))
     );
-    for (const [key, points] of metricSeries(detail.metric_history)) {
-      if (points.length > 1) {
-        parts.push(el('div', { cls: 'jp-mlops-series', children: [el('span', { text: key }), chart(points)] }));
-      }
+    const charts = [...metricSeries(detail.metric_history)]
+      .filter(([, points]) => points.length > 1)
+      .map(([key, points]) => lineChart(key, [{ label: key, points }]));
+    if (charts.length) {
+      parts.push(el('div', { cls: 'jp-mlops-charts', children: charts }));
     }
     parts.push(el('h4', { text: 'Datasets' }));
     parts.push(
@@ -109,7 +140,13 @@ export class RunDetail extends Widget {
         text: artifact.name,
         attrs: { href: artifactURL(run.id, artifact.name), download: artifact.name.split('/').pop() ?? 'artifact' }
       });
-      list.appendChild(el('li', { children: [link, document.createTextNode(` ${artifact.kind}, ${artifact.size} bytes`)] }));
+      const item = el('li', { children: [link, document.createTextNode(` ${artifact.kind}, ${formatBytes(artifact.size)} `)] });
+      if (artifactView(artifact.name)) {
+        const view = el('button', { cls: 'jp-mlops-view', text: 'View', attrs: { type: 'button', title: `View ${artifact.name} in a tab` } });
+        view.addEventListener('click', () => this.openArtifact(run.id, artifact.name, artifact.size));
+        item.appendChild(view);
+      }
+      list.appendChild(item);
     }
     parts.push(list);
     const snapshot = detail.artifacts.find(a => a.kind === 'notebook' && a.name.startsWith('source/'));
@@ -121,7 +158,12 @@ export class RunDetail extends Widget {
     if (detail.models.length) {
       parts.push(el('h4', { text: 'Models' }));
       parts.push(table(['version', 'digest'], detail.models.map(m => [`${m.name}:${m.version}`, m.digest])));
+      for (const m of detail.models) {
+        parts.push(el('div', { children: [snippetButtons(modelSnippet(m.name, m.version, []), this.snippets)] }));
+      }
     }
     this.node.replaceChildren(...parts);
   }
+
+  private timer: number | null = null;
 }

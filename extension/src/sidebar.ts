@@ -1,11 +1,12 @@
 import { LabIcon } from '@jupyterlab/ui-components';
 import { Panel, Widget } from '@lumino/widgets';
 
-import { CompareView } from './compareView';
+import { DatasetsList } from './datasetsList';
 import { el } from './dom';
 import { ModelsList } from './modelsList';
-import { RunDetail } from './runDetail';
+import { IPipelineOpeners, PipelinesList } from './pipelinesList';
 import { RunsList } from './runsList';
+import { ISnippetActions } from './snippets';
 
 const ICON_SVG =
   '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24"><path class="jp-icon3" fill="#616161" ' +
@@ -13,27 +14,39 @@ const ICON_SVG =
 
 export const mlopsIcon = new LabIcon({ name: 'jupyter-mlops:icon', svgstr: ICON_SVG });
 
-/** The left sidebar "MLOps": Runs (list, detail, compare) and Models. */
+/** What the sidebar asks the workspace to open in the main area. */
+export interface IOpeners extends IPipelineOpeners {
+  compare: (runIds: number[]) => void;
+}
+
+/**
+ * The left sidebar "MLOps": compact lists of Runs and Models. A run's detail and a
+ * compare open as main-area tabs (`IOpeners`), never squeezed into the sidebar.
+ */
 export class MlopsSidebar extends Panel {
-  constructor() {
+  constructor(openers: IOpeners, snippets: ISnippetActions) {
     super();
     this.id = 'jupyter-mlops-sidebar';
     this.addClass('jp-mlops-sidebar');
     this.title.icon = mlopsIcon;
-    this.title.caption = 'MLOps runs and models';
+    this.title.caption = 'MLOps runs, models, datasets and pipelines';
     const tabs = new Widget({ node: el('div', { cls: 'jp-mlops-tabs', attrs: { role: 'tablist' } }) });
-    this.runsTab = this.tab('Runs', () => this.showTab('runs'));
-    this.modelsTab = this.tab('Models', () => this.showTab('models'));
-    tabs.node.append(this.runsTab, this.modelsTab);
-    this.runs = new RunsList(
-      runId => this.showDetail(new RunDetail(runId)),
-      runIds => this.showDetail(new CompareView(runIds))
-    );
-    this.models = new ModelsList();
+    this.runs = new RunsList(openers.openRun, openers.compare);
+    const models = new ModelsList(snippets);
+    const datasets = new DatasetsList(openers.openRun);
+    const pipelines = new PipelinesList(openers);
+    this.views = [
+      { name: 'Runs', widget: this.runs, refresh: null },
+      { name: 'Models', widget: models, refresh: () => models.refresh() },
+      { name: 'Datasets', widget: datasets, refresh: () => datasets.refresh() },
+      { name: 'Pipelines', widget: pipelines, refresh: () => pipelines.refresh() }
+    ].map(view => ({ ...view, button: this.tab(view.name, () => this.showTab(view.name)) }));
+    tabs.node.append(...this.views.map(view => view.button));
     this.addWidget(tabs);
-    this.addWidget(this.runs);
-    this.addWidget(this.models);
-    this.showTab('runs');
+    for (const view of this.views) {
+      this.addWidget(view.widget);
+    }
+    this.showTab('Runs');
   }
 
   setNotebook(path: string | null): void {
@@ -46,29 +59,23 @@ export class MlopsSidebar extends Panel {
     return button;
   }
 
-  private showTab(name: 'runs' | 'models'): void {
-    const runs = name === 'runs';
-    this.runsTab.setAttribute('aria-selected', String(runs));
-    this.modelsTab.setAttribute('aria-selected', String(!runs));
-    this.runs.setHidden(!runs);
-    this.models.setHidden(runs);
-    if (this.detail) {
-      this.detail.setHidden(!runs);
-    }
-    if (!runs) {
-      void this.models.refresh();
+  /** Show one view; Models and Datasets are read afresh each time they are shown. */
+  private showTab(name: string): void {
+    for (const view of this.views) {
+      const shown = view.name === name;
+      view.button.setAttribute('aria-selected', String(shown));
+      view.widget.setHidden(!shown);
+      if (shown && view.refresh) {
+        void view.refresh();
+      }
     }
   }
 
-  private showDetail(widget: Widget): void {
-    this.detail?.dispose();
-    this.detail = widget;
-    this.insertWidget(2, widget);
-  }
-
-  private readonly runsTab: HTMLButtonElement;
-  private readonly modelsTab: HTMLButtonElement;
   private readonly runs: RunsList;
-  private readonly models: ModelsList;
-  private detail: Widget | null = null;
+  private readonly views: {
+    name: string;
+    widget: Widget;
+    refresh: (() => Promise<void>) | null;
+    button: HTMLButtonElement;
+  }[];
 }

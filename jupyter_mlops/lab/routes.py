@@ -192,6 +192,81 @@ class DiffHandler(MlopsHandler):
         await self.run_safely(work)
 
 
+class DatasetsHandler(MlopsHandler):
+    """GET datasets?limit=50&offset=0 -> dataset versions newest first, each with its
+    digest, kind, size, rows, schema and the runs that read or wrote it."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self) -> None:
+        def work() -> dict[str, Any]:
+            limit = self.int_argument("limit", 50, 1, MAX_PAGE)
+            offset = self.int_argument("offset", 0, 0, 10**9)
+            with self.open_store() as store:
+                versions = store.datasets.recent(limit + 1, offset)
+                uses = store.datasets.uses([v.digest for v in versions[:limit]])
+            runs: dict[str, list[dict[str, Any]]] = {}
+            for digest, run_id, role, source in uses:
+                runs.setdefault(digest, []).append(
+                    {"run_id": run_id, "role": role, "source": source})
+            return {"datasets": [{**to_jsonable(v), "runs": runs.get(v.digest, [])}
+                                 for v in versions[:limit]],
+                    "has_more": len(versions) > limit, "limit": limit, "offset": offset}
+
+        await self.run_safely(work)
+
+
+class PipelinesHandler(MlopsHandler):
+    """GET pipelines?limit=10 -> recent pipeline runs, newest first, each step with its
+    status (cached / finished / failed ...), duration, its run, the executed notebook as
+    a path under the server root (to open in JupyterLab) and its HTML report's name."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self) -> None:
+        def work() -> dict[str, Any]:
+            limit = self.int_argument("limit", 10, 1, 100)
+            with self.open_store() as store:
+                pipelines = store.pipelines.recent(limit=limit)
+                reports = {step.run_id: [a.name for a in store.artifacts.for_run(step.run_id)
+                                         if a.kind == "report"]
+                           for p in pipelines for step in p.steps if step.run_id is not None}
+            return {"pipelines": [self.pipeline_json(p, reports) for p in pipelines]}
+
+        await self.run_safely(work)
+
+    def pipeline_json(self, pipeline: Any, reports: dict[int, list[str]]) -> dict[str, Any]:
+        steps = [{"step": s.step, "status": s.status, "run_id": s.run_id,
+                  "cached_from": s.cached_from, "error": self.shown(s.error),
+                  "duration": (None if s.started_at is None or s.ended_at is None
+                               else s.ended_at - s.started_at),
+                  "notebook": self.under_root(s.notebook_path),
+                  "report": (reports.get(s.run_id) or [None])[0]} for s in pipeline.steps]
+        return {"id": pipeline.id, "name": pipeline.name, "status": pipeline.status,
+                "trigger": pipeline.trigger, "started_at": pipeline.started_at,
+                "ended_at": pipeline.ended_at, "error": self.shown(pipeline.error),
+                "steps": steps}
+
+    def shown(self, message: str | None) -> str | None:
+        return None if message is None else without_server_paths(message, self.root_dir)
+
+    def under_root(self, path: str | None) -> str | None:
+        """`path` relative to the server root, or None when JupyterLab cannot open it:
+        outside the root, gone, or hidden (under .mlops/, which Jupyter's contents
+        manager refuses by default; the step's HTML report is then the way in). No
+        absolute server path leaves."""
+        if not path:
+            return None
+        root = Path(self.root_dir).resolve()
+        try:
+            relative = Path(path).resolve().relative_to(root)
+        except (ValueError, OSError):
+            return None
+        if any(part.startswith(".") for part in relative.parts):
+            return None
+        return relative.as_posix() if (root / relative).is_file() else None
+
+
 class ModelsHandler(MlopsHandler):
     """GET models -> names, versions, aliases, and the dashboard's address if configured."""
 
@@ -287,6 +362,8 @@ ROUTES = [
     (r"runs/diff", DiffHandler),
     (r"compare", CompareHandler),
     (r"models", ModelsHandler),
+    (r"datasets", DatasetsHandler),
+    (r"pipelines", PipelinesHandler),
     (r"artifacts/(\d{1,12})/(.+)", ArtifactHandler),
 ]
 

@@ -45,6 +45,22 @@ class DatasetRepository:
         rows = self._conn.execute(sql + " ORDER BY rd.rowid", args).fetchall()
         return [RunDataset(dataset=_version(row[:5]), role=row[5], source=row[6]) for row in rows]
 
+    def recent(self, limit: int = 100, offset: int = 0) -> list[DatasetVersion]:
+        """Dataset versions, the newest recorded first (the lab's Datasets tab)."""
+        return [_version(row) for row in self._conn.execute(
+            "SELECT digest, kind, size, rows, schema FROM dataset_versions "
+            "ORDER BY created_at DESC, digest LIMIT ? OFFSET ?", (limit, offset))]
+
+    def uses(self, digests: list[str]) -> list[tuple[str, int, str, str | None]]:
+        """(digest, run id, role, source) of every run linked to one of `digests`: the
+        runs of a page of versions in one query, not one per version."""
+        if not digests:
+            return []
+        marks = ", ".join("?" for _ in digests)
+        return [tuple(row) for row in self._conn.execute(
+            f"SELECT digest, run_id, role, source FROM run_datasets WHERE digest IN ({marks}) "
+            "ORDER BY run_id", list(digests))]
+
     def runs_using(self, digest: str) -> list[tuple[int, str]]:
         """(run id, role) pairs of every run linked to the dataset version."""
         if self.get(digest) is None:
