@@ -127,30 +127,16 @@ async def test_a_refused_token_is_a_401_saying_what_to_do(jp_fetch, team, projec
     assert "mlops login" in message or "token" in message
 
 
-def test_the_panel_lists_the_servers_runs_and_says_when_it_is_down(team, project, browser,
-                                                                   tmp_path_factory) -> None:
+def test_the_panel_lists_the_servers_runs_and_says_when_it_is_down(
+        team, project, browser, tmp_path_factory, monkeypatch) -> None:
     """In a real JupyterLab (Debian's chromium): the panel shows the team server's runs,
     and a server that stops answering is one line in the panel, not a traceback."""
-    import os
-    import subprocess
-    import sys
-
-    from .helpers import wait_until_serving
+    from .lab import running_lab
 
     team_project(project, team.url)
     token = "mlops-lab-team-test"
-    settings = tmp_path_factory.mktemp("lab-settings")
-    port = free_port()
-    env = {**os.environ, "MLOPS_HOME": str(project.root), "MLOPS_TOKEN": team.tokens["reader"]}
-    lab = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}",
-         "--ip=127.0.0.1", f"--IdentityProvider.token={token}",
-         f"--ServerApp.root_dir={project.root}", f"--LabApp.user_settings_dir={settings}",
-         f"--LabApp.workspaces_dir={settings}", "--allow-root"],
-        cwd=project.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_serving(f"{base}/api/status?token={token}", lab)
+    monkeypatch.setenv("MLOPS_TOKEN", team.tokens["reader"])
+    with running_lab(project.root, token, tmp_path_factory) as base:
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         page.goto(f"{base}/lab?token={token}")
         page.locator('[data-id="jupyter-mlops-sidebar"]').click()
@@ -159,9 +145,9 @@ def test_the_panel_lists_the_servers_runs_and_says_when_it_is_down(team, project
         row = sidebar.locator(f'tr.jp-mlops-run[data-run-id="{first}"]')
         row.wait_for(timeout=60000)
         assert "colleague-a" in row.inner_text()
-        row.click()
-        sidebar.locator(".jp-mlops-detail").get_by_text("plots/roc.png").first.wait_for(
-            timeout=30000)
+        row.click()  # the detail opens in a main-area tab (issue 15)
+        page.locator(".jp-MainAreaWidget .jp-mlops-detail").get_by_text(
+            "plots/roc.png").first.wait_for(timeout=30000)
         team.stop()
         try:
             sidebar.locator(".jp-mlops-filter").fill("metrics.acc > 0")
@@ -172,9 +158,3 @@ def test_the_panel_lists_the_servers_runs_and_says_when_it_is_down(team, project
             assert "Traceback" not in page.content()
         finally:
             team.start()
-    finally:
-        lab.terminate()
-        try:
-            lab.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            lab.kill()
