@@ -247,23 +247,36 @@ def injected_parameters() -> dict[str, object]:
     return found
 
 
-def _literal_assignments(code: str) -> dict[str, object]:
-    """`name = literal` lines of `code` (what papermill's Python translator writes)."""
+NOT_LITERAL = object()  # `assignments`: the name is assigned an expression, not a literal
+
+
+def assignments(code: str) -> dict[str, object]:
+    """The names `code` assigns at its top level (`name = ...`, `name: T = ...`), each
+    with its literal value, or `NOT_LITERAL` for an expression. Nothing is evaluated;
+    code that does not parse (or is nested past the parser's depth) assigns nothing."""
     import ast
 
     try:
         tree = ast.parse(code)
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
         return {}
-    values: dict[str, object] = {}
+    found: dict[str, object] = {}
     for node in tree.body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 \
-                and isinstance(node.targets[0], ast.Name):
-            try:
-                values[node.targets[0].id] = ast.literal_eval(node.value)
-            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-                continue
-    return values
+        targets = node.targets if isinstance(node, ast.Assign) else \
+            [node.target] if isinstance(node, ast.AnnAssign) and node.value else []
+        for target in targets:
+            if isinstance(target, ast.Name):
+                try:
+                    found[target.id] = ast.literal_eval(node.value)  # type: ignore[arg-type]
+                except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                    found[target.id] = NOT_LITERAL
+    return found
+
+
+def _literal_assignments(code: str) -> dict[str, object]:
+    """`name = literal` lines of `code` (what papermill's Python translator writes)."""
+    return {name: value for name, value in assignments(code).items()
+            if value is not NOT_LITERAL}
 
 
 def working_folder(root: Path) -> str | None:

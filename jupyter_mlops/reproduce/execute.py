@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..capture import NOTEBOOK_ENV, REPRODUCE_ROOT_ENV, REPRODUCES_ENV
+from ..capture import NOTEBOOK_ENV, REPRODUCE_ROOT_ENV, REPRODUCES_ENV, assignments
 from ..recorders import OUTBOX_ENV
 from .cells import cell_tags, cell_text, code_cells
 
@@ -36,32 +36,13 @@ def notebook_parameters(notebook: Path, recorded: Mapping[str, str]) -> dict[str
     defaults: dict[str, object] = {}
     for cell in cells:
         if "parameters" in cell_tags(cell):
-            defaults.update(_assigned(cell_text(cell)))
+            defaults.update(assignments(cell_text(cell)))
     values: dict[str, object] = {}
     for name, default in defaults.items():
         if name in recorded:
             values[name] = recorded[name] if isinstance(default, str) \
                 else _value(recorded[name])
     return values
-
-
-def _assigned(text: str) -> dict[str, object]:
-    """The names a cell assigns, with their literal values (None for an expression)."""
-    try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError, MemoryError, RecursionError):  # crafted nesting
-        return {}
-    found: dict[str, object] = {}
-    for node in tree.body:
-        targets = node.targets if isinstance(node, ast.Assign) else \
-            [node.target] if isinstance(node, ast.AnnAssign) and node.value else []
-        for target in targets:
-            if isinstance(target, ast.Name):
-                try:
-                    found[target.id] = ast.literal_eval(node.value)  # type: ignore[arg-type]
-                except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-                    found[target.id] = None  # an expression: not a string default
-    return found
 
 
 def _value(text: str) -> object:

@@ -135,7 +135,7 @@ def reproduce(project: Project, store: Store, read_blob: Callable[[str], bytes],
         return Reproduction(original, verdict, None, again, env_found, checks, comparison,
                             scratch if options.keep or not own_scratch else None,
                             time.monotonic() - started)
-    except (CouldNotRun, MlopsError, OSError) as exc:
+    except (MlopsError, OSError) as exc:  # CouldNotRun among them
         reason = str(exc) if isinstance(exc, MlopsError) else f"{type(exc).__name__}: {exc}"
         kept = scratch if scratch is not None and (options.keep or not own_scratch) else None
         return Reproduction(original, "could not run", reason, None, env_found, checks,
