@@ -39,6 +39,9 @@ __all__ = ["MAX_NAME_LENGTH", "ArtifactStore", "GcReport", "IncomingBlob", "Unsa
            "check_artifact_name"]
 
 _CHUNK = 1 << 20
+# A file this small is read whole and hashed before anything is written: when the blob is
+# already stored (a notebook snapshotted by every run of a session) nothing is written.
+_SMALL_FILE = 8 << 20
 _HEX = frozenset("0123456789abcdef")
 
 
@@ -195,6 +198,19 @@ class ArtifactStore:
         os.fchmod(fd, self.modes[1])
         os.replace(tmp_name, final)  # also replaces a planted link, never writes through it
 
+    def _already_stored(self, digest: str) -> bool:
+        """Whether the blob is there (then marked recently used, as `_place` does)."""
+        final = self.path_for(digest)
+        if not self._folder(final.parent, create=False):
+            return False
+        try:
+            if not stat.S_ISREG(os.lstat(final).st_mode):
+                return False
+            os.utime(final)  # recently used: gc's age threshold spares it
+        except OSError:
+            return False  # gone, or another member's blob: store it the usual way
+        return True
+
     def put_file(self, source: str | os.PathLike[str]) -> tuple[str, int]:
         """Copy a file in (hashing while copying); return (digest, size).
 
@@ -206,6 +222,11 @@ class ArtifactStore:
         """
         path = source if isinstance(source, Path) else Path(source)
         with os.fdopen(_open_source(path), "rb") as src:
+            if os.fstat(src.fileno()).st_size <= _SMALL_FILE:
+                data = src.read(_SMALL_FILE + 1)
+                if len(data) <= _SMALL_FILE:
+                    return self.put_bytes(data)
+                src.seek(0)  # it grew past the limit since: copy it in pieces
 
             def copy(out: BinaryIO, hasher: object) -> int:
                 size = 0
@@ -218,6 +239,10 @@ class ArtifactStore:
             return self._store(copy)
 
     def put_bytes(self, data: bytes) -> tuple[str, int]:
+        digest = format_digest(blake3.blake3(data).hexdigest())
+        if self._already_stored(digest):
+            return digest, len(data)
+
         def write(out: BinaryIO, hasher: object) -> int:
             hasher.update(data)  # type: ignore[attr-defined]
             out.write(data)

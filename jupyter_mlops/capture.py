@@ -9,7 +9,8 @@ import re
 import socket
 import subprocess
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,12 +128,15 @@ def code_digest(source: Source) -> str | None:
     return digest_file(source.path)
 
 
-def git_state(cwd: Path, source: Path | None = None) -> GitState | None:
+def git_state(cwd: Path, source: Path | None = None,
+              is_tracked: Callable[[Path, Path], bool | None] | None = None
+              ) -> GitState | None:
     """Commit, branch, dirty flag and uncommitted diff; None outside a git work tree.
 
     With `source` (the run's notebook or script), also whether git tracks it: a
     file git does not track is in no commit and no diff, so the state is dirty
-    whatever `git status` says of the tracked files."""
+    whatever `git status` says of the tracked files. `is_tracked` answers that
+    question (default: ask git; `CaptureCache` remembers the answer)."""
     try:
         status = subprocess.run(
             ["git", "status", "--porcelain=v2", "--branch", "--untracked-files=no"],
@@ -159,15 +163,57 @@ def git_state(cwd: Path, source: Path | None = None) -> GitState | None:
         diff = result.stdout if result.returncode == 0 else b""
     tracked = None
     if source is not None:
-        try:
-            listed = subprocess.run(["git", "ls-files", "--error-unmatch", "--", str(source)],
-                                    cwd=cwd, capture_output=True, timeout=_GIT_TIMEOUT,
-                                    check=False)
-            tracked = listed.returncode == 0
-        except (OSError, subprocess.TimeoutExpired):
-            tracked = None
+        tracked = (is_tracked or source_tracked)(cwd, source)
     return GitState(commit=commit, branch=branch, dirty=dirty or tracked is False, diff=diff,
                     source_tracked=tracked)
+
+
+def source_tracked(cwd: Path, source: Path) -> bool | None:
+    """Whether git's index lists `source` (None: git could not say)."""
+    try:
+        listed = subprocess.run(["git", "ls-files", "--error-unmatch", "--", str(source)],
+                                cwd=cwd, capture_output=True, timeout=_GIT_TIMEOUT, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return listed.returncode == 0
+
+
+def _index_key(cwd: Path, source: Path, settled_ns: int) -> tuple[object, ...] | None:
+    """What whether git tracks `source` depends on: the index file, identified by its
+    inode, size and times (git replaces it whole, by rename, on every change). None
+    (ask git) when the index can't be found simply (`GIT_DIR` or `GIT_INDEX_FILE`
+    set, a `.git` file of an unusual shape, no index yet) or changed just now."""
+    if "GIT_DIR" in os.environ or "GIT_INDEX_FILE" in os.environ:
+        return None
+    folder = cwd.resolve()
+    for candidate in (folder, *folder.parents):
+        dot_git = candidate / ".git"
+        try:
+            if dot_git.is_dir():
+                index = dot_git / "index"
+            elif dot_git.is_file():  # a worktree or submodule: "gitdir: PATH"
+                text = dot_git.read_text(encoding="utf-8", errors="replace").strip()
+                if not text.startswith("gitdir: "):
+                    return None
+                index = (candidate / text[len("gitdir: "):]) / "index"
+            else:
+                continue
+            info = index.stat()
+        except OSError:
+            return None
+        if not _settled(info, settled_ns):
+            return None
+        return (str(folder), str(source), str(index), info.st_ino, info.st_size,
+                info.st_mtime_ns, info.st_ctime_ns)
+    return None
+
+
+def _settled(info: os.stat_result, settled_ns: int) -> bool:
+    """Whether a file last changed long enough ago that a change now would show in its
+    times. File times tick coarsely (a few ms), so a change made in the same tick as
+    the one just read would leave them equal: a key of times is trusted only once
+    they are older than that ("racy git", which git solves the same way)."""
+    return time.time_ns() - max(info.st_mtime_ns, info.st_ctime_ns) > settled_ns
 
 
 def installed_packages() -> dict[str, str]:
@@ -207,6 +253,61 @@ def environment_of(python: str, packages: Mapping[str, str]) -> Environment:
                          sort_keys=True).encode()
     return Environment(digest=format_digest(blake3.blake3(payload).hexdigest()), python=python,
                        packages=dict(sorted(packages.items())))
+
+
+class CaptureCache:
+    """`environment()` and `git_state()` for a long-lived process (a kernel starting
+    many runs), each answer reused only while what it depends on is unchanged.
+
+    - The packages are read again when a folder on `sys.path` changed: installing,
+      upgrading or removing a distribution adds or removes a `*.dist-info` folder,
+      which changes its parent folder's modification time.
+    - `git status` runs every time (any tracked file may change); whether git tracks
+      the run's source is asked again only when the index file changed.
+
+    Times younger than `settled_seconds` are never trusted (see `_settled`).
+    """
+
+    def __init__(self, settled_seconds: float = 2.0) -> None:
+        self._settled_ns = int(settled_seconds * 1e9)
+        self._packages_key: tuple[object, ...] | None = None
+        self._environment: Environment | None = None
+        self._tracked: dict[tuple[object, ...], bool] = {}
+
+    def environment(self) -> Environment:
+        key = self._path_folders_key()
+        if self._environment is None or key is None or key != self._packages_key:
+            self._environment = environment()
+            self._packages_key = key
+        return self._environment
+
+    def git_state(self, cwd: Path, source: Path | None = None) -> GitState | None:
+        return git_state(cwd, source, self._is_tracked)
+
+    def _is_tracked(self, cwd: Path, source: Path) -> bool | None:
+        key = _index_key(cwd, source, self._settled_ns)
+        if key is not None and key in self._tracked:
+            return self._tracked[key]
+        tracked = source_tracked(cwd, source)
+        if key is not None and tracked is not None:
+            if len(self._tracked) >= 64:  # a source or two a session: never grows much
+                self._tracked.clear()
+            self._tracked[key] = tracked
+        return tracked
+
+    def _path_folders_key(self) -> tuple[object, ...] | None:
+        """The `sys.path` folders' identities and times; None while one changed just now."""
+        key: list[object] = []
+        for entry in sys.path:
+            try:
+                info = os.stat(entry or ".")
+            except OSError:
+                key.append((entry, None))
+                continue
+            if not _settled(info, self._settled_ns):
+                return None
+            key.append((entry, info.st_ino, info.st_mtime_ns, info.st_ctime_ns))
+        return tuple(key)
 
 
 def host() -> str:

@@ -413,6 +413,7 @@ class Tracker:
         self._project = project
         self._store: Store | None = None
         self._stat_cache: StatCache | None = None
+        self._capture = capture.CaptureCache()
         self.active_run: ActiveRun | None = None
         # Set by the IPython extension: the session's input history, and the
         # error of the last executed cell (None when it succeeded).
@@ -514,8 +515,8 @@ class Tracker:
         recorder = self.recorder()
         # Inside a pipeline step the runner captures git and environment for the step.
         in_step = recorder.in_step
-        git = None if in_step else capture.git_state(self._git_folder(source), source.path)
-        env = None if in_step else capture.environment()
+        git = None if in_step else self._capture.git_state(self._git_folder(source), source.path)
+        env = None if in_step else self._capture.environment()
         run_uuid = uuid.uuid4().hex
         run_id = recorder.start(NewRun(
             uuid=run_uuid, name=name, started_at=time.time(), source_kind=source.kind,
