@@ -1,6 +1,6 @@
 """How fast the dashboard's pages paint with a big store.
 
-    python benchmarks/dashboard.py
+    python benchmarks/dashboard.py [--against REV] [--rounds 5]
 
 Seeds a project with 10,000 runs, 1,000 model versions, 20 pending release
 requests and 1,000,000 logged predictions of one model (20 features, in 10
@@ -10,8 +10,9 @@ and times, from navigation:
 - to the first release card being visible, the pending-releases page;
 - to the first chart (latency p95 over time) being drawn, the monitoring page.
 
-Baselines: the static login page in the same browser, and the monitoring
-report alone (`build_report`, which the page runs first) in this process.
+Baselines: the static login page in the same browser, the monitoring report
+alone (`build_report`) in this process, and with `--against REV` the same pages
+of an older revision's dashboard, served beside this one and timed alternately.
 """
 
 from __future__ import annotations
@@ -115,11 +116,87 @@ FIRST_CHART = ("() => typeof Bokeh !== 'undefined' && Bokeh.documents.length > 0
                "m.text.startsWith('latency p95'))")
 
 
+def start_server(root: Path, creds: Path, tree: Path | None = None
+                 ) -> tuple[subprocess.Popen, str]:
+    """`mlops dashboard` on a free port, of this checkout or (`tree`) another one."""
+    import os
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = dict(os.environ)
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree)
+    server = subprocess.Popen([sys.executable, "-m", "jupyter_mlops.cli.main", "dashboard",
+                               "--port", str(port), "--auth", str(creds)], cwd=root, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(base + "/login", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.1)
+    return server, base
+
+
+def signed_in(browser, base: str, monitoring: bool):  # noqa: ANN001, ANN201
+    """A page of its own browser context (its own cookies: both servers are on
+    127.0.0.1, and cookies don't tell ports apart), signed in and warmed up."""
+    page = browser.new_context().new_page()
+    page.goto(base + "/login")
+    page.fill("input[name=username]", "alice")
+    page.fill("input[name=password]", "alice-password")
+    page.click("#login")
+    page.wait_for_url(lambda url: "/login" not in url)
+    page.goto(base + "/releases")
+    page.get_by_text("#1: model-0:2").wait_for()  # warm: first session imports
+    if not monitoring:
+        return page
+    page.goto(base + "/monitoring")  # warm: the first report imports scipy, pyarrow
+    page.wait_for_function(FIRST_CHART, timeout=120_000)
+    page.get_by_text("most severe first").wait_for(timeout=120_000)  # all drawn
+    return page
+
+
+def time_releases(page, base: str) -> tuple[float, float]:  # noqa: ANN001
+    """(static login page, pending-releases page to its last card), from navigation."""
+    start = time.perf_counter()
+    page.goto(base + "/login")
+    page.get_by_text("Sign in to review").wait_for()
+    login = time.perf_counter() - start
+    start = time.perf_counter()
+    page.goto(base + "/releases")
+    page.get_by_text("#20: model-19:2").wait_for()
+    return login, time.perf_counter() - start
+
+
+def time_monitoring(page, base: str) -> float:  # noqa: ANN001
+    """From navigation to the first chart drawn, then waits for the whole page (its
+    drift section is measured after the first paint, on a thread of the server), so
+    that the next figure times a server at rest."""
+    start = time.perf_counter()
+    page.goto(base + "/monitoring")
+    page.wait_for_function(FIRST_CHART, timeout=120_000)
+    page.locator(".bk-Figure").first.wait_for()
+    took = time.perf_counter() - start
+    page.get_by_text("most severe first").wait_for(timeout=120_000)
+    return took
+
+
 def main() -> None:
+    import argparse
+
     from playwright.sync_api import sync_playwright
 
     from jupyter_mlops.dashboard.credentials import add_user
 
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--against", metavar="REV",
+                        help="also time REV's dashboard (a git worktree, see ab.py), "
+                             "alternating with this checkout's, on the same data")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
     root = DATA / "dashboard"
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
@@ -129,63 +206,50 @@ def main() -> None:
     add_user(creds, "alice", "alice-password")
     config = root / ".mlops" / "config.toml"  # roles live in the project config only
     config.write_text(config.read_text() + '\n[users.alice]\nroles = ["reviewer"]\n')
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "jupyter_mlops.cli.main", "dashboard",
-                               "--port", str(port), "--auth", str(creds)], cwd=root,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
+    sides = {"ours": None}
+    if args.against:
+        from ab import worktree
+
+        sides[args.against] = worktree(args.against)
+    servers = {side: start_server(root, creds, tree) for side, tree in sides.items()}
+    timings: dict[str, dict[str, list[float]]] = {
+        side: {"login": [], "releases": [], "monitoring": []} for side in sides}
     try:
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(base + "/login", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
                                                  args=["--no-sandbox"])
-            page = browser.new_page()
-            page.goto(base + "/login")
-            page.fill("input[name=username]", "alice")
-            page.fill("input[name=password]", "alice-password")
-            page.click("#login")
-            page.wait_for_url(lambda url: "/login" not in url)
-            page.goto(base + "/releases")
-            page.get_by_text("#1: model-0:2").wait_for()  # warm: first session imports
-            page.goto(base + "/monitoring")  # warm: the first report imports scipy, pyarrow
-            page.wait_for_function(FIRST_CHART, timeout=120_000)
-            page.get_by_text("most severe first").wait_for(timeout=120_000)  # all drawn
-            login_s, releases_s, monitoring_s = [], [], []
-            for _ in range(5):
-                start = time.perf_counter()
-                page.goto(base + "/login")
-                page.get_by_text("Sign in to review").wait_for()
-                login_s.append(time.perf_counter() - start)
-                start = time.perf_counter()
-                page.goto(base + "/releases")
-                page.get_by_text("#20: model-19:2").wait_for()
-                releases_s.append(time.perf_counter() - start)
-            # Apart: the monitoring page's drift section is computed after its first
-            # paint, and would still load the server while the next pages are timed.
-            for _ in range(5):
-                start = time.perf_counter()
-                page.goto(base + "/monitoring")
-                page.wait_for_function(FIRST_CHART, timeout=120_000)
-                page.locator(".bk-Figure").first.wait_for()
-                monitoring_s.append(time.perf_counter() - start)
+            # The older side's monitoring page is not timed: before issue 15 it had no
+            # titled chart to wait for.
+            pages = {side: signed_in(browser, base, side == "ours")
+                     for side, (_, base) in servers.items()}
+            for _ in range(args.rounds):  # the sides alternate: both see the same load
+                for side, (_, base) in servers.items():
+                    login, releases = time_releases(pages[side], base)
+                    timings[side]["login"].append(login)
+                    timings[side]["releases"].append(releases)
+                    if side == "ours":
+                        timings[side]["monitoring"].append(time_monitoring(pages[side], base))
             browser.close()
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        for server, _ in servers.values():
+            server.terminate()
+            server.wait(timeout=30)
+    ours = timings["ours"]
     result = {"runs": 10_000, "model_versions": 1_000, "pending_requests": 20,
               "predictions": 1_000_000, "features": 20,
-              "releases_page_s": statistics.median(releases_s),
-              "monitoring_first_chart_s": statistics.median(monitoring_s),
-              "monitoring_first_chart_all_s": monitoring_s,
+              "releases_page_s": statistics.median(ours["releases"]),
+              "monitoring_first_chart_s": statistics.median(ours["monitoring"]),
+              "monitoring_first_chart_all_s": ours["monitoring"],
               "report_alone_s": time_report(),
-              "login_page_s": statistics.median(login_s)}
+              "login_page_s": statistics.median(ours["login"])}
+    if args.against:
+        theirs = timings[args.against]
+        result["against"] = {
+            "rev": args.against,
+            "releases_page_s": statistics.median(theirs["releases"]),
+            "login_page_s": statistics.median(theirs["login"]),
+            "releases_ratio": statistics.median(ours["releases"])
+            / statistics.median(theirs["releases"])}
     print(json.dumps(result, indent=2))
     (Path(__file__).parent / "dashboard-results.json").write_text(json.dumps(result, indent=2))
 

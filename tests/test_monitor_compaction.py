@@ -128,6 +128,14 @@ def test_reports_are_identical_before_and_after(project, store) -> None:
 
     before = reports()
     assert before[0].versions[0].labelled > 0 and before[0].versions[1].calibration
+    # The dashboard shows the report without drift (no input column read), then with it.
+    first = build_report(project, store, "m", drift=False)
+    full = before[0]
+    assert full.versions[0].drift and full.versions[1].calibration
+    assert not first.drift_measured and all(v.drift == () for v in first.versions)
+    assert list(first.checks) == [c for c in full.checks if " drift " not in c.name]
+    assert [dataclasses.replace(v, drift=()) for v in full.versions] == list(first.versions)
+    assert first.timeline == full.timeline
     assert PredictionLog(project).compact(store, "m").written == 3
     assert reports() == before
 

@@ -56,8 +56,11 @@ def cards(report: MonitorReport, settings: MonitoringConfig) -> list[Card]:
     found.append(Card("latency p95", f"{p95:.1f} ms", p95 <= settings.max_latency_p95_ms,
                       f"max {settings.max_latency_p95_ms:g} ms"))
     drifting = sum(1 for d in version.drift if d.drifted)
-    found.append(Card("features drifting", f"{drifting} of {len(version.drift)}",
-                      drifting == 0 if version.drift else None, "max 0"))
+    if not report.drift_measured:
+        found.append(Card("features drifting", "measuring...", None, "max 0"))
+    else:
+        found.append(Card("features drifting", f"{drifting} of {len(version.drift)}",
+                          drifting == 0 if version.drift else None, "max 0"))
     accuracy = version.quality.get("accuracy")
     if accuracy is None:
         found.append(Card("accuracy", "no labels" if not version.labelled else "n/a", None))

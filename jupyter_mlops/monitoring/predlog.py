@@ -161,12 +161,13 @@ class PredictionLog:
         return path
 
     def read(self, store: Store, name: str, since: float | None = None,
-             last: int | None = None) -> Any:
-        """Logged rows of `name` (at or after `since`, or the `last` N), oldest first."""
+             last: int | None = None, columns: Sequence[str] | None = None) -> Any:
+        """Logged rows of `name` (at or after `since`, or the `last` N), oldest first;
+        `columns` (and `at`) only, when given."""
         import pandas as pd
 
         self.folder(name)  # refuses malformed names
-        table = self.read_table(store, name, since=since, last=last)
+        table = self.read_table(store, name, since=since, last=last, columns=columns)
         if table is None:
             return pd.DataFrame()
         frame = table.to_pandas()
