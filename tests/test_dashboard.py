@@ -228,6 +228,7 @@ def test_the_monitoring_page_ties_charts_to_the_release(dashboard, browser) -> N
     page.get_by_text("200 predictions").wait_for()
     assert page.get_by_text("in force since release").count() == 1
     assert page.get_by_text("approved by alice").count() == 1
+    page.get_by_text("most severe first").wait_for()  # drift, measured after the summary
     assert page.get_by_text("ALERT: iris:1 drift petal length (cm)").count() == 1
     assert page.get_by_text("ok: iris:1 drift sepal width (cm)").count() == 1
     titles = chart_titles(page)

@@ -103,3 +103,14 @@ def test_refusals_lose_their_command_line_options_on_the_web() -> None:
                "reason (--override)")
     assert for_the_web(refusal) == ("gates failed for churn:3: acc >= 0.9; an admin may "
                                     "override with a written reason")
+
+
+def test_work_off_the_event_loop_hands_on_what_it_raised() -> None:
+    """Drift measured after the first paint: a failure reaches the page, never a thread's
+    stderr alone (outside a server session the work runs at once)."""
+    from jupyter_mlops.dashboard.pages.monitoring import off_the_event_loop
+
+    handed: list = []
+    off_the_event_loop(lambda: 1 / 0, handed.append)
+    off_the_event_loop(lambda: 42, handed.append)
+    assert isinstance(handed[0], ZeroDivisionError) and handed[1] == 42

@@ -137,16 +137,24 @@ def when_loaded(callback: Any) -> None:
 
 
 def off_the_event_loop(work: Callable[[], Any], then: Callable[[Any], None]) -> None:
-    """Run `work` on a thread and `then(its result)` on the session's event loop, so that
-    half a second of drift tests on a million rows holds up no other session (the
-    dashboard serves everyone from one event loop). Outside a server session, at once."""
+    """Run `work` on a thread and `then(its result, or what it raised)` on the session's
+    event loop, so that half a second of drift tests on a million rows holds up no other
+    session (the dashboard serves everyone from one event loop). Outside a server
+    session, at once."""
+
+    def outcome() -> Any:
+        try:
+            return work()
+        except Exception as exc:  # noqa: BLE001 - shown on the page, never lost on a thread
+            return exc
+
     doc = pn.state.curdoc
     if doc is None or doc.session_context is None:
-        then(work())
+        then(outcome())
         return
 
     def run() -> None:
-        result = work()
+        result = outcome()
         try:
             doc.add_next_tick_callback(lambda: then(result))
         except Exception:  # noqa: BLE001 - the session closed meanwhile: nobody to show it
@@ -187,17 +195,15 @@ def monitoring_page(context: DashboardContext) -> pn.viewable.Viewable:
         later = pn.Column(sizing_mode="stretch_width")
         content.objects = [head, timeline(first, settings), later]
 
-        def measure() -> MonitorReport | MlopsError:
-            try:
-                with context.registry() as registry:
-                    return build_report(registry.project, registry.store, name,
-                                        since=since)
-            except MlopsError as exc:
-                return exc
+        def measure() -> MonitorReport:
+            with context.registry() as registry:
+                return build_report(registry.project, registry.store, name, since=since)
 
-        def show(report: MonitorReport | MlopsError) -> None:
-            if isinstance(report, MlopsError):
-                later.objects = [html_pane(message(str(report), error=True))]
+        def show(report: MonitorReport | Exception) -> None:
+            if isinstance(report, Exception):
+                problem = str(report) if isinstance(report, MlopsError) else repr(report)
+                later.objects = [html_pane(message(f"could not measure drift: {problem}",
+                                                   error=True))]
                 return
             head.object = overview(report, settings)
             later.objects = drift_section(report)

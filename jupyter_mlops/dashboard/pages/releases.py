@@ -179,37 +179,35 @@ def releases_page(context: DashboardContext) -> pn.viewable.Viewable:
     feedback = html_pane("")
     listing = pn.Column(sizing_mode="stretch_width")
 
-    def card(request: ReleaseRequest) -> pn.viewable.Viewable:
+    def card(registry: Registry, request: ReleaseRequest) -> pn.viewable.Viewable:
         gates_ok = request.evidence.get("gates_passed", True)
         header = (f"<h3>#{request.id}: {text(request.ref)} &rarr; {text(request.alias)}</h3>"
                   f"<p>requested by <b>{text(request.requester)}</b>: {text(request.reason)}"
                   f"</p><p>gates {badge('PASS' if gates_ok else 'FAILED')}</p>")
-        with context.registry() as registry:
-            reports = _reports(registry, request)
-            may_approve = identity is not None and registry.can_approve(request, identity)
-            stale = registry.stale_reasons(request)
-            change = registry.data_change(request)
-            others = registry.other_gate_results(request)
-            lineage = _lineage(registry, request)
-        for problem in stale:
+        may_approve = identity is not None and registry.can_approve(request, identity)
+        for problem in registry.stale_reasons(request):
             header += message(f"evidence stale: {for_the_web(problem)}; the requester must "
                               "request again", error=True)
         blocker = approval_blocker(request, identity) if may_approve else None
         may_approve = may_approve and blocker is None
-        parts: list = [html_pane(header + _data_change(change) + _evidence_data(request)
-                                 + '<div class="mlops-scroll">' + _side_by_side(request)
-                                 + "</div>" + _gates(request)
-                                 + _other_gate_runs(others) + lineage + reports)]
-        if blocker is not None:
-            parts.append(html_pane(message(blocker)))
         may_reject = identity is not None and identity.is_reviewer
+        change = registry.data_change(request)
+        # One HTML pane a card: each pane is a shadow root of its own in the browser,
+        # and twenty cards of several panes each were most of the page's paint.
+        markup = (header + _data_change(change) + _evidence_data(request)
+                  + '<div class="mlops-scroll">' + _side_by_side(request) + "</div>"
+                  + _gates(request) + _other_gate_runs(registry.other_gate_results(request))
+                  + _lineage(registry, request) + _reports(registry, request))
+        if blocker is not None:
+            markup += message(blocker)
         if not (may_approve or may_reject):
-            reason = ("you requested this release: another reviewer must approve it"
-                      if identity is not None and identity.user == request.requester
-                      else "only reviewers decide releases")
-            parts.append(html_pane(message(reason)))
-            return pn.Column(*parts, styles={"border": "1px solid #ddd", "padding": "8px"},
+            markup += message("you requested this release: another reviewer must approve it"
+                              if identity is not None and identity.user == request.requester
+                              else "only reviewers decide releases")
+            return pn.Column(html_pane(markup), styles={"border": "1px solid #ddd",
+                                                        "padding": "8px"},
                              sizing_mode="stretch_width")
+        parts: list = [html_pane(markup)]
         reason_box = pn.widgets.TextAreaInput(name="Reason (required)", max_length=2000,
                                               placeholder="why approve or reject",
                                               css_classes=[f"reason-{request.id}"])
@@ -271,8 +269,8 @@ def releases_page(context: DashboardContext) -> pn.viewable.Viewable:
     def refresh() -> None:
         with context.registry() as registry:
             pending = registry.store.releases.list("pending", limit=200)
-        listing.objects = ([card(r) for r in pending] if pending
-                           else [html_pane("<p>No pending releases.</p>")])
+            cards = [card(registry, r) for r in pending]
+        listing.objects = cards or [html_pane("<p>No pending releases.</p>")]
 
     refresh()
     body = pn.Column(feedback, listing, sizing_mode="stretch_width")
