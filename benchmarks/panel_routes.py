@@ -1,10 +1,13 @@
-"""How fast the side panel's runs route answers with a big store.
+"""How fast the side panel's routes answer with a big store.
 
     python benchmarks/panel_routes.py
 
-Seeds 100,000 runs, starts `jupyter server` on 127.0.0.1, and times 100 GET
-requests for a page of 50 runs (plain, and with a filter), reporting p50 and
-p95. Baseline: Jupyter's own `/api/status` route on the same server.
+Seeds 100,000 runs, 10,000 dataset versions (each read by two runs and written by
+one) and 10,000 pipeline runs of 3 steps, starts `jupyter server` on 127.0.0.1,
+and times 100 GET requests for a page of 50 runs (plain, with a filter, far in),
+a page of 50 dataset versions with their runs (the Datasets tab), and the 20
+latest pipeline runs with their steps and reports (the Pipelines tab), reporting
+p50 and p95. Baseline: Jupyter's own `/api/status` route on the same server.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from pathlib import Path
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
-from seed import seed_runs  # noqa: E402
+from seed import seed_datasets, seed_pipelines, seed_runs  # noqa: E402
 
 TOKEN = "bench-token"
 
@@ -47,6 +50,8 @@ def main() -> None:
     root.mkdir(parents=True)
     project = mlops.init(root)
     seed_runs(project.db_path, 100_000)
+    seed_datasets(project.db_path, 10_000, 100_000)
+    seed_pipelines(project.db_path, 10_000)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -72,6 +77,12 @@ def main() -> None:
                 f"&token={TOKEN}"),
             "runs_page_50_offset_50000": timings(
                 f"{base}/jupyter-mlops/api/runs?limit=50&offset=50000&token={TOKEN}"),
+            "datasets": 10_000,
+            "datasets_page_50": timings(f"{base}/jupyter-mlops/api/datasets?limit=50"
+                                        f"&token={TOKEN}"),
+            "pipelines": 10_000,
+            "pipelines_latest_20": timings(f"{base}/jupyter-mlops/api/pipelines?limit=20"
+                                           f"&token={TOKEN}"),
             "baseline_api_status": timings(f"{base}/api/status?token={TOKEN}"),
         }
     finally:
