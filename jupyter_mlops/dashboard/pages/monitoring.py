@@ -22,7 +22,7 @@ from ...views import format_time
 from .. import charts
 from ..context import DashboardContext
 from ..monitoring_summary import by_severity, cards, current_version, version_changes
-from .layout import badge, card, frame, html_pane, message, text
+from .layout import badge, card, frame, html_pane, message, text, when_loaded
 
 WINDOWS = {"last hour": "1h", "last day": "1d", "last week": "7d", "everything": None}
 
@@ -124,16 +124,6 @@ def distribution_figure(title: str, subtitle: str, reference: dict[str, Any],
     labels = [f"{edges[i]:.3g} to {edges[i + 1]:.3g}" for i in range(bins)]
     return charts.distributions(title, labels, list(reference_share), list(current),
                                 edges=list(edges), subtitle=subtitle)
-
-
-def when_loaded(callback: Any) -> None:
-    """Run `callback` once the page is in the browser (at once outside a server session,
-    or when the page is already loaded, as after a change of model or window)."""
-    if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None \
-            and not pn.state.loaded:
-        pn.state.onload(callback)
-    else:
-        callback()
 
 
 def off_the_event_loop(work: Callable[[], Any], then: Callable[[Any], None]) -> None:
