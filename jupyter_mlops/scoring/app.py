@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
+import os
 import signal
 import sys
 import time
@@ -45,6 +45,7 @@ from . import MAX_BUFFERED_ROWS
 from .contract import Invalid, check_instances, openapi
 from .guard import MIB, Refusal, RequestPolicy, check_encoding, check_unicode, not_utf8
 from .holder import Loaded, ModelHolder, ModelNotLoaded
+from .inputs import quiet_feature_names_warning
 from .logger import BufferedLogger, storable
 from .supervision import Periodic, Watch, printable, relieve
 
@@ -201,6 +202,11 @@ class PredictHandler(Base):
                 self._log_failure(started, version, "invalid", refusal.message)
                 self.refuse(refusal)
                 return
+            numeric = loaded.numeric
+            matrix = numeric.matrix(parsed) if numeric is not None else None
+            if matrix is not None:
+                self._predict_matrix(started, loaded, matrix)
+                return
             instances = check_instances(parsed, loaded.columns)
         except RecursionError:  # guarded by check_depth; kept so it can never be a 500
             self._log_failure(started, version, "invalid", "body: JSON nested too deep")
@@ -216,15 +222,52 @@ class PredictHandler(Base):
             return
         self._predict(started, loaded, instances)
 
+    def _predict_matrix(self, started: float, loaded: Loaded, matrix: Any) -> None:
+        """The fast path: `matrix` holds every instance's features in the model's order."""
+        outputs = self._outputs(started, loaded, loaded.numeric.model_input(matrix))
+        if outputs is None:
+            return
+        latency = (time.perf_counter() - started) * 1000
+        ids = _request_ids(len(outputs))
+        names = [INPUT_PREFIX + name for name in loaded.numeric.names]
+        now = time.time()
+        version = loaded.version.version
+        self.logger.add([{"request_id": rid, "at": now, "version": version,
+                          "latency_ms": latency, "status": "ok", "error": "", "output": out,
+                          **dict(zip(names, row, strict=True))}
+                         for rid, out, row in zip(ids, outputs, matrix.tolist(), strict=True)])
+        self._answer(loaded, outputs, ids)
+
     def _predict(self, started: float, loaded: Loaded, instances: list[dict]) -> None:
+        import pandas as pd
+
+        frame = pd.DataFrame(instances, columns=[name for name, _ in loaded.columns])
+        outputs = self._outputs(started, loaded, frame)
+        if outputs is None:
+            return
+        latency = (time.perf_counter() - started) * 1000
+        now = time.time()
+        ids = _request_ids(len(outputs))
+        version = loaded.version.version
+        self.logger.add([{"request_id": rid, "at": now, "version": version,
+                          "latency_ms": latency, "status": "ok", "error": "", "output": out,
+                          **{INPUT_PREFIX + k: v for k, v in instance.items()}}
+                         for rid, out, instance in zip(ids, outputs, instances, strict=True)])
+        self._answer(loaded, outputs, ids)
+
+    def _answer(self, loaded: Loaded, outputs: list[float], ids: list[str]) -> None:
+        self.reply(200, {"predictions": outputs, "model": loaded.version.ref,
+                         "request_ids": ids})
+
+    def _outputs(self, started: float, loaded: Loaded, model_input: Any) -> list[float] | None:
+        """The model's outputs for `model_input`, one float each; None when it could not
+        score them (answered: 422 for the input's fault, 500 for the model's)."""
+        import numpy as np
+
         version = loaded.version.version
         try:
-            import numpy as np
-            import pandas as pd
-
-            frame = pd.DataFrame(instances, columns=[name for name, _ in loaded.columns])
             with np.errstate(all="ignore"):  # an overflow is seen below, not printed per request
-                outputs = [float(v) for v in model_outputs(loaded.model, frame)]
+                outputs = np.asarray(model_outputs(loaded.model, model_input), dtype=np.float64)
         except (ArithmeticError, ValueError, TypeError) as exc:
             # The model refused these values (e.g. sklearn's "Input X contains infinity or
             # a value too large for dtype('float64')" for 1e308 after scaling): the input's
@@ -234,21 +277,14 @@ class PredictHandler(Base):
         except Exception as exc:  # the model itself failed: log it, answer 500 as JSON
             self._log_failure(started, version, "error", f"{type(exc).__name__}: {exc}")
             self.reply(500, {"message": "the model failed on this input"})
-            return
-        if not all(map(math.isfinite, outputs)):
-            where = next(i for i, out in enumerate(outputs) if not math.isfinite(out))
+            return None
+        finite = np.isfinite(outputs)
+        if not finite.all():
+            where = int(np.argmin(finite))
             self._unscorable(started, version, f"instances[{where}]: the model's output is "
                                                f"{outputs[where]}, not a finite number")
-            return
-        latency = (time.perf_counter() - started) * 1000
-        now = time.time()
-        ids = [uuid.uuid4().hex for _ in instances]
-        self.logger.add([{"request_id": rid, "at": now, "version": version,
-                          "latency_ms": latency, "status": "ok", "error": "", "output": out,
-                          **{INPUT_PREFIX + k: v for k, v in instance.items()}}
-                         for rid, out, instance in zip(ids, outputs, instances, strict=True)])
-        self.reply(200, {"predictions": outputs, "model": loaded.version.ref,
-                         "request_ids": ids})
+            return None
+        return outputs.tolist()
 
     def _unscorable(self, started: float, version: int | None, problem: str) -> None:
         """422: the inputs passed the contract but the model could not score them."""
@@ -328,6 +364,7 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
 
 def make_app(holder: ModelHolder, logger: BufferedLogger, policy: RequestPolicy,
              watch: Watch | None = None) -> tornado.web.Application:
+    quiet_feature_names_warning()  # models fitted on DataFrames may be given a matrix
     args = {"service": Service(holder, logger, policy, watch)}
     return tornado.web.Application([
         (r"/predict", PredictHandler, args), (r"/health", HealthHandler, args),
@@ -523,6 +560,12 @@ def _log_to_stderr() -> None:
         service_log.addHandler(handler)
         service_log.setLevel(logging.INFO)
         service_log.propagate = False
+
+
+def _request_ids(count: int) -> list[str]:
+    """`count` random 128-bit request ids in hex, from one read of the system's randomness."""
+    text = os.urandom(16 * count).hex()
+    return [text[i:i + 32] for i in range(0, 32 * count, 32)]
 
 
 def _declared_length(content_length: str | None) -> int | None:

@@ -20,6 +20,7 @@ from ..project import Project
 from ..store import Store
 from ..store.models import parse_model_ref
 from ..store.records import ModelVersion
+from .inputs import NumericInput, numeric_input
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class Loaded:
     version: ModelVersion
     model: Any
     columns: tuple[tuple[str, str | None], ...]  # (name, dtype) in the model's order
+    numeric: NumericInput | None = None  # the fast path, when every feature is a number
 
 
 class ModelNotLoaded(MlopsError):
@@ -116,4 +118,6 @@ class ModelHolder:
         else:
             data = ArtifactStore(self.project.artifacts_dir).read_bytes(version.digest)
         model = load_model_bytes(data)
-        return Loaded(version=version, model=model, columns=columns_of(version, model))
+        columns = columns_of(version, model)
+        return Loaded(version=version, model=model, columns=columns,
+                      numeric=numeric_input(model, columns))
