@@ -46,7 +46,7 @@ from .contract import Invalid, check_instances, openapi
 from .guard import MIB, Refusal, RequestPolicy, check_encoding, check_unicode, not_utf8
 from .holder import Loaded, ModelHolder, ModelNotLoaded
 from .inputs import quiet_feature_names_warning
-from .logger import BufferedLogger, storable
+from .logger import Block, BufferedLogger, storable
 from .supervision import Periodic, Watch, printable, relieve
 
 service_log = logging.getLogger("jupyter_mlops.scoring")
@@ -229,22 +229,19 @@ class PredictHandler(Base):
             return
         latency = (time.perf_counter() - started) * 1000
         ids = _request_ids(len(outputs))
-        names = [INPUT_PREFIX + name for name in loaded.numeric.names]
-        now = time.time()
-        version = loaded.version.version
-        self.logger.add([{"request_id": rid, "at": now, "version": version,
-                          "latency_ms": latency, "status": "ok", "error": "", "output": out,
-                          **dict(zip(names, row, strict=True))}
-                         for rid, out, row in zip(ids, outputs, matrix.tolist(), strict=True)])
-        self._answer(loaded, outputs, ids)
+        self.logger.add_block(Block(ids=ids, at=time.time(), version=loaded.version.version,
+                                    latency_ms=latency, outputs=outputs, names=loaded.log_names,
+                                    inputs=matrix))
+        self._answer(loaded, outputs.tolist(), ids)
 
     def _predict(self, started: float, loaded: Loaded, instances: list[dict]) -> None:
         import pandas as pd
 
         frame = pd.DataFrame(instances, columns=[name for name, _ in loaded.columns])
-        outputs = self._outputs(started, loaded, frame)
-        if outputs is None:
+        scored = self._outputs(started, loaded, frame)
+        if scored is None:
             return
+        outputs = scored.tolist()
         latency = (time.perf_counter() - started) * 1000
         now = time.time()
         ids = _request_ids(len(outputs))
@@ -259,8 +256,8 @@ class PredictHandler(Base):
         self.reply(200, {"predictions": outputs, "model": loaded.version.ref,
                          "request_ids": ids})
 
-    def _outputs(self, started: float, loaded: Loaded, model_input: Any) -> list[float] | None:
-        """The model's outputs for `model_input`, one float each; None when it could not
+    def _outputs(self, started: float, loaded: Loaded, model_input: Any) -> Any:
+        """The model's outputs for `model_input`, a float64 array; None when it could not
         score them (answered: 422 for the input's fault, 500 for the model's)."""
         import numpy as np
 
@@ -284,7 +281,7 @@ class PredictHandler(Base):
             self._unscorable(started, version, f"instances[{where}]: the model's output is "
                                                f"{outputs[where]}, not a finite number")
             return None
-        return outputs.tolist()
+        return outputs
 
     def _unscorable(self, started: float, version: int | None, problem: str) -> None:
         """422: the inputs passed the contract but the model could not score them."""
@@ -377,6 +374,9 @@ class NoLogger(BufferedLogger):
     """For load tests of the service itself: nothing is logged."""
 
     def add(self, rows: list[dict[str, Any]]) -> None:
+        return None
+
+    def add_block(self, block: Block) -> None:
         return None
 
     def flush(self) -> int:

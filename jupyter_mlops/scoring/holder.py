@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from ..artifacts import ArtifactStore
 from ..errors import MlopsError
 from ..models import load_model_bytes
+from ..monitoring.predlog import INPUT_PREFIX
 from ..project import Project
 from ..store import Store
 from ..store.models import parse_model_ref
@@ -29,6 +31,11 @@ class Loaded:
     model: Any
     columns: tuple[tuple[str, str | None], ...]  # (name, dtype) in the model's order
     numeric: NumericInput | None = None  # the fast path, when every feature is a number
+
+    @cached_property
+    def log_names(self) -> tuple[str, ...]:
+        """The prediction log's input columns of the fast path (`numeric`'s names)."""
+        return tuple(INPUT_PREFIX + name for name in self.numeric.names) if self.numeric else ()
 
 
 class ModelNotLoaded(MlopsError):
