@@ -5,7 +5,8 @@
 The same breast-cancer pipeline (StandardScaler + LogisticRegression, fitted on
 the same data) is served by each server in turn, started fresh each round:
 
-- `ours-log`: `mlops serve` with the prediction log on (the default);
+- `ours-log`: `mlops serve` as it starts by default (the prediction log on, one
+  serving process per core);
 - `ours-nolog`: `mlops serve --no-log`;
 - `ours-w1` / `ours-w2`: logging on, `--workers 1` / `--workers 2`;
 - `mlflow`: `mlflow models serve --env-manager local` (uvicorn), run by the
@@ -40,7 +41,7 @@ HERE = Path(__file__).resolve().parent
 DATA = HERE / ".data"
 MLFLOW_VENV = DATA / "mlflow-venv"
 MLFLOW_MODEL = DATA / "serving-mlflow-model"
-SERVERS = ("ours-log", "ours-nolog", "mlflow")
+SERVERS = ("ours-log", "ours-nolog", "ours-w1", "ours-w2", "mlflow")
 
 
 def _port() -> int:
@@ -347,6 +348,18 @@ def main() -> None:
         ours = summary["ours-log"]
         ours["1row_p50_minus_predict_proba_ms"] = (
             ours["1row_p50_ms"] - baseline["predict_proba_frame_ms"])
+        if "ours-nolog" in summary:
+            off = summary["ours-nolog"]
+            ours["1row_p99_over_nolog"] = ours["1row_p99_ms"] / off["1row_p99_ms"]
+            ours["100rows_p99_over_nolog"] = ours["100rows_p99_ms"] / off["100rows_p99_ms"]
+        if "mlflow" in summary:
+            theirs = summary["mlflow"]
+            ours["1row_p50_mlflow_over_ours"] = theirs["1row_p50_ms"] / ours["1row_p50_ms"]
+            ours["4clients_ours_over_mlflow"] = (ours["4clients_per_second"]
+                                                 / theirs["4clients_per_second"])
+    if "ours-w1" in summary and "ours-w2" in summary:
+        summary["4clients_w2_over_w1"] = (summary["ours-w2"]["4clients_per_second"]
+                                          / summary["ours-w1"]["4clients_per_second"])
     out = {"date": time.strftime("%Y-%m-%d"), "cores": os.cpu_count(),
            "python": sys.version.split()[0], "rounds": args.rounds,
            "seconds_per_figure": args.seconds, "in_process": baseline,

@@ -36,6 +36,8 @@ from typing import Any
 
 import tornado.web
 from tornado.httpserver import HTTPServer
+from tornado.ioloop import IOLoop
+from tornado.iostream import IOStream
 
 from ..monitoring.predlog import INPUT_PREFIX
 from ..monitoring.profile import model_outputs
@@ -422,7 +424,7 @@ async def serve_requests(holder: ModelHolder, logger: LogFeed | NoLogger,
     server = HTTPServer(make_app(holder, logger, policy, watch),
                         max_body_size=policy.max_body_bytes,
                         max_buffer_size=policy.max_body_bytes + MIB)
-    server.add_sockets(sockets)
+    accepting = _accept_one_at_a_time(server, sockets)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     task = asyncio.create_task(follower.run(stop))
@@ -430,7 +432,7 @@ async def serve_requests(holder: ModelHolder, logger: LogFeed | NoLogger,
         await stop.wait()
     finally:  # every request answered has handed its rows to the log's writer
         stop.set()
-        server.stop()  # no new connection...
+        accepting.stop()  # no new connection...
         try:  # ...and the open ones (keep-alive clients) closed once their answers are sent
             await asyncio.wait_for(server.close_all_connections(), CLOSE_CONNECTIONS_SECONDS)
         except TimeoutError:
@@ -440,6 +442,42 @@ async def serve_requests(holder: ModelHolder, logger: LogFeed | NoLogger,
             if isinstance(outcome, Exception):  # a bug: said
                 report(f"a periodic task failed: {type(outcome).__name__}: {outcome}")
         logger.close()
+
+
+class _Accepting:
+    """The listening sockets one serving process takes connections from."""
+
+    def __init__(self, sockets: list[socket.socket]) -> None:
+        self.sockets = sockets
+
+    def stop(self) -> None:
+        io_loop = IOLoop.current()
+        for sock in self.sockets:
+            io_loop.remove_handler(sock)
+
+
+def _accept_one_at_a_time(server: HTTPServer, sockets: list[socket.socket]) -> _Accepting:
+    """Take connections from `sockets`, shared with the service's other serving
+    processes, one per wake-up.
+
+    Tornado's own handler accepts every queued connection at once, so the
+    process that wakes first takes them all (four clients connecting together
+    all land on one process). Taking one leaves the next to whichever process
+    is free: a busy one is slower to wake, so connections go to the idle.
+    """
+    io_loop = IOLoop.current()
+
+    def accept(sock: socket.socket) -> None:
+        try:
+            connection, address = sock.accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return  # another process took it, or the client gave up
+        server.handle_stream(IOStream(connection, max_buffer_size=server.max_buffer_size,
+                                      read_chunk_size=server.read_chunk_size), address)
+
+    for sock in sockets:
+        io_loop.add_handler(sock, lambda fd, events, sock=sock: accept(sock), IOLoop.READ)
+    return _Accepting(sockets)
 
 
 def _shown(project: Project) -> Callable[[str], str]:
