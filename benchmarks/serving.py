@@ -14,12 +14,15 @@ the same data) is served by each server in turn, started fresh each round:
   made on first use; never a dependency of ours).
 
 Figures per server: the time from the command to the first 200 on /health;
-1 client sending 1-row and 100-row requests (p50, p99); 4 clients sending
-1-row requests (requests per second). Clients are keep-alive sockets on
-loopback sending prebuilt bytes, so that the client costs little beside the
-server. Before the rounds, the model's own `predict_proba` is timed in
-process on the same single row (a one-row DataFrame, as the service builds),
-the baseline the service's overhead is measured against. Results go to
+1 client sending 1-row and 100-row requests (p50, p99, and the CPU time the
+server's processes spent per request); 4 clients sending 1-row requests
+(requests per second, and how many cores the server's processes kept busy:
+on a machine shared with other work, a server can't use cores others hold).
+Clients are keep-alive sockets on loopback sending prebuilt bytes, so that the
+client costs little beside the server. Before the rounds, the model's own
+`predict_proba` is timed in process on the same single row (as a one-row
+DataFrame and as an array), the baseline the service's overhead is measured
+against. Results go to
 benchmarks/serving-results.json; medians over the rounds.
 """
 
@@ -198,6 +201,23 @@ class Server:
             self.proc.wait()
 
 
+def session_cpu_seconds(session: int) -> float:
+    """CPU time (user + system) of every live process of `session` (the server's tree):
+    a figure the other load on a shared machine does not change much, unlike latency."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session:  # fields[3] is the session id (field 6 of stat)
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
 def request_bytes(kind: str, port: int, rows: list[dict]) -> bytes:
     body = json.dumps({"dataframe_records": rows} if kind == "mlflow"
                       else {"instances": rows}).encode()
@@ -247,10 +267,11 @@ class Client:
         self.sock.close()
 
 
-def latencies(port: int, requests: list[bytes], seconds: float) -> dict:
+def latencies(port: int, requests: list[bytes], seconds: float, session: int) -> dict:
     client = Client(port)
     for request in requests[:50]:  # warm
         client.call(request)
+    cpu = session_cpu_seconds(session)
     times, i = [], 0
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -258,13 +279,16 @@ def latencies(port: int, requests: list[bytes], seconds: float) -> dict:
         client.call(requests[i % len(requests)])
         times.append(time.perf_counter() - start)
         i += 1
+    cpu = session_cpu_seconds(session) - cpu
     client.close()
     times.sort()
     return {"p50_ms": statistics.median(times) * 1000,
-            "p99_ms": times[int(0.99 * len(times))] * 1000, "requests": len(times)}
+            "p99_ms": times[int(0.99 * len(times))] * 1000, "requests": len(times),
+            "server_cpu_ms_per_request": cpu * 1000 / len(times)}
 
 
-def throughput(port: int, requests: list[bytes], clients: int, seconds: float) -> dict:
+def throughput(port: int, requests: list[bytes], clients: int, seconds: float,
+               session: int) -> dict:
     counts = [0] * clients
     start_gate = threading.Barrier(clients + 1)
     stop = threading.Event()
@@ -285,14 +309,16 @@ def throughput(port: int, requests: list[bytes], clients: int, seconds: float) -
     for thread in threads:
         thread.start()
     start_gate.wait()
+    cpu = session_cpu_seconds(session)
     begun = time.perf_counter()
     time.sleep(seconds)
     before = sum(counts)
     elapsed = time.perf_counter() - begun
+    cpu = session_cpu_seconds(session) - cpu
     stop.set()
     for thread in threads:
         thread.join()
-    return {"per_second": before / elapsed}
+    return {"per_second": before / elapsed, "server_cores_busy": cpu / elapsed}
 
 
 def one_round(kind: str, root: Path, rows: list[dict], seconds: float) -> dict:
@@ -302,10 +328,14 @@ def one_round(kind: str, root: Path, rows: list[dict], seconds: float) -> dict:
         hundred = [request_bytes(kind, server.port, rows[i:i + 100])
                    for i in range(0, len(rows) - 100, 37)]
         figures = {"startup_s": server.startup_s}
-        figures.update({f"1row_{k}": v for k, v in latencies(server.port, one, seconds).items()})
+        session = server.proc.pid
+        figures.update({f"1row_{k}": v
+                        for k, v in latencies(server.port, one, seconds, session).items()})
         figures.update({f"100rows_{k}": v
-                        for k, v in latencies(server.port, hundred, seconds).items()})
-        figures["4clients_per_second"] = throughput(server.port, one, 4, seconds)["per_second"]
+                        for k, v in latencies(server.port, hundred, seconds, session).items()})
+        loaded = throughput(server.port, one, 4, seconds, session)
+        figures["4clients_per_second"] = loaded["per_second"]
+        figures["4clients_server_cores_busy"] = loaded["server_cores_busy"]
     finally:
         server.stop()
     return figures

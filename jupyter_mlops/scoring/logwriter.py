@@ -270,18 +270,18 @@ async def _tell_health(stop: asyncio.Event, feeds: set[Connection], lock: thread
                        team: Any) -> None:
     """Send the log's /health reasons to every serving process when they change (and
     to a new one at once)."""
-    told: dict[int, list[str]] = {}
+    told: dict[Connection, list[str]] = {}  # a feed -> what it was told last
     while not stop.is_set():
         reasons = log_reasons(logger, writer, spiller, team)
         with lock:
             current = list(feeds)
         for conn in current:
-            if told.get(id(conn)) != reasons:
+            if told.get(conn) != reasons:
                 try:
                     conn.send(("reasons", reasons))
                 except OSError:
                     continue  # closing: its reader thread removes it
-                told[id(conn)] = reasons
+                told[conn] = reasons
         try:
             await asyncio.wait_for(stop.wait(), STATUS_SECONDS)
         except TimeoutError:

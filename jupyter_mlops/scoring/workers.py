@@ -115,9 +115,10 @@ def _start_writer(project: Project, holder: ModelHolder, ref: str, client: Any,
                   flush_seconds: float, log_buffer: int, sockets: list) -> LogWriterProcess:
     team_start = None
     if client is not None:
-        def team_start() -> Any:
+        def team_start() -> Any:  # in the forked writer
             from .team import TeamPredictionLog
 
+            client.forget_connections()
             team = TeamPredictionLog(project, client, ref)
             run_id = team.start()
             report(f"the prediction log goes to the team server {client.url} (run {run_id})")
@@ -153,6 +154,8 @@ class _Pool:
                     signal.signal(sig, signal.SIG_DFL)
                 if self.writer is not None:
                     self.writer.forget()  # the writer sees the supervisor's end alone
+                if self.holder.client is not None:
+                    self.holder.client.forget_connections()
                 code = _serving_process(self.holder, self.sockets, self.policy, feed,
                                         self.poll_seconds, parent, index)
             except BaseException:
