@@ -205,10 +205,7 @@ class PredictHandler(Base):
                 return
             numeric = loaded.numeric
             matrix = numeric.matrix(parsed) if numeric is not None else None
-            if matrix is not None:
-                self._predict_matrix(started, loaded, matrix)
-                return
-            instances = check_instances(parsed, loaded.columns)
+            instances = check_instances(parsed, loaded.columns) if matrix is None else []
         except RecursionError:  # guarded by check_depth; kept so it can never be a 500
             self._log_failure(started, version, "invalid", "body: JSON nested too deep")
             self.refuse(Refusal(400, "body: JSON nested too deep"))
@@ -221,7 +218,10 @@ class PredictHandler(Base):
             self._log_failure(started, version, "invalid", str(exc))
             self.reply(422, {"message": str(exc), "field": exc.field})
             return
-        self._predict(started, loaded, instances)
+        if matrix is not None:
+            self._predict_matrix(started, loaded, matrix)
+        else:
+            self._predict(started, loaded, instances)
 
     def _predict_matrix(self, started: float, loaded: Loaded, matrix: Any) -> None:
         """The fast path: `matrix` holds every instance's features in the model's order."""
