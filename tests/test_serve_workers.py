@@ -165,3 +165,18 @@ def test_workers_must_be_a_sensible_number(project) -> None:
     text = served.log_path.read_text()
     assert served.proc.returncode == 1
     assert "mlops: error: --workers 0: give a number of processes from 1 to 256" in text
+
+
+def test_the_service_stops_with_one_line_when_its_log_writer_dies(project) -> None:
+    """The writer holds rows not yet written: the service does not go on without it."""
+    served = start_serve(project, "cancer@production", "--workers", "2")
+    writer, *serving = children(served.proc.pid)
+    send_load(served.port, clients=1, each=5)
+    os.kill(writer, signal.SIGKILL)
+    served.proc.wait(timeout=120)
+    text = served.log_path.read_text()
+    assert served.proc.returncode == 1, text
+    assert ("mlops: error: the prediction log's writer process ended (signal SIGKILL); the "
+            "service stopped") in text, text
+    assert "Traceback" not in text
+    assert not any(Path(f"/proc/{pid}").exists() for pid in serving)  # stopped with it
