@@ -111,6 +111,15 @@ def _kernel_manager_class(env: Mapping[str, str], registry: KernelRegistry | Non
                 self.provisioner = provisioner
             return await super()._async_pre_start_kernel(**kw)
 
+        async def _async_wait(self, pollinterval: float = 0.1) -> None:
+            # A forked kernel's exit is seen on its pidfd at once; jupyter_client polls
+            # every 0.1 s.
+            exited = getattr(self.provisioner, "exited", None)
+            if exited is not None:
+                await exited()
+            else:
+                await super()._async_wait(pollinterval=pollinterval)
+
         async def _async_post_start_kernel(self, **kw: Any) -> None:
             await super()._async_post_start_kernel(**kw)
             pid = getattr(self.provisioner, "pid", None)

@@ -38,6 +38,7 @@ WARM = "warm"
 STEP_VARIABLE = re.compile(r"(MLOPS_|JPY_|IPY_|PYDEVD_)")
 _MAGIC_LINE = re.compile(r"^\s*[%!]")
 _LOAD_EXT = re.compile(r"^\s*%load_ext\s+([\w.]+)", re.MULTILINE)
+_MODEL_MAGIC = re.compile(r"^\s*%mlops\s+model\b", re.MULTILINE)
 
 
 def cold(reason: str) -> str:
@@ -68,6 +69,8 @@ def notebook_imports(notebook: Path) -> list[str]:
         source = cell.get("source", "")
         source = "".join(source) if isinstance(source, list) else str(source)
         found += _LOAD_EXT.findall(source)
+        if _MODEL_MAGIC.search(source):
+            found.append("jupyter_mlops.models")
         python = "\n".join("" if _MAGIC_LINE.match(line) else line
                            for line in source.splitlines())
         try:
@@ -82,14 +85,20 @@ def notebook_imports(notebook: Path) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+# Modules our own code imports only when called: the magics when the extension loads,
+# skops when a model is saved or loaded (0.5 s).
+IMPORTED_LATER = {"jupyter_mlops": ("jupyter_mlops.kernel_magics",),
+                  "jupyter_mlops.models": ("skops.io",)}
+
+
 def preload_modules(notebooks: Iterable[Path]) -> list[str]:
-    """What the template imports for these notebooks: their imports, and the magics'
-    modules when they load `jupyter_mlops`."""
+    """What the template imports for these notebooks: their imports, and what our own
+    modules among them import later."""
     modules: list[str] = []
     for notebook in notebooks:
         modules += notebook_imports(notebook)
-    if "jupyter_mlops" in modules:
-        modules.append("jupyter_mlops.kernel_magics")
+    for module in list(modules):
+        modules += IMPORTED_LATER.get(module, ())
     return list(dict.fromkeys(modules))
 
 
@@ -109,6 +118,9 @@ class KernelTemplate:
         self.env_digest = env_digest
         self.modules = modules
         self.environ = dict(os.environ)
+        # The kernel's debugger warns at import about frozen modules: in a cold kernel
+        # jupyter's own environment silences it; here it would be said once, for nothing.
+        launch_env = {**self.environ, "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         args = [sys.executable, "-m", "jupyter_mlops.pipelines.kernel_template",
                 "--control-fd", str(theirs.fileno()), "--root", str(root),
@@ -119,7 +131,7 @@ class KernelTemplate:
             args.append("--pdeathsig")
         try:
             self.process = subprocess.Popen(
-                args, cwd=root, env=self.environ, stdin=subprocess.DEVNULL,
+                args, cwd=root, env=launch_env, stdin=subprocess.DEVNULL,
                 pass_fds=(theirs.fileno(),), start_new_session=True)
         finally:
             theirs.close()
@@ -353,11 +365,13 @@ class ForkProvisioner(LocalProvisioner):
                     f"({', '.join(differs[:5])})")
         return None
 
-    async def wait(self) -> int | None:
-        """Wait for the exit on the pidfd, not by polling every 0.1 s."""
+    async def exited(self) -> None:
+        """Return when the kernel process has exited: at once, seen on its pidfd."""
         process = self.process
         if not isinstance(process, ForkedKernel):
-            return await super().wait()
+            while await self.poll() is None:
+                await asyncio.sleep(0.1)
+            return
         if process.pidfd is not None and process.returncode is None:
             loop = asyncio.get_running_loop()
             exited = loop.create_future()
@@ -367,6 +381,13 @@ class ForkProvisioner(LocalProvisioner):
                 await exited
             finally:
                 loop.remove_reader(fd)
-        code = process.wait()
+        process.wait()
+
+    async def wait(self) -> int | None:
+        """Wait for the exit on the pidfd, not by polling every 0.1 s."""
+        process = self.process
+        if not isinstance(process, ForkedKernel):
+            return await super().wait()
+        await self.exited()
         self.process = None
-        return code
+        return process.returncode
