@@ -32,7 +32,7 @@ REPO = Path(__file__).parent.parent
 DATA = Path(__file__).parent / ".data"
 sys.path.insert(0, str(Path(__file__).parent))
 
-from pipelines import example_project, wall  # noqa: E402
+from pipelines import cached_run, example_project, wall  # noqa: E402
 
 
 class Timers:
@@ -141,13 +141,89 @@ def breakdown(root: Path) -> dict:
     return results
 
 
+EXAMPLE_PARAMS = {"prepare": {"test_size": 0.25, "seed": 7}, "train": {"C": 0.5, "seed": 7},
+                  "evaluate": {"model": "models/classifier.skops"}}
+
+
+def one_kernel(root: Path) -> float:
+    """Every code cell of the three notebooks in order, each notebook's parameters as
+    the pipeline gives them, in one kernel started (and ready) before the clock."""
+    from jupyter_client.manager import start_new_kernel
+
+    km, kc = start_new_kernel(cwd=str(root), extra_env={"MLOPS_HOME": str(root)})
+    try:
+        cells = []
+        for step, params in EXAMPLE_PARAMS.items():
+            notebook = json.loads((root / "notebooks" / f"{step}.ipynb").read_text())
+            for cell in notebook["cells"]:
+                if cell["cell_type"] != "code":
+                    continue
+                cells.append("".join(cell["source"]))
+                if "parameters" in cell["metadata"].get("tags", []):
+                    cells.append("\n".join(f"{k} = {v!r}" for k, v in params.items()))
+        start = time.perf_counter()
+        for code in cells:
+            reply = kc.execute_interactive(code, timeout=300, output_hook=lambda msg: None)
+            assert reply["content"]["status"] == "ok", reply["content"]
+        return time.perf_counter() - start
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+def compare(root: Path, rounds: int = 3) -> dict:
+    """The example pipeline, `--force all`, warm and cold, beside the one-kernel
+    baseline; interleaved rounds, medians."""
+    command = [sys.executable, "-m", "jupyter_mlops.cli.main", "pipeline", "run",
+               "pipelines/train.yaml", "--force", "all"]
+    warm, cold, baseline = [], [], []
+    for _ in range(rounds):
+        warm.append(wall(command, root, 1))
+        cold.append(wall([*command, "--cold"], root, 1))
+        baseline.append(one_kernel(root))
+    result = {"warm_s": statistics.median(warm), "cold_s": statistics.median(cold),
+              "one_kernel_s": statistics.median(baseline),
+              "samples": {"warm": warm, "cold": cold, "one_kernel": baseline}}
+    result["warm_over_one_kernel"] = result["warm_s"] / result["one_kernel_s"]
+    result["cold_over_one_kernel"] = result["cold_s"] / result["one_kernel_s"]
+    return result
+
+
+def trivial(root: Path, steps: int = 20) -> dict:
+    """20 independent trivial notebooks (the pipeline tests' make.ipynb: %mlops start,
+    a param, a file, a metric, two glued values), `--jobs 1`, warm and cold, through
+    `PipelineRunner.run()` in this process (the template's start included)."""
+    from jupyter_mlops.pipelines.runner import PipelineRunner
+    from jupyter_mlops.pipelines.spec import load_spec
+    from jupyter_mlops.project import find_project
+    from jupyter_mlops.store import Store
+
+    shutil.copy(REPO / "tests" / "notebooks" / "pipeline" / "make.ipynb", root / "make.ipynb")
+    spec_path = root / "twenty.yaml"
+    spec_path.write_text("name: twenty\nsteps:\n" + "".join(
+        f"  s{i}:\n    notebook: make.ipynb\n    params: {{n: {i}, out: out/{i}.txt}}\n"
+        for i in range(steps)))
+    project = find_project(root)
+    result = {}
+    for label, cold in (("warm", False), ("cold", True), ("warm_again", False)):
+        with Store(project.db_path) as store:
+            start = time.perf_counter()
+            outcome = PipelineRunner(load_spec(spec_path, root), project, store, force=["all"],
+                                     cold=cold).run()
+            elapsed = time.perf_counter() - start
+        assert outcome.ok
+        result[f"{label}_per_step_s"] = elapsed / steps
+    return result
+
+
 def main() -> None:
     wanted = set(sys.argv[1:]) or {"breakdown", "compare", "trivial", "cached"}
     root = example_project()
     subprocess.run([sys.executable, "-m", "jupyter_mlops.cli.main", "pipeline", "run",
                     "pipelines/train.yaml"], cwd=root, check=True, capture_output=True)
     results: dict = {}
-    benches = [("breakdown", breakdown)]
+    benches = [("breakdown", breakdown), ("compare", compare), ("trivial", trivial),
+               ("cached", cached_run)]
     for name, bench in benches:
         if name in wanted:
             print(f"{name} ...", file=sys.stderr, flush=True)

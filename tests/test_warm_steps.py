@@ -26,7 +26,7 @@ from jupyter_mlops.project import Project
 from jupyter_mlops.store import Store
 
 from .conftest import NOTEBOOKS
-from .helpers import wait_for
+from .helpers import alive, descendants, wait_for
 
 FIXTURES = NOTEBOOKS / "warm"
 ONE_STEP = "name: {name}\nsteps:\n  only:\n    notebook: {notebook}\n"
@@ -154,34 +154,6 @@ def test_the_template_is_replaced_when_the_environment_changes(project: Project,
     finally:
         executor.close()
     assert not second.alive()
-
-
-def descendants(pid: int) -> set[int]:
-    """Every process below `pid`, read from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 @pytest.mark.parametrize("how", ["ctrl-c", "kill-9"])
