@@ -233,8 +233,11 @@ class PipelineRunner:
         plan = {p.step.name: p for p in self.plan(self._stat_cache)}
         if any(p.cached is None or p.forced for p in plan.values()):
             # The template (if any) imports while the run is recorded and papermill loads.
-            self._executor().prepare(self.spec.root, self.environment().digest,
-                                     [step.notebook for step in self.spec.steps.values()])
+            # An executor made elsewhere may have nothing to prepare (no `prepare`).
+            prepare = getattr(self._executor(), "prepare", None)
+            if prepare is not None:
+                prepare(self.spec.root, self.environment().digest,
+                        [step.notebook for step in self.spec.steps.values()])
         spec_digest = digest_file(self.spec.path)
         pipeline_run = self.store.pipelines.start(self.spec.name, str(self.spec.path),
                                                   spec_digest, self.trigger,
