@@ -65,15 +65,23 @@ class StepResult:
 
 
 class KernelRegistry:
-    """Kernel process ids started for steps, so an interrupt can stop them all."""
+    """Kernel process ids started for steps, so an interrupt can stop them all.
+
+    Once `kill_all` ran, a kernel registered later (one that was still starting: a
+    warm one waiting for its template's imports) is killed at once.
+    """
 
     def __init__(self) -> None:
         self._pids: set[int] = set()
         self._lock = threading.Lock()
+        self._stopped = False
 
     def add(self, pid: int) -> None:
         with self._lock:
-            self._pids.add(pid)
+            if not self._stopped:
+                self._pids.add(pid)
+                return
+        _kill_group(pid)
 
     def discard(self, pid: int) -> None:
         with self._lock:
@@ -83,12 +91,17 @@ class KernelRegistry:
         with self._lock:
             pids = list(self._pids)
             self._pids.clear()
+            self._stopped = True
         for pid in pids:
-            try:
-                os.killpg(os.getpgid(pid), signal.SIGKILL)  # kernels run in their own session
-            except (ProcessLookupError, PermissionError):
-                pass
+            _kill_group(pid)
         return len(pids)
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(os.getpgid(pid), signal.SIGKILL)  # kernels run in their own session
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _kernel_manager_class(env: Mapping[str, str], registry: KernelRegistry | None,
@@ -97,8 +110,14 @@ def _kernel_manager_class(env: Mapping[str, str], registry: KernelRegistry | Non
     given a `start`, its kernel is forked from the template (or started cold, the
     reason kept in `start.note`)."""
     from jupyter_client.manager import AsyncKernelManager
+    from traitlets import DottedObjectName, Type
+
+    from .kernel_client import StepKernelClient
 
     class StepKernelManager(AsyncKernelManager):
+        client_class = DottedObjectName("jupyter_mlops.pipelines.kernel_client.StepKernelClient")
+        client_factory = Type(StepKernelClient, klass=StepKernelClient)
+
         async def _async_pre_start_kernel(self, **kw: Any):
             kw["env"] = {**os.environ, **kw.get("env", {}), **env}
             if start is not None and self.provisioner is None:

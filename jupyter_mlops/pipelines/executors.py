@@ -53,10 +53,12 @@ class LocalExecutor:
         return run_step_task(task, self.kernels, self.warm.start(task.env_digest))
 
     def interrupt(self) -> None:
-        self.kernels.kill_all()
+        """Kill the steps' kernels, and any still starting; later steps get new ones."""
+        kernels, self.kernels = self.kernels, KernelRegistry()
+        kernels.kill_all()
 
     def close(self) -> None:
-        self.kernels.kill_all()
+        self.interrupt()
         self.warm.close()
 
 

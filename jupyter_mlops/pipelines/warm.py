@@ -190,16 +190,15 @@ class KernelTemplate:
         return self.process.poll() is None
 
     def close(self) -> None:
-        """Close the socket: the template exits (and kernels forked from it with it)."""
+        """End the template, at once: it holds nothing to save, and it may be in the
+        middle of its imports (an interrupted first run), deaf to its socket until they
+        end. Kernels forked from it die with it (PR_SET_PDEATHSIG)."""
         try:
             self._stream.close()
             self._socket.close()
         finally:
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            self.process.kill()
+            self.process.wait()
 
 
 @dataclass
