@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -150,7 +151,7 @@ def one_kernel(root: Path) -> float:
     the pipeline gives them, in one kernel started (and ready) before the clock."""
     from jupyter_client.manager import start_new_kernel
 
-    km, kc = start_new_kernel(cwd=str(root), extra_env={"MLOPS_HOME": str(root)})
+    km, kc = start_new_kernel(cwd=str(root), env={**os.environ, "MLOPS_HOME": str(root)})
     try:
         cells = []
         for step, params in EXAMPLE_PARAMS.items():
