@@ -9,6 +9,10 @@ client is ready as soon as a kernel_info reply arrived on shell and a message
 about one of its requests arrived on IOPub (which proves the subscription);
 it retries every 20 ms until then. nbclient matches every later message to
 its request by parent id, so what is left queued of the handshake is ignored.
+
+Its sockets also retry a refused connection after 10 ms, not ZeroMQ's 100 ms:
+a client connects as soon as the kernel process exists, before the kernel has
+bound its ports, and the first retry decided when a forked kernel was ready.
 """
 
 from __future__ import annotations
@@ -16,12 +20,19 @@ from __future__ import annotations
 import time
 from queue import Empty
 
+import zmq
 from jupyter_client.asynchronous import AsyncKernelClient
 
 RETRY_SECONDS = 0.02
+RECONNECT_MILLISECONDS = 10
 
 
 class StepKernelClient(AsyncKernelClient):
+    def _context_default(self) -> zmq.asyncio.Context:
+        context = super()._context_default()  # the client's own, destroyed with it
+        context.setsockopt(zmq.RECONNECT_IVL, RECONNECT_MILLISECONDS)
+        return context
+
     async def wait_for_ready(self, timeout: float | None = None) -> None:
         deadline = time.monotonic() + (float("inf") if timeout is None else timeout)
         asked: set[str] = set()
