@@ -44,7 +44,9 @@ from .ingest import ingest
 from .spec import PipelineSpec, StepSpec, declared_parameters, did_you_mean, undeclared_parameter
 
 T = TypeVar("T")
-KERNEL_TAG = "mlops.kernel"  # a step run's tag: how its kernel started ("warm", "cold: why")
+# A step run's tag: how its kernel started ("warm", "cold: why"); one of the runner's
+# own tags (team_protocol.RUNNER_TAGS), which no record of the step may set.
+KERNEL_TAG = "mlops.kernel"
 
 
 @dataclass(frozen=True)
