@@ -156,6 +156,22 @@ def test_the_template_is_replaced_when_the_environment_changes(project: Project,
     assert not second.alive()
 
 
+def test_an_environment_variable_the_template_lacks_makes_a_step_start_cold(
+        project: Project, monkeypatch) -> None:
+    """A variable set after the template imported (a module may have read it then) is
+    not one the step would see as a fresh process does: that step starts cold."""
+    spec = one_step(project, "clean.ipynb")
+    executor = LocalExecutor()
+    try:
+        assert run_pipeline(project, spec, executor=executor)[1]["only"][1] == "warm"
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        _, steps = run_pipeline(project, spec, executor=executor, force=["all"])
+    finally:
+        executor.close()
+    assert steps["only"][1] == ("cold: the step's environment variables differ from the "
+                                "template's (OMP_NUM_THREADS)")
+
+
 @pytest.mark.parametrize("how", ["ctrl-c", "kill-9"])
 def test_no_process_outlives_the_runner(project: Project, how: str) -> None:
     shutil.copy(NOTEBOOKS / "pipeline" / "sleep.ipynb", project.root / "sleep.ipynb")
