@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from jupyter_mlops.pipelines import warm
 from jupyter_mlops.pipelines.executors import LocalExecutor
 from jupyter_mlops.pipelines.runner import KERNEL_TAG, PipelineRunner
 from jupyter_mlops.pipelines.spec import load_spec
@@ -123,6 +124,27 @@ def test_an_import_that_starts_a_thread_makes_steps_start_cold(project: Project,
     assert outputs == {"threads": True}  # the step ran, cold
     assert start == ("cold: importing threadstarter started Python threads (poller); "
                      "forking would copy a process with threads")
+
+
+def test_a_template_stuck_in_its_imports_makes_steps_start_cold(project: Project,
+                                                                 tmp_path_factory,
+                                                                 monkeypatch) -> None:
+    library = tmp_path_factory.mktemp("library")
+    (library / "threadstarter.py").write_text(textwrap.dedent("""\
+        import sys
+        import time
+
+        if "kernel_template" in " ".join(sys.argv):  # only in the template: stuck there
+            time.sleep(120)
+        started = True
+    """))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(library), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    monkeypatch.syspath_prepend(str(library))
+    monkeypatch.setattr(warm, "READY_SECONDS", 2)
+    _, steps = run_pipeline(project, one_step(project, "threads.ipynb"))
+    assert steps["only"] == ({"threads": True}, "cold: the template kernel process did not "
+                                                "finish its imports in 2 s")
 
 
 def test_elsewhere_than_linux_steps_start_cold(monkeypatch) -> None:

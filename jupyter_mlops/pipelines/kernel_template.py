@@ -22,7 +22,8 @@ with `--pdeathsig` also by SIGKILL when its parent dies; each kernel it forks
 dies with it the same way, and also notices the template is gone as ipykernel's
 parent poller does.
 
-Only the standard library is imported before the preload list arrives.
+Before the preload list arrives only the standard library and our package's
+`__init__` (which imports nothing heavy) are loaded.
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ from typing import Any
 from jupyter_client.provisioning import LocalProvisioner
 
 WARM = "warm"
+READY_SECONDS = 300  # a template still importing after this: its steps start cold
 # Variables a step's kernel may see with values other than the template's: they are
 # read when the kernel or a magic runs, never when a module is imported.
 STEP_VARIABLE = re.compile(r"(MLOPS_|JPY_|IPY_|PYDEVD_)")
@@ -153,14 +154,21 @@ class KernelTemplate:
         return json.loads(line)
 
     def info(self) -> TemplateInfo | None:
-        """What the template preloaded, once it has (waits for it); None when it
-        could not start, with the reason in `problem`."""
+        """What the template preloaded, once it has (waits for it, at most
+        READY_SECONDS); None when it could not start, with the reason in `problem`."""
         with self._lock:
             if self._info is None and self._problem is None:
                 try:
-                    got = self._receive()
+                    self._socket.settimeout(READY_SECONDS)
+                    try:
+                        got = self._receive()
+                    finally:
+                        self._socket.settimeout(None)
                     self._info = TemplateInfo(pid=int(got["pid"]), preloaded=got["preloaded"],
                                               skipped=got["skipped"], unsafe=got["unsafe"])
+                except TimeoutError:
+                    self._problem = (f"the template kernel process did not finish its "
+                                     f"imports in {READY_SECONDS} s")
                 except (OSError, ValueError, KeyError) as exc:
                     self._problem = str(exc)
             return self._info
