@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from jupyter_mlops.errors import InvalidInput
 from jupyter_mlops.pipelines import warm
 from jupyter_mlops.pipelines.executors import LocalExecutor
 from jupyter_mlops.pipelines.runner import KERNEL_TAG, PipelineRunner
@@ -145,6 +146,30 @@ def test_a_template_stuck_in_its_imports_makes_steps_start_cold(project: Project
     _, steps = run_pipeline(project, one_step(project, "threads.ipynb"))
     assert steps["only"] == ({"threads": True}, "cold: the template kernel process did not "
                                                 "finish its imports in 2 s")
+
+
+def test_the_spec_can_list_modules_to_preload(project: Project) -> None:
+    spec = one_step(project, "clean.ipynb")
+    spec.write_text("name: one\npreload: [xml.dom.minidom]\nsteps:\n"
+                    "  only:\n    notebook: clean.ipynb\n")
+    executor = LocalExecutor()
+    try:
+        _, steps = run_pipeline(project, spec, executor=executor)
+        preloaded = executor.warm._template.info().preloaded
+    finally:
+        executor.close()
+    assert steps["only"][1] == "warm"
+    assert "xml.dom.minidom" in preloaded and "sklearn" in preloaded  # listed, and learned
+
+
+def test_a_preload_entry_that_is_no_module_name_is_refused(project: Project) -> None:
+    shutil.copy(FIXTURES / "clean.ipynb", project.root / "clean.ipynb")
+    spec = project.root / "bad.yaml"
+    spec.write_text("name: bad\npreload:\n  - pandas\n  - os; rm -rf\nsteps:\n"
+                    "  only:\n    notebook: clean.ipynb\n")
+    with pytest.raises(InvalidInput, match=r"bad.yaml: pipeline 'bad': preload: 'os; rm -rf' "
+                                           r"is not a module name.*\(line 4\)"):
+        load_spec(spec, project.root)
 
 
 def test_elsewhere_than_linux_steps_start_cold(monkeypatch) -> None:

@@ -18,7 +18,8 @@ class Executor(Protocol):
     name: str
     remote: bool  # True: files come back as bytes, not through a shared folder
 
-    def prepare(self, root: Path, env_digest: str, notebooks: Iterable[Path]) -> None: ...
+    def prepare(self, root: Path, env_digest: str, notebooks: Iterable[Path],
+                modules: Iterable[str] = ()) -> None: ...
     def execute(self, task: StepTask) -> StepResult: ...
     def interrupt(self) -> None: ...
     def close(self) -> None: ...
@@ -41,12 +42,13 @@ class LocalExecutor:
         self.kernels = KernelRegistry()
         self.warm = WarmStart(cold)
 
-    def prepare(self, root: Path, env_digest: str, notebooks: Iterable[Path]) -> None:
+    def prepare(self, root: Path, env_digest: str, notebooks: Iterable[Path],
+                modules: Iterable[str] = ()) -> None:
         """Start (or keep, or replace) the template for this project and environment,
         then import papermill while the template imports: here, in one thread, because
         step threads and the report thread importing it at once can see a
         half-initialized module. Call it before the first `execute`."""
-        self.warm.prepare(root, env_digest, notebooks)
+        self.warm.prepare(root, env_digest, notebooks, modules)
         import papermill  # noqa: F401
 
     def execute(self, task: StepTask) -> StepResult:
@@ -92,7 +94,8 @@ class DaskExecutor:
             self._client = Client(self._cluster)
         self._futures: set = set()
 
-    def prepare(self, root: Path, env_digest: str, notebooks: Iterable[Path]) -> None:
+    def prepare(self, root: Path, env_digest: str, notebooks: Iterable[Path],
+                modules: Iterable[str] = ()) -> None:
         """Nothing to prepare: workers start their kernels cold."""
 
     def execute(self, task: StepTask) -> StepResult:

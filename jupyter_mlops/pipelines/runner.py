@@ -239,7 +239,8 @@ class PipelineRunner:
             prepare = getattr(self._executor(), "prepare", None)
             if prepare is not None:
                 prepare(self.spec.root, self.environment().digest,
-                        [step.notebook for step in self.spec.steps.values()])
+                        [step.notebook for step in self.spec.steps.values()],
+                        self.spec.preload)
         spec_digest = digest_file(self.spec.path)
         pipeline_run = self.store.pipelines.start(self.spec.name, str(self.spec.path),
                                                   spec_digest, self.trigger,

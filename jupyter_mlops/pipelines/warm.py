@@ -227,13 +227,15 @@ class WarmStart:
         self._template: KernelTemplate | None = None
         self._lock = threading.Lock()
 
-    def prepare(self, root: Path, env_digest: str, notebooks: Iterable[Path]) -> None:
+    def prepare(self, root: Path, env_digest: str, notebooks: Iterable[Path],
+                extra: Iterable[str] = ()) -> None:
         """Start a template for this project and environment (it imports in the
         background) unless the running one fits; a template of another environment,
-        or that lacks some of these notebooks' imports, is closed first."""
+        or that lacks some of these notebooks' imports or the `extra` modules (the
+        spec's `preload`), is closed first."""
         if self.cold_reason or unavailable_here():
             return
-        modules = preload_modules(notebooks)
+        modules = list(dict.fromkeys([*preload_modules(notebooks), *extra]))
         with self._lock:
             current = self._template
             if current is not None and current.root == root and \
