@@ -26,7 +26,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -215,7 +215,6 @@ class KernelStart:
 
     template: KernelTemplate | None
     note: str = WARM
-    pids: list[int] = field(default_factory=list)
 
 
 class WarmStart:
@@ -328,31 +327,39 @@ class ForkProvisioner(LocalProvisioner):
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any):  # noqa: ANN201
         start = self.start
-        reason = self._refusal(cmd, kwargs) if start is not None else "no template"
-        if reason is not None:
-            if start is not None:
-                start.note = cold(reason)
+        if start is None:
             return await super().launch_kernel(cmd, **kwargs)
-        assert start is not None and start.template is not None
-        template = start.template
+        reason = self._refusal(cmd, kwargs)
+        if reason is None:
+            assert start.template is not None
+            try:
+                pid = await self._fork(start.template, cmd, kwargs)
+            except OSError as exc:  # the template died after it said it could fork
+                reason = f"the template kernel process could not fork: {exc}"
+            else:
+                self.process = ForkedKernel(pid)
+                self.pid = self.pgid = pid
+                self.cwd = str(kwargs.get("cwd") or os.getcwd())
+                return self.connection_info
+        start.note = cold(reason)
+        return await super().launch_kernel(cmd, **kwargs)
+
+    async def _fork(self, template: KernelTemplate, cmd: list[str],
+                    kwargs: Mapping[str, Any]) -> int:
+        """The pid of a kernel forked to run `cmd`'s ipykernel with the launch's
+        environment and working folder; its parent is the template."""
         info = template.info()
         assert info is not None
         argv = [*cmd[3:], f"--IPKernelApp.parent_handle={info.pid}"]
         env = {**kwargs.get("env", os.environ), "JPY_PARENT_PID": str(info.pid)}
         cwd = str(kwargs.get("cwd") or os.getcwd())
-        pid = await asyncio.get_running_loop().run_in_executor(
+        return await asyncio.get_running_loop().run_in_executor(
             None, template.fork, argv, env, cwd)
-        self.process = ForkedKernel(pid)
-        self.pid = self.pgid = pid
-        self.cwd = cwd
-        start.pids.append(pid)
-        return self.connection_info
 
     def _refusal(self, cmd: list[str], kwargs: Mapping[str, Any]) -> str | None:
         """Why this kernel must start cold, or None."""
         start = self.start
-        if start is None:
-            return "no template"
+        assert start is not None
         if start.template is None:
             return start.note.removeprefix("cold: ")
         kernel = getattr(self.parent, "kernel_name", None) or "python3"
