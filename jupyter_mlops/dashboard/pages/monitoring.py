@@ -18,6 +18,7 @@ from ...errors import MlopsError
 from ...monitoring.drift import DriftResult
 from ...monitoring.predlog import INPUT_PREFIX, PredictionLog, parse_window
 from ...monitoring.report import MonitorReport, VersionReport, build_report
+from ...server_paths import without_server_paths
 from ...views import format_time
 from .. import charts
 from ..context import DashboardContext
@@ -33,6 +34,28 @@ def _in_force(name: str, version: VersionReport) -> str:
     if version.release is None:
         return f"{ref} (no approved release)"
     return f"{ref} (release #{version.release.request_id} to {version.release.alias})"
+
+
+def problem_shown(problem: BaseException, root: object) -> str:
+    """What went wrong, as the page says it: the error's one line (any other exception
+    named by its type), without the server's paths: core messages name files for the
+    person at the terminal (a missing prediction file under `/srv/.../.mlops`), which
+    a reviewer's browser has no use for."""
+    said = (str(problem) if isinstance(problem, MlopsError)
+            else f"{type(problem).__name__}: {problem}")
+    return without_server_paths(said, str(root))
+
+
+def no_drift_reason(name: str, shown: VersionReport) -> str:
+    """Why a version's drift table is empty once drift was measured."""
+    if shown.version is None:
+        return ("drift not measured: these requests were logged without a model version, "
+                "and drift compares a version's inputs with that version's reference profile")
+    if shown.rows == shown.errors:
+        return (f"drift not measured: every request to {name}:{shown.version} in this window "
+                "failed, so there are no inputs to compare")
+    return (f"drift not measured: {name}:{shown.version} has no reference profile (log the "
+            "model with `input_example=` to record one)")
 
 
 def _versions_note(name: str, report: MonitorReport) -> str:
@@ -186,7 +209,12 @@ def monitoring_page(context: DashboardContext) -> pn.viewable.Viewable:
                 first = build_report(registry.project, registry.store, name, since=since,
                                      drift=False)
         except MlopsError as exc:
-            content.objects = [html_pane(message(str(exc), error=True))]
+            content.objects = [html_pane(message(problem_shown(exc, context.root),
+                                                 error=True))]
+            return
+        if first.rows == 0:  # nothing to chart, nothing to measure drift on
+            content.objects = [html_pane(message(
+                f"no predictions of {name} in the {window.value}: pick a longer window"))]
             return
         # Drift tests read every input column (most of the report's time on a million
         # rows): the cards and the time series are drawn first, then the whole report
@@ -201,7 +229,7 @@ def monitoring_page(context: DashboardContext) -> pn.viewable.Viewable:
 
         def show(report: MonitorReport | Exception) -> None:
             if isinstance(report, Exception):
-                problem = str(report) if isinstance(report, MlopsError) else repr(report)
+                problem = problem_shown(report, context.root)
                 later.objects = [html_pane(message(f"could not measure drift: {problem}",
                                                    error=True))]
                 return
@@ -236,10 +264,12 @@ def monitoring_page(context: DashboardContext) -> pn.viewable.Viewable:
 
     def drift_section(report: MonitorReport) -> list[Any]:
         shown = current_version(report)
-        if shown is None or shown.version is None:
+        if shown is None:
             return []
         parts: list[Any] = []
-        if shown.drift:
+        if not shown.drift:
+            parts.append(html_pane(message(no_drift_reason(report.name, shown))))
+        else:
             ordered = by_severity(shown.drift)
             picker = pn.widgets.Select(name="Distribution of", options=[d.feature
                                                                         for d in ordered],
@@ -275,7 +305,7 @@ def monitoring_page(context: DashboardContext) -> pn.viewable.Viewable:
                     registry.store, report.name, since=report.since,
                     columns=[column, "version", "status"])
         except MlopsError as exc:
-            return html_pane(message(str(exc), error=True))
+            return html_pane(message(problem_shown(exc, context.root), error=True))
         if not profile or table is None or column not in table.column_names:
             return html_pane(message(f"no reference distribution for {feature}"))
         rows = table.to_pandas()
