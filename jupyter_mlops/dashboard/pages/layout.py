@@ -3,7 +3,9 @@ who is signed in (and their roles) in its header, light and dark themes, the --d
 banner; and the small HTML pieces every page shares (text, messages, badges).
 
 Every HTML pane gets `CSS` itself: Panel renders each pane in its own shadow root,
-where a stylesheet given to the frame would not reach.
+where a stylesheet given to the frame would not reach. A user string without a space
+(a 2,000-character release reason, a pipeline error) wraps instead of running off
+the page (`overflow-wrap` on the pane).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ PAGES = (("", "What needs me"), ("releases", "Pending releases"), ("models", "Mo
          ("runs", "Runs"), ("monitoring", "Monitoring"), ("audit", "Audit log"))
 ACCENT = "#1565c0"
 CSS = """
-:host{color:var(--panel-on-background-color, inherit)}
+:host{color:var(--panel-on-background-color, inherit);overflow-wrap:break-word}
 a{color:var(--mlops-link, #1565c0)}
 :host-context([data-theme=dark]) a{color:#90caf9}
 .mlops-table{border-collapse:collapse;font-size:13px;max-width:100%}

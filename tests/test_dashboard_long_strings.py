@@ -1,0 +1,53 @@
+"""User strings with no space to break at (a release reason of 1,900 characters, a
+pipeline step's error of 3,000) wrap inside their card instead of running off the
+right edge of the page, where the end of the reason (often the part that matters)
+could not be read. A real dashboard, Debian's chromium."""
+
+from __future__ import annotations
+
+import pytest
+
+import jupyter_mlops as mlops
+from jupyter_mlops.project import find_project
+from jupyter_mlops.registry.identity import Identity
+from jupyter_mlops.registry.releases import Registry
+from jupyter_mlops.store import Store
+from jupyter_mlops.store.records import StepFailure
+
+from .helpers import running_dashboard
+from .test_dashboard_views import _record_runs
+
+REASON = "W" * 1900
+ERROR = "E" * 3000
+
+
+@pytest.fixture(scope="module")
+def long_strings(tmp_path_factory):
+    root = tmp_path_factory.mktemp("long")
+    project = mlops.init(root)
+    _record_runs(project)
+    project = find_project(root, environ={})
+    with Store(project.db_path) as store:
+        Registry(project, store).request_release("iris:1", "production",
+                                                 Identity("bob", frozenset()), REASON)
+        run = store.pipelines.start("nightly", "nightly.yaml", "blake3:" + "0" * 64,
+                                    "schedule", ["prep"])
+        store.pipelines.update_step(run, "prep", status="failed",
+                                    failure=StepFailure(kind="notebook", message=ERROR))
+        store.pipelines.finish(run, "failed", error="step prep failed")
+    with running_dashboard(root, "--dev", ready_path="/releases") as (port, _log):
+        yield f"http://127.0.0.1:{port}"
+
+
+@pytest.mark.parametrize(("path", "text"), [("/releases", f"requested by bob: {REASON}"),
+                                            ("/", ERROR)])
+def test_a_string_without_spaces_wraps_inside_the_page(long_strings, browser, path,
+                                                       text) -> None:
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    page.goto(long_strings + path)
+    shown = page.locator("p, li", has_text=text[-40:]).last
+    shown.wait_for(timeout=30000)
+    box = shown.bounding_box()
+    assert box is not None and box["x"] + box["width"] <= 1200
+    assert shown.evaluate("e => e.scrollWidth <= e.clientWidth")  # nothing cut off inside
+    page.close()
