@@ -26,11 +26,11 @@ a{color:var(--mlops-link, #1565c0)}
 :host-context([data-theme=dark]) a{color:#90caf9}
 .mlops-table{border-collapse:collapse;font-size:13px;max-width:100%}
 .mlops-table td,.mlops-table th{border:1px solid rgba(128,128,128,.45);padding:3px 8px;
- text-align:left;overflow-wrap:anywhere}
+ text-align:left;overflow-wrap:anywhere;min-width:4.5em}
 .mlops-scroll{overflow-x:auto;max-width:100%}
 .mlops-compare .mlops-table{table-layout:fixed;width:100%}
 .mlops-fail{color:#b00020;font-weight:bold}.mlops-pass{color:#1b5e20;font-weight:bold}
-.mlops-badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;
+.mlops-badge{display:inline-block;white-space:nowrap;padding:1px 8px;border-radius:10px;font-size:12px;
  font-weight:bold;color:#fff;letter-spacing:.03em}
 .mlops-badge-fail{background:#c62828}.mlops-badge-pass{background:#2e7d32}
 .mlops-badge-warn{background:#ef6c00}.mlops-badge-info{background:#546e7a}
