@@ -10,10 +10,9 @@ the page (`overflow-wrap` on the pane).
 
 from __future__ import annotations
 
-import html
-
 import panel as pn
 
+from ...views import escape_text
 from ..auth import session_user
 from ..context import DashboardContext
 
@@ -30,8 +29,8 @@ a{color:var(--mlops-link, #1565c0)}
 .mlops-scroll{overflow-x:auto;max-width:100%}
 .mlops-compare .mlops-table{table-layout:fixed;width:100%}
 .mlops-fail{color:#b00020;font-weight:bold}.mlops-pass{color:#1b5e20;font-weight:bold}
-.mlops-badge{display:inline-block;white-space:nowrap;padding:1px 8px;border-radius:10px;font-size:12px;
- font-weight:bold;color:#fff;letter-spacing:.03em}
+.mlops-badge{display:inline-block;white-space:nowrap;padding:1px 8px;border-radius:10px;
+ font-size:12px;font-weight:bold;color:#fff;letter-spacing:.03em}
 .mlops-badge-fail{background:#c62828}.mlops-badge-pass{background:#2e7d32}
 .mlops-badge-warn{background:#ef6c00}.mlops-badge-info{background:#546e7a}
 .mlops-banner{background:#b00020;color:#fff;padding:8px;font-weight:bold}
@@ -58,8 +57,9 @@ _VERDICTS = {"FAILED": "fail", "FAIL": "fail", "ALERT": "fail", "DRIFT": "fail",
 
 
 def text(value: object) -> str:
-    """User strings are always escaped: shown as text, never as HTML."""
-    return html.escape(str(value))
+    """User strings are always escaped: shown as text, never as HTML (and with their
+    bidirectional controls made visible, `views.escape_text`)."""
+    return escape_text(value)
 
 
 def badge(verdict: str) -> str:
