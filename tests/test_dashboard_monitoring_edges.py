@@ -129,3 +129,29 @@ def test_a_prediction_file_deleted_while_drift_is_measured_is_said_without_its_p
     assert "missing from .mlops; restore it" in said
     assert str(project.root) not in said
     assert "200 predictions" in said  # the summary drawn before stays
+
+
+def test_the_landing_page_checks_monitoring_after_its_first_paint(project) -> None:
+    """The releases and pipeline failures come from the store at once; the monitoring
+    checks (a report per model: a second on a million rows) are measured apart, and a
+    log that can't be read is said without its server path."""
+    from jupyter_mlops.dashboard.pages.home import failing_checks, gather_needs, home_page
+    from jupyter_mlops.registry.releases import Registry
+
+    X = _inputs()
+    with Store(project.db_path) as store:
+        PredictionLog(project).write(store, "churn", prediction_frame(
+            X, np.zeros(len(X)), version=1), "service")
+    for batch in (project.home / "predictions" / "churn").iterdir():
+        batch.unlink()
+    with Store(project.db_path) as store:
+        registry = Registry(project, store)
+        first = gather_needs(registry, None, time.time(), monitoring=False)
+        assert first.failing == [] and first.unreadable == []  # no log was read
+        failing, unreadable = failing_checks(registry, time.time())
+    [(name, why)] = unreadable
+    assert name == "churn" and "missing from .mlops" in why and str(project.root) not in why
+    page = home_page(DashboardContext(root=project.root, auth=None, dev=True))
+    said = " ".join(str(pane.object) for part in page.main
+                    for pane in part.select(pn.pane.HTML))
+    assert "Monitoring checks failing, last day (0)" in said and "missing from .mlops" in said

@@ -108,7 +108,7 @@ def test_refusals_lose_their_command_line_options_on_the_web() -> None:
 def test_work_off_the_event_loop_hands_on_what_it_raised() -> None:
     """Drift measured after the first paint: a failure reaches the page, never a thread's
     stderr alone (outside a server session the work runs at once)."""
-    from jupyter_mlops.dashboard.pages.monitoring import off_the_event_loop
+    from jupyter_mlops.dashboard.pages.background import off_the_event_loop
 
     handed: list = []
     off_the_event_loop(lambda: 1 / 0, handed.append)

@@ -7,9 +7,7 @@ version and the release that put it in force."""
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import panel as pn
@@ -18,11 +16,11 @@ from ...errors import MlopsError
 from ...monitoring.drift import DriftResult
 from ...monitoring.predlog import INPUT_PREFIX, PredictionLog, parse_window
 from ...monitoring.report import MonitorReport, VersionReport, build_report
-from ...server_paths import without_server_paths
 from ...views import format_time
 from .. import charts
 from ..context import DashboardContext
 from ..monitoring_summary import by_severity, cards, current_version, version_changes
+from .background import off_the_event_loop, problem_shown, when_loaded
 from .layout import badge, card, frame, html_pane, message, text
 
 WINDOWS = {"last hour": "1h", "last day": "1d", "last week": "7d", "everything": None}
@@ -34,16 +32,6 @@ def _in_force(name: str, version: VersionReport) -> str:
     if version.release is None:
         return f"{ref} (no approved release)"
     return f"{ref} (release #{version.release.request_id} to {version.release.alias})"
-
-
-def problem_shown(problem: BaseException, root: object) -> str:
-    """What went wrong, as the page says it: the error's one line (any other exception
-    named by its type), without the server's paths: core messages name files for the
-    person at the terminal (a missing prediction file under `/srv/.../.mlops`), which
-    a reviewer's browser has no use for."""
-    said = (str(problem) if isinstance(problem, MlopsError)
-            else f"{type(problem).__name__}: {problem}")
-    return without_server_paths(said, str(root))
 
 
 def no_drift_reason(name: str, shown: VersionReport) -> str:
@@ -147,43 +135,6 @@ def distribution_figure(title: str, subtitle: str, reference: dict[str, Any],
     labels = [f"{edges[i]:.3g} to {edges[i + 1]:.3g}" for i in range(bins)]
     return charts.distributions(title, labels, list(reference_share), list(current),
                                 edges=list(edges), subtitle=subtitle)
-
-
-def when_loaded(callback: Any) -> None:
-    """Run `callback` once the page is in the browser (at once outside a server session,
-    or when the page is already loaded, as after a change of model or window)."""
-    if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None \
-            and not pn.state.loaded:
-        pn.state.onload(callback)
-    else:
-        callback()
-
-
-def off_the_event_loop(work: Callable[[], Any], then: Callable[[Any], None]) -> None:
-    """Run `work` on a thread and `then(its result, or what it raised)` on the session's
-    event loop, so that half a second of drift tests on a million rows holds up no other
-    session (the dashboard serves everyone from one event loop). Outside a server
-    session, at once."""
-
-    def outcome() -> Any:
-        try:
-            return work()
-        except Exception as exc:  # noqa: BLE001 - shown on the page, never lost on a thread
-            return exc
-
-    doc = pn.state.curdoc
-    if doc is None or doc.session_context is None:
-        then(outcome())
-        return
-
-    def run() -> None:
-        result = outcome()
-        try:
-            doc.add_next_tick_callback(lambda: then(result))
-        except Exception:  # noqa: BLE001 - the session closed meanwhile: nobody to show it
-            pass
-
-    threading.Thread(target=run, name="mlops-dashboard-drift", daemon=True).start()
 
 
 def monitoring_page(context: DashboardContext) -> pn.viewable.Viewable:
