@@ -155,3 +155,46 @@ def test_the_landing_page_checks_monitoring_after_its_first_paint(project) -> No
     said = " ".join(str(pane.object) for part in page.main
                     for pane in part.select(pn.pane.HTML))
     assert "Monitoring checks failing, last day (0)" in said and "missing from .mlops" in said
+
+
+def _typed_log(project) -> None:
+    """Model m: `a` numeric in the reference, mostly text in the log."""
+    rng = np.random.default_rng(0)
+    reference = pd.DataFrame({"a": rng.normal(size=200)})
+    live = pd.DataFrame({"a": rng.choice(["oops", "1.5"], 200)})
+    with Store(project.db_path) as store:
+        store.predictions.save_profile("m", 1, build_profile(reference, rng.uniform(size=200)))
+        PredictionLog(project).write(store, "m", prediction_frame(
+            live, rng.uniform(size=200), version=1), "service")
+
+
+def _said(page) -> str:
+    return " ".join(str(pane.object) for part in page.main
+                    for pane in part.select(pn.pane.HTML))
+
+
+def test_a_feature_whose_type_changed_is_drawn_and_flagged(project) -> None:
+    _typed_log(project)
+    page = monitoring.monitoring_page(DashboardContext(root=project.root, auth=None, dev=True))
+    said = _said(page)
+    assert "values are not numbers (e.g. &#x27;oops&#x27;)" in said
+    assert "measuring..." not in said and "being measured" not in said
+    picker = [w for part in page.main for w in part.select(pn.widgets.Select)
+              if w.name == "Distribution of"][0]
+    picker.value = "a"  # its overlay: the values that are numbers, against the reference
+    titles = [b.object.above[-1].text for part in page.main
+              for b in part.select(pn.pane.Bokeh)]
+    assert "a: reference (grey) and current (blue)" in titles
+
+
+def test_a_failure_while_drawing_drift_leaves_no_card_measuring(project, monkeypatch) -> None:
+    _typed_log(project)
+
+    def broken(_results):
+        raise RuntimeError("drawing failed")
+
+    monkeypatch.setattr(monitoring, "by_severity", broken)
+    page = monitoring.monitoring_page(DashboardContext(root=project.root, auth=None, dev=True))
+    said = _said(page)
+    assert "could not measure drift: RuntimeError: drawing failed" in said
+    assert "measuring..." not in said and "being measured" not in said

@@ -8,6 +8,7 @@ version and the release that put it in force."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import panel as pn
@@ -117,7 +118,9 @@ def distribution_figure(title: str, subtitle: str, reference: dict[str, Any],
     counts = np.asarray(reference.get("counts", []), dtype=float)
     if edges.size < 2 or counts.sum() == 0:
         return None
-    data = np.asarray(values, dtype=float)
+    # Values that are not numbers (the column's type changed: drift says so) are left out.
+    data = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float,
+                                                                      na_value=np.nan)
     data = data[~np.isnan(data)]
     edges = edges[:counts.size + 1]
     reference_share = counts / counts.sum()
@@ -179,13 +182,18 @@ def monitoring_page(context: DashboardContext) -> pn.viewable.Viewable:
                 return build_report(registry.project, registry.store, name, since=since)
 
         def show(report: MonitorReport | Exception) -> None:
-            if isinstance(report, Exception):
-                problem = problem_shown(report, context.root)
-                later.objects = [html_pane(message(f"could not measure drift: {problem}",
-                                                   error=True))]
-                return
-            head.object = overview(report, settings)
-            later.objects = drift_section(report)
+            if not isinstance(report, Exception):
+                try:
+                    later.objects = drift_section(report)
+                    head.object = overview(report, settings)
+                    return
+                except Exception as exc:  # noqa: BLE001 - said on the page, not lost
+                    report = exc
+            # The cards and checks no longer wait for drift: it is not coming.
+            head.object = overview(replace(first, drift_measured=True), settings)
+            problem = problem_shown(report, context.root)
+            later.objects = [html_pane(message(f"could not measure drift: {problem}",
+                                               error=True))]
 
         when_loaded(lambda: off_the_event_loop(measure, show))
 
