@@ -148,7 +148,8 @@ def test_the_landing_page_checks_monitoring_after_its_first_paint(project) -> No
         registry = Registry(project, store)
         first = gather_needs(registry, None, time.time(), monitoring=False)
         assert first.failing == [] and first.unreadable == []  # no log was read
-        failing, unreadable = failing_checks(registry, time.time())
+        failing, unreadable, monitored = failing_checks(registry, time.time())
+    assert monitored == 1
     [(name, why)] = unreadable
     assert name == "churn" and "missing from .mlops" in why and str(project.root) not in why
     page = home_page(DashboardContext(root=project.root, auth=None, dev=True))
@@ -198,3 +199,11 @@ def test_a_failure_while_drawing_drift_leaves_no_card_measuring(project, monkeyp
     said = _said(page)
     assert "could not measure drift: RuntimeError: drawing failed" in said
     assert "measuring..." not in said and "being measured" not in said
+
+
+def test_the_landing_page_says_when_no_model_is_monitored(project) -> None:
+    from jupyter_mlops.dashboard.pages.home import home_page
+
+    page = home_page(DashboardContext(root=project.root, auth=None, dev=True))
+    said = _said(page)
+    assert "no model is monitored yet" in said and "every monitoring check passes" not in said

@@ -38,6 +38,7 @@ class Needs:
     waiting: list[ReleaseRequest] = field(default_factory=list)  # pending, not mine to decide
     failing: list[tuple[str, Check]] = field(default_factory=list)  # (model, check)
     unreadable: list[tuple[str, str]] = field(default_factory=list)  # (model, why)
+    monitored: int = 0  # models with logged predictions
     pipeline_failures: list[PipelineRun] = field(default_factory=list)
 
 
@@ -52,19 +53,22 @@ def gather_needs(registry: Registry, identity: Identity | None, now: float,
         else:
             needs.waiting.append(request)
     if monitoring:
-        needs.failing, needs.unreadable = failing_checks(registry, now)
+        needs.failing, needs.unreadable, needs.monitored = failing_checks(registry, now)
     needs.pipeline_failures = [p for p in registry.store.pipelines.recent(limit=20)
                                if p.status in ("failed", "killed")]
     return needs
 
 
-def failing_checks(registry: Registry, now: float
-                   ) -> tuple[list[tuple[str, Check]], list[tuple[str, str]]]:
-    """(model, check) of every check failing over the last day, and (model, why) of
-    the models whose log could not be read."""
+Checked = tuple[list[tuple[str, Check]], list[tuple[str, str]], int]
+
+
+def failing_checks(registry: Registry, now: float) -> Checked:
+    """(model, check) of every check failing over the last day, (model, why) of the
+    models whose log could not be read, and how many models are monitored."""
     failing: list[tuple[str, Check]] = []
     unreadable: list[tuple[str, str]] = []
-    for name in registry.store.predictions.monitored_models():
+    models = registry.store.predictions.monitored_models()
+    for name in models:
         try:
             report = build_report(registry.project, registry.store, name,
                                   since=now - CHECK_WINDOW_S)
@@ -73,7 +77,7 @@ def failing_checks(registry: Registry, now: float
                                                           str(registry.project.root))))
             continue
         failing += [(name, check) for check in report.checks if not check.passed]
-    return failing, unreadable
+    return failing, unreadable, len(models)
 
 
 def _releases(needs: Needs) -> str:
@@ -99,7 +103,9 @@ def _checks(needs: Needs) -> str:
              f"{text(check.detail)}</li>" for _, check in needs.failing]
     lines += [f'<li>{badge("FAILED")} {text(name)}: {text(why)}</li>'
               for name, why in needs.unreadable]
-    body = "".join(lines) or "<li>every monitoring check passes</li>"
+    body = "".join(lines) or ("<li>every monitoring check passes</li>" if needs.monitored
+                              else "<li>no model is monitored yet: `mlops serve` or a "
+                              "scoring pipeline logs predictions</li>")
     return f"<h3>Monitoring checks failing, last day ({len(needs.failing)})</h3><ul>{body}</ul>"
 
 
@@ -122,17 +128,16 @@ def home_page(context: DashboardContext) -> pn.viewable.Viewable:
         needs = gather_needs(registry, identity, time.time(), monitoring=False)
     checks = html_pane(CHECKS_PENDING)
 
-    def measure() -> tuple[list[tuple[str, Check]], list[tuple[str, str]]]:
+    def measure() -> Checked:
         with context.registry() as registry:
             return failing_checks(registry, time.time())
 
-    def show(found: tuple[list[tuple[str, Check]], list[tuple[str, str]]] | Exception
-             ) -> None:
+    def show(found: Checked | Exception) -> None:
         if isinstance(found, Exception):
             checks.object = ("<h3>Monitoring checks failing, last day</h3>" + message(
                 f"could not check: {problem_shown(found, context.root)}", error=True))
             return
-        needs.failing, needs.unreadable = found
+        needs.failing, needs.unreadable, needs.monitored = found
         checks.object = _checks(needs)
 
     when_loaded(lambda: off_the_event_loop(measure, show))
