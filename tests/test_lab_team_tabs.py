@@ -1,7 +1,8 @@
-"""The Datasets and Pipelines tabs' routes in a team-mode project: a pipeline run for
-real (papermill kernels) into a real `mlops server`, then listed by a real Jupyter
-server (pytest-jupyter's jp_fetch) with a reader's token: the steps, their reports,
-the datasets they wrote, all from the server, no server path in the answer."""
+"""The Datasets and Pipelines tabs in a team-mode project: a pipeline run for real
+(papermill kernels) into a real `mlops server`, then listed by a real Jupyter server
+(pytest-jupyter's jp_fetch) with a reader's token: the steps, their reports, the
+datasets they wrote, all from the server, no server path in the answer; and the same
+tabs clicked in a real JupyterLab (Debian's chromium)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 from jupyter_mlops.cli.main import main
 
+from .lab import running_lab
 from .test_team_pipelines import chain, team  # noqa: F401 (fixtures)
 
 pytest_plugins = ("pytest_jupyter.jupyter_server",)
@@ -55,3 +57,35 @@ async def test_the_pipelines_and_datasets_tabs_read_the_team_server(
                             method="GET")
     assert report.headers["Content-Disposition"].startswith("attachment")
     assert b"<html" in report.body.lower()  # the step's report, downloaded from the server
+
+
+def test_the_tabs_in_jupyterlab_show_the_team_servers_pipelines_and_datasets(
+        chain, team, project, monkeypatch, capsys, tmp_path_factory,  # noqa: F811
+        browser) -> None:
+    assert main(["pipeline", "run", str(chain)]) == 0, capsys.readouterr()
+    monkeypatch.setenv("MLOPS_TOKEN", team.tokens["reader"])  # what the lab server reads with
+    with running_lab(project.root, "mlops-team-tabs", tmp_path_factory) as base:
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        dialogs: list[str] = []
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        page.goto(f"{base}/lab?token=mlops-team-tabs")
+        page.locator('[data-id="jupyter-mlops-sidebar"]').click(timeout=60000)
+        sidebar = page.locator("#jupyter-mlops-sidebar")
+        sidebar.get_by_role("tab", name="Pipelines").click(timeout=60000)
+        pipeline = sidebar.locator(".jp-mlops-pipeline").first
+        pipeline.wait_for(timeout=30000)
+        assert "chain" in pipeline.locator(".jp-mlops-pipeline-head").inner_text()
+        assert pipeline.locator(".jp-mlops-steps .jp-mlops-badge").all_inner_texts() == [
+            "executed", "executed"]
+        pipeline.locator('li[data-step="make"]').get_by_role("button", name="report").click()
+        report = page.locator(".jp-MainAreaWidget:visible iframe.jp-mlops-artifact-html")
+        report.wait_for(timeout=30000)  # the report's bytes, from the team server
+        assert report.get_attribute("sandbox") == ""
+
+        sidebar.get_by_role("tab", name="Datasets").click()
+        items = sidebar.locator(".jp-mlops-dataset-list > li")
+        items.first.wait_for(timeout=30000)
+        assert items.count() >= 1
+        assert sidebar.locator(".jp-mlops-error").count() == 0
+        assert not dialogs
+        page.close()
