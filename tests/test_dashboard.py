@@ -237,3 +237,29 @@ def test_the_monitoring_page_ties_charts_to_the_release(dashboard, browser) -> N
         "[...Bokeh.documents[0].all_models].some(m => m.type == 'Title' && "
         "m.text.startsWith('petal length (cm): reference'))")
     assert dialogs == []
+
+
+def test_a_long_queue_shows_every_card_and_a_later_one_can_be_decided(dashboard,
+                                                                      browser) -> None:
+    """The first cards come with the page, the rest once it is loaded: all are shown, and
+    a card that came later approves like any other."""
+    base, project, _ = dashboard
+    with Store(project.db_path) as store:
+        ids = [store.releases.request("iris", 2, f"canary-{i}", requester="bob",
+                                      reason=f"queue {i}",
+                                      evidence={"gates": [], "gates_passed": True,
+                                                "candidate": {"ref": "iris:2", "metrics": {}}}
+                                      ).id for i in range(6)]
+    page, dialogs = _login(browser, base, "alice", "alice-password")
+    for request_id in ids:
+        page.get_by_text(f"#{request_id}: iris:2").wait_for()
+    oldest = ids[0]  # listed last: among the cards sent after the page loaded
+    page.locator(f".reason-{oldest} textarea").fill("queue checked")
+    page.locator(f".reason-{oldest} textarea").press("Tab")
+    page.locator(f".approve-{oldest} button").click()
+    page.get_by_text("canary-0 now points at iris:2").wait_for()
+    with Store(project.db_path) as store:
+        assert store.releases.alias_version("iris", "canary-0") == 2
+        assert store.releases.get(ids[1]).status == "pending"
+    page.get_by_text("queue 1").wait_for()  # the others are listed again
+    assert dialogs == []

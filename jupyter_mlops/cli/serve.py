@@ -57,6 +57,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                         help="prediction-log rows held in memory while the log can't be "
                              f"written (default: {MAX_BUFFERED_ROWS:,}); more are spilled to "
                              ".mlops/spill/predictions/NAME/ and written to the log later")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="serving processes sharing the port (default: the number of "
+                             "cores); each follows the alias, all feed one prediction log "
+                             "through one writer process, and one that dies is replaced")
     parser.add_argument("--no-log", action="store_true",
                         help="log nothing (load tests of the service itself; monitoring "
                              "then sees no traffic)")
@@ -64,10 +68,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import asyncio
-
-    from ..scoring.app import run_service
     from ..scoring.guard import RequestPolicy
+    from ..scoring.workers import default_workers, serve
 
     if not 0 < args.port < 65536:
         raise InvalidInput(f"--port {args.port} is not a port number")
@@ -75,9 +77,12 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidInput("--poll must be positive")
     if args.log_buffer < 1:
         raise InvalidInput(f"--log-buffer {args.log_buffer}: give a number of rows, at least 1")
+    workers = default_workers() if args.workers is None else args.workers
+    if not 1 <= workers <= 256:
+        raise InvalidInput(f"--workers {workers}: give a number of processes from 1 to 256")
     policy = RequestPolicy.build(args.address, args.allow_host, args.cors_origin,
                                  args.max_body_mb)
-    asyncio.run(run_service(find_project(), args.model, port=args.port, address=args.address,
-                            poll_seconds=args.poll, log=not args.no_log, policy=policy,
-                            log_buffer=args.log_buffer))
+    serve(find_project(), args.model, port=args.port, address=args.address, workers=workers,
+          poll_seconds=args.poll, log=not args.no_log, policy=policy,
+          log_buffer=args.log_buffer)
     return 0

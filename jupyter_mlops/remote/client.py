@@ -87,6 +87,11 @@ class Client:
             self._local.conn = conn
         return conn
 
+    def forget_connections(self) -> None:
+        """In a process forked from the one that used this client: open connections of
+        its own (the parent's sockets are shared with it and must not be used by two)."""
+        self._local = threading.local()
+
     def close(self) -> None:
         """Close this thread's connection (the next call opens a new one)."""
         conn = getattr(self._local, "conn", None)

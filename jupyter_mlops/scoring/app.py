@@ -25,9 +25,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
+import os
 import signal
-import sys
+import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -35,18 +35,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import tornado.web
+from tornado.httpserver import HTTPServer
+from tornado.ioloop import IOLoop
+from tornado.iostream import IOStream
 
-from ..errors import MlopsError
-from ..hosts import cannot_listen
 from ..monitoring.predlog import INPUT_PREFIX
 from ..monitoring.profile import model_outputs
 from ..project import Project
-from . import MAX_BUFFERED_ROWS
 from .contract import Invalid, check_instances, openapi
 from .guard import MIB, Refusal, RequestPolicy, check_encoding, check_unicode, not_utf8
 from .holder import Loaded, ModelHolder, ModelNotLoaded
-from .logger import BufferedLogger, storable
-from .supervision import Periodic, Watch, printable, relieve
+from .inputs import quiet_feature_names_warning
+from .logger import Block, storable
+from .logwriter import LogFeed
+from .supervision import Periodic, Watch, log_to_stderr, printable, report
 
 service_log = logging.getLogger("jupyter_mlops.scoring")
 
@@ -59,7 +61,7 @@ class Service:
     """What every handler of one service shares."""
 
     holder: ModelHolder
-    logger: BufferedLogger
+    logger: Any  # where rows go: a LogFeed (or NoLogger, --no-log); tests give a BufferedLogger
     policy: RequestPolicy
     watch: Watch | None = None  # what /health reports on (None: only whether a model is loaded)
 
@@ -201,7 +203,9 @@ class PredictHandler(Base):
                 self._log_failure(started, version, "invalid", refusal.message)
                 self.refuse(refusal)
                 return
-            instances = check_instances(parsed, loaded.columns)
+            numeric = loaded.numeric
+            matrix = numeric.matrix(parsed) if numeric is not None else None
+            instances = check_instances(parsed, loaded.columns) if matrix is None else []
         except RecursionError:  # guarded by check_depth; kept so it can never be a 500
             self._log_failure(started, version, "invalid", "body: JSON nested too deep")
             self.refuse(Refusal(400, "body: JSON nested too deep"))
@@ -214,17 +218,54 @@ class PredictHandler(Base):
             self._log_failure(started, version, "invalid", str(exc))
             self.reply(422, {"message": str(exc), "field": exc.field})
             return
-        self._predict(started, loaded, instances)
+        if matrix is not None:
+            self._predict_matrix(started, loaded, matrix)
+        else:
+            self._predict(started, loaded, instances)
+
+    def _predict_matrix(self, started: float, loaded: Loaded, matrix: Any) -> None:
+        """The fast path: `matrix` holds every instance's features in the model's order."""
+        outputs = self._outputs(started, loaded, loaded.numeric.model_input(matrix))
+        if outputs is None:
+            return
+        latency = (time.perf_counter() - started) * 1000
+        ids = _request_ids(len(outputs))
+        self.logger.add_block(Block(ids=ids, at=time.time(), version=loaded.version.version,
+                                    latency_ms=latency, outputs=outputs, names=loaded.log_names,
+                                    inputs=matrix))
+        self._answer(loaded, outputs.tolist(), ids)
 
     def _predict(self, started: float, loaded: Loaded, instances: list[dict]) -> None:
+        import pandas as pd
+
+        frame = pd.DataFrame(instances, columns=[name for name, _ in loaded.columns])
+        scored = self._outputs(started, loaded, frame)
+        if scored is None:
+            return
+        outputs = scored.tolist()
+        latency = (time.perf_counter() - started) * 1000
+        now = time.time()
+        ids = _request_ids(len(outputs))
+        version = loaded.version.version
+        self.logger.add([{"request_id": rid, "at": now, "version": version,
+                          "latency_ms": latency, "status": "ok", "error": "", "output": out,
+                          **{INPUT_PREFIX + k: v for k, v in instance.items()}}
+                         for rid, out, instance in zip(ids, outputs, instances, strict=True)])
+        self._answer(loaded, outputs, ids)
+
+    def _answer(self, loaded: Loaded, outputs: list[float], ids: list[str]) -> None:
+        self.reply(200, {"predictions": outputs, "model": loaded.version.ref,
+                         "request_ids": ids})
+
+    def _outputs(self, started: float, loaded: Loaded, model_input: Any) -> Any:
+        """The model's outputs for `model_input`, a float64 array; None when it could not
+        score them (answered: 422 for the input's fault, 500 for the model's)."""
+        import numpy as np
+
         version = loaded.version.version
         try:
-            import numpy as np
-            import pandas as pd
-
-            frame = pd.DataFrame(instances, columns=[name for name, _ in loaded.columns])
             with np.errstate(all="ignore"):  # an overflow is seen below, not printed per request
-                outputs = [float(v) for v in model_outputs(loaded.model, frame)]
+                outputs = np.asarray(model_outputs(loaded.model, model_input), dtype=np.float64)
         except (ArithmeticError, ValueError, TypeError) as exc:
             # The model refused these values (e.g. sklearn's "Input X contains infinity or
             # a value too large for dtype('float64')" for 1e308 after scaling): the input's
@@ -234,21 +275,14 @@ class PredictHandler(Base):
         except Exception as exc:  # the model itself failed: log it, answer 500 as JSON
             self._log_failure(started, version, "error", f"{type(exc).__name__}: {exc}")
             self.reply(500, {"message": "the model failed on this input"})
-            return
-        if not all(map(math.isfinite, outputs)):
-            where = next(i for i, out in enumerate(outputs) if not math.isfinite(out))
+            return None
+        finite = np.isfinite(outputs)
+        if not finite.all():
+            where = int(np.argmin(finite))
             self._unscorable(started, version, f"instances[{where}]: the model's output is "
                                                f"{outputs[where]}, not a finite number")
-            return
-        latency = (time.perf_counter() - started) * 1000
-        now = time.time()
-        ids = [uuid.uuid4().hex for _ in instances]
-        self.logger.add([{"request_id": rid, "at": now, "version": version,
-                          "latency_ms": latency, "status": "ok", "error": "", "output": out,
-                          **{INPUT_PREFIX + k: v for k, v in instance.items()}}
-                         for rid, out, instance in zip(ids, outputs, instances, strict=True)])
-        self.reply(200, {"predictions": outputs, "model": loaded.version.ref,
-                         "request_ids": ids})
+            return None
+        return outputs
 
     def _unscorable(self, started: float, version: int | None, problem: str) -> None:
         """422: the inputs passed the contract but the model could not score them."""
@@ -326,8 +360,9 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
         service_log.error("%d %s", status, where)
 
 
-def make_app(holder: ModelHolder, logger: BufferedLogger, policy: RequestPolicy,
+def make_app(holder: ModelHolder, logger: Any, policy: RequestPolicy,
              watch: Watch | None = None) -> tornado.web.Application:
+    quiet_feature_names_warning()  # models fitted on DataFrames may be given a matrix
     args = {"service": Service(holder, logger, policy, watch)}
     return tornado.web.Application([
         (r"/predict", PredictHandler, args), (r"/health", HealthHandler, args),
@@ -336,169 +371,113 @@ def make_app(holder: ModelHolder, logger: BufferedLogger, policy: RequestPolicy,
         log_function=log_request)
 
 
-class NoLogger(BufferedLogger):
-    """For load tests of the service itself: nothing is logged."""
+class NoLogger:
+    """For load tests of the service itself (`--no-log`): nothing is logged."""
 
     def add(self, rows: list[dict[str, Any]]) -> None:
         return None
 
-    def flush(self) -> int:
-        return 0
+    def add_block(self, block: Block) -> None:
+        return None
 
-    def find_spilled(self) -> int:
-        return 0
+    def reasons(self) -> list[str]:
+        return []
+
+    def close(self) -> None:
+        return None
 
 
-async def run_service(project: Project, ref: str, *, port: int, address: str,
-                      poll_seconds: float = 1.0, flush_seconds: float = 1.0,
-                      log: bool = True, ready: Any = None,
-                      policy: RequestPolicy | None = None,
-                      log_buffer: int = MAX_BUFFERED_ROWS) -> None:
-    """Serve until SIGINT/SIGTERM; then stop accepting, flush the log, return.
+async def serve_requests(holder: ModelHolder, logger: LogFeed | NoLogger,
+                         sockets: list[socket.socket], policy: RequestPolicy, *,
+                         poll_seconds: float = 1.0, parent: int | None = None,
+                         says: bool = True) -> None:
+    """One serving process: answer on `sockets` (shared with the service's other
+    serving processes) and follow the alias, until SIGINT/SIGTERM or until the
+    process `parent` (the service's supervisor) is gone; then stop accepting, let
+    the requests being answered finish, and close the log's feed.
 
-    Raises `NotFound` when `ref` resolves to no version. A version that cannot be
-    loaded (untrusted, corrupted) does not stop the service: it says so in one
-    line and answers 503 on /predict until the alias points at one that loads.
-    At most `log_buffer` rows of the prediction log are held in memory while
-    it can't be written; more are spilled to a local file (`spill`).
+    A version that cannot be loaded (untrusted, corrupted) does not stop the
+    service: it says so in one line and answers 503 on /predict until the alias
+    points at one that loads. With `says` False (all serving processes but the
+    first) the following's problems are shown by /health, not said again.
     """
-    _log_to_stderr()
-    policy = policy or RequestPolicy.build(address)
-    client = _team_client(project)
-    holder = ModelHolder(project, ref, client)
-    try:
-        holder.refresh()
-    except ModelNotLoaded as exc:
-        _report(str(exc))
-    team = None
-    if client is not None and log:
-        from .team import TeamPredictionLog
-
-        team = TeamPredictionLog(project, client, ref)
-        run_id = team.start()
-        _report(f"the prediction log goes to the team server {client.url} (run {run_id})")
-    logger = (BufferedLogger if log else NoLogger)(
-        project, holder.name, max_rows=log_buffer, ship=team.write if team else None)
-    try:
-        left = logger.find_spilled()
-    except MlopsError as exc:
-        _report(str(exc))
-    else:
-        if left:
-            _report(f"{left} prediction-log rows an earlier run spilled to "
-                    f"{logger.spill_folder.shown()} are written to the log as soon as it can "
-                    f"take them")
+    log_to_stderr()
     loop = asyncio.get_running_loop()
-    shown = _shown(project)
+    stop = asyncio.Event()
+    shown = _shown(holder.project)
 
     def follow() -> None:
         """A version that can't be loaded is said once and shown by /health (`refused`);
-        the following itself goes on."""
+        the following itself goes on. A serving process whose supervisor is gone stops."""
+        if parent is not None and os.getppid() != parent:
+            loop.call_soon_threadsafe(stop.set)
+            return
         try:
             holder.refresh()
         except ModelNotLoaded as exc:
-            _report(str(exc))
+            if says:
+                report(str(exc))
 
-    follower = Periodic(f"following {ref}", follow, poll_seconds, shown=shown)
-    def write_log() -> None:
-        """A round of the log's writer; in team mode, then send what it queued."""
-        logger.flush()
-        if team is not None:
-            team.tick()
-
-    writer = Periodic("writing the prediction log", write_log, flush_seconds, shown=shown)
-    spiller = Periodic("spilling the prediction log",
-                       lambda: relieve(logger, writer,
-                                       lambda: loop.call_soon_threadsafe(writer.wake)),
-                       flush_seconds, shown=shown)
-    logger.on_full = spiller.wake  # add() runs on the loop's thread
-    watch = Watch(holder, logger, follower, writer, spiller, team)
-    try:
-        server = make_app(holder, logger, policy, watch).listen(
-            port, address=address, max_body_size=policy.max_body_bytes,
-            max_buffer_size=policy.max_body_bytes + MIB)
-    except OSError as exc:
-        raise cannot_listen(exc, address, port) from None
-    stop = asyncio.Event()
+    follower = Periodic(f"following {holder.ref}", follow, poll_seconds, shown=shown,
+                        says=says)
+    watch = Watch(holder, logger, follower)
+    server = HTTPServer(make_app(holder, logger, policy, watch),
+                        max_body_size=policy.max_body_bytes,
+                        max_buffer_size=policy.max_body_bytes + MIB)
+    accepting = _accept_one_at_a_time(server, sockets)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    tasks = [asyncio.create_task(task.run(stop)) for task in (follower, writer, spiller)]
+    task = asyncio.create_task(follower.run(stop))
     try:
-        serving = holder.current.version.ref if holder.current else "no model yet"
-        print(f"serving {serving} ({ref}) on http://{address}:{port}", flush=True)
-        if address in ("0.0.0.0", "::", ""):
-            service_log.warning("bound to every interface, answering only Host %s; add "
-                                "--allow-host NAME for each name or address clients use",
-                                ", ".join(sorted(policy.hosts)))
-        if ready is not None:
-            ready()
         await stop.wait()
-    finally:  # whatever ended the wait, what was logged is written before returning
+    finally:  # every request answered has handed its rows to the log's writer
         stop.set()
-        server.stop()  # no new connection...
-        try:  # ...and the open ones (keep-alive clients) closed, so no request is answered
-            # after the final flush: each one answered 200 is in the log
+        accepting.stop()  # no new connection...
+        try:  # ...and the open ones (keep-alive clients) closed once their answers are sent
             await asyncio.wait_for(server.close_all_connections(), CLOSE_CONNECTIONS_SECONDS)
         except TimeoutError:
             service_log.warning("requests still running after %d s at stop; their rows are "
-                                "flushed if they were answered", CLOSE_CONNECTIONS_SECONDS)
-        for outcome in await asyncio.gather(*tasks, return_exceptions=True):
-            if isinstance(outcome, Exception):  # a bug: said, and the rows still flushed
-                service_log.error("%s", printable(f"a periodic task failed: "
-                                                  f"{type(outcome).__name__}: {outcome}"))
-        _final_flush(logger)  # on the loop's thread: no request adds a row meanwhile
-        if team is not None:
-            _end_team_run(team)
+                                "logged if they were answered", CLOSE_CONNECTIONS_SECONDS)
+        for outcome in await asyncio.gather(task, return_exceptions=True):
+            if isinstance(outcome, Exception):  # a bug: said
+                report(f"a periodic task failed: {type(outcome).__name__}: {outcome}")
+        logger.close()
 
 
-def _team_client(project: Project) -> Any:
-    """The team server's client when the project records into one (else None)."""
-    url = project.server_url()
-    if url is None:
-        return None
-    from ..remote.client import Client
-    from ..remote.credentials import token_for
+class _Accepting:
+    """The listening sockets one serving process takes connections from."""
 
-    return Client(url, token_for(url))
+    def __init__(self, sockets: list[socket.socket]) -> None:
+        self.sockets = sockets
 
-
-def _end_team_run(team: Any) -> None:
-    """End the serving run on the team server; say what waits in the spool, if any."""
-    try:
-        left = team.close()
-    except Exception as exc:  # the rows are in the spool; the stop goes on
-        service_log.error("%s", printable(f"stopping: {exc}"))
-        return
-    if left:
-        print(f"{left} prediction-log records wait in {team.queue.spool.pending_path} for "
-              f"{team.client.url}: `mlops sync` (or the next `mlops serve`) sends them",
-              flush=True)
+    def stop(self) -> None:
+        io_loop = IOLoop.current()
+        for sock in self.sockets:
+            io_loop.remove_handler(sock)
 
 
-def _final_flush(logger: BufferedLogger) -> None:
-    """The flush at the stop (spilled rows too), and the closing line that says what
-    became of every row. Rows the log can't take now are spilled for the next start."""
-    try:
-        logger.flush()
-    except Exception as exc:
-        service_log.error("%s", printable(f"stopping: {exc}"))
+def _accept_one_at_a_time(server: HTTPServer, sockets: list[socket.socket]) -> _Accepting:
+    """Take connections from `sockets`, shared with the service's other serving
+    processes, one per wake-up.
+
+    Tornado's own handler accepts every queued connection at once, so the
+    process that wakes first takes them all (four clients connecting together
+    all land on one process). Taking one leaves the next to whichever process
+    is free: a busy one is slower to wake, so connections go to the idle.
+    """
+    io_loop = IOLoop.current()
+
+    def accept(sock: socket.socket) -> None:
         try:
-            logger.spill()
-        except Exception as spill_exc:
-            service_log.error("%s", printable(f"stopping: {spill_exc}"))
-    closing = f"stopped; {logger.written} predictions logged"
-    if logger.recovered:
-        closing += f" ({logger.recovered} of them spilled earlier)"
-    if logger.set_aside:
-        closing += f"; {logger.set_aside} rows set aside in {logger.unwritable_path}"
-    if logger.lost:
-        closing += f"; {logger.lost} rows lost"
-    if logger.spilled_waiting():
-        closing += (f"; {logger.spilled_waiting()} rows wait in "
-                    f"{logger.spill_folder.shown()}: the next start writes them to the log")
-    if logger.pending():
-        closing += f"; {logger.pending()} rows not written (see above)"
-    print(closing, flush=True)
+            connection, address = sock.accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return  # another process took it, or the client gave up
+        server.handle_stream(IOStream(connection, max_buffer_size=server.max_buffer_size,
+                                      read_chunk_size=server.read_chunk_size), address)
+
+    for sock in sockets:
+        io_loop.add_handler(sock, lambda fd, events, sock=sock: accept(sock), IOLoop.READ)
+    return _Accepting(sockets)
 
 
 def _shown(project: Project) -> Callable[[str], str]:
@@ -511,18 +490,10 @@ def _shown(project: Project) -> Callable[[str], str]:
     return shown
 
 
-def _report(text: str) -> None:
-    service_log.warning("%s", printable(text))
-
-
-def _log_to_stderr() -> None:
-    """Send the service's log lines to stderr as `mlops serve: ...` (once per process)."""
-    if not service_log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("mlops serve: %(message)s"))
-        service_log.addHandler(handler)
-        service_log.setLevel(logging.INFO)
-        service_log.propagate = False
+def _request_ids(count: int) -> list[str]:
+    """`count` random 128-bit request ids in hex, from one read of the system's randomness."""
+    text = os.urandom(16 * count).hex()
+    return [text[i:i + 32] for i in range(0, 32 * count, 32)]
 
 
 def _declared_length(content_length: str | None) -> int | None:
@@ -530,4 +501,3 @@ def _declared_length(content_length: str | None) -> int | None:
         return int(content_length.split(",")[0]) if content_length else None
     except ValueError:
         return None
-

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .holder import Loaded
+if TYPE_CHECKING:  # holder builds the fast path from this module's contract
+    from .holder import Loaded
 
 MAX_ROWS = 1000
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
@@ -23,7 +24,8 @@ class Invalid(Exception):
         super().__init__(f"{field}: {problem}")
 
 
-def _kind(dtype: str | None) -> str:
+def kind_of(dtype: str | None) -> str:
+    """What JSON values a column of `dtype` takes: number, boolean, string, or any (no dtype)."""
     if dtype is None:
         return "any"
     if dtype.startswith(("float", "int", "uint", "Int", "UInt", "Float")):
@@ -57,7 +59,7 @@ def check_instances(body: Any, columns: tuple[tuple[str, str | None], ...]) -> l
             if name not in instance:
                 raise Invalid(f"{where}.{name}", "missing")
             value = instance[name]
-            kind = _kind(dtype)
+            kind = kind_of(dtype)
             if kind == "number" and (type(value) is not float or not math.isfinite(value)):
                 instance[name] = _number(value, dtype, f"{where}.{name}")  # not a finite float
             if kind == "boolean" and not isinstance(value, bool):
@@ -114,7 +116,7 @@ def openapi(loaded: Loaded, serving: str) -> dict[str, Any]:
              "string": {"type": "string"}, "any": {"type": "number"}}
     instance = {"type": "object", "additionalProperties": False,
                 "required": [name for name, _ in loaded.columns],
-                "properties": {name: types[_kind(dtype)] for name, dtype in loaded.columns}}
+                "properties": {name: types[kind_of(dtype)] for name, dtype in loaded.columns}}
     error = {"type": "object", "properties": {"message": {"type": "string"},
                                               "field": {"type": "string"}}}
     refused = {"application/json": {"schema": {"type": "object", "properties": {

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from ..artifacts import ArtifactStore
 from ..errors import MlopsError
 from ..models import load_model_bytes
+from ..monitoring.predlog import INPUT_PREFIX
 from ..project import Project
 from ..store import Store
 from ..store.models import parse_model_ref
 from ..store.records import ModelVersion
+from .inputs import NumericInput, numeric_input
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,12 @@ class Loaded:
     version: ModelVersion
     model: Any
     columns: tuple[tuple[str, str | None], ...]  # (name, dtype) in the model's order
+    numeric: NumericInput | None = None  # the fast path, when every feature is a number
+
+    @cached_property
+    def log_names(self) -> tuple[str, ...]:
+        """The prediction log's input columns of the fast path (`numeric`'s names)."""
+        return tuple(INPUT_PREFIX + name for name in self.numeric.names) if self.numeric else ()
 
 
 class ModelNotLoaded(MlopsError):
@@ -116,4 +125,6 @@ class ModelHolder:
         else:
             data = ArtifactStore(self.project.artifacts_dir).read_bytes(version.digest)
         model = load_model_bytes(data)
-        return Loaded(version=version, model=model, columns=columns_of(version, model))
+        columns = columns_of(version, model)
+        return Loaded(version=version, model=model, columns=columns,
+                      numeric=numeric_input(model, columns))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,8 +38,9 @@ class Periodic:
     """
 
     def __init__(self, what: str, work: Callable[[], object], period: float, *,
-                 shown: Callable[[str], str] = str) -> None:
+                 shown: Callable[[str], str] = str, says: bool = True) -> None:
         self.what = what
+        self.says = says  # False: failures are kept for /health, not said in the log
         self.work = work
         self.period = period
         self.shown = shown  # how a problem is shown to /health (e.g. without the root path)
@@ -85,14 +87,14 @@ class Periodic:
         self.problem = _problem(exc, self.what)
         self.cause = _cause(exc)
         key = _problem_key(exc)
-        if key != self._reported:
+        if key != self._reported and self.says:
             service_log.warning("%s", printable(
                 f"{self.problem}; retrying in {FIRST_RETRY_SECONDS:g} s, then less often "
                 f"(at least every {MAX_RETRY_SECONDS:g} s)"))
         self._reported = key
 
     def _worked(self) -> None:
-        if self._reported is not None:
+        if self._reported is not None and self.says:
             service_log.info("%s: working again", self.what)
         self._reported = self.problem = self.cause = self.since = None
         self.failures = 0
@@ -127,13 +129,19 @@ def relieve(logger: BufferedLogger, writer: Periodic,
 
 @dataclass(frozen=True)
 class Watch:
-    """What `/health` looks at."""
+    """What `/health` looks at.
+
+    In the service's writer process `logger`, `writer` and `spiller` are its
+    own; in a serving process `logger` is the `logwriter.LogFeed` to it and
+    `writer`/`spiller` are None: the log's reasons are then the ones the writer
+    process last reported (`logger.reasons()`).
+    """
 
     holder: ModelHolder
-    logger: BufferedLogger
+    logger: Any  # BufferedLogger, or a LogFeed
     follower: Periodic  # following the alias
-    writer: Periodic  # writing the prediction log
-    spiller: Periodic  # spilling what the log can't take
+    writer: Periodic | None = None  # writing the prediction log
+    spiller: Periodic | None = None  # spilling what the log can't take
     team: Any = None  # team mode: the `team.TeamPredictionLog` the log is shipped through
 
     def reasons(self) -> list[str]:
@@ -150,41 +158,54 @@ class Watch:
             reasons.append(f"still serving {current.version.ref}: {refused.version.ref}, which "
                            f"{self.holder.ref} points at, could not be loaded: "
                            f"{self.follower.shown(str(refused.reason))}")
-        reasons += self._log_reasons()
-        if self.team is not None and self.team.behind and self.team.unacknowledged():
-            reasons.append(f"{self.team.unacknowledged()} prediction-log records wait for "
-                           f"the team server {self.team.client.url}, which does not take "
-                           f"them now; they are kept in .mlops/spool/ and sent when it does")
-        for task in (self.follower, self.writer, self.spiller):
-            started = task.started
-            if started is not None and time.monotonic() - started > STUCK_SECONDS:
-                reasons.append(f"{task.what}: one round has run for "
-                               f"{time.monotonic() - started:.0f} s")
+        if self.writer is not None and self.spiller is not None:
+            reasons += log_reasons(self.logger, self.writer, self.spiller, self.team)
+        else:
+            reasons += self.logger.reasons()
+        reasons += stuck_reasons([self.follower])
         return [printable(reason) for reason in reasons]
 
-    def _log_reasons(self) -> list[str]:
-        logger, writer = self.logger, self.writer
-        pending, spilled = logger.pending(), logger.spilled_waiting()
-        folder = logger.spill_folder.shown()
-        reasons = []
-        if writer.problem is not None:
-            reasons.append(f"the prediction log can't be written since {_when(writer.since)} "
-                           f"({writer.shown(writer.cause or '')}); {pending} rows wait in memory "
-                           f"and {spilled} in {folder}, nothing is lost; retrying at least "
-                           f"every {MAX_RETRY_SECONDS:g} s")
-        elif spilled:
-            reasons.append(f"{spilled} prediction-log rows spilled to {folder} are not yet in "
-                           "the log; they are written when it can take them")
-        elif pending > logger.max_rows // 2:
-            reasons.append(f"{pending} prediction-log rows wait to be written (rows are "
-                           f"spilled to a file past {logger.max_rows})")
-        if logger.recovery_problem is not None:
-            reasons.append(writer.shown(logger.recovery_problem))
-        if self.spiller.problem is not None:
-            reasons.append(f"rows can't be spilled either since {_when(self.spiller.since)} "
-                           f"({self.spiller.shown(self.spiller.cause or '')}): {pending} held in "
-                           f"memory, past the bound of {logger.max_rows}")
-        return reasons
+
+def log_reasons(logger: BufferedLogger, writer: Periodic, spiller: Periodic,
+                team: Any = None) -> list[str]:
+    """Why the prediction log needs a look, one line each (what the writer process
+    reports to the serving processes' /health)."""
+    pending, spilled = logger.pending(), logger.spilled_waiting()
+    folder = logger.spill_folder.shown()
+    reasons = []
+    if writer.problem is not None:
+        reasons.append(f"the prediction log can't be written since {_when(writer.since)} "
+                       f"({writer.shown(writer.cause or '')}); {pending} rows wait in memory "
+                       f"and {spilled} in {folder}, nothing is lost; retrying at least "
+                       f"every {MAX_RETRY_SECONDS:g} s")
+    elif spilled:
+        reasons.append(f"{spilled} prediction-log rows spilled to {folder} are not yet in "
+                       "the log; they are written when it can take them")
+    elif pending > logger.max_rows // 2:
+        reasons.append(f"{pending} prediction-log rows wait to be written (rows are "
+                       f"spilled to a file past {logger.max_rows})")
+    if logger.recovery_problem is not None:
+        reasons.append(writer.shown(logger.recovery_problem))
+    if spiller.problem is not None:
+        reasons.append(f"rows can't be spilled either since {_when(spiller.since)} "
+                       f"({spiller.shown(spiller.cause or '')}): {pending} held in "
+                       f"memory, past the bound of {logger.max_rows}")
+    if team is not None and team.behind and team.unacknowledged():
+        reasons.append(f"{team.unacknowledged()} prediction-log records wait for "
+                       f"the team server {team.client.url}, which does not take "
+                       f"them now; they are kept in .mlops/spool/ and sent when it does")
+    return [printable(reason) for reason in reasons + stuck_reasons([writer, spiller])]
+
+
+def stuck_reasons(tasks: list[Periodic]) -> list[str]:
+    """A line for each task whose current round has run longer than `STUCK_SECONDS`."""
+    reasons = []
+    for task in tasks:
+        started = task.started
+        if started is not None and time.monotonic() - started > STUCK_SECONDS:
+            reasons.append(f"{task.what}: one round has run for "
+                           f"{time.monotonic() - started:.0f} s")
+    return reasons
 
 
 def _when(epoch: float | None) -> str:
@@ -216,6 +237,21 @@ def _problem_key(exc: Exception) -> str:
     if isinstance(reason, OSError):
         return f"{type(exc).__name__} {type(reason).__name__} {reason.errno} {reason.strerror}"
     return f"{type(exc).__name__} {type(reason).__name__} {reason}"
+
+
+def report(text: str) -> None:
+    """One line in the service's log (stderr), control characters escaped."""
+    service_log.warning("%s", printable(text))
+
+
+def log_to_stderr() -> None:
+    """Send the service's log lines to stderr as `mlops serve: ...` (once per process)."""
+    if not service_log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("mlops serve: %(message)s"))
+        service_log.addHandler(handler)
+        service_log.setLevel(logging.INFO)
+        service_log.propagate = False
 
 
 def printable(text: str, limit: int = 500) -> str:

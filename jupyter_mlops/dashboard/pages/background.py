@@ -25,16 +25,6 @@ def problem_shown(problem: BaseException, root: object) -> str:
     return without_server_paths(said, str(root))
 
 
-def when_loaded(callback: Any) -> None:
-    """Run `callback` once the page is in the browser (at once outside a server session,
-    or when the page is already loaded, as after a change of model or window)."""
-    if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None \
-            and not pn.state.loaded:
-        pn.state.onload(callback)
-    else:
-        callback()
-
-
 def off_the_event_loop(work: Callable[[], Any], then: Callable[[Any], None]) -> None:
     """Run `work` on a thread and `then(its result, or what it raised)` on the session's
     event loop, so that half a second of drift tests on a million rows holds up no other

@@ -24,8 +24,8 @@ from ...store.releases import ReleaseRequest
 from ...views import format_time
 from ..auth import session_user
 from ..context import DashboardContext
-from .background import off_the_event_loop, problem_shown, when_loaded
-from .layout import badge, frame, html_pane, message, text
+from .background import off_the_event_loop, problem_shown
+from .layout import badge, frame, html_pane, message, text, when_loaded
 
 CHECK_WINDOW_S = 86_400.0  # failing checks of the last day: older traffic is history
 

@@ -10,6 +10,8 @@ the page (`overflow-wrap` on the pane).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import panel as pn
 
 from ...views import escape_text
@@ -135,3 +137,13 @@ def _give_location(template: pn.template.BaseTemplate) -> None:
 
 def message(value: str, error: bool = False) -> str:
     return f'<div class="{"mlops-error" if error else "mlops-message"}">{text(value)}</div>'
+
+
+def when_loaded(callback: Callable[[], object]) -> None:
+    """Run `callback` once the page is in the browser (at once outside a server session,
+    or when the page is already loaded, as after a change of model or window)."""
+    if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None \
+            and not pn.state.loaded:
+        pn.state.onload(callback)
+    else:
+        callback()

@@ -21,8 +21,8 @@ from ...views import format_time
 from .. import charts
 from ..context import DashboardContext
 from ..monitoring_summary import by_severity, cards, current_version, version_changes
-from .background import off_the_event_loop, problem_shown, when_loaded
-from .layout import badge, card, frame, html_pane, message, text
+from .background import off_the_event_loop, problem_shown
+from .layout import badge, card, frame, html_pane, message, text, when_loaded
 
 WINDOWS = {"last hour": "1h", "last day": "1d", "last week": "7d", "everything": None}
 

@@ -18,8 +18,9 @@ from ...store.releases import ReleaseRequest
 from ...views import html_table
 from ..auth import session_user
 from ..context import DashboardContext
-from .layout import badge, frame, html_pane, message, text
+from .layout import badge, frame, html_pane, message, text, when_loaded
 
+_FIRST_CARDS = 3  # sent with the page; the others follow once it is loaded
 _CLI_HINT = re.compile(r"\s*\((?:--|`mlops )[^)]*\)")
 
 
@@ -268,11 +269,22 @@ def releases_page(context: DashboardContext) -> pn.viewable.Viewable:
         feedback.object = message(f"release #{done.id} {done.status}{moved}")
         refresh()
 
+    def cards(requests: list[ReleaseRequest]) -> list[pn.viewable.Viewable]:
+        with context.registry() as registry:
+            return [card(registry, r) for r in requests]
+
     def refresh() -> None:
         with context.registry() as registry:
             pending = registry.store.releases.list("pending", limit=200)
-            cards = [card(registry, r) for r in pending]
-        listing.objects = cards or [html_pane("<p>No pending releases.</p>")]
+        if not pending:
+            listing.objects = [html_pane("<p>No pending releases.</p>")]
+            return
+        # The first cards come with the page; the rest once it is in the browser, so
+        # that a long queue does not hold up the first one.
+        first, rest = pending[:_FIRST_CARDS], pending[_FIRST_CARDS:]
+        listing.objects = cards(first)
+        if rest:
+            when_loaded(lambda: listing.extend(cards(rest)))
 
     refresh()
     body = pn.Column(feedback, listing, sizing_mode="stretch_width")
