@@ -114,6 +114,20 @@ def frame(context: DashboardContext, current: str, body: pn.viewable.Viewable,
     return template
 
 
+def known_theme_only() -> None:
+    """Drop a `?theme=` the templates don't know, before a page builds anything. Panel's
+    template looks it up in its themes and fails on any other value (its config fails
+    on one that isn't UTF-8, at the first widget), and Panel then showed that failure's
+    message as HTML: `?theme=<img src=x onerror=...>` ran the link's script in the
+    reviewer's session (a reflected XSS). The default theme applies instead."""
+    from panel.theme import THEMES
+
+    args = pn.state.session_args
+    given = args.get("theme") if isinstance(args, dict) else None
+    if given and given[0].decode("utf-8", "replace").strip("'\"") not in THEMES:
+        del args["theme"]
+
+
 def _offline_fast() -> type:
     """Panel's Fast design without its Google Fonts link: the dashboard makes no request
     outside its own server (the browser's sans-serif is used instead)."""
