@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import html
 import math
+import re
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -99,6 +100,19 @@ def text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+# Bidirectional embedding, override and isolate controls: invisible, they reorder the
+# text after them (a run named "\u202eevil" reads backwards, and so does whatever
+# follows it on the line), the "Trojan Source" trick. Shown as their code points.
+_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def escape_text(value: object) -> str:
+    """A user string as HTML text: escaped, never markup, with bidirectional control
+    characters made visible (`<U+202E>`) instead of reordering what surrounds them."""
+    shown = _BIDI_CONTROLS.sub(lambda m: f"<U+{ord(m.group()):04X}>", str(value))
+    return html.escape(shown)
+
+
 def html_table(header: Sequence[str], rows: Sequence[Sequence[str]],
                highlight: Sequence[bool] | None = None, *,
                fit_widths: Sequence[str] | None = None) -> str:
@@ -109,7 +123,7 @@ def html_table(header: Sequence[str], rows: Sequence[Sequence[str]],
     cells, so a many-run compare fits the notebook instead of widening it; the other
     columns share what is left.
     """
-    esc = html.escape
+    esc = escape_text
     cell = ""
     colgroup = ""
     table_style = ""

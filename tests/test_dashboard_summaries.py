@@ -108,9 +108,26 @@ def test_refusals_lose_their_command_line_options_on_the_web() -> None:
 def test_work_off_the_event_loop_hands_on_what_it_raised() -> None:
     """Drift measured after the first paint: a failure reaches the page, never a thread's
     stderr alone (outside a server session the work runs at once)."""
-    from jupyter_mlops.dashboard.pages.monitoring import off_the_event_loop
+    from jupyter_mlops.dashboard.pages.background import off_the_event_loop
 
     handed: list = []
     off_the_event_loop(lambda: 1 / 0, handed.append)
     off_the_event_loop(lambda: 42, handed.append)
     assert isinstance(handed[0], ZeroDivisionError) and handed[1] == 42
+
+
+@pytest.mark.parametrize(("at", "span_ms"), [
+    ([1_700_000_000.0], 3_600_000.0),  # a batch scoring job: every row at one instant
+    ([1_700_000_000.0, 1_700_000_030.0], 3_600_000.0),
+    ([1_700_000_000.0, 1_700_007_200.0], None),  # two hours of traffic: its own range
+])
+def test_traffic_logged_at_one_instant_is_drawn_on_an_hour_around_it(at, span_ms) -> None:
+    from jupyter_mlops.dashboard import charts
+
+    figure = charts.time_series("requests", at, [5] * len(at), y_label="requests",
+                                versions=["m:1"] * len(at))
+    if span_ms is None:
+        assert type(figure.x_range).__name__ == "DataRange1d"  # fitted to the data
+        return
+    assert figure.x_range.end - figure.x_range.start == span_ms
+    assert figure.x_range.start < at[0] * 1000 and at[-1] * 1000 < figure.x_range.end

@@ -23,6 +23,9 @@ ARTIFACTS = {
     "notes.txt": f"threshold 0.5\n{HOSTILE}\n".encode(),
     "report.html": b"<p id='shown'>drift report</p><script>document.body.dataset.ran='yes';"
                    b"parent.document.title='pwned'</script>",
+    "logo.svg": b'<svg xmlns="http://www.w3.org/2000/svg" width="4" height="2">'
+                b'<rect width="4" height="2" fill="red"/>'
+                b"<script>alert(document.domain)</script></svg>",
 }
 
 
@@ -277,3 +280,37 @@ def test_artifacts_open_in_tabs_images_text_and_sandboxed_html(workspace, browse
     assert page.title() != "pwned"
     assert page.locator(".jp-MainAreaWidget img:not(.jp-mlops-artifact-image)").count() == 0
     assert not dialogs
+
+
+def test_an_svg_artifact_opened_in_a_tab_of_its_own_runs_no_script_as_jupyterlab(
+        workspace, browser) -> None:
+    """An SVG is an image that can hold scripts. Shown from a blob: URL (JupyterLab's
+    origin), "Open image in new tab" ran its script there, with the user's session;
+    shown from a data: URL its document has no origin of JupyterLab's."""
+    base, (first, _), _ = workspace
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    dialogs: list[str] = []
+    context.on("page", lambda tab: tab.on(
+        "dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss())))
+    page = context.new_page()
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(f"{base}/lab?token={TOKEN}")
+    page.locator('[data-id="jupyter-mlops-sidebar"]').click(timeout=60000)
+    page.locator(f'#jupyter-mlops-sidebar tr.jp-mlops-run[data-run-id="{first}"]').click(
+        timeout=60000)
+    artifacts = page.locator(".jp-MainAreaWidget .jp-mlops-detail .jp-mlops-artifacts li")
+    artifacts.first.wait_for(timeout=30000)
+    artifacts.filter(has_text="reports/logo.svg").get_by_role("button", name="View").click()
+    image = page.locator(".jp-MainAreaWidget:visible .jp-mlops-artifact-image")
+    image.wait_for(timeout=30000)
+    page.wait_for_function("img => img.complete && img.naturalWidth === 4",
+                           arg=image.element_handle(), timeout=10000)
+    source = image.get_attribute("src") or ""
+    assert source.startswith("data:image/svg+xml;base64,")
+
+    tab = context.new_page()  # what "Open image in new tab" does
+    tab.goto(source)
+    tab.wait_for_function("document.readyState === 'complete'", timeout=10000)
+    assert not tab.evaluate("() => window.origin.startsWith('http')")
+    assert not any("127.0.0.1" in d for d in dialogs), dialogs
+    context.close()

@@ -199,3 +199,29 @@ def test_quality_and_calibration_over_time(logged, tracker) -> None:
     labelled = [b for b in report.timeline if b.labelled]
     assert sum(b.labelled for b in labelled) == 2000
     assert all(0.4 < b.accuracy < 0.9 and 0.1 < b.brier < 0.25 for b in labelled)
+
+
+def test_a_numeric_feature_now_logged_as_text_is_drift_not_a_crash(normal_reference,
+                                                                   project) -> None:
+    """Upstream started sending the feature as strings: `mlops monitor check` used to die
+    on "could not convert string to float"; the change of type is the drift."""
+    values = pd.Series(["1.5", "oops", None, "2"] * 50, dtype="string[pyarrow]")
+    result = numeric_drift("x", normal_reference, values)
+    assert (result.test, result.drifted, result.statistic) == ("type", True, 0.25)
+    assert result.detail == "50 of 200 values are not numbers (e.g. 'oops'); the reference's were"
+    numbers = numeric_drift("x", normal_reference, pd.Series(["0.1", "-0.3"] * 100))
+    assert numbers.test == "ks"  # text that holds numbers is read as numbers
+
+    rng = np.random.default_rng(0)
+    reference = pd.DataFrame({"a": rng.normal(size=200)})
+    from jupyter_mlops.monitoring.profile import build_profile
+
+    with Store(project.db_path) as store:
+        store.predictions.save_profile("m", 1, build_profile(reference, rng.uniform(size=200)))
+        PredictionLog(project).write(store, "m", prediction_frame(
+            pd.DataFrame({"a": ["oops"] * 200}), rng.uniform(size=200), version=1), "service")
+    done = subprocess.run([sys.executable, "-m", "jupyter_mlops.cli.main", "monitor", "check",
+                           "m"], capture_output=True, text=True, cwd=project.root)
+    assert done.returncode == 1, done.stderr
+    assert "FAIL m:1 drift a: type: 200 of 200 values are not numbers" in done.stdout
+    assert "Traceback" not in done.stderr

@@ -61,8 +61,7 @@ export class ArtifactView extends Widget {
       let shown: HTMLElement;
       if (view.kind === 'image') {
         const blob = new Blob([await response.arrayBuffer()], { type: view.mime });
-        this.objectURL = URL.createObjectURL(blob);
-        shown = el('img', { cls: 'jp-mlops-artifact-image', attrs: { src: this.objectURL, alt: this.name } });
+        shown = el('img', { cls: 'jp-mlops-artifact-image', attrs: { src: await this.imageSource(blob), alt: this.name } });
       } else if (view.kind === 'html') {
         const frame = el('iframe', { cls: 'jp-mlops-artifact-html', attrs: { sandbox: '', title: this.name } });
         frame.srcdoc = await response.text();
@@ -74,6 +73,26 @@ export class ArtifactView extends Widget {
     } catch (error) {
       this.node.replaceChildren(header, el('div', { cls: 'jp-mlops-error', text: (error as Error).message }));
     }
+  }
+
+  /**
+   * Where the <img> reads `blob` from. A blob: URL has JupyterLab's origin: an SVG
+   * opened from it in a tab of its own ("Open image in new tab") would run its scripts
+   * there, with the user's Jupyter session. An SVG is therefore given as a data: URL,
+   * whose document has an opaque origin (and which Chromium will not open as a page
+   * from a link); raster images, which cannot hold scripts, keep the cheaper blob: URL.
+   */
+  private async imageSource(blob: Blob): Promise<string> {
+    if (blob.type === 'image/svg+xml') {
+      return await new Promise<string>((resolve, reject) => {
+        const reader = new FileReader();
+        reader.onload = () => resolve(reader.result as string);
+        reader.onerror = () => reject(reader.error ?? new Error('could not read the SVG'));
+        reader.readAsDataURL(blob);
+      });
+    }
+    this.objectURL = URL.createObjectURL(blob);
+    return this.objectURL;
   }
 
   private objectURL: string | null = null;

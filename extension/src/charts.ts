@@ -1,4 +1,4 @@
-import { formatNumber, niceTicks } from './logic';
+import { formatNumber, niceTicks, visibleText } from './logic';
 
 const SVG = 'http://www.w3.org/2000/svg';
 const WIDTH = 480;
@@ -20,7 +20,7 @@ function svgNode<K extends keyof SVGElementTagNameMap>(
     node.setAttribute(name, String(value));
   }
   if (text !== undefined) {
-    node.textContent = text; // labels are user strings: text, never markup
+    node.textContent = visibleText(text); // labels are user strings: text, never markup
   }
   return node;
 }
@@ -75,7 +75,7 @@ export function lineChart(title: string, series: ISeries[]): HTMLElement {
   const figure = document.createElement('figure');
   figure.className = 'jp-mlops-figure';
   const caption = document.createElement('figcaption');
-  caption.textContent = title;
+  caption.textContent = visibleText(title);
   figure.append(caption, svg);
   if (drawn.length > 1) {
     const legend = document.createElement('ul');
@@ -84,7 +84,7 @@ export function lineChart(title: string, series: ISeries[]): HTMLElement {
       const item = document.createElement('li');
       const swatch = document.createElement('span');
       swatch.className = `jp-mlops-swatch jp-mlops-line-${i % 6}`;
-      item.append(swatch, document.createTextNode(s.label));
+      item.append(swatch, document.createTextNode(visibleText(s.label)));
       legend.appendChild(item);
     });
     figure.appendChild(legend);

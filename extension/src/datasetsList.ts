@@ -1,6 +1,6 @@
 import { Widget } from '@lumino/widgets';
 
-import { el, table } from './dom';
+import { el, table, textNode } from './dom';
 import { formatBytes } from './logic';
 import { requestAPI } from './request';
 
@@ -41,7 +41,7 @@ export class DatasetsList extends Widget {
           attrs: { type: 'button', 'aria-expanded': 'false', title: d.digest },
           children: [
             el('span', { cls: 'jp-mlops-digest', text: d.digest.replace(/^sha256:/, '').slice(0, 12) }),
-            document.createTextNode(
+            textNode(
               ` ${sources[0] ?? d.kind} · ${d.rows === null ? '' : `${d.rows} rows · `}${formatBytes(d.size)}`
             )
           ]
@@ -80,7 +80,7 @@ export class DatasetsList extends Widget {
       });
       open.addEventListener('click', () => this.openRun(use.run_id));
       runs.appendChild(
-        el('li', { children: [open, document.createTextNode(` ${use.role === 'input' ? 'read' : 'wrote'} ${use.source ?? ''}`)] })
+        el('li', { children: [open, textNode(` ${use.role === 'input' ? 'read' : 'wrote'} ${use.source ?? ''}`)] })
       );
     }
     parts.push(el('div', { text: 'Runs:' }), runs);

@@ -1,6 +1,14 @@
 /**
- * Building DOM nodes: user strings always go in as text (textContent), never HTML.
+ * Building DOM nodes: user strings always go in as text (textContent), never HTML,
+ * with their bidirectional controls made visible (`visibleText`).
  */
+
+import { visibleText } from './logic';
+
+/** A text node of `text`, its bidirectional controls made visible. */
+export function textNode(text: string): Text {
+  return document.createTextNode(visibleText(text));
+}
 
 export function el<K extends keyof HTMLElementTagNameMap>(
   tag: K,
@@ -16,7 +24,7 @@ export function el<K extends keyof HTMLElementTagNameMap>(
     node.className = options.cls;
   }
   if (options.text !== undefined) {
-    node.textContent = options.text;
+    node.textContent = visibleText(options.text);
   }
   for (const [name, value] of Object.entries(options.attrs ?? {})) {
     node.setAttribute(name, value);

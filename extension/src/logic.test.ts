@@ -12,7 +12,8 @@ import {
   metricSeries,
   polylinePoints,
   runsQuery,
-  statusClass
+  statusClass,
+  visibleText
 } from './logic';
 
 function run(id: number, extra: Partial<IRun> = {}): IRun {
@@ -212,5 +213,13 @@ describe('artifact views', () => {
     expect(artifactView('notes.txt')?.kind).toBe('text');
     expect(artifactView('model.pkl')).toBeNull();
     expect(artifactView('Makefile')).toBeNull();
+  });
+});
+
+describe('visibleText', () => {
+  it('shows bidirectional controls as code points and leaves other text alone', () => {
+    expect(visibleText('\u202eevil')).toBe('<U+202E>evil');
+    expect(visibleText('a\u2066b\u2069')).toBe('a<U+2066>b<U+2069>');
+    expect(visibleText('שלום <img src=x>')).toBe('שלום <img src=x>');
   });
 });

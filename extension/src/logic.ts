@@ -351,3 +351,13 @@ export function artifactView(name: string): { kind: 'image' | 'text' | 'html'; m
   }
   return TEXT_EXTENSIONS.has(extension) ? { kind: 'text', mime: 'text/plain' } : null;
 }
+
+/**
+ * `text` with bidirectional embedding, override and isolate controls (U+202A-202E,
+ * U+2066-2069) shown as their code points: invisible, they would reorder whatever
+ * follows them on the line ("Trojan Source"), e.g. a pipeline named "\u202eevil".
+ */
+export function visibleText(text: string): string {
+  return text.replace(/[\u202a-\u202e\u2066-\u2069]/g,
+    c => `<U+${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}>`);
+}

@@ -1,6 +1,6 @@
 import { Widget } from '@lumino/widgets';
 
-import { el } from './dom';
+import { el, textNode } from './dom';
 import { formatDuration, formatTime, statusClass } from './logic';
 import { requestAPI } from './request';
 
@@ -60,7 +60,7 @@ export class PipelinesList extends Widget {
                 cls: 'jp-mlops-pipeline-head',
                 children: [
                   el('span', { cls: `jp-mlops-badge ${statusClass(p.status)}`, text: p.status }),
-                  document.createTextNode(` ${p.name} #${p.id} · ${formatTime(p.started_at)} · ${p.trigger}`)
+                  textNode(` ${p.name} #${p.id} · ${formatTime(p.started_at)} · ${p.trigger}`)
                 ]
               }),
               p.error ? el('div', { cls: 'jp-mlops-error', text: p.error }) : null,
@@ -100,7 +100,7 @@ export class PipelinesList extends Widget {
         el('div', {
           children: [
             el('span', { cls: `jp-mlops-badge ${s.status === 'cached' ? 'jp-mlops-status-cached' : statusClass(s.status)}`, text: label }),
-            document.createTextNode(` ${s.step} ${formatDuration(s.duration)}`)
+            textNode(` ${s.step} ${formatDuration(s.duration)}`)
           ]
         }),
         el('div', { cls: 'jp-mlops-step-links', children: buttons }),

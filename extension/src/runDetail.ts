@@ -1,7 +1,7 @@
 import { Widget } from '@lumino/widgets';
 
 import { lineChart } from './charts';
-import { el, table } from './dom';
+import { el, table, textNode } from './dom';
 import {
   artifactView,
   formatBytes,
@@ -91,7 +91,7 @@ export class RunDetail extends Widget {
       el('h3', {
         children: [
           el('span', { cls: `jp-mlops-badge ${statusClass(run.status)}`, text: run.status }),
-          document.createTextNode(` ${run.name ?? `run ${run.id}`} (#${run.id})`)
+          textNode(` ${run.name ?? `run ${run.id}`} (#${run.id})`)
         ]
       }),
       snippetButtons(runSnippet(run.id), this.snippets),
@@ -140,7 +140,7 @@ export class RunDetail extends Widget {
         text: artifact.name,
         attrs: { href: artifactURL(run.id, artifact.name), download: artifact.name.split('/').pop() ?? 'artifact' }
       });
-      const item = el('li', { children: [link, document.createTextNode(` ${artifact.kind}, ${formatBytes(artifact.size)} `)] });
+      const item = el('li', { children: [link, textNode(` ${artifact.kind}, ${formatBytes(artifact.size)} `)] });
       if (artifactView(artifact.name)) {
         const view = el('button', { cls: 'jp-mlops-view', text: 'View', attrs: { type: 'button', title: `View ${artifact.name} in a tab` } });
         view.addEventListener('click', () => this.openArtifact(run.id, artifact.name, artifact.size));

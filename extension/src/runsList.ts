@@ -1,7 +1,7 @@
 import { Widget } from '@lumino/widgets';
 import { Message } from '@lumino/messaging';
 
-import { el } from './dom';
+import { el, textNode } from './dom';
 import {
   Backoff,
   fingerprint,
@@ -75,7 +75,7 @@ export class RunsList extends Widget {
           this.filterInput,
           el('label', {
             cls: 'jp-mlops-toggle',
-            children: [this.notebookOnly, document.createTextNode(' this notebook only')]
+            children: [this.notebookOnly, textNode(' this notebook only')]
           })
         ]
       })

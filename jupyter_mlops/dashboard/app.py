@@ -43,6 +43,7 @@ def build(context: DashboardContext, artifacts: str | Path
     from .hub import HubSignIn
     from .pages.audit import audit_page
     from .pages.home import home_page
+    from .pages.layout import known_theme_only
     from .pages.models import model_page, models_page
     from .pages.monitoring import monitoring_page
     from .pages.releases import releases_page
@@ -53,7 +54,15 @@ def build(context: DashboardContext, artifacts: str | Path
     def page(make: Callable[[DashboardContext], Any]) -> Callable[[], Any]:
         # A plain function (Panel renders a functools.partial as its repr).
         def render() -> Any:
-            return make(context)
+            try:
+                known_theme_only()
+                return make(context)
+            except Exception as exc:
+                # Panel would show the failure's message as HTML, and a message can
+                # quote the request (`?theme=<img onerror=...>`): said here as text,
+                # the traceback in the server's log.
+                logging.getLogger(__name__).exception("the page %s failed", make.__name__)
+                return _failed_page(exc)
 
         return render
 
@@ -79,6 +88,16 @@ def build(context: DashboardContext, artifacts: str | Path
         options["cookie_secret"] = auth.cookie_secret
         options["include_cookies"] = [COOKIE]  # the only cookie a page session needs
     return pages, options
+
+
+def _failed_page(problem: Exception) -> Any:
+    """A page whose function raised: one escaped line, nothing of the request as HTML."""
+    import panel as pn
+
+    from .pages.layout import message
+
+    return pn.pane.HTML(message(f"this page failed ({type(problem).__name__}); the "
+                                "dashboard's log has the details", error=True))
 
 
 def websocket_origins(allowed: frozenset[str], port: int) -> list[str]:

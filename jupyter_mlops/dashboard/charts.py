@@ -16,6 +16,11 @@ PALETTE = ("#1565c0", "#ef6c00", "#2e7d32", "#6a1b9a", "#c62828", "#00838f", "#5
 REFERENCE = "#9e9e9e"
 THRESHOLD = "#c62828"
 TOOLS = "pan,wheel_zoom,box_zoom,reset,save"
+# Traffic logged within this many seconds (a batch scoring job logs all its rows at one
+# instant) is drawn on an hour around it: on its own span the time axis would read in
+# microseconds ("319500us") with no date a reader can use.
+SHORTEST_SPAN_S = 60.0
+SHOWN_SPAN_S = 3600.0
 
 
 def _figure(title: str, width: int, height: int, subtitle: str = "", **options: Any) -> Any:
@@ -43,7 +48,12 @@ def time_series(title: str, at: Sequence[float], values: Sequence[float | None],
     vertical marker, labelled, where the model version changed (`changes`)."""
     from bokeh.models import ColumnDataSource, HoverTool, Label, Span
 
-    fig = _figure(title, width, height, subtitle, x_axis_type="datetime")
+    options: dict[str, Any] = {}
+    if at and max(at) - min(at) < SHORTEST_SPAN_S:
+        middle = (max(at) + min(at)) / 2
+        options["x_range"] = ((middle - SHOWN_SPAN_S / 2) * 1000.0,
+                              (middle + SHOWN_SPAN_S / 2) * 1000.0)
+    fig = _figure(title, width, height, subtitle, x_axis_type="datetime", **options)
     fig.xaxis.axis_label = "time"
     fig.yaxis.axis_label = y_label
     source = ColumnDataSource({"x": [a * 1000.0 for a in at],

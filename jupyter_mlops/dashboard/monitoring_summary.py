@@ -59,7 +59,10 @@ def cards(report: MonitorReport, settings: MonitoringConfig) -> list[Card]:
     if not report.drift_measured:
         found.append(Card("features drifting", "measuring...", None, "max 0"))
     else:
-        found.append(Card("features drifting", f"{drifting} of {len(version.drift)}",
+        # No drift result at all (no reference profile, no version, no successful
+        # request): "0 of 0" would read as "nothing drifts".
+        found.append(Card("features drifting", f"{drifting} of {len(version.drift)}"
+                          if version.drift else "not measured",
                           drifting == 0 if version.drift else None, "max 0"))
     accuracy = version.quality.get("accuracy")
     if accuracy is None:

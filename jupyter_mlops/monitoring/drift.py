@@ -10,7 +10,9 @@ feature type and sample size.
 - categorical, small: chi-squared goodness of fit to the reference
   frequencies, drift when p < `alpha`;
 - categorical, large: Jensen-Shannon distance (base 2), drift when above
-  `js_threshold`.
+  `js_threshold`;
+- numeric in the reference, values that are not numbers now (a column whose type
+  changed upstream): drift, test `type`, the statistic being their share.
 """
 
 from __future__ import annotations
@@ -42,11 +44,33 @@ class DriftResult:
     detail: str
 
 
+def _numbers(values: Any) -> tuple[Any, int, str]:
+    """`values` as floats; with how many were not numbers (NaN among the floats) and
+    the first of them, shown."""
+    import numpy as np
+
+    try:
+        return np.asarray(values, dtype=float), 0, ""
+    except (TypeError, ValueError):
+        import pandas as pd
+
+        series = pd.Series(values)
+        numbers = pd.to_numeric(series, errors="coerce")
+        strange = (series.notna() & numbers.isna()).to_numpy(dtype=bool)
+        example = repr(str(series[strange].iloc[0])[:40]) if strange.any() else ""
+        return numbers.to_numpy(dtype=float, na_value=np.nan), int(strange.sum()), example
+
+
 def numeric_drift(feature: str, reference: dict[str, Any], values: Any,
                   thresholds: DriftThresholds = DriftThresholds()) -> DriftResult:
     import numpy as np
 
-    data = np.asarray(values, dtype=float)
+    data, strange, example = _numbers(values)
+    if strange:  # the feature's type changed upstream: the most certain drift there is
+        share = strange / max(len(data), 1)
+        return DriftResult(feature, "numeric", "type", share, 0.0, True, len(data),
+                           f"{strange:,} of {len(data):,} values are not numbers (e.g. "
+                           f"{example}); the reference's were")
     data = data[~np.isnan(data)]
     n = int(data.size)
     if n < thresholds.min_rows or not reference.get("quantiles"):

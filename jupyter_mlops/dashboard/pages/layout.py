@@ -3,16 +3,18 @@ who is signed in (and their roles) in its header, light and dark themes, the --d
 banner; and the small HTML pieces every page shares (text, messages, badges).
 
 Every HTML pane gets `CSS` itself: Panel renders each pane in its own shadow root,
-where a stylesheet given to the frame would not reach.
+where a stylesheet given to the frame would not reach. A user string without a space
+(a 2,000-character release reason, a pipeline error) wraps instead of running off
+the page (`overflow-wrap` on the pane).
 """
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable
 
 import panel as pn
 
+from ...views import escape_text
 from ..auth import session_user
 from ..context import DashboardContext
 
@@ -20,17 +22,17 @@ PAGES = (("", "What needs me"), ("releases", "Pending releases"), ("models", "Mo
          ("runs", "Runs"), ("monitoring", "Monitoring"), ("audit", "Audit log"))
 ACCENT = "#1565c0"
 CSS = """
-:host{color:var(--panel-on-background-color, inherit)}
+:host{color:var(--panel-on-background-color, inherit);overflow-wrap:break-word}
 a{color:var(--mlops-link, #1565c0)}
 :host-context([data-theme=dark]) a{color:#90caf9}
 .mlops-table{border-collapse:collapse;font-size:13px;max-width:100%}
 .mlops-table td,.mlops-table th{border:1px solid rgba(128,128,128,.45);padding:3px 8px;
- text-align:left;overflow-wrap:anywhere}
+ text-align:left;overflow-wrap:anywhere;min-width:4.5em}
 .mlops-scroll{overflow-x:auto;max-width:100%}
 .mlops-compare .mlops-table{table-layout:fixed;width:100%}
 .mlops-fail{color:#b00020;font-weight:bold}.mlops-pass{color:#1b5e20;font-weight:bold}
-.mlops-badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;
- font-weight:bold;color:#fff;letter-spacing:.03em}
+.mlops-badge{display:inline-block;white-space:nowrap;padding:1px 8px;border-radius:10px;
+ font-size:12px;font-weight:bold;color:#fff;letter-spacing:.03em}
 .mlops-badge-fail{background:#c62828}.mlops-badge-pass{background:#2e7d32}
 .mlops-badge-warn{background:#ef6c00}.mlops-badge-info{background:#546e7a}
 .mlops-banner{background:#b00020;color:#fff;padding:8px;font-weight:bold}
@@ -57,8 +59,9 @@ _VERDICTS = {"FAILED": "fail", "FAIL": "fail", "ALERT": "fail", "DRIFT": "fail",
 
 
 def text(value: object) -> str:
-    """User strings are always escaped: shown as text, never as HTML."""
-    return html.escape(str(value))
+    """User strings are always escaped: shown as text, never as HTML (and with their
+    bidirectional controls made visible, `views.escape_text`)."""
+    return escape_text(value)
 
 
 def badge(verdict: str) -> str:
@@ -109,6 +112,20 @@ def frame(context: DashboardContext, current: str, body: pn.viewable.Viewable,
         sidebar_width=220, theme_toggle=True, main_max_width="1400px", design=_offline_fast())
     _give_location(template)
     return template
+
+
+def known_theme_only() -> None:
+    """Drop a `?theme=` the templates don't know, before a page builds anything. Panel's
+    template looks it up in its themes and fails on any other value (its config fails
+    on one that isn't UTF-8, at the first widget), and Panel then showed that failure's
+    message as HTML: `?theme=<img src=x onerror=...>` ran the link's script in the
+    reviewer's session (a reflected XSS). The default theme applies instead."""
+    from panel.theme import THEMES
+
+    args = pn.state.session_args
+    given = args.get("theme") if isinstance(args, dict) else None
+    if given and given[0].decode("utf-8", "replace").strip("'\"") not in THEMES:
+        del args["theme"]
 
 
 def _offline_fast() -> type:

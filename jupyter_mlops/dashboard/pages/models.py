@@ -96,6 +96,9 @@ def model_page(context: DashboardContext) -> pn.viewable.Viewable:
     args = pn.state.session_args.get("name") or [b""]
     name = args[0].decode("utf-8", "replace")[:200]
     try:
+        if not name.strip():
+            raise MlopsError("which model? pick one on the Models page (or open "
+                             "model?name=NAME)")
         body = model_detail(context, name)
     except MlopsError as exc:
         body = message(str(exc), error=True)

@@ -7,9 +7,8 @@ version and the release that put it in force."""
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import panel as pn
@@ -22,6 +21,7 @@ from ...views import format_time
 from .. import charts
 from ..context import DashboardContext
 from ..monitoring_summary import by_severity, cards, current_version, version_changes
+from .background import off_the_event_loop, problem_shown
 from .layout import badge, card, frame, html_pane, message, text, when_loaded
 
 WINDOWS = {"last hour": "1h", "last day": "1d", "last week": "7d", "everything": None}
@@ -33,6 +33,18 @@ def _in_force(name: str, version: VersionReport) -> str:
     if version.release is None:
         return f"{ref} (no approved release)"
     return f"{ref} (release #{version.release.request_id} to {version.release.alias})"
+
+
+def no_drift_reason(name: str, shown: VersionReport) -> str:
+    """Why a version's drift table is empty once drift was measured."""
+    if shown.version is None:
+        return ("drift not measured: these requests were logged without a model version, "
+                "and drift compares a version's inputs with that version's reference profile")
+    if shown.rows == shown.errors:
+        return (f"drift not measured: every request to {name}:{shown.version} in this window "
+                "failed, so there are no inputs to compare")
+    return (f"drift not measured: {name}:{shown.version} has no reference profile (log the "
+            "model with `input_example=` to record one)")
 
 
 def _versions_note(name: str, report: MonitorReport) -> str:
@@ -106,7 +118,9 @@ def distribution_figure(title: str, subtitle: str, reference: dict[str, Any],
     counts = np.asarray(reference.get("counts", []), dtype=float)
     if edges.size < 2 or counts.sum() == 0:
         return None
-    data = np.asarray(values, dtype=float)
+    # Values that are not numbers (the column's type changed: drift says so) are left out.
+    data = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float,
+                                                                      na_value=np.nan)
     data = data[~np.isnan(data)]
     edges = edges[:counts.size + 1]
     reference_share = counts / counts.sum()
@@ -124,33 +138,6 @@ def distribution_figure(title: str, subtitle: str, reference: dict[str, Any],
     labels = [f"{edges[i]:.3g} to {edges[i + 1]:.3g}" for i in range(bins)]
     return charts.distributions(title, labels, list(reference_share), list(current),
                                 edges=list(edges), subtitle=subtitle)
-
-
-def off_the_event_loop(work: Callable[[], Any], then: Callable[[Any], None]) -> None:
-    """Run `work` on a thread and `then(its result, or what it raised)` on the session's
-    event loop, so that half a second of drift tests on a million rows holds up no other
-    session (the dashboard serves everyone from one event loop). Outside a server
-    session, at once."""
-
-    def outcome() -> Any:
-        try:
-            return work()
-        except Exception as exc:  # noqa: BLE001 - shown on the page, never lost on a thread
-            return exc
-
-    doc = pn.state.curdoc
-    if doc is None or doc.session_context is None:
-        then(outcome())
-        return
-
-    def run() -> None:
-        result = outcome()
-        try:
-            doc.add_next_tick_callback(lambda: then(result))
-        except Exception:  # noqa: BLE001 - the session closed meanwhile: nobody to show it
-            pass
-
-    threading.Thread(target=run, name="mlops-dashboard-drift", daemon=True).start()
 
 
 def monitoring_page(context: DashboardContext) -> pn.viewable.Viewable:
@@ -176,7 +163,12 @@ def monitoring_page(context: DashboardContext) -> pn.viewable.Viewable:
                 first = build_report(registry.project, registry.store, name, since=since,
                                      drift=False)
         except MlopsError as exc:
-            content.objects = [html_pane(message(str(exc), error=True))]
+            content.objects = [html_pane(message(problem_shown(exc, context.root),
+                                                 error=True))]
+            return
+        if first.rows == 0:  # nothing to chart, nothing to measure drift on
+            content.objects = [html_pane(message(
+                f"no predictions of {name} in the {window.value}: pick a longer window"))]
             return
         # Drift tests read every input column (most of the report's time on a million
         # rows): the cards and the time series are drawn first, then the whole report
@@ -190,13 +182,18 @@ def monitoring_page(context: DashboardContext) -> pn.viewable.Viewable:
                 return build_report(registry.project, registry.store, name, since=since)
 
         def show(report: MonitorReport | Exception) -> None:
-            if isinstance(report, Exception):
-                problem = str(report) if isinstance(report, MlopsError) else repr(report)
-                later.objects = [html_pane(message(f"could not measure drift: {problem}",
-                                                   error=True))]
-                return
-            head.object = overview(report, settings)
-            later.objects = drift_section(report)
+            if not isinstance(report, Exception):
+                try:
+                    later.objects = drift_section(report)
+                    head.object = overview(report, settings)
+                    return
+                except Exception as exc:  # noqa: BLE001 - said on the page, not lost
+                    report = exc
+            # The cards and checks no longer wait for drift: it is not coming.
+            head.object = overview(replace(first, drift_measured=True), settings)
+            problem = problem_shown(report, context.root)
+            later.objects = [html_pane(message(f"could not measure drift: {problem}",
+                                               error=True))]
 
         when_loaded(lambda: off_the_event_loop(measure, show))
 
@@ -226,10 +223,12 @@ def monitoring_page(context: DashboardContext) -> pn.viewable.Viewable:
 
     def drift_section(report: MonitorReport) -> list[Any]:
         shown = current_version(report)
-        if shown is None or shown.version is None:
+        if shown is None:
             return []
         parts: list[Any] = []
-        if shown.drift:
+        if not shown.drift:
+            parts.append(html_pane(message(no_drift_reason(report.name, shown))))
+        else:
             ordered = by_severity(shown.drift)
             picker = pn.widgets.Select(name="Distribution of", options=[d.feature
                                                                         for d in ordered],
@@ -265,7 +264,7 @@ def monitoring_page(context: DashboardContext) -> pn.viewable.Viewable:
                     registry.store, report.name, since=report.since,
                     columns=[column, "version", "status"])
         except MlopsError as exc:
-            return html_pane(message(str(exc), error=True))
+            return html_pane(message(problem_shown(exc, context.root), error=True))
         if not profile or table is None or column not in table.column_names:
             return html_pane(message(f"no reference distribution for {feature}"))
         rows = table.to_pandas()

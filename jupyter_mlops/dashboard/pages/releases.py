@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 import panel as pn
 
-from ...errors import MlopsError, NotFound
+from ...errors import Conflict, MlopsError, NotFound
 from ...registry.identity import Identity
 from ...registry.releases import DataChange, Registry
 from ...store.gates import GateResult
@@ -262,6 +262,8 @@ def releases_page(context: DashboardContext) -> pn.viewable.Viewable:
                     done = registry.reject(request.id, current, reason)
         except MlopsError as exc:
             feedback.object = message(for_the_web(str(exc)), error=True)
+            if isinstance(exc, Conflict):  # decided meanwhile (another session), or stale:
+                refresh()  # its card must not keep offering buttons that can only fail
             return
         moved = f"; {done.alias} now points at {done.ref}" if done.status == "approved" else ""
         feedback.object = message(f"release #{done.id} {done.status}{moved}")

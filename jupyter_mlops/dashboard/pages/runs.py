@@ -81,6 +81,11 @@ def runs_page(context: DashboardContext) -> pn.viewable.Viewable:
             params_view.objects = [html_pane(message(
                 f"fewer than two of these runs logged {metric.value}"))]
             return
+        if len(view.axes) < 2:  # the metric's axis alone: each run a dot, no line
+            params_view.objects = [html_pane(message(
+                f"no param differs across the {len(view.rows)} runs that logged "
+                f"{metric.value}: nothing to set against it"))]
+            return
         params_view.objects = [pn.pane.Bokeh(charts.parallel_coordinates(
             f"params of the {len(view.rows)} filtered runs against {metric.value}",
             view.axes, view.rows, view.labels, view.metric, colour_label=metric.value),
