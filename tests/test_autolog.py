@@ -19,6 +19,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.cluster import KMeans
 from sklearn.datasets import make_classification, make_regression
 from sklearn.linear_model import LogisticRegression, Ridge, SGDClassifier
+from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -588,11 +589,14 @@ def test_an_unhashable_estimator_is_recorded_and_evaluated_without_a_warning(
     assert session._models == {}  # noqa: SLF001 - a model dropped is forgotten
 
 
+@pytest.mark.parametrize("fit", ["search", "single"])
 def test_ctrl_c_while_waiting_for_a_locked_store_leaves_no_run_running(
-        autolog, tracker: Tracker) -> None:
-    """The run autolog starts on a thread waits for another process's write lock; the user
-    presses Ctrl-C. The run that starts once the lock is free ends `killed` at once: it
-    must not stay `running` as the active run and swallow the next fits."""
+        autolog, tracker: Tracker, fit: str) -> None:
+    """The run autolog starts waits for another process's write lock; the user presses
+    Ctrl-C. A search's run starts on a thread: once the lock is free it starts and ends
+    `killed` at once. A single fit's run starts before the fit, on the user's thread: the
+    interrupt stops it before it exists. Neither stays `running` as the active run to
+    swallow the next fits."""
     import os
     import signal
     import sqlite3
@@ -612,19 +616,24 @@ def test_ctrl_c_while_waiting_for_a_locked_store_leaves_no_run_running(
         other.rollback()
 
     threading.Timer(1.0, press_ctrl_c_then_release).start()
+    interrupted = ["killed"] if fit == "search" else []
     try:
         with pytest.raises(KeyboardInterrupt):
-            LogisticRegression().fit(X, y)
+            if fit == "search":
+                GridSearchCV(LogisticRegression(), {"C": [1.0]}, cv=2).fit(X, y)
+            else:
+                LogisticRegression().fit(X, y)
     finally:
         released.set()
-    assert wait_for(lambda: [r.status for r in tracker.search_runs()] == ["killed"])
+    assert wait_for(lambda: [r.status for r in tracker.search_runs()] == interrupted)
     other.close()
     assert tracker.active_run is None
     LogisticRegression(C=3).fit(X, y)  # records into a run of its own
     session.cell_finished()
     runs = {run.status: run for run in tracker.search_runs()}
-    assert set(runs) == {"killed", "finished"}
-    assert runs["finished"].params["C"] == "3" and runs["killed"].params == {}
+    assert set(runs) == {*interrupted, "finished"}
+    assert runs["finished"].params["C"] == "3"
+    assert fit == "single" or runs["killed"].params == {}
 
 
 def test_ctrl_c_while_recording_ends_the_run_killed(autolog, tracker: Tracker) -> None:
