@@ -115,6 +115,9 @@ def ours(repeats: int) -> dict[str, Any]:
     tracker = mlops.Tracker(mlops.init(folder))
     mlops.use_tracker(tracker)
     X, y = make_data()
+    # A user's project was not made a second ago: the tracker reuses what it learned of
+    # git's index and the installed packages only once their times are 2 s old.
+    time.sleep(2.5)
     results: dict[str, Any] = {}
     start = time.perf_counter()
     mlops.autolog()

@@ -98,6 +98,14 @@ def log_data(run: Any, value: Any, name: str) -> None:
         run.log_dataset(value, role="input", name=name)
 
 
+def searches(estimator: Any) -> bool:
+    """Whether `estimator` is a hyper-parameter search, fitted or not (scikit-learn's
+    searches all derive from `BaseSearchCV`, which `model_selection` does not export)."""
+    from sklearn.model_selection._search import BaseSearchCV
+
+    return isinstance(estimator, BaseSearchCV)
+
+
 def is_search(estimator: Any) -> bool:
     """A fitted hyper-parameter search (`GridSearchCV`, `RandomizedSearchCV`, halving)."""
     return hasattr(estimator, "cv_results_") and hasattr(estimator, "best_index_")

@@ -4,8 +4,8 @@
 For each outermost training call it decides where the records go:
 
 - a run the user started is active: into it;
-- else a run named after the estimator is started (on a thread, while the fit
-  computes: `RunStarter`), and ended when the
+- else a run named after the estimator is started (for a search, on a thread
+  while it fits: `RunStarter`), and ended when the
   notebook's cell finishes (IPython's `post_run_cell`) or at the next
   autologged fit, as `mlflow.sklearn.autolog()` does; `partial_fit` on the same
   estimator keeps adding to that run, one metric step per call.
@@ -202,8 +202,12 @@ class AutologSession:
         if active is not None and not active.ended:
             return active, None
         tags = {"autolog": "sklearn", "estimator_class": _class_path(estimator)}
+        # On a thread only for a search: its first candidate's fit hides the start. Behind a
+        # single fit of a few ms the thread only contends for the GIL (a 2 ms fit: 10.3 ms
+        # of overhead with the thread, 8.8 ms without; benchmarks/autolog.py).
+        background = record.searches(estimator) and not os.environ.get(OUTBOX_ENV)
         starter = RunStarter(lambda: self.tracker.start_run(type(estimator).__name__, tags=tags),
-                             background=not os.environ.get(OUTBOX_ENV))
+                             background=background)
         return starter, (0 if method == "partial_fit" else None)
 
     def _resolve(self, target: Any, estimator: Any) -> Any:
@@ -320,12 +324,13 @@ class AutologSession:
 
 
 class RunStarter:
-    """Starts a run on a thread while the fit computes.
+    """Starts a run, on a thread while the fit computes (`background`) or at once.
 
-    Starting a run reads the git state (three `git` processes, about 8 ms of
-    waiting) and the environment: on a thread, that wait overlaps the fit
-    instead of adding to it. Inside a pipeline step (`background=False`) the run
-    starts at once on the caller's thread, where its glued record belongs.
+    Starting a run reads the git state (a `git status`, about 1.5 ms of waiting) and
+    the environment: on a thread, that wait overlaps a long fit instead of adding to
+    it. At once for a short fit (the thread would only contend with it for the GIL)
+    and inside a pipeline step, where the run's glued record belongs to the caller's
+    thread.
     """
 
     def __init__(self, start: Callable[[], Any], background: bool = True) -> None:
