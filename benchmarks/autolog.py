@@ -38,9 +38,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mlflow_venv import mlflow_python, sklearn_pin
+
 HERE = Path(__file__).resolve().parent
 DATA = HERE / ".data"
-MLFLOW_VENV = DATA / "mlflow-venv"
 FITS = ("logistic_regression", "grid_search")
 
 
@@ -191,20 +192,8 @@ def mlflow_side(folder: Path, repeats: int) -> dict[str, Any]:
     return results
 
 
-def mlflow_python() -> Path:
-    import sklearn
-
-    python = MLFLOW_VENV / "bin" / "python"
-    if not python.exists():
-        print("making MLflow's virtual environment (once)...", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(MLFLOW_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "mlflow",
-                        f"scikit-learn=={sklearn.__version__}"], check=True)
-    return python
-
-
 def run_mlflow(repeats: int) -> dict[str, Any]:
-    done = subprocess.run([str(mlflow_python()), __file__, "--mlflow-side",
+    done = subprocess.run([str(mlflow_python(sklearn_pin())), __file__, "--mlflow-side",
                            "--repeats", str(repeats)], capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"MLflow's side failed:\n{done.stderr[-3000:]}")

@@ -40,9 +40,10 @@ import threading
 import time
 from pathlib import Path
 
+from mlflow_venv import MLFLOW_VENV, mlflow_python, sklearn_pin
+
 HERE = Path(__file__).resolve().parent
 DATA = HERE / ".data"
-MLFLOW_VENV = DATA / "mlflow-venv"
 MLFLOW_MODEL = DATA / "serving-mlflow-model"
 SERVERS = ("ours-log", "ours-nolog", "ours-w1", "ours-w2", "mlflow")
 
@@ -87,18 +88,6 @@ def our_project():
     with Store(project.db_path) as store:
         store.releases.set_alias("cancer", "production", 1, actor="bench", reason="bench")
     return project
-
-
-def mlflow_python() -> Path:
-    import sklearn
-
-    python = MLFLOW_VENV / "bin" / "python"
-    if not python.exists():
-        print("making MLflow's virtual environment (once)...", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(MLFLOW_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "mlflow",
-                        f"scikit-learn=={sklearn.__version__}"], check=True)
-    return python
 
 
 def mlflow_side_save(path: str) -> None:
@@ -359,7 +348,7 @@ def main() -> None:
     X, _ = training_data()
     rows = [{k: float(v) for k, v in X.iloc[i].items()} for i in range(len(X))]
     if "mlflow" in kinds:
-        done = subprocess.run([str(mlflow_python()), __file__, "--mlflow-side-save",
+        done = subprocess.run([str(mlflow_python(sklearn_pin())), __file__, "--mlflow-side-save",
                                str(MLFLOW_MODEL)], capture_output=True, text=True)
         if done.returncode != 0:
             raise SystemExit(f"MLflow's side failed:\n{done.stderr[-3000:]}")

@@ -38,10 +38,10 @@ from pathlib import Path
 HERE = Path(__file__).parent
 ROOT = HERE.parent
 DATA = HERE / ".data"
-MLFLOW_VENV = DATA / "mlflow-venv"
 sys.path.insert(0, str(ROOT / "tests"))
 
 import postgres  # noqa: E402  (tests/postgres.py: the throwaway cluster)
+from mlflow_venv import mlflow_python  # noqa: E402
 
 
 def free_port() -> int:
@@ -76,23 +76,13 @@ def stop(proc: subprocess.Popen) -> None:
 
 # -- MLflow ------------------------------------------------------------------------------
 
-def mlflow_python() -> Path:
-    python = MLFLOW_VENV / "bin" / "python"
-    if not python.exists():
-        print("making MLflow's virtual environment (once)...", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(MLFLOW_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "mlflow",
-                        "psycopg[binary]"], check=True)
-    return python
-
-
 class MlflowServer:
     def __init__(self, db_url: str, artifacts: Path) -> None:
         self.db_url = db_url
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = DATA / "mlflow-server.log"
-        python = mlflow_python()
+        python = mlflow_python("psycopg[binary]")
         self.python = python
         self.proc = subprocess.Popen(
             [str(python.parent / "mlflow"), "server", "--backend-store-uri",
