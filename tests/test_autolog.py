@@ -591,7 +591,7 @@ def test_an_unhashable_estimator_is_recorded_and_evaluated_without_a_warning(
 
 @pytest.mark.parametrize("fit", ["search", "single"])
 def test_ctrl_c_while_waiting_for_a_locked_store_leaves_no_run_running(
-        autolog, tracker: Tracker, fit: str) -> None:
+        autolog, tracker: Tracker, fit: str, request) -> None:
     """The run autolog starts waits for another process's write lock; the user presses
     Ctrl-C. A search's run starts on a thread: once the lock is free it starts and ends
     `killed` at once. A single fit's run starts before the fit, on the user's thread: the
@@ -604,6 +604,10 @@ def test_ctrl_c_while_waiting_for_a_locked_store_leaves_no_run_running(
 
     from .helpers import wait_for
 
+    # Ctrl-C raises KeyboardInterrupt, as in a notebook (an earlier test's event loop may
+    # have left its own SIGINT handler in this process).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
     X, y = _classification()
     session = autolog()
     other = sqlite3.connect(tracker.project.db_path, check_same_thread=False)

@@ -207,6 +207,7 @@ def test_an_environment_variable_the_template_lacks_makes_a_step_start_cold(
         project: Project, monkeypatch) -> None:
     """A variable set after the template imported (a module may have read it then) is
     not one the step would see as a fresh process does: that step starts cold."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # an earlier test may have set it
     spec = one_step(project, "clean.ipynb")
     executor = LocalExecutor()
     try:

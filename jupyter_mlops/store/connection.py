@@ -73,15 +73,16 @@ def write(conn: StoreConnection) -> Iterator[StoreConnection]:
         if conn.write_depth:
             yield from _savepoint(conn)
             return
-        conn.write_depth = 1
         try:
             # Inside the try: a Ctrl-C that arrives as BEGIN returns (after waiting for
             # another process's lock) must roll back, or the connection stays in a
-            # transaction that every later write refuses.
+            # transaction that every later write refuses. The depth is set after BEGIN:
+            # PostgreSQL's connection reconnects a lost link only outside a transaction.
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
                 raise store_fault(exc, conn.busy_seconds) or exc from exc
+            conn.write_depth = 1
             yield conn
             conn.execute("COMMIT")
         except BaseException as exc:
