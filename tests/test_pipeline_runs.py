@@ -192,9 +192,12 @@ def test_ctrl_c_stops_kernels_and_leaves_nothing_running(project: Project,
                                                          chain: Path) -> None:
     spec = project.root / "slow.yaml"
     spec.write_text(PARALLEL.replace("seconds: 2", "seconds: 120"))
+    # Ctrl-C as a terminal sends it: the runner starts with SIGINT's default disposition,
+    # whatever an earlier test left in this process (an ignored signal is inherited).
     proc = subprocess.Popen([sys.executable, "-m", "jupyter_mlops.cli.main", "pipeline", "run",
                              str(spec), "--jobs", "2"], cwd=project.root,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     store = Store(project.db_path)
 
     def both_running() -> bool:
