@@ -76,6 +76,17 @@ def children(pid: int) -> list[int]:
     return sorted(found)
 
 
+def wait_for_children(served, count: int, without: int | None = None) -> list[int]:
+    """The service's child processes once there are `count` of them (none of them
+    `without`, a killed one not yet reaped), or as they are after 60 s."""
+    deadline = time.monotonic() + 60
+    while True:
+        family = [pid for pid in children(served.proc.pid) if pid != without]
+        if len(family) >= count or time.monotonic() > deadline:
+            return family
+        time.sleep(0.1)
+
+
 def send_load(port: int, clients: int, each: int) -> tuple[list[str], int]:
     """`clients` threads sending `each` requests (1 to 3 rows, every fifth invalid);
     returns the request ids answered 200 and the number of 422s."""
@@ -113,7 +124,8 @@ def logged(project: Project):  # noqa: ANN201
 
 def test_many_requests_across_workers_are_each_logged_once(project) -> None:
     served = start_serve(project, "cancer@production", "--workers", "2", "--poll", "0.2")
-    assert len(children(served.proc.pid)) == 3  # two serving processes and the writer
+    family = wait_for_children(served, 3)  # two serving processes and the writer
+    assert len(family) == 3, served.log_path.read_text()
     ids, invalid = send_load(served.port, clients=4, each=40)
     metadata = [call(served.port, "GET", "/metadata")[1] for _ in range(20)]
     assert all(m == metadata[0] for m in metadata) and metadata[0]["version"] == 1
@@ -132,14 +144,14 @@ def test_many_requests_across_workers_are_each_logged_once(project) -> None:
 
 def test_a_worker_killed_with_sigkill_loses_no_answered_row(project) -> None:
     served = start_serve(project, "cancer@production", "--workers", "2", "--poll", "0.2")
-    writer, *serving = children(served.proc.pid)  # the writer is forked first
+    family = wait_for_children(served, 3)
+    assert len(family) == 3, served.log_path.read_text()
+    writer, *serving = family  # the writer is forked first
     ids, _ = send_load(served.port, clients=2, each=10)
     os.kill(serving[0], signal.SIGKILL)  # at once: its rows were handed over as it answered
     more, _ = send_load(served.port, clients=2, each=10)  # the other one answers
-    deadline = time.monotonic() + 60
-    while len(children(served.proc.pid)) < 3 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert writer in children(served.proc.pid) and len(children(served.proc.pid)) == 3
+    family = wait_for_children(served, 3, without=serving[0])
+    assert writer in family and len(family) == 3, (family, served.log_path.read_text())
     set_alias(project, 2)  # the replacement follows the alias like the others
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -170,7 +182,7 @@ def test_workers_must_be_a_sensible_number(project) -> None:
 def test_the_service_stops_with_one_line_when_its_log_writer_dies(project) -> None:
     """The writer holds rows not yet written: the service does not go on without it."""
     served = start_serve(project, "cancer@production", "--workers", "2")
-    writer, *serving = children(served.proc.pid)
+    writer, *serving = wait_for_children(served, 3)
     send_load(served.port, clients=1, each=5)
     os.kill(writer, signal.SIGKILL)
     served.proc.wait(timeout=120)
