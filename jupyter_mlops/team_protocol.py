@@ -68,7 +68,7 @@ READ_CALLS: Mapping[str, frozenset[str]] = {
 # runner's own tags on a step's run, which no record may set.
 PIPELINE_CALLS = frozenset({"start", "heartbeat", "update_step", "finish", "set_run_tags"})
 RUNNER_TAGS = ("mlops.pipeline", "mlops.step", "mlops.pipeline_run",
-               "mlops.notebook_run_name")
+               "mlops.notebook_run_name", "mlops.kernel")  # mlops.kernel: warm or cold, why
 
 
 # -- limits ------------------------------------------------------------------------------

@@ -292,6 +292,7 @@ def test_a_pipeline_run_reproduces_step_by_step(example: Path, copy_of) -> None:
     root = copy_of(example)
     done = mlops_cli(root, "pipeline", "reproduce", "1", "--json")
     assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stderr.count("its kernel started warm") == 3  # forked from a template
     found = json.loads(done.stdout)
     assert found["verdict"] == "reproduced"
     assert [(s["step"], s["reproduction"]["verdict"]) for s in found["steps"]] == [
@@ -305,5 +306,7 @@ def test_a_pipeline_run_reproduces_step_by_step(example: Path, copy_of) -> None:
         "reproduced: pipeline run 1 (breast-cancer-train), 3 step(s) re-executed from "
         "their records", f"  prepare: reproduced (run {last + 1})",
         f"  train: reproduced (run {last + 2})", f"  evaluate: reproduced (run {last + 3})"]
+    cold = mlops_cli(root, "pipeline", "reproduce", "1", "--cold")
+    assert cold.returncode == 0 and "its kernel started" not in cold.stderr
     missing = mlops_cli(root, "pipeline", "reproduce", "99")
     assert missing.returncode == 2 and missing.stdout.startswith("could not run: ")

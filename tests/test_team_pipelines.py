@@ -64,6 +64,7 @@ def test_a_pipeline_runs_into_the_server_and_a_second_run_is_cached(chain, team,
         assert make.tags["mlops.step"] == "make"
         assert make.tags["mlops.pipeline_run"] == str(pipeline_run.id)
         assert make.tags["mlops.notebook_run_name"] == "make"
+        assert make.tags["mlops.kernel"] == "warm"  # a runner's tag, through the server
         kinds = {a.name: a.kind for a in store.artifacts.for_run(make.id)}
         assert kinds["executed/make.ipynb"] == "notebook"
         assert kinds["report/make.html"] == "report"

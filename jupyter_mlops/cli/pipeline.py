@@ -51,6 +51,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                             help="Dask scheduler address (default: a LocalCluster)")
     run_parser.add_argument("--trigger", choices=("manual", "schedule"), default="manual",
                             help=argparse.SUPPRESS)
+    run_parser.add_argument("--cold", action="store_true",
+                            help="start every step's kernel cold (no template process)")
     run_parser.add_argument("--json", action="store_true", help="print the outcome as JSON")
     run_parser.set_defaults(func=run)
 
@@ -109,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
         executor = make_executor(args.executor, args.scheduler)
         runner = PipelineRunner(spec, project, store, overrides=args.param, jobs=args.jobs,
                                 force=args.force, executor=executor, trigger=args.trigger,
+                                cold=args.cold,
                                 progress=lambda line: print(line, file=sys.stderr, flush=True))
         outcome = runner.run()
     finally:

@@ -48,6 +48,9 @@ def add_reproduce_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strict-env", action="store_true",
                         help="refuse to run when Python or any package differs from the "
                              "run's recorded environment")
+    parser.add_argument("--cold", action="store_true",
+                        help="`pipeline reproduce`: start every step's kernel cold, none "
+                             "forked from a template process")
     parser.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -56,7 +59,7 @@ def options_of(args: argparse.Namespace):  # noqa: ANN201
     from ..reproduce.run import Options
 
     return Options(Tolerance(args.rtol, args.atol), args.folder, args.keep, args.strict_env,
-                   progress_bar=sys.stderr.isatty())
+                   progress_bar=sys.stderr.isatty(), cold=args.cold)
 
 
 @contextlib.contextmanager

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..errors import InvalidInput, MlopsError
+from ..pipelines.executors import LocalExecutor
 from ..pipelines.runner import PipelineRunner
 from ..pipelines.schedule import crontab_lines, run_scheduler
 from ..pipelines.spec import PipelineSpec, load_spec
@@ -28,6 +29,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     run_parser.add_argument("--poll", type=float, default=30.0, help="seconds between checks")
     run_parser.add_argument("--once", action="store_true", help="check once, then exit")
     run_parser.add_argument("--jobs", "-j", type=positive, default=1)
+    run_parser.add_argument("--cold", action="store_true",
+                            help="start every step's kernel cold (no template process)")
     run_parser.set_defaults(func=run)
     tab = sub.add_parser("crontab", help="the equivalent crontab lines",
                          description="Print one crontab line per scheduled pipeline.")
@@ -71,9 +74,15 @@ def run(args: argparse.Namespace) -> int:
                 log(f"{path} reads again; scheduling it")
         return specs
 
+    # One executor for every run: its template kernel process (warm steps) is started
+    # by the first run that executes a step and reused by the next ones.
+    executors: list[LocalExecutor] = []
+
     def run_pipeline(spec: PipelineSpec) -> None:
+        if not executors:
+            executors.append(LocalExecutor(cold="asked for (--cold)" if args.cold else None))
         outcome = PipelineRunner(spec, project, store, jobs=args.jobs, trigger="schedule",
-                                 progress=log).run()
+                                 progress=log, executor=executors[0]).run()
         log(f"{spec.name}: run {outcome.pipeline_run_id} {outcome.status}")
 
     with store:
@@ -83,6 +92,9 @@ def run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             log("scheduler stopped")
             return 130
+        finally:
+            for executor in executors:
+                executor.close()
     log(f"{count} pipeline run(s) started")
     return 0
 

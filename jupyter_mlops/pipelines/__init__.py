@@ -7,5 +7,7 @@ execution.py   one notebook through papermill, with the step's environment
 ingest.py    replay what a step glued into the store
 runner.py    the DAG: order, parallelism, cache, failure, reports
 executors.py   local threads or a Dask cluster
+warm.py      warm steps: kernels forked from a template process (kernel_template.py)
+kernel_client.py  the steps' kernel client, ready without fixed waits
 schedule.py  cron schedules
 """

@@ -16,10 +16,11 @@ import tempfile
 import threading
 import time
 import traceback
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import blake3
 
@@ -30,6 +31,9 @@ from ..project import create_file_with_mode
 from ..recorders import OUTBOX_ENV
 from ..store.records import FAILURE_KINDS, StepFailure
 from ..validation import MAX_BLOB_SIZE, check_digest, is_digest
+
+if TYPE_CHECKING:
+    from .warm import KernelStart
 
 MAX_NOTEBOOK_BYTES = 1 << 31  # an executed notebook larger than 2 GiB is refused
 MAX_FAILURE_TEXT = 20_000  # characters kept of a failing cell's source, value or traceback
@@ -46,6 +50,7 @@ class StepTask:
     kernel_name: str | None = None
     outbox: str | None = None  # local: write staged files here; None: a temp dir, sent back
     output_path: str | None = None  # local: write the executed notebook here
+    env_digest: str | None = None  # the environment the step's cache key was computed in
 
 
 @dataclass
@@ -56,18 +61,27 @@ class StepResult:
     error: str | None = None  # one line, "cell N raised Ename: evalue": failure.message
     seconds: float = 0.0
     failure: StepFailure | None = None  # why the notebook did not run to its end
+    kernel_start: str | None = None  # "warm", or "cold: why" (warm.py)
 
 
 class KernelRegistry:
-    """Kernel process ids started for steps, so an interrupt can stop them all."""
+    """Kernel process ids started for steps, so an interrupt can stop them all.
+
+    Once `kill_all` ran, a kernel registered later (one that was still starting: a
+    warm one waiting for its template's imports) is killed at once.
+    """
 
     def __init__(self) -> None:
         self._pids: set[int] = set()
         self._lock = threading.Lock()
+        self._stopped = False
 
     def add(self, pid: int) -> None:
         with self._lock:
-            self._pids.add(pid)
+            if not self._stopped:
+                self._pids.add(pid)
+                return
+        _kill_group(pid)
 
     def discard(self, pid: int) -> None:
         with self._lock:
@@ -77,22 +91,53 @@ class KernelRegistry:
         with self._lock:
             pids = list(self._pids)
             self._pids.clear()
+            self._stopped = True
         for pid in pids:
-            try:
-                os.killpg(os.getpgid(pid), signal.SIGKILL)  # kernels run in their own session
-            except (ProcessLookupError, PermissionError):
-                pass
+            _kill_group(pid)
         return len(pids)
 
 
-def _kernel_manager_class(env: Mapping[str, str], registry: KernelRegistry | None):
-    """An AsyncKernelManager that starts its kernel with `env` added, and registers it."""
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(os.getpgid(pid), signal.SIGKILL)  # kernels run in their own session
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _kernel_manager_class(env: Mapping[str, str], registry: KernelRegistry | None,
+                          start: KernelStart | None = None):
+    """An AsyncKernelManager that starts its kernel with `env` added, and registers it;
+    given a `start`, its kernel is forked from the template (or started cold, the
+    reason kept in `start.note`)."""
     from jupyter_client.manager import AsyncKernelManager
+    from traitlets import DottedObjectName, Type
+
+    from .kernel_client import StepKernelClient
 
     class StepKernelManager(AsyncKernelManager):
+        client_class = DottedObjectName("jupyter_mlops.pipelines.kernel_client.StepKernelClient")
+        client_factory = Type(StepKernelClient, klass=StepKernelClient)
+
         async def _async_pre_start_kernel(self, **kw: Any):
             kw["env"] = {**os.environ, **kw.get("env", {}), **env}
+            if start is not None and self.provisioner is None:
+                from .warm import ForkProvisioner
+
+                provisioner = ForkProvisioner(kernel_id=self.kernel_id or str(uuid.uuid4()),
+                                              kernel_spec=self.kernel_spec, parent=self)
+                provisioner.start = start
+                self.kernel_id = provisioner.kernel_id
+                self.provisioner = provisioner
             return await super()._async_pre_start_kernel(**kw)
+
+        async def _async_wait(self, pollinterval: float = 0.1) -> None:
+            # A forked kernel's exit is seen on its pidfd at once; jupyter_client polls
+            # every 0.1 s.
+            exited = getattr(self.provisioner, "exited", None)
+            if exited is not None:
+                await exited()
+            else:
+                await super()._async_wait(pollinterval=pollinterval)
 
         async def _async_post_start_kernel(self, **kw: Any) -> None:
             await super()._async_post_start_kernel(**kw)
@@ -114,7 +159,7 @@ def _kernel_manager_class(env: Mapping[str, str], registry: KernelRegistry | Non
 def execute_notebook(notebook: str, output_path: str, params: Mapping[str, Any], cwd: str,
                      env: Mapping[str, str], *, kernel_name: str | None = None,
                      registry: KernelRegistry | None = None,
-                     progress_bar: bool = False) -> str | None:
+                     progress_bar: bool = False, start: KernelStart | None = None) -> str | None:
     """Run a notebook with papermill in a fresh kernel whose environment adds `env`.
 
     Returns None on success, else "cell N raised Ename: evalue" (N counts the
@@ -123,14 +168,15 @@ def execute_notebook(notebook: str, output_path: str, params: Mapping[str, Any],
     """
     failure = execute_step_notebook(notebook, output_path, params, cwd, env,
                                     kernel_name=kernel_name, registry=registry,
-                                    progress_bar=progress_bar)
+                                    progress_bar=progress_bar, start=start)
     return None if failure is None else failure.message
 
 
 def execute_step_notebook(notebook: str, output_path: str, params: Mapping[str, Any],
                           cwd: str, env: Mapping[str, str], *, kernel_name: str | None = None,
                           registry: KernelRegistry | None = None,
-                          progress_bar: bool = False) -> StepFailure | None:
+                          progress_bar: bool = False,
+                          start: KernelStart | None = None) -> StepFailure | None:
     """`execute_notebook`, returning the whole failure: a failing cell (kind `notebook`,
     with its position, source, exception and the kernel's traceback), the kernel or
     papermill giving up (kind `kernel`), or an exception in our own code (kind `runner`)."""
@@ -140,7 +186,7 @@ def execute_step_notebook(notebook: str, output_path: str, params: Mapping[str, 
         pm.execute_notebook(
             notebook, output_path, parameters=dict(params), cwd=cwd, kernel_name=kernel_name,
             progress_bar=progress_bar, log_output=False,
-            kernel_manager_class=_kernel_manager_class(env, registry))
+            kernel_manager_class=_kernel_manager_class(env, registry, start))
     except pm.PapermillExecutionError as exc:
         cell = _source_position(output_path, exc.cell_index)
         return StepFailure(
@@ -217,12 +263,14 @@ def _clip_lines(lines: Any) -> tuple[str, ...]:
     return tuple(reversed(kept))
 
 
-def run_step_task(task: StepTask, registry: KernelRegistry | None = None) -> StepResult:
-    """Execute the task's notebook in a fresh kernel; never raises for a failing cell,
-    nor for a fault of ours (that comes back as a `runner` failure with our traceback)."""
+def run_step_task(task: StepTask, registry: KernelRegistry | None = None,
+                  start: KernelStart | None = None) -> StepResult:
+    """Execute the task's notebook in a fresh kernel process (forked from the template
+    when `start` has one); never raises for a failing cell, nor for a fault of ours
+    (that comes back as a `runner` failure with our traceback)."""
     started = time.monotonic()
     try:
-        return _run_step_task(task, registry, started)
+        return _run_step_task(task, registry, started, start)
     except Exception as exc:
         failure = failure_from_exception(exc, "runner")
         return StepResult(step=task.step, notebook_json=b"", error=failure.message,
@@ -230,7 +278,7 @@ def run_step_task(task: StepTask, registry: KernelRegistry | None = None) -> Ste
 
 
 def _run_step_task(task: StepTask, registry: KernelRegistry | None,
-                   started: float) -> StepResult:
+                   started: float, start: KernelStart | None) -> StepResult:
     temp = None
     outbox = task.outbox
     output_path = task.output_path
@@ -243,14 +291,16 @@ def _run_step_task(task: StepTask, registry: KernelRegistry | None,
         # papermill rewrites the file in place: created first, it keeps the private mode.
         create_file_with_mode(output_path)
         failure = execute_step_notebook(task.notebook, output_path, task.params, task.cwd,
-                                        env, kernel_name=task.kernel_name, registry=registry)
+                                        env, kernel_name=task.kernel_name, registry=registry,
+                                        start=start)
         try:
             notebook_json = Path(output_path).read_bytes()
         except OSError:
             notebook_json = b""
         result = StepResult(step=task.step, notebook_json=notebook_json,
                             error=None if failure is None else failure.message,
-                            seconds=time.monotonic() - started, failure=failure)
+                            seconds=time.monotonic() - started, failure=failure,
+                            kernel_start=None if start is None else start.note)
         if temp is not None:
             staged = Path(outbox)
             if staged.is_dir():
@@ -282,6 +332,12 @@ def check_step_result(result: StepResult, step: str) -> StepResult:
         raise InvalidInput(f"step {step!r}: the executed notebook is not bytes of at most "
                            f"{MAX_NOTEBOOK_BYTES}")
     result.failure = check_failure(result.failure, step)
+    if result.kernel_start is not None:
+        if not isinstance(result.kernel_start, str):
+            raise InvalidInput(f"step {step!r}: the executor sent back a kernel start that is "
+                               "not text")
+        result.kernel_start = _clip(result.kernel_start.splitlines()[0][:500]
+                                    if result.kernel_start else "")
     total = 0
     for name, data in result.outbox_files.items():
         digest = name.replace("-", ":", 1) if isinstance(name, str) else None

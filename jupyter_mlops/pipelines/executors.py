@@ -6,6 +6,8 @@ turns a `StepTask` into a `StepResult`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Protocol
 
 from ..errors import MlopsError
@@ -16,32 +18,50 @@ class Executor(Protocol):
     name: str
     remote: bool  # True: files come back as bytes, not through a shared folder
 
+    def prepare(self, root: Path, env_digest: str, notebooks: Iterable[Path],
+                modules: Iterable[str] = ()) -> None: ...
     def execute(self, task: StepTask) -> StepResult: ...
     def interrupt(self) -> None: ...
     def close(self) -> None: ...
 
 
 class LocalExecutor:
-    """Runs each step's kernel from a thread of this process (`--jobs` of them)."""
+    """Runs each step's kernel from a thread of this process (`--jobs` of them).
+
+    Kernels are forked from a template process that already imported what the
+    notebooks import (warm.py), unless `cold` says why not (`--cold`); a step whose
+    kernel can't be forked safely starts cold, the reason in its result.
+    """
 
     name = "local"
     remote = False
 
-    def __init__(self) -> None:
-        # Import papermill (and jupyter_client) here, in one thread: step threads and
-        # the report thread importing it at once can see a half-initialized module.
-        import papermill  # noqa: F401
+    def __init__(self, cold: str | None = None) -> None:
+        from .warm import WarmStart
 
         self.kernels = KernelRegistry()
+        self.warm = WarmStart(cold)
+
+    def prepare(self, root: Path, env_digest: str, notebooks: Iterable[Path],
+                modules: Iterable[str] = ()) -> None:
+        """Start (or keep, or replace) the template for this project and environment,
+        then import papermill while the template imports: here, in one thread, because
+        step threads and the report thread importing it at once can see a
+        half-initialized module. Call it before the first `execute`."""
+        self.warm.prepare(root, env_digest, notebooks, modules)
+        import papermill  # noqa: F401
 
     def execute(self, task: StepTask) -> StepResult:
-        return run_step_task(task, self.kernels)
+        return run_step_task(task, self.kernels, self.warm.start(task.env_digest))
 
     def interrupt(self) -> None:
-        self.kernels.kill_all()
+        """Kill the steps' kernels, and any still starting; later steps get new ones."""
+        kernels, self.kernels = self.kernels, KernelRegistry()
+        kernels.kill_all()
 
     def close(self) -> None:
-        self.kernels.kill_all()
+        self.interrupt()
+        self.warm.close()
 
 
 class DaskExecutor:
@@ -74,14 +94,21 @@ class DaskExecutor:
             self._client = Client(self._cluster)
         self._futures: set = set()
 
+    def prepare(self, root: Path, env_digest: str, notebooks: Iterable[Path],
+                modules: Iterable[str] = ()) -> None:
+        """Nothing to prepare: workers start their kernels cold."""
+
     def execute(self, task: StepTask) -> StepResult:
         future = self._client.submit(run_step_task, task, pure=False, key=f"step-{task.step}-"
                                      f"{id(task)}")
         self._futures.add(future)
         try:
-            return future.result()
+            result = future.result()
         finally:
             self._futures.discard(future)
+        result.kernel_start = ("cold: the Dask executor runs steps in its workers' "
+                               "processes, where no template is kept")
+        return result
 
     def interrupt(self) -> None:
         for future in list(self._futures):

@@ -44,6 +44,9 @@ from .ingest import ingest
 from .spec import PipelineSpec, StepSpec, declared_parameters, did_you_mean, undeclared_parameter
 
 T = TypeVar("T")
+# A step run's tag: how its kernel started ("warm", "cold: why"); one of the runner's
+# own tags (team_protocol.RUNNER_TAGS), which no record of the step may set.
+KERNEL_TAG = "mlops.kernel"
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,8 @@ class PipelineRunner:
     def __init__(self, spec: PipelineSpec, project: Project, store: Store, *,
                  overrides: list[str] | None = None, jobs: int = 1,
                  force: list[str] | None = None, executor: Executor | None = None,
-                 trigger: str = "manual", progress: Callable[[str], None] | None = None) -> None:
+                 trigger: str = "manual", progress: Callable[[str], None] | None = None,
+                 cold: bool = False) -> None:
         if jobs < 1:
             raise InvalidInput(f"--jobs must be at least 1, got {jobs}")
         forced = set(force or ())
@@ -138,6 +142,8 @@ class PipelineRunner:
         self.forced = set(spec.steps) if "all" in forced else forced
         self.pipeline_overrides, self.step_overrides = parse_overrides(overrides or [], spec)
         self.executor = executor
+        self.cold = cold  # every step's kernel starts cold, none forked from a template
+        self._owns_executor = False  # made here: closed (its template too) after the run
         self.trigger = trigger
         self.progress = progress or (lambda message: None)
         # Team mode (the store is the server's): blobs are downloaded from the server and
@@ -219,11 +225,22 @@ class PipelineRunner:
             return self._run()
         finally:
             self._stat_cache.close()
+            if self._owns_executor and self.executor is not None:
+                self.executor.close()
+                self.executor, self._owns_executor = None, False
             if self.team:  # what the server has not taken waits in the spool
                 self.recorder.close()
 
     def _run(self) -> PipelineOutcome:
         plan = {p.step.name: p for p in self.plan(self._stat_cache)}
+        if any(p.cached is None or p.forced for p in plan.values()):
+            # The template (if any) imports while the run is recorded and papermill loads.
+            # An executor made elsewhere may have nothing to prepare (no `prepare`).
+            prepare = getattr(self._executor(), "prepare", None)
+            if prepare is not None:
+                prepare(self.spec.root, self.environment().digest,
+                        [step.notebook for step in self.spec.steps.values()],
+                        self.spec.preload)
         spec_digest = digest_file(self.spec.path)
         pipeline_run = self.store.pipelines.start(self.spec.name, str(self.spec.path),
                                                   spec_digest, self.trigger,
@@ -356,7 +373,8 @@ class PipelineRunner:
 
     def _executor(self) -> Executor:
         if self.executor is None:
-            self.executor = LocalExecutor()
+            self.executor = LocalExecutor(cold="asked for (--cold)" if self.cold else None)
+            self._owns_executor = True
         return self.executor
 
     def _heartbeat(self, pipeline_run: int, run_ids: list[int]) -> None:
@@ -472,7 +490,8 @@ class PipelineRunner:
         task = StepTask(step=step.name, notebook=str(step.notebook), params=params,
                         cwd=str(self.spec.root),
                         outbox=None if remote else str(work / "outbox"),
-                        output_path=None if remote else str(output_path))
+                        output_path=None if remote else str(output_path),
+                        env_digest=env.digest)
         self.store.pipelines.update_step(
             pipeline_run, step.name, status="running", run_id=run_id, cache_key=planned.key,
             params=params, started_at=time.time(), notebook_path=str(output_path))
@@ -571,6 +590,8 @@ class PipelineRunner:
                 if ingested.status == "failed" and failure is None:
                     failure = StepFailure(kind="notebook", message=ingested.error or
                                           "the notebook ended its run as failed")
+        if isinstance(result.kernel_start, str) and result.kernel_start:
+            self.recorder.set_tags(run_id, {KERNEL_TAG: result.kernel_start})
         if result.notebook_json:
             self.recorder.put_bytes(run_id, f"executed/{step.notebook.name}",
                                     result.notebook_json, "notebook")
@@ -611,7 +632,8 @@ class PipelineRunner:
                                          ended_at=time.time(), error=error, failure=failure,
                                          warnings=warnings)
         mark = "x" if error else "+"
-        self.progress(f"  {mark} {step.name}: {status} in {seconds:.1f}s (run {run_id})"
+        start = f", kernel {result.kernel_start}" if isinstance(result.kernel_start, str) else ""
+        self.progress(f"  {mark} {step.name}: {status} in {seconds:.1f}s (run {run_id}{start})"
                       + (f"\n    {error}" if error else ""))
         if failure is not None and failure.kind == "runner":
             self.progress("".join(failure.traceback).rstrip())

@@ -3,6 +3,7 @@
     name: churn-train
     schedule: "0 3 * * *"          # optional, cron
     params: {seed: 7}              # pipeline-wide, overridable
+    preload: [xgboost]             # optional: imported by warm steps' template
     steps:
       prepare:
         notebook: notebooks/prepare.ipynb
@@ -34,6 +35,7 @@ from . import references
 MAX_SPEC_BYTES = 1 << 20
 STEP_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]{0,63}")
 PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
+MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 # A line of a parameters cell Python can't parse (say, with a magic): `name = ...`
 # or `name: type = ...`, as papermill reads it.
 _ASSIGNED_LINE = re.compile(r"([A-Za-z_]\w*)\s*(?::[^=]*)?=(?!=)")
@@ -45,6 +47,7 @@ _TOP_KEYS: dict[str, tuple[tuple[type, ...], bool, str]] = {
     "schedule": ((str,), False, "a cron string like \"0 3 * * *\""),
     "params": ((dict,), False, "a mapping of parameter names to values"),
     "steps": ((dict,), True, "a mapping of step names to steps"),
+    "preload": ((list,), False, "a list of modules for warm steps' template to import"),
 }
 _STEP_KEYS: dict[str, tuple[tuple[type, ...], bool, str]] = {
     "notebook": ((str,), True, "a notebook path"),
@@ -80,6 +83,9 @@ class PipelineSpec:
     order: tuple[str, ...]  # a topological order: every step after the steps it needs
     description: str = ""
     lines: Mapping[tuple, int] = field(default_factory=dict, repr=False)
+    # Modules the template of warm steps imports besides the notebooks' own imports
+    # (one a notebook imports only inside a function, say).
+    preload: tuple[str, ...] = ()
 
     def upstream(self, step: str) -> set[str]:
         """Every step `step` needs, directly or not."""
@@ -176,6 +182,12 @@ def load_spec(path: str | Path, root: str | Path) -> PipelineSpec:
         _check_cron(schedule, errors)
     if not data["steps"]:
         raise errors.fail(f"{pipeline} has no steps", ("steps",))
+    preload = data.get("preload") or []
+    for index, module in enumerate(preload):
+        if not isinstance(module, str) or len(module) > 200 or \
+                not MODULE_NAME.fullmatch(module):
+            raise errors.fail(f"{pipeline}: preload: {str(module)[:80]!r} is not a module "
+                              "name like pandas or sklearn.ensemble", ("preload", index))
 
     steps: dict[str, StepSpec] = {}
     for step_name, body in data["steps"].items():
@@ -227,7 +239,8 @@ def load_spec(path: str | Path, root: str | Path) -> PipelineSpec:
     order = _topological_order(steps, pipeline, errors)
     spec = PipelineSpec(name=name, path=spec_path.resolve(), root=root_path,
                         schedule=schedule, params=params, steps=steps, order=order,
-                        description=data.get("description", ""), lines=lines)
+                        description=data.get("description", ""), lines=lines,
+                        preload=tuple(preload))
     for step in steps.values():
         _check_references(spec, step, errors)
     return spec

@@ -14,10 +14,14 @@ import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..capture import NOTEBOOK_ENV, REPRODUCE_ROOT_ENV, REPRODUCES_ENV, assignments
 from ..recorders import OUTBOX_ENV
 from .cells import cell_tags, cell_text, code_cells
+
+if TYPE_CHECKING:
+    from ..pipelines.warm import KernelStart
 
 SCRIPT_OUTPUT_LINES = 20  # of a failing script's output, shown in the reason
 SCRIPT_OUTPUT_TAIL_BYTES = 64 * 1024  # read from the end of its output for those lines
@@ -70,12 +74,15 @@ def kernel_environment(original_uuid: str, scratch: Path, project_root: Path
 
 
 def run_notebook(notebook: Path, output: Path, params: Mapping[str, object], cwd: Path,
-                 env: Mapping[str, str], progress_bar: bool) -> str | None:
-    """Execute with papermill; None on success, else what failed (one line)."""
+                 env: Mapping[str, str], progress_bar: bool,
+                 start: KernelStart | None = None) -> str | None:
+    """Execute with papermill (in a kernel forked from a template when `start` has one);
+    None on success, else what failed (one line)."""
     from ..pipelines.execution import execute_notebook  # papermill: only when executing
 
     failure = execute_notebook(str(notebook), str(output), params, str(cwd),
-                               {**env, NOTEBOOK_ENV: str(notebook)}, progress_bar=progress_bar)
+                               {**env, NOTEBOOK_ENV: str(notebook)}, progress_bar=progress_bar,
+                               start=start)
     if failure is not None and failure.rstrip().endswith(":"):
         said = _last_error_line(output)  # a magic's UsageError reaches papermill blank
         failure = f"{failure.rstrip()} {said}" if said else failure

@@ -54,6 +54,7 @@ def reproduce_pipeline(project: Project, store: Store, read_blob: Callable[[str]
     pipeline_run = store.pipelines.get(pipeline_run_id)
     scratch = scratch_folder(options.folder, project.cache_dir, f"pipeline-{pipeline_run_id}")
     steps: list[StepReproduction] = []
+    kernels = None if options.cold else _warm_start(project, pipeline_run)
     try:
         for step in pipeline_run.steps:
             if step.run_id is None:
@@ -62,19 +63,35 @@ def reproduce_pipeline(project: Project, store: Store, read_blob: Callable[[str]
                 continue
             say(f"step {step.step}: reproducing run {step.run_id}")
             found = reproduce(project, store, read_blob, str(step.run_id),
-                              replace(options, folder=None), say, scratch=scratch)
+                              replace(options, folder=None), say, scratch=scratch,
+                              kernels=kernels)
             say(f"step {step.step}: {found.verdict}")
             steps.append(StepReproduction(step.step, found))
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM as the CLI maps it
         say(f"interrupted: the scratch folder {scratch} was {scratch_fate(options)}")
         raise
     finally:
+        if kernels is not None:
+            kernels.close()
         if not options.keep:
             remove_scratch(scratch, named=options.folder is not None)
     verdicts = [s.reproduction.verdict if s.reproduction else "could not run" for s in steps]
     worst = max(verdicts, key=EXIT_CODES.__getitem__, default="could not run")
     return PipelineReproduction(pipeline_run, worst, tuple(steps),
                                 scratch if options.keep else None, time.monotonic() - started)
+
+
+def _warm_start(project: Project, pipeline_run: PipelineRun):  # noqa: ANN202 - WarmStart
+    """A template for the steps' kernels (warm steps, as `mlops pipeline run`), preloading
+    what the executed notebooks of the run import."""
+    from ..capture import environment
+    from ..pipelines.warm import WarmStart
+
+    kernels = WarmStart()
+    kernels.prepare(project.root, environment().digest,
+                    [Path(step.notebook_path) for step in pipeline_run.steps
+                     if step.notebook_path])
+    return kernels
 
 
 def pipeline_reproduction_text(found: PipelineReproduction) -> str:

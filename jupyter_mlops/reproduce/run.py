@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from ..capture import REPRODUCES_TAG, WORKDIR_TAG, environment
 from ..errors import InvalidInput, MlopsError, NotFound
@@ -33,6 +34,9 @@ from .compare import Comparison, Tolerance, compare_results
 from .environment import PackageDifference, differences
 from .execute import kernel_environment, notebook_parameters, run_notebook, run_script
 from .inputs import InputCheck, place_inputs, relative_source
+
+if TYPE_CHECKING:
+    from ..pipelines.warm import WarmStart
 
 EXIT_CODES = {"reproduced": 0, "differs": 1, "could not run": 2}
 
@@ -48,6 +52,7 @@ class Options:
     keep: bool = False  # keep the scratch folder afterwards
     strict_env: bool = False  # refuse to run on any package difference
     progress_bar: bool = False
+    cold: bool = False  # `mlops pipeline reproduce`: no warm steps (pipelines/warm.py)
 
 
 @dataclass(frozen=True)
@@ -81,10 +86,11 @@ def resolve_original(store: Store, ref: str) -> Run:
 def reproduce(project: Project, store: Store, read_blob: Callable[[str], bytes], ref: str,
               options: Options,
               say: Callable[[str], None] = lambda message: None,
-              scratch: Path | None = None) -> Reproduction:
+              scratch: Path | None = None, kernels: WarmStart | None = None) -> Reproduction:
     """Re-execute run `ref` and compare. `scratch`, given by a pipeline reproduction,
     is shared by its steps (each step's outputs are the next one's inputs) and never
-    removed here."""
+    removed here; so is its `kernels`, the template its steps' kernels are forked from
+    (none: a notebook's kernel starts cold)."""
     started = time.monotonic()
     original = resolve_original(store, ref)
     env_found: tuple[PackageDifference, ...] = ()
@@ -113,8 +119,11 @@ def reproduce(project: Project, store: Store, read_blob: Callable[[str], bytes],
         if source.suffix == ".ipynb":
             output = scratch / ".reproduce" / source.name
             output.parent.mkdir(exist_ok=True)
+            start = None if kernels is None else kernels.start()
             failure = run_notebook(source, output, notebook_parameters(source, original.params),
-                                   cwd, env, options.progress_bar)
+                                   cwd, env, options.progress_bar, start)
+            if start is not None:
+                say(f"its kernel started {start.note}")
         else:
             output, failure = None, run_script(source, cwd, env)
         again = _recorded_run(store, original, last_id, source, user)

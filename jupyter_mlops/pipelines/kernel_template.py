@@ -1,0 +1,246 @@
+"""The template kernel process of warm steps (`python -m jupyter_mlops.pipelines.kernel_template`).
+
+Most of a pipeline step's time is importing pandas, scikit-learn, pyarrow,
+scrapbook and the kernel itself again in every fresh kernel (see
+benchmarks/README.md, "Warm steps"). This process imports them once, then
+forks one process per step, which becomes an ordinary ipykernel reading its
+connection file: a fresh process for every step, forked from a template in
+which no user code ever ran, before any socket or thread exists (as
+`multiprocessing`'s forkserver with preloaded modules, or Android's zygote).
+
+It talks to its runner over one Unix socket (`--control-fd`), one JSON
+object a line:
+
+- first the runner sends `{"preload": [module, ...]}`; the template imports
+  them and answers `{"pid", "preloaded", "skipped", "unsafe"}`, where
+  `unsafe` says why forking would be unsafe (an import started a thread), and
+  then exits;
+- then each `{"argv", "env", "cwd"}` forks a kernel; the answer is `{"pid"}`.
+
+It exits when the socket closes (its runner ended, however it ended), and
+with `--pdeathsig` also by SIGKILL when its parent dies; each kernel it forks
+dies with it the same way, and also notices the template is gone as ipykernel's
+parent poller does.
+
+Before the preload list arrives only the standard library and our package's
+`__init__` (which imports nothing heavy) are loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import ctypes
+import gc
+import importlib
+import importlib.util
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+import traceback
+from pathlib import Path
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+# Kernel threads of libraries that fork safely: they register pthread_atfork handlers
+# (jemalloc, in pyarrow) or are unnamed pool threads named after the process (OpenBLAS).
+FORK_SAFE_THREAD_NAMES = frozenset({"jemalloc_bg_thd"})
+# What a kernel imports while it starts (its debugger's debugpy and pdb, the history's
+# sqlite3, psutil to list local addresses): 0.19 s of a forked kernel's 0.23 s start
+# without them.
+KERNEL_MODULES = ("ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell",
+                  "ipykernel.iostream", "ipykernel.heartbeat", "jupyter_client.session",
+                  "ipykernel.debugger", "pdb", "sqlite3", "tornado.queues",
+                  "IPython.extensions", "psutil")
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when the thread that started it exits."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+
+
+def native_threads() -> list[str]:
+    """Names of this process's threads other than the main one (from /proc)."""
+    names = []
+    own = str(os.getpid())
+    for task in os.listdir("/proc/self/task"):
+        if task == own:
+            continue
+        try:
+            names.append(Path(f"/proc/self/task/{task}/comm").read_text().strip())
+        except OSError:
+            continue
+    return names
+
+
+def thread_problem(module: str, process_name: str) -> str | None:
+    """Why forking after importing `module` would be unsafe, or None.
+
+    A Python thread, or a named native thread of a library not known to fork
+    safely, would be missing in the child with whatever lock it held.
+    """
+    python = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+    if python:
+        return f"importing {module} started Python threads ({', '.join(python)})"
+    unknown = [name for name in native_threads()
+               if name not in FORK_SAFE_THREAD_NAMES and name != process_name]
+    if unknown:
+        return f"importing {module} started threads ({', '.join(sorted(set(unknown)))})"
+    return None
+
+
+def preload(modules: list[str], root: str) -> dict:
+    """Import each module unless it lives under the project `root` (the project's own
+    code changes between runs and must be read fresh by each step). Stops at the first
+    import that starts a thread: forking is then unsafe."""
+    process_name = Path("/proc/self/comm").read_text().strip()
+    preloaded: list[str] = []
+    skipped: dict[str, str] = {}
+    for module in [*KERNEL_MODULES, *modules]:
+        if module in sys.modules:
+            preloaded.append(module)
+            continue
+        where = _origin(module)
+        if where is not None and _inside(where, root):
+            skipped[module] = "the project's own code"
+            continue
+        try:
+            importlib.import_module(module)
+        except BaseException as exc:  # noqa: BLE001 - the step will meet it itself, cold
+            skipped[module] = f"{type(exc).__name__}: {exc}"[:200]
+            continue
+        problem = thread_problem(module, process_name)
+        if problem:
+            return {"pid": os.getpid(), "preloaded": preloaded, "skipped": skipped,
+                    "unsafe": problem}
+        preloaded.append(module)
+    return {"pid": os.getpid(), "preloaded": preloaded, "skipped": skipped, "unsafe": None}
+
+
+def _origin(module: str) -> str | None:
+    try:
+        spec = importlib.util.find_spec(module.partition(".")[0])
+    except (ImportError, ValueError):
+        return None
+    if spec is None:
+        return None
+    return spec.origin or next(iter(spec.submodule_search_locations or ()), None)
+
+
+def _inside(path: str, root: str) -> bool:
+    try:
+        return Path(path).resolve().is_relative_to(Path(root).resolve())
+    except OSError:
+        return False
+
+
+def become_kernel(request: dict, control: socket.socket, template_pid: int) -> None:
+    """In the forked child: become the ipykernel a cold start would have started, with
+    the request's working folder, environment and arguments. Never returns."""
+    code = 1
+    try:
+        os.setsid()  # its own process group, as jupyter_client starts kernels
+        die_with_parent()
+        if os.getppid() != template_pid:  # the template died before prctl took effect
+            os._exit(1)
+        control.close()
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        sys.argv = [request["launcher"], *request["argv"]]
+        fresh_randomness()
+        from ipykernel.kernelapp import IPKernelApp
+
+        IPKernelApp.launch_instance(argv=request["argv"])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:  # noqa: BLE001 - said on stderr, as a cold kernel would
+        traceback.print_exc()
+    finally:
+        # The kernel's own exit handlers run; the interpreter's teardown of every
+        # module (a second or more with pandas and scikit-learn loaded) is skipped.
+        try:
+            atexit._run_exitfuncs()
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def fresh_randomness() -> None:
+    """Each step draws its own random numbers, as a fresh process would: Python's
+    `random` reseeds itself after a fork; numpy's global generator does not."""
+    numpy_random = sys.modules.get("numpy.random")
+    if numpy_random is not None:
+        numpy_random.seed()
+
+
+def serve(control: socket.socket, root: str) -> None:
+    stream = control.makefile("rwb", buffering=0)
+
+    def send(message: dict) -> None:
+        stream.write(json.dumps(message).encode() + b"\n")
+
+    first = stream.readline()
+    if not first:
+        return
+    info = preload(list(json.loads(first)["preload"]), root)
+    import ipykernel_launcher  # noqa: F401 - its path is the kernel's sys.argv[0]
+
+    launcher = ipykernel_launcher.__file__
+    # What is imported now lives as long as any kernel: the collector leaves it alone
+    # (IPython's exit runs a full collection, 0.18 s over pandas and scikit-learn
+    # otherwise), and a kernel's collections don't write to pages it shares with us.
+    gc.freeze()
+    send(info)
+    if info["unsafe"]:
+        return
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # forked kernels are reaped by Linux
+    template_pid = os.getpid()
+    for line in iter(stream.readline, b""):
+        request = json.loads(line)
+        request["launcher"] = launcher
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            send({"error": f"fork failed: {exc}"})
+            continue
+        if pid == 0:
+            stream.close()
+            become_kernel(request, control, template_pid)
+        send({"pid": pid})
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kernel_template")
+    parser.add_argument("--control-fd", type=int, required=True)
+    parser.add_argument("--root", required=True, help="the project root: never preloaded")
+    parser.add_argument("--parent", type=int, required=True, help="the runner's pid")
+    parser.add_argument("--pdeathsig", action="store_true")
+    args = parser.parse_args(argv)
+    if args.pdeathsig:
+        die_with_parent()
+    if os.getppid() != args.parent:  # the runner died before prctl took effect
+        return 1
+    # As ipykernel_launcher: the working folder is not importable while loading (and
+    # the project's own modules are never preloaded); the kernel adds it back.
+    if sys.path and (sys.path[0] == "" or Path(sys.path[0]) == Path.cwd()):
+        del sys.path[0]
+    control = socket.socket(fileno=args.control_fd)
+    try:
+        serve(control, args.root)
+    finally:
+        control.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

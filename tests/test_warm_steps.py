@@ -1,0 +1,265 @@
+"""Warm steps (issue 16): kernels forked from a template process, for real.
+
+Each step still runs in a fresh kernel process with nothing from another step;
+where forking is unavailable or unsafe the step starts cold and its run says why;
+the template follows the environment and never outlives its runner.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from jupyter_mlops.errors import InvalidInput
+from jupyter_mlops.pipelines import warm
+from jupyter_mlops.pipelines.executors import LocalExecutor
+from jupyter_mlops.pipelines.runner import KERNEL_TAG, PipelineRunner
+from jupyter_mlops.pipelines.spec import load_spec
+from jupyter_mlops.pipelines.warm import WarmStart, notebook_imports, preload_modules
+from jupyter_mlops.project import Project
+from jupyter_mlops.store import Store
+
+from .conftest import NOTEBOOKS
+from .helpers import alive, descendants, wait_for
+
+FIXTURES = NOTEBOOKS / "warm"
+ONE_STEP = "name: {name}\nsteps:\n  only:\n    notebook: {notebook}\n"
+
+
+def run_pipeline(project: Project, spec_path: Path, **kwargs):
+    """Run; return the outcome and each step's (outputs, kernel tag)."""
+    with Store(project.db_path) as store:
+        outcome = PipelineRunner(load_spec(spec_path, project.root), project, store,
+                                 **kwargs).run()
+        steps = {}
+        for step in store.pipelines.get(outcome.pipeline_run_id).steps:
+            tags = store.runs.get(step.run_id).tags if step.run_id else {}
+            steps[step.step] = (step.outputs, tags.get(KERNEL_TAG))
+    assert outcome.ok, {s: o.error for s, o in outcome.steps.items()}
+    return outcome, steps
+
+
+def one_step(project: Project, notebook: str, name: str = "one") -> Path:
+    shutil.copy(FIXTURES / notebook, project.root / notebook)
+    spec = project.root / f"{name}.yaml"
+    spec.write_text(ONE_STEP.format(name=name, notebook=notebook))
+    return spec
+
+
+def test_a_step_sees_nothing_of_the_step_before_it(project: Project) -> None:
+    """The first step sets a global, changes sklearn's config, patches a module both
+    steps import (preloaded in the template), chdirs, leaves a file open and draws a
+    random number; the second, forked from the same template, sees none of it."""
+    for name in ("dirty.ipynb", "clean.ipynb", "isolation.yaml"):
+        shutil.copy(FIXTURES / name, project.root / name)
+    _, steps = run_pipeline(project, project.root / "isolation.yaml")
+    (dirty, dirty_start), (clean, clean_start) = steps["dirty"], steps["clean"]
+    assert dirty_start == "warm" and clean_start == "warm"
+    assert clean["checks"] == {"global": False, "assume_finite": False,
+                               "patched_attribute": False, "patched_function": False,
+                               "cwd": str(project.root), "open_file": False}
+    assert (project.root / "elsewhere" / "left-open.txt").exists()  # the first did all that
+    assert dirty["pid"] != clean["pid"]  # a fresh process each
+    assert dirty["draw"] != clean["draw"]  # numpy reseeded in each: not the template's
+
+
+def test_the_same_pipeline_cold_gives_the_same_outputs(project: Project) -> None:
+    for name in ("dirty.ipynb", "clean.ipynb", "isolation.yaml"):
+        shutil.copy(FIXTURES / name, project.root / name)
+    _, steps = run_pipeline(project, project.root / "isolation.yaml", cold=True)
+    assert steps["clean"][0]["checks"]["global"] is False
+    assert steps["dirty"][1] == steps["clean"][1] == "cold: asked for (--cold)"
+
+
+def test_cli_cold_flag(project: Project) -> None:
+    spec = one_step(project, "clean.ipynb")
+    done = subprocess.run([sys.executable, "-m", "jupyter_mlops.cli.main", "pipeline", "run",
+                           str(spec), "--cold"], cwd=project.root, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "kernel cold: asked for (--cold)" in done.stderr
+    with Store(project.db_path) as store:
+        [run] = store.pipelines.recent("one")
+        assert store.runs.get(run.steps[0].run_id).tags[KERNEL_TAG] == \
+            "cold: asked for (--cold)"
+
+
+def test_another_kernel_than_python3_starts_cold(project: Project, tmp_path_factory,
+                                                 monkeypatch) -> None:
+    kernels = tmp_path_factory.mktemp("jupyter") / "kernels" / "other-python"
+    kernels.mkdir(parents=True)
+    (kernels / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Another Python", "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(kernels.parent.parent))
+    _, steps = run_pipeline(project, one_step(project, "other_kernel.ipynb"))
+    outputs, start = steps["only"]
+    assert outputs == {"ran": True}
+    assert start == "cold: the notebook's kernel is 'other-python', not python3"
+
+
+def test_an_import_that_starts_a_thread_makes_steps_start_cold(project: Project,
+                                                                tmp_path_factory,
+                                                                monkeypatch) -> None:
+    library = tmp_path_factory.mktemp("library")
+    (library / "threadstarter.py").write_text(textwrap.dedent("""\
+        import threading
+
+        _stop = threading.Event()
+        threading.Thread(target=_stop.wait, name="poller", daemon=True).start()
+        started = True
+    """))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(library), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    monkeypatch.syspath_prepend(str(library))
+    _, steps = run_pipeline(project, one_step(project, "threads.ipynb"))
+    outputs, start = steps["only"]
+    assert outputs == {"threads": True}  # the step ran, cold
+    assert start == ("cold: importing threadstarter started Python threads (poller); "
+                     "forking would copy a process with threads")
+
+
+def test_a_template_stuck_in_its_imports_makes_steps_start_cold(project: Project,
+                                                                 tmp_path_factory,
+                                                                 monkeypatch) -> None:
+    library = tmp_path_factory.mktemp("library")
+    (library / "threadstarter.py").write_text(textwrap.dedent("""\
+        import sys
+        import time
+
+        if "kernel_template" in " ".join(sys.argv):  # only in the template: stuck there
+            time.sleep(120)
+        started = True
+    """))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(library), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    monkeypatch.syspath_prepend(str(library))
+    monkeypatch.setattr(warm, "READY_SECONDS", 2)
+    _, steps = run_pipeline(project, one_step(project, "threads.ipynb"))
+    assert steps["only"] == ({"threads": True}, "cold: the template kernel process did not "
+                                                "finish its imports in 2 s")
+
+
+def test_the_spec_can_list_modules_to_preload(project: Project) -> None:
+    spec = one_step(project, "clean.ipynb")
+    spec.write_text("name: one\npreload: [xml.dom.minidom]\nsteps:\n"
+                    "  only:\n    notebook: clean.ipynb\n")
+    executor = LocalExecutor()
+    try:
+        _, steps = run_pipeline(project, spec, executor=executor)
+        preloaded = executor.warm._template.info().preloaded
+    finally:
+        executor.close()
+    assert steps["only"][1] == "warm"
+    assert "xml.dom.minidom" in preloaded and "sklearn" in preloaded  # listed, and learned
+
+
+def test_a_preload_entry_that_is_no_module_name_is_refused(project: Project) -> None:
+    shutil.copy(FIXTURES / "clean.ipynb", project.root / "clean.ipynb")
+    spec = project.root / "bad.yaml"
+    spec.write_text("name: bad\npreload:\n  - pandas\n  - os; rm -rf\nsteps:\n"
+                    "  only:\n    notebook: clean.ipynb\n")
+    with pytest.raises(InvalidInput, match=r"bad.yaml: pipeline 'bad': preload: 'os; rm -rf' "
+                                           r"is not a module name.*\(line 4\)"):
+        load_spec(spec, project.root)
+
+
+def test_elsewhere_than_linux_steps_start_cold(monkeypatch) -> None:
+    """Simulated (this machine is Linux): the decision, not a run."""
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert WarmStart().start("blake3:x").note == \
+        "cold: forking kernels needs Linux (this is darwin)"
+
+
+def test_the_template_is_replaced_when_the_environment_changes(project: Project,
+                                                               tmp_path_factory,
+                                                               monkeypatch) -> None:
+    """A package installed between two runs changes the environment's fingerprint (the
+    cache key's): the next run starts a new template and the old one is gone."""
+    site = tmp_path_factory.mktemp("site")
+    monkeypatch.syspath_prepend(str(site))
+    spec = one_step(project, "clean.ipynb")
+    executor = LocalExecutor()
+    try:
+        run_pipeline(project, spec, executor=executor)
+        first = executor.warm._template
+        run_pipeline(project, spec, executor=executor, force=["all"])
+        assert executor.warm._template is first and first.alive()  # reused
+        (site / "freshly_installed-1.0.dist-info").mkdir()
+        _, steps = run_pipeline(project, spec, executor=executor)  # not cached: new env
+        second = executor.warm._template
+        assert second is not first and second.alive() and steps["only"][1] == "warm"
+        assert not first.alive() and first.process.returncode is not None
+    finally:
+        executor.close()
+    assert not second.alive()
+
+
+def test_an_environment_variable_the_template_lacks_makes_a_step_start_cold(
+        project: Project, monkeypatch) -> None:
+    """A variable set after the template imported (a module may have read it then) is
+    not one the step would see as a fresh process does: that step starts cold."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # an earlier test may have set it
+    spec = one_step(project, "clean.ipynb")
+    executor = LocalExecutor()
+    try:
+        assert run_pipeline(project, spec, executor=executor)[1]["only"][1] == "warm"
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        _, steps = run_pipeline(project, spec, executor=executor, force=["all"])
+    finally:
+        executor.close()
+    assert steps["only"][1] == ("cold: the step's environment variables differ from the "
+                                "template's (OMP_NUM_THREADS)")
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "kill-9"])
+def test_no_process_outlives_the_runner(project: Project, how: str) -> None:
+    shutil.copy(NOTEBOOKS / "pipeline" / "sleep.ipynb", project.root / "sleep.ipynb")
+    spec = project.root / "slow.yaml"
+    spec.write_text("name: slow\nsteps:\n  nap:\n    notebook: sleep.ipynb\n"
+                    "    params: {seconds: 300}\n")
+    runner = subprocess.Popen([sys.executable, "-m", "jupyter_mlops.cli.main", "pipeline",
+                               "run", str(spec)], cwd=project.root,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seen: set[int] = set()
+
+    def template_and_kernel() -> bool:  # the runner's child, and its child
+        below = descendants(runner.pid)
+        seen.update(below)
+        return any(descendants(pid) for pid in below)
+
+    try:
+        assert wait_for(template_and_kernel, timeout=120)
+        with Store(project.db_path) as store:
+            assert wait_for(lambda: store.pipelines.recent("slow")[0].steps[0].status
+                            == "running", timeout=60)
+        seen.update(descendants(runner.pid))
+        if how == "ctrl-c":
+            runner.send_signal(signal.SIGINT)
+            assert runner.wait(timeout=60) == 130
+        else:
+            runner.kill()
+            runner.wait(timeout=60)
+        assert wait_for(lambda: not any(alive(pid) for pid in seen), timeout=60), \
+            [pid for pid in seen if alive(pid)]
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+
+
+def test_imports_are_learned_from_the_notebooks() -> None:
+    assert notebook_imports(FIXTURES / "dirty.ipynb") == ["os", "sys", "numpy", "scrapbook",
+                                                          "sklearn"]
+    train = Path(__file__).parent.parent / "notebooks" / "train.ipynb"
+    assert preload_modules([train]) == [
+        "pathlib", "pandas", "scrapbook", "sklearn.linear_model", "sklearn.model_selection",
+        "sklearn.pipeline", "sklearn.preprocessing", "jupyter_mlops.models", "jupyter_mlops",
+        "skops.io", "jupyter_mlops.kernel_magics"]
