@@ -263,3 +263,56 @@ def test_imports_are_learned_from_the_notebooks() -> None:
         "pathlib", "pandas", "scrapbook", "sklearn.linear_model", "sklearn.model_selection",
         "sklearn.pipeline", "sklearn.preprocessing", "jupyter_mlops.models", "jupyter_mlops",
         "skops.io", "jupyter_mlops.kernel_magics"]
+
+
+def cli(project: Project, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "jupyter_mlops.cli.main", *args],
+                          cwd=project.root, capture_output=True, text=True, timeout=600)
+
+
+def test_mlops_run_and_reproduce_fork_their_kernel_and_say_how(project: Project) -> None:
+    """One notebook, `mlops run` and `mlops reproduce`: the kernel is forked from a
+    template that imported while the run was prepared (the inputs checked), and the
+    run's tag says how it started; `--cold` starts it as before."""
+    shutil.copy(NOTEBOOKS / "pipeline" / "make.ipynb", project.root / "make.ipynb")
+    tags = {}
+    for extra, how in (((), "warm"), (("--cold",), "cold: asked for (--cold)")):
+        done = cli(project, "run", "make.ipynb", "-p", "n=2", *extra)
+        assert done.returncode == 0, done.stderr
+        assert f"(its kernel started {how})" in done.stderr
+        with Store(project.db_path) as store:
+            [run] = store.runs.search(limit=1)
+            tags[how] = run.tags.get(KERNEL_TAG)
+            again = cli(project, "reproduce", str(run.id), *extra)
+            assert again.returncode == 0, again.stdout + again.stderr
+            assert f"its kernel started {how}" in again.stderr
+            assert again.stdout.startswith(f"reproduced: run {run.id + 1} reproduces")
+            tags[f"reproduce {how}"] = store.runs.get(run.id + 1).tags.get(KERNEL_TAG)
+    assert tags == {"warm": "warm", "cold: asked for (--cold)": "cold: asked for (--cold)",
+                    "reproduce warm": "warm",
+                    "reproduce cold: asked for (--cold)": "cold: asked for (--cold)"}
+
+
+def test_no_process_outlives_mlops_run(project: Project) -> None:
+    """kill -9 of `mlops run` while its forked kernel runs a cell: the template and the
+    kernel go with it."""
+    shutil.copy(NOTEBOOKS / "pipeline" / "sleep.ipynb", project.root / "sleep.ipynb")
+    proc = subprocess.Popen([sys.executable, "-m", "jupyter_mlops.cli.main", "run",
+                             "sleep.ipynb", "-p", "seconds=300"], cwd=project.root,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seen: set[int] = set()
+
+    def template_and_kernel() -> bool:
+        below = descendants(proc.pid)
+        seen.update(below)
+        return any(descendants(pid) for pid in below)
+
+    try:
+        assert wait_for(template_and_kernel, timeout=120)
+        proc.kill()
+        proc.wait(timeout=60)
+        assert wait_for(lambda: not any(alive(pid) for pid in seen), timeout=60), \
+            [pid for pid in seen if alive(pid)]
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -49,8 +49,9 @@ def add_reproduce_options(parser: argparse.ArgumentParser) -> None:
                         help="refuse to run when Python or any package differs from the "
                              "run's recorded environment")
     parser.add_argument("--cold", action="store_true",
-                        help="`pipeline reproduce`: start every step's kernel cold, none "
-                             "forked from a template process")
+                        help="start each notebook's kernel as a new process of its own, "
+                             "none forked from a template process (see the README's warm "
+                             "steps)")
     parser.add_argument("--json", action="store_true", help="print JSON")
 
 

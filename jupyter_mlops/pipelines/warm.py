@@ -60,8 +60,17 @@ def notebook_imports(notebook: Path) -> list[str]:
     a.b; `from a.b import c` gives a.b), and the extensions it loads. Read with
     `json` and `ast`; a cell that is not Python (a magic) is skipped line by line."""
     try:
-        cells = json.loads(notebook.read_text(encoding="utf-8")).get("cells", [])
-    except (OSError, ValueError, AttributeError):
+        text = notebook.read_text(encoding="utf-8")
+    except (OSError, ValueError):
+        return []
+    return notebook_text_imports(text)
+
+
+def notebook_text_imports(text: str | bytes) -> list[str]:
+    """`notebook_imports` of a notebook's JSON text."""
+    try:
+        cells = json.loads(text).get("cells", [])
+    except (ValueError, AttributeError):
         return []
     found: list[str] = []
     for cell in cells:
@@ -98,9 +107,15 @@ def preload_modules(notebooks: Iterable[Path]) -> list[str]:
     modules: list[str] = []
     for notebook in notebooks:
         modules += notebook_imports(notebook)
-    for module in list(modules):
-        modules += IMPORTED_LATER.get(module, ())
-    return list(dict.fromkeys(modules))
+    return with_later_imports(modules)
+
+
+def with_later_imports(modules: Iterable[str]) -> list[str]:
+    """`modules`, and what our own modules among them import later."""
+    found = list(modules)
+    for module in list(found):
+        found += IMPORTED_LATER.get(module, ())
+    return list(dict.fromkeys(found))
 
 
 @dataclass

@@ -36,7 +36,7 @@ from .execute import kernel_environment, notebook_parameters, run_notebook, run_
 from .inputs import InputCheck, place_inputs, relative_source
 
 if TYPE_CHECKING:
-    from ..pipelines.warm import WarmStart
+    from ..pipelines.warm import KernelStart, WarmStart
 
 EXIT_CODES = {"reproduced": 0, "differs": 1, "could not run": 2}
 
@@ -52,7 +52,7 @@ class Options:
     keep: bool = False  # keep the scratch folder afterwards
     strict_env: bool = False  # refuse to run on any package difference
     progress_bar: bool = False
-    cold: bool = False  # `mlops pipeline reproduce`: no warm steps (pipelines/warm.py)
+    cold: bool = False  # no kernel forked from a template process (pipelines/warm.py)
 
 
 @dataclass(frozen=True)
@@ -89,19 +89,22 @@ def reproduce(project: Project, store: Store, read_blob: Callable[[str], bytes],
               scratch: Path | None = None, kernels: WarmStart | None = None) -> Reproduction:
     """Re-execute run `ref` and compare. `scratch`, given by a pipeline reproduction,
     is shared by its steps (each step's outputs are the next one's inputs) and never
-    removed here; so is its `kernels`, the template its steps' kernels are forked from
-    (none: a notebook's kernel starts cold)."""
+    removed here; so is its `kernels`, the template its steps' kernels are forked from.
+    Without `kernels`, a notebook's kernel is forked from a template of its own that
+    imports while the inputs are checked (cold with `options.cold`)."""
     started = time.monotonic()
     original = resolve_original(store, ref)
     env_found: tuple[PackageDifference, ...] = ()
     checks: tuple[InputCheck, ...] = ()
     own_scratch = scratch is None
+    own_kernels: WarmStart | None = None
     try:
         snapshot = _runnable_snapshot(store, original)
+        here = environment()
         recorded_env = store.environments.get(original.env_digest) \
             if original.env_digest else None
         if recorded_env is not None:
-            env_found = tuple(differences(recorded_env, environment()))
+            env_found = tuple(differences(recorded_env, here))
         if env_found and options.strict_env:
             raise CouldNotRun(f"{len(env_found)} package difference(s) from the run's "
                               "environment (--strict-env): "
@@ -109,6 +112,9 @@ def reproduce(project: Project, store: Store, read_blob: Callable[[str], bytes],
         user = _recording_user(store)
         if scratch is None:
             scratch = scratch_folder(options.folder, project.cache_dir, f"run-{original.id}")
+        if kernels is None and snapshot.name.endswith(".ipynb"):
+            kernels = own_kernels = _warm_start(project, here.digest, options.cold,
+                                                read_blob(snapshot.digest))
         say(f"checking the inputs of run {original.id}")
         checks = tuple(place_inputs(store, original, project.root, scratch, read_blob))
         source = _place_source(read_blob, original, snapshot, project.root, scratch)
@@ -116,10 +122,11 @@ def reproduce(project: Project, store: Store, read_blob: Callable[[str], bytes],
         last_id = max((r.id for r in store.runs.search(limit=1)), default=0)
         env = kernel_environment(original.uuid, scratch, project.root)
         say(f"executing {source.name} (run {original.id}'s snapshot) in {cwd}")
+        start = None
         if source.suffix == ".ipynb":
             output = scratch / ".reproduce" / source.name
             output.parent.mkdir(exist_ok=True)
-            start = None if kernels is None else kernels.start()
+            start = None if kernels is None else kernels.start(here.digest)
             failure = run_notebook(source, output, notebook_parameters(source, original.params),
                                    cwd, env, options.progress_bar, start)
             if start is not None:
@@ -128,7 +135,7 @@ def reproduce(project: Project, store: Store, read_blob: Callable[[str], bytes],
             output, failure = None, run_script(source, cwd, env)
         again = _recorded_run(store, original, last_id, source, user)
         if again is not None and output is not None and output.is_file():
-            _keep_executed(store, project, again, output)
+            _keep_executed(store, project, again, output, start)
         if failure is not None:
             raise CouldNotRun(f"the re-execution failed: {failure}{_hint(failure)}"
                               f"{_original_failure(original)}")
@@ -154,8 +161,22 @@ def reproduce(project: Project, store: Store, read_blob: Callable[[str], bytes],
             say(f"interrupted: the scratch folder {scratch} was " + scratch_fate(options))
         raise
     finally:
+        if own_kernels is not None:
+            own_kernels.close()
         if own_scratch and scratch is not None and not options.keep:
             remove_scratch(scratch, named=options.folder is not None)
+
+
+def _warm_start(project: Project, env_digest: str, cold: bool, notebook: bytes
+                ) -> WarmStart:
+    """A template process for one notebook's kernel, importing what the notebook imports
+    while its inputs are checked (none with `cold`)."""
+    from ..pipelines.warm import WarmStart, notebook_text_imports, with_later_imports
+
+    kernels = WarmStart("asked for (--cold)" if cold else None)
+    kernels.prepare(project.root, env_digest, [],
+                    with_later_imports(notebook_text_imports(notebook)))
+    return kernels
 
 
 def _runnable_snapshot(store: Store, run: Run) -> ArtifactLink:
@@ -276,14 +297,19 @@ def _recorded_run(store: Store, original: Run, last_id: int, source: Path,
     return None
 
 
-def _keep_executed(store: Store, project: Project, run: Run, output: Path) -> None:
-    """Store the executed notebook with the new run, as `mlops run` does."""
+def _keep_executed(store: Store, project: Project, run: Run, output: Path,
+                   start: KernelStart | None) -> None:
+    """Store the executed notebook with the new run, and how its kernel started, as
+    `mlops run` does."""
     if getattr(store, "remote", False):
         return  # the team server takes files only from a run's own recorder
     from ..artifacts import ArtifactStore
+    from ..pipelines.runner import KERNEL_TAG
 
     digest, size = ArtifactStore(project.artifacts_dir).put_file(output)
     store.artifacts.link(run.id, f"executed/{output.name}", digest, size, "notebook")
+    if start is not None:
+        store.runs.set_tags(run.id, {KERNEL_TAG: start.note})
 
 
 def _hint(failure: str) -> str:
