@@ -1,6 +1,6 @@
 """Where a pipeline step's time goes, and what warm steps save (issue 16).
 
-    python benchmarks/warm_steps.py [breakdown] [compare] [trivial] [cached]
+    python benchmarks/warm_steps.py [breakdown] [compare] [trivial] [cached] [single]
 
 1. `breakdown`: one real `papermill.execute_notebook` of each example notebook,
    timed by its parts: starting the kernel and waiting until it answers, the
@@ -15,6 +15,8 @@
 3. `trivial`: 20 independent trivial notebooks, `--jobs 1`, warm and cold,
    seconds per step.
 4. `cached`: a fully cached `mlops pipeline run` (wall of the command).
+5. `single`: `mlops run notebooks/train.ipynb` and `mlops reproduce` of the run it
+   recorded, warm (the default) and `--cold`, interleaved rounds, medians.
 """
 
 from __future__ import annotations
@@ -97,7 +99,7 @@ def breakdown(root: Path) -> dict:
     import papermill.execute
     import papermill.iorw
 
-    from jupyter_mlops.pipelines.execution import render_report, warm_up_reports
+    from jupyter_mlops.pipelines.reports import ReportRenderer
 
     timers = Timers()
     timers.wrap(nbclient.NotebookClient, "start_new_kernel", "kernel_process_start")
@@ -107,7 +109,8 @@ def breakdown(root: Path) -> dict:
     timers.wrap(nbformat, "validate", "nbformat_validate")
     timers.wrap(papermill.iorw, "write_ipynb", "papermill_writes")
     timers.wrap(papermill.execute, "load_notebook_node", "papermill_read")
-    warm_up_reports()
+    reports = ReportRenderer()
+    reports.warm_up()
     steps = {"prepare": {"test_size": 0.25, "seed": 7}, "train": {"C": 0.5, "seed": 7},
              "evaluate": {"model": "models/classifier.skops"}}
     results = {}
@@ -129,7 +132,7 @@ def breakdown(root: Path) -> dict:
             seconds = cell["metadata"].get("papermill", {}).get("duration") or 0.0
             cells[kind] = cells.get(kind, 0.0) + seconds
         start = time.perf_counter()
-        render_report(out.read_bytes())
+        reports.render(out.read_bytes())
         report = time.perf_counter() - start
         parts = {f"cells_{k}_s": round(v, 3) for k, v in cells.items()}
         parts.update({f"{k}_s": round(v, 3) for k, v in timers.seconds.items()})
@@ -231,14 +234,41 @@ def trivial(root: Path, steps: int = 20) -> dict:
     return {key: min(values) for key, values in result.items()} | {"samples": result}
 
 
+def single(root: Path, rounds: int = 3) -> dict:
+    """One notebook through `mlops run` and `mlops reproduce`, warm and cold, alternating;
+    wall of each command, medians (and every sample)."""
+    mlops = [sys.executable, "-m", "jupyter_mlops.cli.main"]
+    samples: dict[str, list[float]] = {}
+
+    def timed(label: str, args: list[str]) -> str:
+        start = time.perf_counter()
+        done = subprocess.run(args, cwd=root, capture_output=True, text=True)
+        samples.setdefault(label, []).append(time.perf_counter() - start)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    for _ in range(rounds):
+        for how, extra in (("warm", []), ("cold", ["--cold"])):
+            timed(f"run_{how}_s", [*mlops, "run", "notebooks/train.ipynb", *extra])
+            latest = json.loads(timed("ls", [*mlops, "runs", "ls", "--json", "--limit", "1"]))
+            run_id = str(latest[0]["id"])
+            timed(f"reproduce_{how}_s", [*mlops, "reproduce", run_id, *extra])
+    samples.pop("ls")
+    medians = {label: statistics.median(values) for label, values in samples.items()}
+    return medians | {"run_warm_over_cold": medians["run_warm_s"] / medians["run_cold_s"],
+                      "reproduce_warm_over_cold":
+                          medians["reproduce_warm_s"] / medians["reproduce_cold_s"],
+                      "samples": samples}
+
+
 def main() -> None:
-    wanted = set(sys.argv[1:]) or {"breakdown", "compare", "trivial", "cached"}
+    wanted = set(sys.argv[1:]) or {"breakdown", "compare", "trivial", "cached", "single"}
     root = example_project()
     subprocess.run([sys.executable, "-m", "jupyter_mlops.cli.main", "pipeline", "run",
                     "pipelines/train.yaml"], cwd=root, check=True, capture_output=True)
     results: dict = {}
     benches = [("breakdown", breakdown), ("compare", compare), ("trivial", trivial),
-               ("cached", cached_run)]
+               ("cached", cached_run), ("single", single)]
     for name, bench in benches:
         if name in wanted:
             print(f"{name} ...", file=sys.stderr, flush=True)

@@ -26,7 +26,6 @@ import blake3
 
 from ..capture import NOTEBOOK_ENV
 from ..errors import IntegrityError, InvalidInput, NotFound
-from ..glue import SCRAP_MIME_PREFIX
 from ..project import create_file_with_mode
 from ..recorders import OUTBOX_ENV
 from ..store.records import FAILURE_KINDS, StepFailure
@@ -373,38 +372,6 @@ def _check_bytes(digest: str, data: bytes, what: str) -> None:
     actual = "blake3:" + blake3.blake3(data).hexdigest()
     if actual != digest:
         raise IntegrityError(what, digest, actual)
-
-
-def warm_up_reports() -> None:
-    """Import nbconvert and compile its HTML template (0.5 s the first time), so that
-    the first real report costs what the others do. Run it while kernels start."""
-    empty = b'{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
-    try:
-        render_report(empty)
-    except Exception:  # noqa: S110 - only a warm-up: the real report says what failed
-        pass
-
-
-def render_report(notebook_json: bytes) -> bytes:
-    """The executed notebook as a standalone HTML page (nbconvert).
-
-    Raises whatever nbformat or nbconvert raise: the runner keeps that as a warning
-    on the step (a report is evidence, not a reason to fail the step).
-    """
-    import nbconvert
-    import nbformat
-
-    notebook = nbformat.reads(notebook_json.decode("utf-8"), as_version=4)
-    for cell in notebook.cells:  # scraps are data for the runner, not for readers
-        if cell.get("outputs"):
-            cell.outputs = [o for o in cell.outputs if not _only_scraps(o)]
-    body, _ = nbconvert.HTMLExporter().from_notebook_node(notebook)
-    return body.encode("utf-8")
-
-
-def _only_scraps(output: Any) -> bool:
-    data = output.get("data") or {}
-    return bool(data) and all(mime.startswith(SCRAP_MIME_PREFIX) for mime in data)
 
 
 def _source_position(output_path: str, cell_index: int) -> int:

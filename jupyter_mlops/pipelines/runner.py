@@ -36,11 +36,10 @@ from .execution import (
     check_step_result,
     failure_from_exception,
     read_staged,
-    render_report,
-    warm_up_reports,
 )
 from .executors import Executor, LocalExecutor
 from .ingest import ingest
+from .reports import ReportRenderer
 from .spec import PipelineSpec, StepSpec, declared_parameters, did_you_mean, undeclared_parameter
 
 T = TypeVar("T")
@@ -254,6 +253,7 @@ class PipelineRunner:
         self._run_ids: dict[str, int] = {}  # the run each executing step records into
         # Reports render on their own thread, overlapping the next steps' execution.
         self._reports = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlops-report")
+        self._renderer = ReportRenderer()  # used on that one thread alone
         self._pending_reports: list[tuple[Future, int, str]] = []
         try:
             while waiting or running:
@@ -285,7 +285,7 @@ class PipelineRunner:
                     if pool is None:
                         pool = ThreadPoolExecutor(max_workers=self.jobs,
                                                   thread_name_prefix="mlops-step")
-                        self._reports.submit(warm_up_reports)
+                        self._reports.submit(self._renderer.warm_up)
                     running[pool.submit(executor.execute, task)] = (name, run_id,
                                                                     time.monotonic())
                 if not running:
@@ -596,7 +596,8 @@ class PipelineRunner:
             self.recorder.put_bytes(run_id, f"executed/{step.notebook.name}",
                                     result.notebook_json, "notebook")
             self._pending_reports.append(
-                (self._reports.submit(render_report, result.notebook_json), run_id, step.name))
+                (self._reports.submit(self._renderer.render, result.notebook_json), run_id,
+                 step.name))
         self.recorder.put_file(run_id, f"source/{step.notebook.name}", step.notebook,
                                "notebook")
         output_files: dict[str, str] = {}
