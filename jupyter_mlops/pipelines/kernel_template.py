@@ -168,11 +168,31 @@ def become_kernel(request: dict, control: socket.socket, template_pid: int) -> N
         # The kernel's own exit handlers run; the interpreter's teardown of every
         # module (a second or more with pandas and scikit-learn loaded) is skipped.
         try:
+            finish_control_thread()
             atexit._run_exitfuncs()
             sys.stdout.flush()
             sys.stderr.flush()
         finally:
             os._exit(code)
+
+
+def finish_control_thread(seconds: float = 2.0) -> None:
+    """Let the kernel's control thread end before its exit handler closes IOPub.
+
+    ipykernel 7's exit handler (`IPKernelApp.close`) stops the IOPub thread, then joins
+    the control thread, which may still be publishing its last status through IOPub:
+    that send then waits for ever, and the kernel ends only at jupyter_client's SIGTERM
+    2.5 s later, its exit handlers cut short (1 shutdown in 16 here). Stopped and joined
+    first, while IOPub still runs, it ends at once.
+    """
+    from ipykernel.kernelapp import IPKernelApp
+
+    if not IPKernelApp.initialized():
+        return
+    thread = getattr(IPKernelApp.instance(), "control_thread", None)
+    if thread is not None and thread.is_alive():
+        thread.stop()
+        thread.join(seconds)
 
 
 def fresh_randomness() -> None:
