@@ -145,16 +145,6 @@ def _kernel_manager_class(env: Mapping[str, str], registry: KernelRegistry | Non
                 registry.add(pid)
                 self._registered_pid = pid
 
-        async def _async_interrupt_kernel(self) -> None:
-            # jupyter_client interrupts (SIGINT) every kernel before asking it to shut
-            # down. A step's kernel is idle by then (its notebook ran, or failed, or
-            # timed out and was interrupted by nbclient): the signal only landed in
-            # the middle of its shutdown or exit handlers ("KeyboardInterrupt caught in
-            # kernel", 1 step in 4 here).
-            if self.shutting_down:
-                return
-            await super()._async_interrupt_kernel()
-
         async def _async_shutdown_kernel(self, *args: Any, **kw: Any) -> None:
             pid = getattr(self, "_registered_pid", None)
             await super()._async_shutdown_kernel(*args, **kw)
