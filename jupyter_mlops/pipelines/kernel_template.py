@@ -48,12 +48,14 @@ PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 # (jemalloc, in pyarrow) or are unnamed pool threads named after the process (OpenBLAS).
 FORK_SAFE_THREAD_NAMES = frozenset({"jemalloc_bg_thd"})
 # What a kernel imports while it starts (its debugger's debugpy and pdb, the history's
-# sqlite3, psutil to list local addresses): 0.19 s of a forked kernel's 0.23 s start
-# without them.
+# sqlite3, psutil to list local addresses, IPython's inspector and completer): 0.19 s
+# of a forked kernel's 0.23 s start without them.
 KERNEL_MODULES = ("ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell",
                   "ipykernel.iostream", "ipykernel.heartbeat", "jupyter_client.session",
                   "ipykernel.debugger", "pdb", "sqlite3", "tornado.queues",
-                  "IPython.extensions", "psutil")
+                  "tornado.platform.asyncio", "IPython.extensions",
+                  "IPython.extensions.storemagic", "IPython.core.debugger",
+                  "IPython.core.oinspect", "IPython.core.completerlib", "psutil")
 
 
 def die_with_parent() -> None:
