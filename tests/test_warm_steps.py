@@ -265,7 +265,8 @@ def test_imports_are_learned_from_the_notebooks() -> None:
     assert preload_modules([train]) == [
         "pathlib", "pandas", "scrapbook", "sklearn.linear_model", "sklearn.model_selection",
         "sklearn.pipeline", "sklearn.preprocessing", "jupyter_mlops.models", "jupyter_mlops",
-        "skops.io", "jupyter_mlops.kernel_magics"]
+        "skops.io", "jupyter_mlops.kernel_magics", "jupyter_mlops.kernel_magics.magics",
+        "IPython.core.magics.extension"]
 
 
 def cli(project: Project, *args: str) -> subprocess.CompletedProcess:
