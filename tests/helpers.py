@@ -157,3 +157,35 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def trained_cancer_project(root: Path, versions: int = 1) -> Any:
+    """A project at `root` with `versions` breast-cancer classifiers registered as model
+    `cancer` (C=1.0, then C=0.01), version 1 behind the `production` alias: what the
+    serving tests serve."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    import jupyter_mlops as mlops
+    from jupyter_mlops.tracking import Tracker
+
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    project = mlops.init(root)
+    tracker = Tracker(project)
+    with tracker.start_run("train") as run:
+        for c in (1.0, 0.01)[:versions]:
+            model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=500))
+            run.log_model(model.fit(X, y), name="cancer", input_example=X)
+    tracker.close()
+    set_production(project, 1)
+    return project
+
+
+def set_production(project: Any, version: int, model: str = "cancer") -> None:
+    """Move `model`'s production alias to `version`."""
+    from jupyter_mlops.store import Store
+
+    with Store(project.db_path) as store:
+        store.releases.set_alias(model, "production", version, actor="test", reason="test")

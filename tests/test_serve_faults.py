@@ -22,20 +22,15 @@ from pathlib import Path
 
 import pytest
 from sklearn.datasets import load_breast_cancer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
-import jupyter_mlops as mlops
 from jupyter_mlops.artifacts import ArtifactStore
 from jupyter_mlops.errors import NotFound
 from jupyter_mlops.monitoring.predlog import INPUT_PREFIX, PredictionLog
 from jupyter_mlops.project import Project
 from jupyter_mlops.scoring.logger import LOG_WRITE_WAIT_SECONDS
 from jupyter_mlops.store import Store
-from jupyter_mlops.tracking import Tracker
 
-from .helpers import ServedModel, start_serve, wait_for
+from .helpers import ServedModel, set_production, start_serve, trained_cancer_project, wait_for
 
 X, Y = load_breast_cancer(return_X_y=True, as_frame=True)
 ROW = {k: float(v) for k, v in X.iloc[0].items()}
@@ -73,26 +68,9 @@ class Service(ServedModel):
 
 
 
-def trained(root: Path, versions: int = 1) -> Project:
-    project = mlops.init(root)
-    tracker = Tracker(project)
-    with tracker.start_run("train") as run:
-        for c in (1.0, 0.01)[:versions]:
-            model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=500))
-            run.log_model(model.fit(X, Y), name="cancer", input_example=X)
-    tracker.close()
-    set_alias(project, 1)
-    return project
-
-
-def set_alias(project: Project, version: int) -> None:
-    with Store(project.db_path) as store:
-        store.releases.set_alias("cancer", "production", version, actor="test", reason="test")
-
-
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
-    return trained(tmp_path)
+    return trained_cancer_project(tmp_path)
 
 
 @pytest.fixture
@@ -298,7 +276,7 @@ def test_a_new_version_that_fails_to_load_leaves_the_old_one_served_and_said(tmp
                                                                             start) -> None:
     """Fault: version 2's stored bytes corrupted, then the alias moved to it; the
     service keeps serving version 1 and /health says why until the alias is back."""
-    project = trained(tmp_path, versions=2)
+    project = trained_cancer_project(tmp_path, versions=2)
     with Store(project.db_path) as store:
         digest = store.models.resolve("cancer:2").digest
     stored = ArtifactStore(project.artifacts_dir).path_for(digest)
@@ -307,12 +285,12 @@ def test_a_new_version_that_fails_to_load_leaves_the_old_one_served_and_said(tmp
     data[len(data) // 2] ^= 0xFF
     stored.write_bytes(bytes(data))
     service = start(project)
-    set_alias(project, 2)
+    set_production(project, 2)
     assert wait_for(lambda: reasons_with(service, "still serving cancer:1", "cancer:2",
                                          "could not be loaded", "corrupted"),
                     timeout=30), service.health()
     ids = service.predict(2)
-    set_alias(project, 1)
+    set_production(project, 1)
     assert wait_for(lambda: recovered(service), timeout=30), service.health()
     text = service.stop()
     assert_logged_once(project, ids)
@@ -321,7 +299,7 @@ def test_a_new_version_that_fails_to_load_leaves_the_old_one_served_and_said(tmp
 
 
 def test_health_is_503_only_without_a_model(tmp_path, start) -> None:
-    project = trained(tmp_path)
+    project = trained_cancer_project(tmp_path)
     with Store(project.db_path) as store:
         digest = store.models.resolve("cancer:1").digest
     stored = ArtifactStore(project.artifacts_dir).path_for(digest)

@@ -16,17 +16,12 @@ from pathlib import Path
 
 import pytest
 from sklearn.datasets import load_breast_cancer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
-import jupyter_mlops as mlops
 from jupyter_mlops.monitoring.predlog import PredictionLog
 from jupyter_mlops.project import Project
 from jupyter_mlops.store import Store
-from jupyter_mlops.tracking import Tracker
 
-from .helpers import start_serve
+from .helpers import set_production, start_serve, trained_cancer_project
 
 X, Y = load_breast_cancer(return_X_y=True, as_frame=True)
 ROWS = [{k: float(v) for k, v in X.iloc[i].items()} for i in range(len(X))]
@@ -34,20 +29,7 @@ ROWS = [{k: float(v) for k, v in X.iloc[i].items()} for i in range(len(X))]
 
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
-    project = mlops.init(tmp_path)
-    tracker = Tracker(project)
-    with tracker.start_run("train") as run:
-        for c in (1.0, 0.01):
-            model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=500))
-            run.log_model(model.fit(X, Y), name="cancer", input_example=X)
-    tracker.close()
-    set_alias(project, 1)
-    return project
-
-
-def set_alias(project: Project, version: int) -> None:
-    with Store(project.db_path) as store:
-        store.releases.set_alias("cancer", "production", version, actor="test", reason="test")
+    return trained_cancer_project(tmp_path, versions=2)
 
 
 def call(port: int, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
@@ -152,7 +134,7 @@ def test_a_worker_killed_with_sigkill_loses_no_answered_row(project) -> None:
     more, _ = send_load(served.port, clients=2, each=10)  # the other one answers
     family = wait_for_children(served, 3, without=serving[0])
     assert writer in family and len(family) == 3, (family, served.log_path.read_text())
-    set_alias(project, 2)  # the replacement follows the alias like the others
+    set_production(project, 2)  # the replacement follows the alias like the others
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         versions = {call(served.port, "GET", "/metadata")[1]["version"] for _ in range(10)}
