@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from ..console_log import send_to_stderr
 from ..errors import InvalidInput
 from ..fsspec_artifacts import open_artifact_store
 from ..hosts import allowed_hosts, cannot_listen, check_host_name
@@ -259,10 +260,5 @@ def _run(context: DashboardContext, artifacts: str | Path, *, port: int, address
 
 def _log_to_stderr() -> None:
     """Sign-ins, lockouts and refusals go to stderr, one line each."""
-    logger = logging.getLogger("jupyter_mlops.dashboard")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
+    send_to_stderr(logging.getLogger("jupyter_mlops.dashboard"),
+                   "%(asctime)s %(levelname)s %(message)s")

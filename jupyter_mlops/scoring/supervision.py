@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..console_log import send_to_stderr
 from ..errors import MlopsError
 from .holder import ModelHolder
 from .logger import BufferedLogger, PredictionLogUnavailable, SpillFailed
@@ -246,12 +246,7 @@ def report(text: str) -> None:
 
 def log_to_stderr() -> None:
     """Send the service's log lines to stderr as `mlops serve: ...` (once per process)."""
-    if not service_log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("mlops serve: %(message)s"))
-        service_log.addHandler(handler)
-        service_log.setLevel(logging.INFO)
-        service_log.propagate = False
+    send_to_stderr(service_log, "mlops serve: %(message)s")
 
 
 def printable(text: str, limit: int = 500) -> str:

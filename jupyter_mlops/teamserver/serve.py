@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import signal
-import sys
 from collections.abc import Callable, Iterable
 
+from ..console_log import send_to_stderr
 from ..errors import InvalidInput
 from ..hosts import LOOPBACK_NAMES, allowed_hosts, cannot_listen, check_host_name
 from ..team_protocol import MAX_JSON_BODY
@@ -111,9 +110,4 @@ async def run_server(home: ServerHome, *, host: str = "127.0.0.1", port: int = 8
 
 
 def _log_to_stderr() -> None:
-    if not log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("mlops server: %(message)s"))
-        log.addHandler(handler)
-        log.setLevel(logging.INFO)
-        log.propagate = False
+    send_to_stderr(log, "mlops server: %(message)s")
