@@ -258,6 +258,86 @@ def test_no_process_outlives_the_runner(project: Project, how: str) -> None:
             runner.kill()
 
 
+def write_notebook(path: Path, source: str) -> None:
+    """A one-cell python3 notebook."""
+    path.write_text(json.dumps({
+        "cells": [{"cell_type": "code", "id": "only", "metadata": {}, "execution_count": None,
+                   "outputs": [], "source": source}],
+        "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
+                                    "name": "python3"}},
+        "nbformat": 4, "nbformat_minor": 5}))
+
+
+def test_a_step_does_not_carry_what_another_steps_notebook_imports(
+        project: Project, tmp_path_factory, monkeypatch) -> None:
+    """An import can change the process (a warnings filter, a logging handler, an exit
+    handler, the umask): a step whose notebook does not import that module sees none of
+    it, as cold, though the steps share one template."""
+    library = tmp_path_factory.mktemp("library")
+    (library / "sidefx.py").write_text(textwrap.dedent("""\
+        import atexit, logging, os, warnings
+
+        os.umask(0o077)
+        warnings.filterwarnings("ignore", message="set by sidefx")
+        logging.getLogger().addHandler(logging.NullHandler())
+
+        def _exiting():
+            with open(os.environ["SIDEFX_LOG"], "a") as log:
+                log.write(f"{os.getpid()}\\n")
+
+        atexit.register(_exiting)
+    """))
+    log = library / "exits.log"
+    monkeypatch.setenv("SIDEFX_LOG", str(log))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(library), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    write_notebook(project.root / "uses.ipynb", "import os\nimport scrapbook as sb\n"
+                   "import sidefx\nsb.glue('pid', os.getpid())")
+    write_notebook(project.root / "other.ipynb", textwrap.dedent("""\
+        import logging, os, sys, warnings
+        import scrapbook as sb
+        umask = os.umask(0o022)
+        sb.glue("seen", {"module": "sidefx" in sys.modules, "umask": umask,
+                         "filter": any("sidefx" in str(f[1]) for f in warnings.filters),
+                         "handlers": len(logging.getLogger().handlers)})
+        sb.glue("pid", os.getpid())"""))
+    spec = project.root / "two.yaml"
+    spec.write_text("name: two\nsteps:\n  uses:\n    notebook: uses.ipynb\n"
+                    "  other:\n    notebook: other.ipynb\n    needs: [uses]\n")
+    _, steps = run_pipeline(project, spec)
+    (uses, uses_start), (other, other_start) = steps["uses"], steps["other"]
+    assert uses_start == other_start == "warm"
+    assert other["seen"] == {"module": False, "umask": 0o022, "filter": False, "handlers": 0}
+    assert log.read_text().split() == [str(uses["pid"])]  # its exit handler: its step's
+
+
+def test_a_project_module_named_as_an_installed_one_is_not_preloaded(
+        project: Project) -> None:
+    """A kernel started in the project imports the project's croniter.py (its working
+    folder comes before site-packages), so the template must not preload the installed
+    croniter in its place."""
+    (project.root / "croniter.py").write_text("WHO = 'the project'\n")
+    write_notebook(project.root / "shadow.ipynb", "import croniter\nimport scrapbook as sb\n"
+                   "sb.glue('who', getattr(croniter, 'WHO', 'installed'))")
+    spec = project.root / "shadow.yaml"
+    spec.write_text(ONE_STEP.format(name="shadow", notebook="shadow.ipynb"))
+    executor = LocalExecutor()
+    try:
+        _, steps = run_pipeline(project, spec, executor=executor)
+        skipped = executor.warm._template.info().skipped
+    finally:
+        executor.close()
+    assert steps["only"] == ({"who": "the project"}, "warm")
+    assert skipped["croniter"] == "the project's own code"
+
+
+def test_the_template_preloads_what_every_notebook_imports() -> None:
+    assert warm.common_imports([["pandas", "sklearn.metrics", "extra"],
+                                ["sklearn.model_selection", "pandas"]]) == \
+        ["pandas", "sklearn"]
+    assert warm.common_imports([]) == []
+
+
 def test_imports_are_learned_from_the_notebooks() -> None:
     assert notebook_imports(FIXTURES / "dirty.ipynb") == ["os", "sys", "numpy", "scrapbook",
                                                           "sklearn"]

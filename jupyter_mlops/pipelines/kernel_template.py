@@ -33,6 +33,7 @@ import atexit
 import ctypes
 import gc
 import importlib
+import importlib.machinery
 import importlib.util
 import json
 import os
@@ -107,7 +108,7 @@ def preload(modules: list[str], root: str) -> dict:
             preloaded.append(module)
             continue
         where = _origin(module)
-        if where is not None and _inside(where, root):
+        if where is not None and _inside(where, root) or _shadowed(module, root):
             skipped[module] = "the project's own code"
             continue
         try:
@@ -131,6 +132,18 @@ def _origin(module: str) -> str | None:
     if spec is None:
         return None
     return spec.origin or next(iter(spec.submodule_search_locations or ()), None)
+
+
+def _shadowed(module: str, root: str) -> bool:
+    """Whether the project folder holds a module of that name: a kernel started there
+    imports it (its working folder comes before site-packages on `sys.path`), not the
+    installed one the template would find. A plain folder (a namespace package) does
+    not count: a regular package found later on the path wins over it."""
+    try:
+        spec = importlib.machinery.PathFinder.find_spec(module.partition(".")[0], [root])
+    except (ImportError, ValueError, OSError):
+        return False
+    return spec is not None and spec.loader is not None
 
 
 def _inside(path: str, root: str) -> bool:
