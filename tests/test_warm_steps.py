@@ -331,6 +331,33 @@ def test_a_project_module_named_as_an_installed_one_is_not_preloaded(
     assert skipped["croniter"] == "the project's own code"
 
 
+def test_an_import_that_writes_output_makes_steps_start_cold(project: Project,
+                                                             tmp_path_factory,
+                                                             monkeypatch) -> None:
+    """A cold kernel shows what an import prints or warns in the notebook; a kernel forked
+    after the template imported it would not (it went to the runner's terminal)."""
+    library = tmp_path_factory.mktemp("library")
+    (library / "noisy.py").write_text(textwrap.dedent("""\
+        import warnings
+
+        print("noisy: hello")
+        warnings.warn("noisy: careful")
+    """))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(library), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    write_notebook(project.root / "noisy.ipynb",
+                   "import noisy\nimport scrapbook as sb\nsb.glue('ran', True)")
+    spec = project.root / "noisy.yaml"
+    spec.write_text(ONE_STEP.format(name="noisy", notebook="noisy.ipynb"))
+    outcome, steps = run_pipeline(project, spec)
+    assert steps["only"] == ({"ran": True}, "cold: importing noisy wrote output "
+                             "('noisy: hello'), which a cold kernel shows in the notebook")
+    executed = json.loads((project.root / ".mlops" / "cache" / "pipelines"
+                           / str(outcome.pipeline_run_id) / "only" / "noisy.ipynb").read_text())
+    shown = "".join("".join(output.get("text", "")) for output in executed["cells"][0]["outputs"])
+    assert "noisy: hello" in shown and "UserWarning: noisy: careful" in shown
+
+
 def test_the_template_preloads_what_every_notebook_imports() -> None:
     assert warm.common_imports([["pandas", "sklearn.metrics", "extra"],
                                 ["sklearn.model_selection", "pandas"]]) == \

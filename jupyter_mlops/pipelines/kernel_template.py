@@ -13,8 +13,8 @@ object a line:
 
 - first the runner sends `{"preload": [module, ...]}`; the template imports
   them and answers `{"pid", "preloaded", "skipped", "unsafe"}`, where
-  `unsafe` says why forking would be unsafe (an import started a thread), and
-  then exits;
+  `unsafe` says why forking would be unsafe or unfaithful (an import started a
+  thread, or wrote output a cold kernel would show in the notebook), and then exits;
 - then each `{"argv", "env", "cwd"}` forks a kernel; the answer is `{"pid"}`.
 
 It exits when the socket closes (its runner ended, however it ended), and
@@ -40,6 +40,7 @@ import os
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import traceback
 from pathlib import Path
@@ -88,19 +89,23 @@ def thread_problem(module: str, process_name: str) -> str | None:
     """
     python = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
     if python:
-        return f"importing {module} started Python threads ({', '.join(python)})"
+        return (f"importing {module} started Python threads ({', '.join(python)}); "
+                "forking would copy a process with threads")
     unknown = [name for name in native_threads()
                if name not in FORK_SAFE_THREAD_NAMES and name != process_name]
     if unknown:
-        return f"importing {module} started threads ({', '.join(sorted(set(unknown)))})"
+        return (f"importing {module} started threads ({', '.join(sorted(set(unknown)))}); "
+                "forking would copy a process with threads")
     return None
 
 
 def preload(modules: list[str], root: str) -> dict:
     """Import each module unless it lives under the project `root` (the project's own
     code changes between runs and must be read fresh by each step). Stops at the first
-    import that starts a thread: forking is then unsafe."""
+    import that starts a thread (forking is then unsafe) or writes output (a cold
+    kernel would show it in the notebook: a warm one would not)."""
     process_name = Path("/proc/self/comm").read_text().strip()
+    pid = os.getpid()
     preloaded: list[str] = []
     skipped: dict[str, str] = {}
     for module in [*KERNEL_MODULES, *modules]:
@@ -111,17 +116,50 @@ def preload(modules: list[str], root: str) -> dict:
         if where is not None and _inside(where, root) or _shadowed(module, root):
             skipped[module] = "the project's own code"
             continue
+        error, written = quiet_import(module)
+        if os.getpid() != pid:  # the import forked: its copy of the template ends here
+            os._exit(0)
+        problem = thread_problem(module, process_name)
+        if problem is None and written and module not in KERNEL_MODULES:
+            first = written.decode(errors="replace").strip().splitlines()[0][:80]
+            problem = (f"importing {module} wrote output ({first!r}), which a cold kernel "
+                       "shows in the notebook")
+        if problem:
+            return {"pid": pid, "preloaded": preloaded, "skipped": skipped,
+                    "unsafe": problem}
+        if error is not None:
+            skipped[module] = error
+            continue
+        preloaded.append(module)
+    return {"pid": pid, "preloaded": preloaded, "skipped": skipped, "unsafe": None}
+
+
+def quiet_import(module: str) -> tuple[str | None, bytes]:
+    """Import `module` with this process's stdout and stderr (its runner's) sent to a
+    temporary file: (why the import failed or None, what it wrote)."""
+    with tempfile.TemporaryFile() as out:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = os.dup(1), os.dup(2)
+        os.dup2(out.fileno(), 1)
+        os.dup2(out.fileno(), 2)
+        error = None
         try:
             importlib.import_module(module)
         except BaseException as exc:  # noqa: BLE001 - the step will meet it itself, cold
-            skipped[module] = f"{type(exc).__name__}: {exc}"[:200]
-            continue
-        problem = thread_problem(module, process_name)
-        if problem:
-            return {"pid": os.getpid(), "preloaded": preloaded, "skipped": skipped,
-                    "unsafe": problem}
-        preloaded.append(module)
-    return {"pid": os.getpid(), "preloaded": preloaded, "skipped": skipped, "unsafe": None}
+            error = f"{type(exc).__name__}: {exc}"[:200]
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except (OSError, ValueError):  # closed by the import
+                    pass
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+        out.seek(0)
+        return error, out.read()
 
 
 def _origin(module: str) -> str | None:

@@ -217,7 +217,7 @@ class KernelTemplate:
         if info is None:
             return self._problem
         if info.unsafe:
-            return f"{info.unsafe}; forking would copy a process with threads"
+            return info.unsafe
         if self.process.poll() is not None:
             return f"the template kernel process exited (status {self.process.returncode})"
         return None
