@@ -358,6 +358,25 @@ def test_an_import_that_writes_output_makes_steps_start_cold(project: Project,
     assert "noisy: hello" in shown and "UserWarning: noisy: careful" in shown
 
 
+def test_a_killed_template_makes_the_steps_start_cold_then_is_restarted(
+        project: Project) -> None:
+    """Killed between two runs of one executor (as in `mlops schedule run`): a step that
+    meets it dead starts cold and says why; the next run starts a new one."""
+    spec = one_step(project, "clean.ipynb")
+    executor = LocalExecutor()
+    try:
+        run_pipeline(project, spec, executor=executor)
+        killed = executor.warm._template
+        killed.process.kill()
+        killed.process.wait()
+        assert killed.problem == "the template kernel process exited (status -9)"
+        _, steps = run_pipeline(project, spec, executor=executor, force=["all"])
+        assert executor.warm._template is not killed
+    finally:
+        executor.close()
+    assert steps["only"][1] == "warm"
+
+
 def test_the_template_preloads_what_every_notebook_imports() -> None:
     assert warm.common_imports([["pandas", "sklearn.metrics", "extra"],
                                 ["sklearn.model_selection", "pandas"]]) == \

@@ -234,6 +234,12 @@ class KernelTemplate:
     def alive(self) -> bool:
         return self.process.poll() is None
 
+    def killed(self) -> bool:
+        """Whether it ended without a reason to: killed by someone, or crashed (one that
+        found forking unsafe ends by itself, and would again if restarted)."""
+        info = self._info  # not info(): that waits for the imports
+        return not (info is not None and info.unsafe) and not self.alive()
+
     def close(self) -> None:
         """End the template, at once: it holds nothing to save, and it may be in the
         middle of its imports (an interrupted first run), deaf to its socket until they
@@ -267,8 +273,8 @@ class WarmStart:
     def prepare(self, root: Path, env_digest: str, notebooks: Iterable[Path],
                 extra: Iterable[str] = ()) -> None:
         """Start a template for this project and environment (it imports in the
-        background) unless the running one preloads the same modules; another one is
-        closed first.
+        background) unless the running one preloads the same modules and was not
+        killed (by someone, or the out-of-memory killer); another one is closed first.
 
         The template imports only what *every* one of these notebooks imports (and the
         `extra` modules, the spec's `preload`): an import can change the process (a
@@ -282,7 +288,7 @@ class WarmStart:
         modules = list(dict.fromkeys(modules))
         with self._lock:
             current = self._template
-            if current is not None and current.root == root and \
+            if current is not None and current.root == root and not current.killed() and \
                     current.env_digest == env_digest and set(modules) == set(current.modules):
                 return
             if current is not None:
