@@ -377,6 +377,25 @@ def test_a_killed_template_makes_the_steps_start_cold_then_is_restarted(
     assert steps["only"][1] == "warm"
 
 
+def test_what_an_import_sets_in_the_environment_is_set_in_a_warm_step(
+        project: Project, monkeypatch) -> None:
+    """scikit-learn sets KMP_DUPLICATE_LIB_OK and KMP_INIT_AT_FORK when imported (libraries
+    loaded later read them): the template imported it, and the step's kernel has them,
+    as after its own import in a cold kernel."""
+    for name in ("KMP_DUPLICATE_LIB_OK", "KMP_INIT_AT_FORK"):  # set by an earlier import here
+        monkeypatch.delenv(name, raising=False)
+    write_notebook(project.root / "env.ipynb", "import os\nimport sklearn\n"
+                   "import scrapbook as sb\nsb.glue('kmp', {name: value for name, value in "
+                   "os.environ.items() if name.startswith('KMP_')})")
+    spec = project.root / "env.yaml"
+    spec.write_text(ONE_STEP.format(name="env", notebook="env.ipynb"))
+    _, warm_steps = run_pipeline(project, spec)
+    _, cold_steps = run_pipeline(project, spec, cold=True, force=["all"])
+    assert warm_steps["only"][1] == "warm"
+    assert warm_steps["only"][0] == cold_steps["only"][0] == {
+        "kmp": {"KMP_DUPLICATE_LIB_OK": "True", "KMP_INIT_AT_FORK": "FALSE"}}
+
+
 def test_the_template_preloads_what_every_notebook_imports() -> None:
     assert warm.common_imports([["pandas", "sklearn.metrics", "extra"],
                                 ["sklearn.model_selection", "pandas"]]) == \

@@ -193,7 +193,8 @@ def _inside(path: str, root: str) -> bool:
 
 def become_kernel(request: dict, control: socket.socket, template_pid: int) -> None:
     """In the forked child: become the ipykernel a cold start would have started, with
-    the request's working folder, environment and arguments. Never returns."""
+    the request's working folder, environment (and what the preloaded imports changed
+    in it) and arguments. Never returns."""
     code = 1
     try:
         os.setsid()  # its own process group, as jupyter_client starts kernels
@@ -207,6 +208,9 @@ def become_kernel(request: dict, control: socket.socket, template_pid: int) -> N
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
+        os.environ.update(request["imported_env"])
+        for name in request["unset_env"]:
+            os.environ.pop(name, None)
         sys.argv = [request["launcher"], *request["argv"]]
         fresh_randomness()
         from ipykernel.kernelapp import IPKernelApp
@@ -265,7 +269,13 @@ def serve(control: socket.socket, root: str) -> None:
     first = stream.readline()
     if not first:
         return
+    before = dict(os.environ)
     info = preload(list(json.loads(first)["preload"]), root)
+    # What the imports set in the environment (scikit-learn sets KMP_DUPLICATE_LIB_OK and
+    # KMP_INIT_AT_FORK for OpenMP): a cold kernel has it after the same imports.
+    imported_env = {name: value for name, value in os.environ.items()
+                    if before.get(name) != value}
+    unset_env = [name for name in before if name not in os.environ]
     import ipykernel_launcher  # noqa: F401 - its path is the kernel's sys.argv[0]
 
     launcher = ipykernel_launcher.__file__
@@ -280,7 +290,7 @@ def serve(control: socket.socket, root: str) -> None:
     template_pid = os.getpid()
     for line in iter(stream.readline, b""):
         request = json.loads(line)
-        request["launcher"] = launcher
+        request.update(launcher=launcher, imported_env=imported_env, unset_env=unset_env)
         try:
             pid = os.fork()
         except OSError as exc:
