@@ -396,6 +396,23 @@ def test_what_an_import_sets_in_the_environment_is_set_in_a_warm_step(
         "kmp": {"KMP_DUPLICATE_LIB_OK": "True", "KMP_INIT_AT_FORK": "FALSE"}}
 
 
+def test_a_module_imported_by_the_template_sees_the_kernels_matplotlib_backend(
+        project: Project, tmp_path_factory, monkeypatch) -> None:
+    """matplotlib reads MPLBACKEND when imported, and a kernel sets it (inline plots)
+    before any cell runs: the template sets it before its imports, as a kernel would."""
+    library = tmp_path_factory.mktemp("library")
+    (library / "backendreader.py").write_text("import os\n\nSEEN = os.environ.get('MPLBACKEND')\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(library), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    monkeypatch.delenv("MPLBACKEND", raising=False)
+    write_notebook(project.root / "plots.ipynb", "import backendreader\n"
+                   "import scrapbook as sb\nsb.glue('seen', backendreader.SEEN)")
+    spec = project.root / "plots.yaml"
+    spec.write_text(ONE_STEP.format(name="plots", notebook="plots.ipynb"))
+    _, steps = run_pipeline(project, spec)
+    assert steps["only"] == ({"seen": "module://matplotlib_inline.backend_inline"}, "warm")
+
+
 def test_the_template_preloads_what_every_notebook_imports() -> None:
     assert warm.common_imports([["pandas", "sklearn.metrics", "extra"],
                                 ["sklearn.model_selection", "pandas"]]) == \

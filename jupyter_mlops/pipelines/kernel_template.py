@@ -46,6 +46,7 @@ import traceback
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"  # as ipykernel's kernelapp
 # Kernel threads of libraries that fork safely: they register pthread_atfork handlers
 # (jemalloc, in pyarrow) or are unnamed pool threads named after the process (OpenBLAS).
 FORK_SAFE_THREAD_NAMES = frozenset({"jemalloc_bg_thd"})
@@ -269,6 +270,10 @@ def serve(control: socket.socket, root: str) -> None:
     first = stream.readline()
     if not first:
         return
+    # Set by the kernel when it starts, before any cell imports a module that reads it:
+    # matplotlib reads it into its rcParams when imported (plots drawn inline).
+    if not os.environ.get("MPLBACKEND"):
+        os.environ["MPLBACKEND"] = INLINE_BACKEND
     before = dict(os.environ)
     info = preload(list(json.loads(first)["preload"]), root)
     # What the imports set in the environment (scikit-learn sets KMP_DUPLICATE_LIB_OK and
