@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -411,6 +412,41 @@ def test_a_module_imported_by_the_template_sees_the_kernels_matplotlib_backend(
     spec.write_text(ONE_STEP.format(name="plots", notebook="plots.ipynb"))
     _, steps = run_pipeline(project, spec)
     assert steps["only"] == ({"seen": "module://matplotlib_inline.backend_inline"}, "warm")
+
+
+def test_a_template_closed_before_its_answer_was_read_ends_quietly(project: Project,
+                                                                     capfd) -> None:
+    """A run that fails before its kernel starts closes the template without reading what
+    it preloaded: the template ends without a traceback on the user's terminal."""
+    template = warm.KernelTemplate(project.root, "digest", ["json"])
+    try:
+        readable, _, _ = select.select([template._socket], [], [], 60)
+        assert readable  # its answer waits, unread
+        template._stream.close()
+        template._socket.close()
+        assert template.process.wait(timeout=60) == 0
+    finally:
+        template.close()
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_imports_of_malformed_notebooks_are_none() -> None:
+    for text in ('{"cells": 5}', '{"cells": null}', "[1]", "null", "not json",
+                 '{"cells": [{"cell_type": "code", "source": [1, "import os"]}]}'):
+        assert warm.notebook_text_imports(text) in ([], ["os"]), text
+
+
+def test_a_malformed_notebook_is_said_in_one_line(project: Project) -> None:
+    (project.root / "bad.ipynb").write_text('{"cells": 5, "nbformat": 4}')
+    spec = project.root / "bad.yaml"
+    spec.write_text(ONE_STEP.format(name="bad", notebook="bad.ipynb"))
+    piped = cli(project, "pipeline", "run", str(spec))
+    assert piped.returncode == 1 and "Traceback" not in piped.stderr, piped.stderr
+    assert piped.stderr.strip().splitlines()[-1] == (
+        f"mlops: error: {project.root / 'bad.ipynb'}: not a notebook: its 'cells' is not "
+        "a list of cells")
+    ran = cli(project, "run", "bad.ipynb")  # papermill says what is wrong, as cold
+    assert ran.returncode != 0 and "Traceback" not in ran.stderr, ran.stderr
 
 
 def test_the_template_preloads_what_every_notebook_imports() -> None:

@@ -325,6 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     control = socket.socket(fileno=args.control_fd)
     try:
         serve(control, args.root)
+    except (ConnectionResetError, BrokenPipeError):
+        pass  # the runner closed the socket before reading every answer: it is done
     finally:
         control.close()
     return 0

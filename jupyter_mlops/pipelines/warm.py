@@ -72,12 +72,14 @@ def notebook_text_imports(text: str | bytes) -> list[str]:
         cells = json.loads(text).get("cells", [])
     except (ValueError, AttributeError):
         return []
+    if not isinstance(cells, list):  # not a notebook: papermill will say so, cold
+        return []
     found: list[str] = []
     for cell in cells:
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
         source = cell.get("source", "")
-        source = "".join(source) if isinstance(source, list) else str(source)
+        source = "".join(map(str, source)) if isinstance(source, list) else str(source)
         found += _LOAD_EXT.findall(source)
         if _MODEL_MAGIC.search(source):
             found.append("jupyter_mlops.models")
