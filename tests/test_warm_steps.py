@@ -449,6 +449,38 @@ def test_a_malformed_notebook_is_said_in_one_line(project: Project) -> None:
     assert ran.returncode != 0 and "Traceback" not in ran.stderr, ran.stderr
 
 
+def test_a_preloaded_file_outside_the_installation_that_changed_restarts_the_template(
+        project: Project, tmp_path_factory, monkeypatch) -> None:
+    """A library on PYTHONPATH (or installed editable) changes without any version
+    changing: the next run of a long-lived executor (`mlops schedule run`) runs the
+    new code, as a cold kernel would, in a new template."""
+    library = tmp_path_factory.mktemp("library")
+    source = library / "libver.py"
+    source.write_text("VERSION = 1\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(library), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    write_notebook(project.root / "ver.ipynb",
+                   "import libver\nimport scrapbook as sb\nsb.glue('version', libver.VERSION)")
+    spec = project.root / "ver.yaml"
+    spec.write_text(ONE_STEP.format(name="ver", notebook="ver.ipynb"))
+    executor = LocalExecutor()
+    try:
+        _, first = run_pipeline(project, spec, executor=executor)
+        before = executor.warm._template
+        assert str(source) in before.info().sources
+        source.write_text("VERSION = 2\n")
+        later = source.stat().st_mtime + 5  # a new time, however coarse the clock
+        os.utime(source, (later, later))
+        assert executor.warm.start().note == \
+            f"cold: {source} changed since the template kernel process imported it"
+        _, second = run_pipeline(project, spec, executor=executor, force=["all"])
+        assert executor.warm._template is not before
+    finally:
+        executor.close()
+    assert first["only"] == ({"version": 1}, "warm")
+    assert second["only"] == ({"version": 2}, "warm")
+
+
 def test_the_template_preloads_what_every_notebook_imports() -> None:
     assert warm.common_imports([["pandas", "sklearn.metrics", "extra"],
                                 ["sklearn.model_selection", "pandas"]]) == \

@@ -163,6 +163,25 @@ def quiet_import(module: str) -> tuple[str | None, bytes]:
         return error, out.read()
 
 
+def outside_sources() -> dict[str, int]:
+    """The files of the loaded modules that live outside this Python's installation
+    (an editable install, a folder on PYTHONPATH), with their modification times: they
+    change without any package version changing, and the runner restarts the template
+    when one did."""
+    prefixes = tuple({os.path.join(p, "") for p in (sys.prefix, sys.base_prefix,
+                                                    sys.exec_prefix, sys.base_exec_prefix)})
+    sources: dict[str, int] = {}
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if not isinstance(path, str) or path.startswith(prefixes):
+            continue
+        try:
+            sources[path] = os.stat(path).st_mtime_ns
+        except OSError:
+            continue
+    return sources
+
+
 def _origin(module: str) -> str | None:
     try:
         spec = importlib.util.find_spec(module.partition(".")[0])
@@ -281,6 +300,7 @@ def serve(control: socket.socket, root: str) -> None:
     imported_env = {name: value for name, value in os.environ.items()
                     if before.get(name) != value}
     unset_env = [name for name in before if name not in os.environ]
+    info["sources"] = outside_sources()
     import ipykernel_launcher  # noqa: F401 - its path is the kernel's sys.argv[0]
 
     launcher = ipykernel_launcher.__file__

@@ -148,6 +148,7 @@ class TemplateInfo:
     preloaded: list[str]
     skipped: dict[str, str]
     unsafe: str | None
+    sources: dict[str, int]  # preloaded files outside the installation: their mtimes
 
 
 class KernelTemplate:
@@ -204,7 +205,8 @@ class KernelTemplate:
                     finally:
                         self._socket.settimeout(None)
                     self._info = TemplateInfo(pid=int(got["pid"]), preloaded=got["preloaded"],
-                                              skipped=got["skipped"], unsafe=got["unsafe"])
+                                              skipped=got["skipped"], unsafe=got["unsafe"],
+                                              sources=got.get("sources", {}))
                 except TimeoutError:
                     self._problem = (f"the template kernel process did not finish its "
                                      f"imports in {READY_SECONDS} s")
@@ -242,6 +244,18 @@ class KernelTemplate:
         info = self._info  # not info(): that waits for the imports
         return not (info is not None and info.unsafe) and not self.alive()
 
+    def changed_source(self) -> str | None:
+        """A preloaded file outside the installation (an editable install, a folder on
+        PYTHONPATH) that changed since the template imported it, or None."""
+        info = self._info  # not info(): that waits for the imports
+        for path, mtime in (info.sources if info is not None else {}).items():
+            try:
+                if os.stat(path).st_mtime_ns != mtime:
+                    return path
+            except OSError:
+                return path
+        return None
+
     def close(self) -> None:
         """End the template, at once: it holds nothing to save, and it may be in the
         middle of its imports (an interrupted first run), deaf to its socket until they
@@ -275,8 +289,9 @@ class WarmStart:
     def prepare(self, root: Path, env_digest: str, notebooks: Iterable[Path],
                 extra: Iterable[str] = ()) -> None:
         """Start a template for this project and environment (it imports in the
-        background) unless the running one preloads the same modules and was not
-        killed (by someone, or the out-of-memory killer); another one is closed first.
+        background) unless the running one preloads the same modules, was not killed
+        (by someone, or the out-of-memory killer) and none of its files outside the
+        installation changed (an editable install's); another one is closed first.
 
         The template imports only what *every* one of these notebooks imports (and the
         `extra` modules, the spec's `preload`): an import can change the process (a
@@ -291,7 +306,8 @@ class WarmStart:
         with self._lock:
             current = self._template
             if current is not None and current.root == root and not current.killed() and \
-                    current.env_digest == env_digest and set(modules) == set(current.modules):
+                    current.env_digest == env_digest and \
+                    set(modules) == set(current.modules) and not current.changed_source():
                 return
             if current is not None:
                 current.close()
@@ -315,6 +331,10 @@ class WarmStart:
         if env_digest is not None and template.env_digest != env_digest:
             return KernelStart(None, cold("the environment changed since the template "
                                           "kernel process started"))
+        changed = template.changed_source()
+        if changed:
+            return KernelStart(None, cold(f"{changed} changed since the template kernel "
+                                          "process imported it"))
         if notebook is not None:
             own = import_prefixes([*preload_modules([notebook]), *self._extra])
             foreign = [m for m in template.modules if m not in own]
