@@ -481,6 +481,31 @@ def test_a_preloaded_file_outside_the_installation_that_changed_restarts_the_tem
     assert second["only"] == ({"version": 2}, "warm")
 
 
+def test_a_copy_of_the_template_made_by_an_import_that_forks_ends_at_once(
+        project: Project, tmp_path_factory, monkeypatch) -> None:
+    """Left running, the copy would go on with the template's preloading and answer on
+    the runner's socket as well."""
+    library = tmp_path_factory.mktemp("library")
+    (library / "forker.py").write_text(textwrap.dedent("""\
+        import os
+
+        child = os.fork()
+        if child:
+            with open(os.environ["FORKER_LOG"], "w") as log:
+                log.write(str(child))
+    """))
+    log = library / "child.txt"
+    monkeypatch.setenv("FORKER_LOG", str(log))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(library), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    template = warm.KernelTemplate(project.root, "digest", ["forker"])
+    try:
+        assert template.info() is not None and "forker" in template.info().preloaded
+        assert wait_for(lambda: not alive(int(log.read_text())), timeout=30)
+    finally:
+        template.close()
+
+
 def test_the_template_preloads_what_every_notebook_imports() -> None:
     assert warm.common_imports([["pandas", "sklearn.metrics", "extra"],
                                 ["sklearn.model_selection", "pandas"]]) == \
