@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import ctypes
 import gc
 import importlib
@@ -43,7 +44,9 @@ import sys
 import tempfile
 import threading
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"  # as ipykernel's kernelapp
@@ -104,63 +107,70 @@ def preload(modules: list[str], root: str) -> dict:
     """Import each module unless it lives under the project `root` (the project's own
     code changes between runs and must be read fresh by each step). Stops at the first
     import that starts a thread (forking is then unsafe) or writes output (a cold
-    kernel would show it in the notebook: a warm one would not)."""
+    kernel would show it in the notebook: a warm one would not). What the imports
+    write goes to a temporary file, not to the runner's terminal."""
     process_name = Path("/proc/self/comm").read_text().strip()
     pid = os.getpid()
     preloaded: list[str] = []
     skipped: dict[str, str] = {}
-    for module in [*KERNEL_MODULES, *modules]:
-        if module in sys.modules:
+    problem = None
+    with tempfile.TemporaryFile() as out, output_to(out):
+        for module in [*KERNEL_MODULES, *modules]:
+            if module in sys.modules:
+                preloaded.append(module)
+                continue
+            where = _origin(module)
+            if where is not None and _inside(where, root) or _shadowed(module, root):
+                skipped[module] = "the project's own code"
+                continue
+            written_before = out.tell()
+            try:
+                importlib.import_module(module)
+                error = None
+            except BaseException as exc:  # noqa: BLE001 - the step will meet it itself, cold
+                error = f"{type(exc).__name__}: {exc}"[:200]
+            if os.getpid() != pid:  # the import forked: its copy of the template ends here
+                os._exit(0)
+            _flush()
+            out.seek(0, os.SEEK_END)
+            problem = thread_problem(module, process_name)
+            if problem is None and out.tell() > written_before and module not in KERNEL_MODULES:
+                out.seek(written_before)
+                first = out.read(400).decode(errors="replace").strip().splitlines()[0][:80]
+                problem = (f"importing {module} wrote output ({first!r}), which a cold "
+                           "kernel shows in the notebook")
+            if problem:
+                break
+            if error is not None:
+                skipped[module] = error
+                continue
             preloaded.append(module)
-            continue
-        where = _origin(module)
-        if where is not None and _inside(where, root) or _shadowed(module, root):
-            skipped[module] = "the project's own code"
-            continue
-        error, written = quiet_import(module)
-        if os.getpid() != pid:  # the import forked: its copy of the template ends here
-            os._exit(0)
-        problem = thread_problem(module, process_name)
-        if problem is None and written and module not in KERNEL_MODULES:
-            first = written.decode(errors="replace").strip().splitlines()[0][:80]
-            problem = (f"importing {module} wrote output ({first!r}), which a cold kernel "
-                       "shows in the notebook")
-        if problem:
-            return {"pid": pid, "preloaded": preloaded, "skipped": skipped,
-                    "unsafe": problem}
-        if error is not None:
-            skipped[module] = error
-            continue
-        preloaded.append(module)
-    return {"pid": pid, "preloaded": preloaded, "skipped": skipped, "unsafe": None}
+    return {"pid": pid, "preloaded": preloaded, "skipped": skipped, "unsafe": problem}
 
 
-def quiet_import(module: str) -> tuple[str | None, bytes]:
-    """Import `module` with this process's stdout and stderr (its runner's) sent to a
-    temporary file: (why the import failed or None, what it wrote)."""
-    with tempfile.TemporaryFile() as out:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        saved = os.dup(1), os.dup(2)
-        os.dup2(out.fileno(), 1)
-        os.dup2(out.fileno(), 2)
-        error = None
+@contextlib.contextmanager
+def output_to(file: IO[bytes]) -> Iterator[None]:
+    """This process's stdout and stderr (its runner's) sent to `file` meanwhile."""
+    _flush()
+    saved = os.dup(1), os.dup(2)
+    os.dup2(file.fileno(), 1)
+    os.dup2(file.fileno(), 2)
+    try:
+        yield
+    finally:
+        _flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
         try:
-            importlib.import_module(module)
-        except BaseException as exc:  # noqa: BLE001 - the step will meet it itself, cold
-            error = f"{type(exc).__name__}: {exc}"[:200]
-        finally:
-            for stream in (sys.stdout, sys.stderr):
-                try:
-                    stream.flush()
-                except (OSError, ValueError):  # closed by the import
-                    pass
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
-        out.seek(0)
-        return error, out.read()
+            stream.flush()
+        except (OSError, ValueError, AttributeError):  # closed or replaced by an import
+            pass
 
 
 def outside_sources() -> dict[str, int]:
