@@ -16,6 +16,7 @@ from pathlib import Path
 
 import blake3
 
+from .errors import InvalidInput
 from .hashing import digest_file, format_digest
 from .store.records import Environment
 from .validation import REPRODUCES_TAG as REPRODUCES_TAG  # re-exported
@@ -104,10 +105,16 @@ def notebook_code_digest(path: Path) -> str:
     Read with `json` rather than nbformat (1.6 s to import).
     """
     with open(path, encoding="utf-8") as f:
-        notebook = json.load(f)
+        try:
+            notebook = json.load(f)
+        except ValueError as exc:
+            raise InvalidInput(f"{path}: not a notebook: not JSON ({exc})") from None
+    cells = notebook.get("cells", []) if isinstance(notebook, dict) else None
+    if not isinstance(cells, list) or not all(isinstance(c, dict) for c in cells):
+        raise InvalidInput(f"{path}: not a notebook: its 'cells' is not a list of cells")
     hasher = blake3.blake3()
     hasher.update(b"jupyter-mlops code cells v1\n")
-    for cell in notebook.get("cells", []):
+    for cell in cells:
         if cell.get("cell_type") != "code":
             continue
         source = cell.get("source", "")
@@ -123,7 +130,7 @@ def code_digest(source: Source) -> str | None:
     if source.path.suffix == ".ipynb":
         try:
             return notebook_code_digest(source.path)
-        except (OSError, ValueError, TypeError, AttributeError):
+        except (OSError, ValueError, TypeError, AttributeError, InvalidInput):
             return None  # not a notebook we can read: the run simply has no code digest
     return digest_file(source.path)
 

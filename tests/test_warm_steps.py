@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -256,6 +257,260 @@ def test_no_process_outlives_the_runner(project: Project, how: str) -> None:
     finally:
         if runner.poll() is None:
             runner.kill()
+
+
+def write_notebook(path: Path, source: str) -> None:
+    """A one-cell python3 notebook."""
+    path.write_text(json.dumps({
+        "cells": [{"cell_type": "code", "id": "only", "metadata": {}, "execution_count": None,
+                   "outputs": [], "source": source}],
+        "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
+                                    "name": "python3"}},
+        "nbformat": 4, "nbformat_minor": 5}))
+
+
+def test_a_step_does_not_carry_what_another_steps_notebook_imports(
+        project: Project, tmp_path_factory, monkeypatch) -> None:
+    """An import can change the process (a warnings filter, a logging handler, an exit
+    handler, the umask): a step whose notebook does not import that module sees none of
+    it, as cold, though the steps share one template."""
+    library = tmp_path_factory.mktemp("library")
+    (library / "sidefx.py").write_text(textwrap.dedent("""\
+        import atexit, logging, os, warnings
+
+        os.umask(0o077)
+        warnings.filterwarnings("ignore", message="set by sidefx")
+        logging.getLogger().addHandler(logging.NullHandler())
+
+        def _exiting():
+            with open(os.environ["SIDEFX_LOG"], "a") as log:
+                log.write(f"{os.getpid()}\\n")
+
+        atexit.register(_exiting)
+    """))
+    log = library / "exits.log"
+    monkeypatch.setenv("SIDEFX_LOG", str(log))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(library), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    write_notebook(project.root / "uses.ipynb", "import os\nimport scrapbook as sb\n"
+                   "import sidefx\nsb.glue('pid', os.getpid())")
+    write_notebook(project.root / "other.ipynb", textwrap.dedent("""\
+        import logging, os, sys, warnings
+        import scrapbook as sb
+        umask = os.umask(0o022)
+        sb.glue("seen", {"module": "sidefx" in sys.modules, "umask": umask,
+                         "filter": any("sidefx" in str(f[1]) for f in warnings.filters),
+                         "handlers": len(logging.getLogger().handlers)})
+        sb.glue("pid", os.getpid())"""))
+    spec = project.root / "two.yaml"
+    spec.write_text("name: two\nsteps:\n  uses:\n    notebook: uses.ipynb\n"
+                    "  other:\n    notebook: other.ipynb\n    needs: [uses]\n")
+    _, steps = run_pipeline(project, spec)
+    (uses, uses_start), (other, other_start) = steps["uses"], steps["other"]
+    assert uses_start == other_start == "warm"
+    assert other["seen"] == {"module": False, "umask": 0o022, "filter": False, "handlers": 0}
+    assert log.read_text().split() == [str(uses["pid"])]  # its exit handler: its step's
+
+
+def test_a_project_module_named_as_an_installed_one_is_not_preloaded(
+        project: Project) -> None:
+    """A kernel started in the project imports the project's croniter.py (its working
+    folder comes before site-packages), so the template must not preload the installed
+    croniter in its place."""
+    (project.root / "croniter.py").write_text("WHO = 'the project'\n")
+    write_notebook(project.root / "shadow.ipynb", "import croniter\nimport scrapbook as sb\n"
+                   "sb.glue('who', getattr(croniter, 'WHO', 'installed'))")
+    spec = project.root / "shadow.yaml"
+    spec.write_text(ONE_STEP.format(name="shadow", notebook="shadow.ipynb"))
+    executor = LocalExecutor()
+    try:
+        _, steps = run_pipeline(project, spec, executor=executor)
+        skipped = executor.warm._template.info().skipped
+    finally:
+        executor.close()
+    assert steps["only"] == ({"who": "the project"}, "warm")
+    assert skipped["croniter"] == "the project's own code"
+
+
+def test_an_import_that_writes_output_makes_steps_start_cold(project: Project,
+                                                             tmp_path_factory,
+                                                             monkeypatch) -> None:
+    """A cold kernel shows what an import prints or warns in the notebook; a kernel forked
+    after the template imported it would not (it went to the runner's terminal)."""
+    library = tmp_path_factory.mktemp("library")
+    (library / "noisy.py").write_text(textwrap.dedent("""\
+        import warnings
+
+        print("noisy: hello")
+        warnings.warn("noisy: careful")
+    """))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(library), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    write_notebook(project.root / "noisy.ipynb",
+                   "import noisy\nimport scrapbook as sb\nsb.glue('ran', True)")
+    spec = project.root / "noisy.yaml"
+    spec.write_text(ONE_STEP.format(name="noisy", notebook="noisy.ipynb"))
+    outcome, steps = run_pipeline(project, spec)
+    assert steps["only"] == ({"ran": True}, "cold: importing noisy wrote output "
+                             "('noisy: hello'), which a cold kernel shows in the notebook")
+    executed = json.loads((project.root / ".mlops" / "cache" / "pipelines"
+                           / str(outcome.pipeline_run_id) / "only" / "noisy.ipynb").read_text())
+    shown = "".join("".join(output.get("text", "")) for output in executed["cells"][0]["outputs"])
+    assert "noisy: hello" in shown and "UserWarning: noisy: careful" in shown
+
+
+def test_a_killed_template_makes_the_steps_start_cold_then_is_restarted(
+        project: Project) -> None:
+    """Killed between two runs of one executor (as in `mlops schedule run`): a step that
+    meets it dead starts cold and says why; the next run starts a new one."""
+    spec = one_step(project, "clean.ipynb")
+    executor = LocalExecutor()
+    try:
+        run_pipeline(project, spec, executor=executor)
+        killed = executor.warm._template
+        killed.process.kill()
+        killed.process.wait()
+        assert killed.problem == "the template kernel process exited (status -9)"
+        _, steps = run_pipeline(project, spec, executor=executor, force=["all"])
+        assert executor.warm._template is not killed
+    finally:
+        executor.close()
+    assert steps["only"][1] == "warm"
+
+
+def test_what_an_import_sets_in_the_environment_is_set_in_a_warm_step(
+        project: Project, monkeypatch) -> None:
+    """scikit-learn sets KMP_DUPLICATE_LIB_OK and KMP_INIT_AT_FORK when imported (libraries
+    loaded later read them): the template imported it, and the step's kernel has them,
+    as after its own import in a cold kernel."""
+    for name in ("KMP_DUPLICATE_LIB_OK", "KMP_INIT_AT_FORK"):  # set by an earlier import here
+        monkeypatch.delenv(name, raising=False)
+    write_notebook(project.root / "env.ipynb", "import os\nimport sklearn\n"
+                   "import scrapbook as sb\nsb.glue('kmp', {name: value for name, value in "
+                   "os.environ.items() if name.startswith('KMP_')})")
+    spec = project.root / "env.yaml"
+    spec.write_text(ONE_STEP.format(name="env", notebook="env.ipynb"))
+    _, warm_steps = run_pipeline(project, spec)
+    _, cold_steps = run_pipeline(project, spec, cold=True, force=["all"])
+    assert warm_steps["only"][1] == "warm"
+    assert warm_steps["only"][0] == cold_steps["only"][0] == {
+        "kmp": {"KMP_DUPLICATE_LIB_OK": "True", "KMP_INIT_AT_FORK": "FALSE"}}
+
+
+def test_a_module_imported_by_the_template_sees_the_kernels_matplotlib_backend(
+        project: Project, tmp_path_factory, monkeypatch) -> None:
+    """matplotlib reads MPLBACKEND when imported, and a kernel sets it (inline plots)
+    before any cell runs: the template sets it before its imports, as a kernel would."""
+    library = tmp_path_factory.mktemp("library")
+    (library / "backendreader.py").write_text("import os\n\nSEEN = os.environ.get('MPLBACKEND')\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(library), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    monkeypatch.delenv("MPLBACKEND", raising=False)
+    write_notebook(project.root / "plots.ipynb", "import backendreader\n"
+                   "import scrapbook as sb\nsb.glue('seen', backendreader.SEEN)")
+    spec = project.root / "plots.yaml"
+    spec.write_text(ONE_STEP.format(name="plots", notebook="plots.ipynb"))
+    _, steps = run_pipeline(project, spec)
+    assert steps["only"] == ({"seen": "module://matplotlib_inline.backend_inline"}, "warm")
+
+
+def test_a_template_closed_before_its_answer_was_read_ends_quietly(project: Project,
+                                                                     capfd) -> None:
+    """A run that fails before its kernel starts closes the template without reading what
+    it preloaded: the template ends without a traceback on the user's terminal."""
+    template = warm.KernelTemplate(project.root, "digest", ["json"])
+    try:
+        readable, _, _ = select.select([template._socket], [], [], 60)
+        assert readable  # its answer waits, unread
+        template._stream.close()
+        template._socket.close()
+        assert template.process.wait(timeout=60) == 0
+    finally:
+        template.close()
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_imports_of_malformed_notebooks_are_none() -> None:
+    for text in ('{"cells": 5}', '{"cells": null}', "[1]", "null", "not json",
+                 '{"cells": [{"cell_type": "code", "source": [1, "import os"]}]}'):
+        assert warm.notebook_text_imports(text) in ([], ["os"]), text
+
+
+def test_a_malformed_notebook_is_said_in_one_line(project: Project) -> None:
+    (project.root / "bad.ipynb").write_text('{"cells": 5, "nbformat": 4}')
+    spec = project.root / "bad.yaml"
+    spec.write_text(ONE_STEP.format(name="bad", notebook="bad.ipynb"))
+    piped = cli(project, "pipeline", "run", str(spec))
+    assert piped.returncode == 1 and "Traceback" not in piped.stderr, piped.stderr
+    assert piped.stderr.strip().splitlines()[-1] == (
+        f"mlops: error: {project.root / 'bad.ipynb'}: not a notebook: its 'cells' is not "
+        "a list of cells")
+    ran = cli(project, "run", "bad.ipynb")  # papermill says what is wrong, as cold
+    assert ran.returncode != 0 and "Traceback" not in ran.stderr, ran.stderr
+
+
+def test_a_preloaded_file_outside_the_installation_that_changed_restarts_the_template(
+        project: Project, tmp_path_factory, monkeypatch) -> None:
+    """A library on PYTHONPATH (or installed editable) changes without any version
+    changing: the next run of a long-lived executor (`mlops schedule run`) runs the
+    new code, as a cold kernel would, in a new template."""
+    library = tmp_path_factory.mktemp("library")
+    source = library / "libver.py"
+    source.write_text("VERSION = 1\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(library), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    write_notebook(project.root / "ver.ipynb",
+                   "import libver\nimport scrapbook as sb\nsb.glue('version', libver.VERSION)")
+    spec = project.root / "ver.yaml"
+    spec.write_text(ONE_STEP.format(name="ver", notebook="ver.ipynb"))
+    executor = LocalExecutor()
+    try:
+        _, first = run_pipeline(project, spec, executor=executor)
+        before = executor.warm._template
+        assert str(source) in before.info().sources
+        source.write_text("VERSION = 2\n")
+        later = source.stat().st_mtime + 5  # a new time, however coarse the clock
+        os.utime(source, (later, later))
+        assert executor.warm.start().note == \
+            f"cold: {source} changed since the template kernel process imported it"
+        _, second = run_pipeline(project, spec, executor=executor, force=["all"])
+        assert executor.warm._template is not before
+    finally:
+        executor.close()
+    assert first["only"] == ({"version": 1}, "warm")
+    assert second["only"] == ({"version": 2}, "warm")
+
+
+def test_a_copy_of_the_template_made_by_an_import_that_forks_ends_at_once(
+        project: Project, tmp_path_factory, monkeypatch) -> None:
+    """Left running, the copy would go on with the template's preloading and answer on
+    the runner's socket as well."""
+    library = tmp_path_factory.mktemp("library")
+    (library / "forker.py").write_text(textwrap.dedent("""\
+        import os
+
+        child = os.fork()
+        if child:
+            with open(os.environ["FORKER_LOG"], "w") as log:
+                log.write(str(child))
+    """))
+    log = library / "child.txt"
+    monkeypatch.setenv("FORKER_LOG", str(log))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(library), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    template = warm.KernelTemplate(project.root, "digest", ["forker"])
+    try:
+        assert template.info() is not None and "forker" in template.info().preloaded
+        assert wait_for(lambda: not alive(int(log.read_text())), timeout=30)
+    finally:
+        template.close()
+
+
+def test_the_template_preloads_what_every_notebook_imports() -> None:
+    assert warm.common_imports([["pandas", "sklearn.metrics", "extra"],
+                                ["sklearn.model_selection", "pandas"]]) == \
+        ["pandas", "sklearn"]
+    assert warm.common_imports([]) == []
 
 
 def test_imports_are_learned_from_the_notebooks() -> None:

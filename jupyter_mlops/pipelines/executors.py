@@ -52,7 +52,8 @@ class LocalExecutor:
         import papermill  # noqa: F401
 
     def execute(self, task: StepTask) -> StepResult:
-        return run_step_task(task, self.kernels, self.warm.start(task.env_digest))
+        return run_step_task(task, self.kernels,
+                             self.warm.start(task.env_digest, Path(task.notebook)))
 
     def interrupt(self) -> None:
         """Kill the steps' kernels, and any still starting; later steps get new ones."""

@@ -13,8 +13,8 @@ object a line:
 
 - first the runner sends `{"preload": [module, ...]}`; the template imports
   them and answers `{"pid", "preloaded", "skipped", "unsafe"}`, where
-  `unsafe` says why forking would be unsafe (an import started a thread), and
-  then exits;
+  `unsafe` says why forking would be unsafe or unfaithful (an import started a
+  thread, or wrote output a cold kernel would show in the notebook), and then exits;
 - then each `{"argv", "env", "cwd"}` forks a kernel; the answer is `{"pid"}`.
 
 It exits when the socket closes (its runner ended, however it ended), and
@@ -30,20 +30,26 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import ctypes
 import gc
 import importlib
+import importlib.machinery
 import importlib.util
 import json
 import os
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"  # as ipykernel's kernelapp
 # Kernel threads of libraries that fork safely: they register pthread_atfork handlers
 # (jemalloc, in pyarrow) or are unnamed pool threads named after the process (OpenBLAS).
 FORK_SAFE_THREAD_NAMES = frozenset({"jemalloc_bg_thd"})
@@ -87,40 +93,103 @@ def thread_problem(module: str, process_name: str) -> str | None:
     """
     python = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
     if python:
-        return f"importing {module} started Python threads ({', '.join(python)})"
+        return (f"importing {module} started Python threads ({', '.join(python)}); "
+                "forking would copy a process with threads")
     unknown = [name for name in native_threads()
                if name not in FORK_SAFE_THREAD_NAMES and name != process_name]
     if unknown:
-        return f"importing {module} started threads ({', '.join(sorted(set(unknown)))})"
+        return (f"importing {module} started threads ({', '.join(sorted(set(unknown)))}); "
+                "forking would copy a process with threads")
     return None
 
 
 def preload(modules: list[str], root: str) -> dict:
     """Import each module unless it lives under the project `root` (the project's own
     code changes between runs and must be read fresh by each step). Stops at the first
-    import that starts a thread: forking is then unsafe."""
+    import that starts a thread (forking is then unsafe) or writes output (a cold
+    kernel would show it in the notebook: a warm one would not). What the imports
+    write goes to a temporary file, not to the runner's terminal."""
     process_name = Path("/proc/self/comm").read_text().strip()
+    pid = os.getpid()
     preloaded: list[str] = []
     skipped: dict[str, str] = {}
-    for module in [*KERNEL_MODULES, *modules]:
-        if module in sys.modules:
+    problem = None
+    with tempfile.TemporaryFile() as out, output_to(out):
+        for module in [*KERNEL_MODULES, *modules]:
+            if module in sys.modules:
+                preloaded.append(module)
+                continue
+            where = _origin(module)
+            if where is not None and _inside(where, root) or _shadowed(module, root):
+                skipped[module] = "the project's own code"
+                continue
+            written_before = out.tell()
+            try:
+                importlib.import_module(module)
+                error = None
+            except BaseException as exc:  # noqa: BLE001 - the step will meet it itself, cold
+                error = f"{type(exc).__name__}: {exc}"[:200]
+            if os.getpid() != pid:  # the import forked: its copy of the template ends here
+                os._exit(0)
+            _flush()
+            out.seek(0, os.SEEK_END)
+            problem = thread_problem(module, process_name)
+            if problem is None and out.tell() > written_before and module not in KERNEL_MODULES:
+                out.seek(written_before)
+                first = out.read(400).decode(errors="replace").strip().splitlines()[0][:80]
+                problem = (f"importing {module} wrote output ({first!r}), which a cold "
+                           "kernel shows in the notebook")
+            if problem:
+                break
+            if error is not None:
+                skipped[module] = error
+                continue
             preloaded.append(module)
-            continue
-        where = _origin(module)
-        if where is not None and _inside(where, root):
-            skipped[module] = "the project's own code"
+    return {"pid": pid, "preloaded": preloaded, "skipped": skipped, "unsafe": problem}
+
+
+@contextlib.contextmanager
+def output_to(file: IO[bytes]) -> Iterator[None]:
+    """This process's stdout and stderr (its runner's) sent to `file` meanwhile."""
+    _flush()
+    saved = os.dup(1), os.dup(2)
+    os.dup2(file.fileno(), 1)
+    os.dup2(file.fileno(), 2)
+    try:
+        yield
+    finally:
+        _flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):  # closed or replaced by an import
+            pass
+
+
+def outside_sources() -> dict[str, int]:
+    """The files of the loaded modules that live outside this Python's installation
+    (an editable install, a folder on PYTHONPATH), with their modification times: they
+    change without any package version changing, and the runner restarts the template
+    when one did."""
+    prefixes = tuple({os.path.join(p, "") for p in (sys.prefix, sys.base_prefix,
+                                                    sys.exec_prefix, sys.base_exec_prefix)})
+    sources: dict[str, int] = {}
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if not isinstance(path, str) or path.startswith(prefixes):
             continue
         try:
-            importlib.import_module(module)
-        except BaseException as exc:  # noqa: BLE001 - the step will meet it itself, cold
-            skipped[module] = f"{type(exc).__name__}: {exc}"[:200]
+            sources[path] = os.stat(path).st_mtime_ns
+        except OSError:
             continue
-        problem = thread_problem(module, process_name)
-        if problem:
-            return {"pid": os.getpid(), "preloaded": preloaded, "skipped": skipped,
-                    "unsafe": problem}
-        preloaded.append(module)
-    return {"pid": os.getpid(), "preloaded": preloaded, "skipped": skipped, "unsafe": None}
+    return sources
 
 
 def _origin(module: str) -> str | None:
@@ -133,6 +202,18 @@ def _origin(module: str) -> str | None:
     return spec.origin or next(iter(spec.submodule_search_locations or ()), None)
 
 
+def _shadowed(module: str, root: str) -> bool:
+    """Whether the project folder holds a module of that name: a kernel started there
+    imports it (its working folder comes before site-packages on `sys.path`), not the
+    installed one the template would find. A plain folder (a namespace package) does
+    not count: a regular package found later on the path wins over it."""
+    try:
+        spec = importlib.machinery.PathFinder.find_spec(module.partition(".")[0], [root])
+    except (ImportError, ValueError, OSError):
+        return False
+    return spec is not None and spec.loader is not None
+
+
 def _inside(path: str, root: str) -> bool:
     try:
         return Path(path).resolve().is_relative_to(Path(root).resolve())
@@ -142,7 +223,8 @@ def _inside(path: str, root: str) -> bool:
 
 def become_kernel(request: dict, control: socket.socket, template_pid: int) -> None:
     """In the forked child: become the ipykernel a cold start would have started, with
-    the request's working folder, environment and arguments. Never returns."""
+    the request's working folder, environment (and what the preloaded imports changed
+    in it) and arguments. Never returns."""
     code = 1
     try:
         os.setsid()  # its own process group, as jupyter_client starts kernels
@@ -156,6 +238,9 @@ def become_kernel(request: dict, control: socket.socket, template_pid: int) -> N
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
+        os.environ.update(request["imported_env"])
+        for name in request["unset_env"]:
+            os.environ.pop(name, None)
         sys.argv = [request["launcher"], *request["argv"]]
         fresh_randomness()
         from ipykernel.kernelapp import IPKernelApp
@@ -214,7 +299,18 @@ def serve(control: socket.socket, root: str) -> None:
     first = stream.readline()
     if not first:
         return
+    # Set by the kernel when it starts, before any cell imports a module that reads it:
+    # matplotlib reads it into its rcParams when imported (plots drawn inline).
+    if not os.environ.get("MPLBACKEND"):
+        os.environ["MPLBACKEND"] = INLINE_BACKEND
+    before = dict(os.environ)
     info = preload(list(json.loads(first)["preload"]), root)
+    # What the imports set in the environment (scikit-learn sets KMP_DUPLICATE_LIB_OK and
+    # KMP_INIT_AT_FORK for OpenMP): a cold kernel has it after the same imports.
+    imported_env = {name: value for name, value in os.environ.items()
+                    if before.get(name) != value}
+    unset_env = [name for name in before if name not in os.environ]
+    info["sources"] = outside_sources()
     import ipykernel_launcher  # noqa: F401 - its path is the kernel's sys.argv[0]
 
     launcher = ipykernel_launcher.__file__
@@ -229,7 +325,7 @@ def serve(control: socket.socket, root: str) -> None:
     template_pid = os.getpid()
     for line in iter(stream.readline, b""):
         request = json.loads(line)
-        request["launcher"] = launcher
+        request.update(launcher=launcher, imported_env=imported_env, unset_env=unset_env)
         try:
             pid = os.fork()
         except OSError as exc:
@@ -259,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
     control = socket.socket(fileno=args.control_fd)
     try:
         serve(control, args.root)
+    except (ConnectionResetError, BrokenPipeError):
+        pass  # the runner closed the socket before reading every answer: it is done
     finally:
         control.close()
     return 0

@@ -72,12 +72,14 @@ def notebook_text_imports(text: str | bytes) -> list[str]:
         cells = json.loads(text).get("cells", [])
     except (ValueError, AttributeError):
         return []
+    if not isinstance(cells, list):  # not a notebook: papermill will say so, cold
+        return []
     found: list[str] = []
     for cell in cells:
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
         source = cell.get("source", "")
-        source = "".join(source) if isinstance(source, list) else str(source)
+        source = "".join(map(str, source)) if isinstance(source, list) else str(source)
         found += _LOAD_EXT.findall(source)
         if _MODEL_MAGIC.search(source):
             found.append("jupyter_mlops.models")
@@ -121,12 +123,32 @@ def with_later_imports(modules: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+def import_prefixes(modules: Iterable[str]) -> set[str]:
+    """`modules` and their parent packages: importing `a.b.c` imports `a` and `a.b`."""
+    found: set[str] = set()
+    for module in modules:
+        parts = module.split(".")
+        found.update(".".join(parts[:n]) for n in range(1, len(parts) + 1))
+    return found
+
+
+def common_imports(per_notebook: list[list[str]]) -> list[str]:
+    """What every notebook imports (a package counts as imported by a notebook that
+    imports one of its modules), in the first notebook's order."""
+    if not per_notebook:
+        return []
+    common = set.intersection(*(import_prefixes(modules) for modules in per_notebook))
+    ordered = [p for m in per_notebook[0] for p in sorted(import_prefixes([m]), key=len)]
+    return [m for m in dict.fromkeys(ordered) if m in common]
+
+
 @dataclass
 class TemplateInfo:
     pid: int
     preloaded: list[str]
     skipped: dict[str, str]
     unsafe: str | None
+    sources: dict[str, int]  # preloaded files outside the installation: their mtimes
 
 
 class KernelTemplate:
@@ -183,7 +205,8 @@ class KernelTemplate:
                     finally:
                         self._socket.settimeout(None)
                     self._info = TemplateInfo(pid=int(got["pid"]), preloaded=got["preloaded"],
-                                              skipped=got["skipped"], unsafe=got["unsafe"])
+                                              skipped=got["skipped"], unsafe=got["unsafe"],
+                                              sources=got.get("sources", {}))
                 except TimeoutError:
                     self._problem = (f"the template kernel process did not finish its "
                                      f"imports in {READY_SECONDS} s")
@@ -198,7 +221,7 @@ class KernelTemplate:
         if info is None:
             return self._problem
         if info.unsafe:
-            return f"{info.unsafe}; forking would copy a process with threads"
+            return info.unsafe
         if self.process.poll() is not None:
             return f"the template kernel process exited (status {self.process.returncode})"
         return None
@@ -214,6 +237,24 @@ class KernelTemplate:
 
     def alive(self) -> bool:
         return self.process.poll() is None
+
+    def killed(self) -> bool:
+        """Whether it ended without a reason to: killed by someone, or crashed (one that
+        found forking unsafe ends by itself, and would again if restarted)."""
+        info = self._info  # not info(): that waits for the imports
+        return not (info is not None and info.unsafe) and not self.alive()
+
+    def changed_source(self) -> str | None:
+        """A preloaded file outside the installation (an editable install, a folder on
+        PYTHONPATH) that changed since the template imported it, or None."""
+        info = self._info  # not info(): that waits for the imports
+        for path, mtime in (info.sources if info is not None else {}).items():
+            try:
+                if os.stat(path).st_mtime_ns != mtime:
+                    return path
+            except OSError:
+                return path
+        return None
 
     def close(self) -> None:
         """End the template, at once: it holds nothing to save, and it may be in the
@@ -242,31 +283,42 @@ class WarmStart:
     def __init__(self, cold: str | None = None) -> None:
         self.cold_reason = cold  # e.g. "asked for (--cold)": every step starts cold
         self._template: KernelTemplate | None = None
+        self._extra: list[str] = []
         self._lock = threading.Lock()
 
     def prepare(self, root: Path, env_digest: str, notebooks: Iterable[Path],
                 extra: Iterable[str] = ()) -> None:
         """Start a template for this project and environment (it imports in the
-        background) unless the running one fits; a template of another environment,
-        or that lacks some of these notebooks' imports or the `extra` modules (the
-        spec's `preload`), is closed first."""
+        background) unless the running one preloads the same modules, was not killed
+        (by someone, or the out-of-memory killer) and none of its files outside the
+        installation changed (an editable install's); another one is closed first.
+
+        The template imports only what *every* one of these notebooks imports (and the
+        `extra` modules, the spec's `preload`): an import can change the process (a
+        warnings filter, a logging handler, an exit handler, the umask, a patched
+        library), and a step's kernel must not carry the imports of another step's
+        notebook. A module only some steps import is imported by those steps' kernels.
+        """
         if self.cold_reason or unavailable_here():
             return
-        modules = list(dict.fromkeys([*preload_modules(notebooks), *extra]))
+        modules = [*common_imports([preload_modules([nb]) for nb in notebooks]), *extra]
+        modules = list(dict.fromkeys(modules))
         with self._lock:
             current = self._template
-            if current is not None and current.root == root and \
-                    current.env_digest == env_digest and set(modules) <= set(current.modules):
+            if current is not None and current.root == root and not current.killed() and \
+                    current.env_digest == env_digest and \
+                    set(modules) == set(current.modules) and not current.changed_source():
                 return
             if current is not None:
-                modules = list(dict.fromkeys([*current.modules, *modules])) \
-                    if current.root == root and current.env_digest == env_digest else modules
                 current.close()
             self._template = KernelTemplate(root, env_digest, modules)
+            self._extra = list(extra)
 
-    def start(self, env_digest: str | None = None) -> KernelStart:
+    def start(self, env_digest: str | None = None,
+              notebook: Path | None = None) -> KernelStart:
         """How the next step's kernel starts: from the template when there is a usable
-        one for `env_digest`, else cold with the reason."""
+        one for `env_digest` (and that preloaded nothing `notebook` does not import),
+        else cold with the reason."""
         if self.cold_reason:
             return KernelStart(None, cold(self.cold_reason))
         here = unavailable_here()
@@ -279,6 +331,17 @@ class WarmStart:
         if env_digest is not None and template.env_digest != env_digest:
             return KernelStart(None, cold("the environment changed since the template "
                                           "kernel process started"))
+        changed = template.changed_source()
+        if changed:
+            return KernelStart(None, cold(f"{changed} changed since the template kernel "
+                                          "process imported it"))
+        if notebook is not None:
+            own = import_prefixes([*preload_modules([notebook]), *self._extra])
+            foreign = [m for m in template.modules if m not in own]
+            if foreign:
+                return KernelStart(None, cold(
+                    "the template kernel process imported modules this notebook does not "
+                    f"({', '.join(foreign[:5])})"))
         return KernelStart(template)
 
     def close(self) -> None:
