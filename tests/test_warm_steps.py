@@ -48,6 +48,12 @@ def run_pipeline(project: Project, spec_path: Path, **kwargs):
     return outcome, steps
 
 
+def on_pythonpath(monkeypatch, folder: Path) -> None:
+    """Kernels and templates started from now on import from `folder` first."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(folder), *filter(None, [os.environ.get("PYTHONPATH")])]))
+
+
 def one_step(project: Project, notebook: str, name: str = "one") -> Path:
     shutil.copy(FIXTURES / notebook, project.root / notebook)
     spec = project.root / f"{name}.yaml"
@@ -121,8 +127,7 @@ def test_an_import_that_starts_a_thread_makes_steps_start_cold(project: Project,
         threading.Thread(target=_stop.wait, name="poller", daemon=True).start()
         started = True
     """))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        [str(library), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    on_pythonpath(monkeypatch, library)
     monkeypatch.syspath_prepend(str(library))
     _, steps = run_pipeline(project, one_step(project, "threads.ipynb"))
     outputs, start = steps["only"]
@@ -143,8 +148,7 @@ def test_a_template_stuck_in_its_imports_makes_steps_start_cold(project: Project
             time.sleep(120)
         started = True
     """))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        [str(library), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    on_pythonpath(monkeypatch, library)
     monkeypatch.syspath_prepend(str(library))
     monkeypatch.setattr(warm, "READY_SECONDS", 2)
     _, steps = run_pipeline(project, one_step(project, "threads.ipynb"))
@@ -224,6 +228,19 @@ def test_an_environment_variable_the_template_lacks_makes_a_step_start_cold(
                                 "template's (OMP_NUM_THREADS)")
 
 
+def template_and_kernel(pid: int, seen: set[int]) -> bool:
+    """Whether a child of `pid` (the template) has a child (a kernel it forked); every
+    process below `pid` is added to `seen`."""
+    below = descendants(pid)
+    seen.update(below)
+    return any(descendants(child) for child in below)
+
+
+def assert_none_alive(seen: set[int]) -> None:
+    assert wait_for(lambda: not any(alive(pid) for pid in seen), timeout=60), \
+        [pid for pid in seen if alive(pid)]
+
+
 @pytest.mark.parametrize("how", ["ctrl-c", "kill-9"])
 def test_no_process_outlives_the_runner(project: Project, how: str) -> None:
     shutil.copy(NOTEBOOKS / "pipeline" / "sleep.ipynb", project.root / "sleep.ipynb")
@@ -234,14 +251,8 @@ def test_no_process_outlives_the_runner(project: Project, how: str) -> None:
                                "run", str(spec)], cwd=project.root,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     seen: set[int] = set()
-
-    def template_and_kernel() -> bool:  # the runner's child, and its child
-        below = descendants(runner.pid)
-        seen.update(below)
-        return any(descendants(pid) for pid in below)
-
     try:
-        assert wait_for(template_and_kernel, timeout=120)
+        assert wait_for(lambda: template_and_kernel(runner.pid, seen), timeout=120)
         with Store(project.db_path) as store:
             assert wait_for(lambda: store.pipelines.recent("slow")[0].steps[0].status
                             == "running", timeout=60)
@@ -252,8 +263,7 @@ def test_no_process_outlives_the_runner(project: Project, how: str) -> None:
         else:
             runner.kill()
             runner.wait(timeout=60)
-        assert wait_for(lambda: not any(alive(pid) for pid in seen), timeout=60), \
-            [pid for pid in seen if alive(pid)]
+        assert_none_alive(seen)
     finally:
         if runner.poll() is None:
             runner.kill()
@@ -290,8 +300,7 @@ def test_a_step_does_not_carry_what_another_steps_notebook_imports(
     """))
     log = library / "exits.log"
     monkeypatch.setenv("SIDEFX_LOG", str(log))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        [str(library), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    on_pythonpath(monkeypatch, library)
     write_notebook(project.root / "uses.ipynb", "import os\nimport scrapbook as sb\n"
                    "import sidefx\nsb.glue('pid', os.getpid())")
     write_notebook(project.root / "other.ipynb", textwrap.dedent("""\
@@ -344,8 +353,7 @@ def test_an_import_that_writes_output_makes_steps_start_cold(project: Project,
         print("noisy: hello")
         warnings.warn("noisy: careful")
     """))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        [str(library), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    on_pythonpath(monkeypatch, library)
     write_notebook(project.root / "noisy.ipynb",
                    "import noisy\nimport scrapbook as sb\nsb.glue('ran', True)")
     spec = project.root / "noisy.yaml"
@@ -403,8 +411,7 @@ def test_a_module_imported_by_the_template_sees_the_kernels_matplotlib_backend(
     before any cell runs: the template sets it before its imports, as a kernel would."""
     library = tmp_path_factory.mktemp("library")
     (library / "backendreader.py").write_text("import os\n\nSEEN = os.environ.get('MPLBACKEND')\n")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        [str(library), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    on_pythonpath(monkeypatch, library)
     monkeypatch.delenv("MPLBACKEND", raising=False)
     write_notebook(project.root / "plots.ipynb", "import backendreader\n"
                    "import scrapbook as sb\nsb.glue('seen', backendreader.SEEN)")
@@ -457,8 +464,7 @@ def test_a_preloaded_file_outside_the_installation_that_changed_restarts_the_tem
     library = tmp_path_factory.mktemp("library")
     source = library / "libver.py"
     source.write_text("VERSION = 1\n")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        [str(library), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    on_pythonpath(monkeypatch, library)
     write_notebook(project.root / "ver.ipynb",
                    "import libver\nimport scrapbook as sb\nsb.glue('version', libver.VERSION)")
     spec = project.root / "ver.yaml"
@@ -496,8 +502,7 @@ def test_a_copy_of_the_template_made_by_an_import_that_forks_ends_at_once(
     """))
     log = library / "child.txt"
     monkeypatch.setenv("FORKER_LOG", str(log))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        [str(library), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    on_pythonpath(monkeypatch, library)
     template = warm.KernelTemplate(project.root, "digest", ["forker"])
     try:
         assert template.info() is not None and "forker" in template.info().preloaded
@@ -560,18 +565,11 @@ def test_no_process_outlives_mlops_run(project: Project) -> None:
                              "sleep.ipynb", "-p", "seconds=300"], cwd=project.root,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     seen: set[int] = set()
-
-    def template_and_kernel() -> bool:
-        below = descendants(proc.pid)
-        seen.update(below)
-        return any(descendants(pid) for pid in below)
-
     try:
-        assert wait_for(template_and_kernel, timeout=120)
+        assert wait_for(lambda: template_and_kernel(proc.pid, seen), timeout=120)
         proc.kill()
         proc.wait(timeout=60)
-        assert wait_for(lambda: not any(alive(pid) for pid in seen), timeout=60), \
-            [pid for pid in seen if alive(pid)]
+        assert_none_alive(seen)
     finally:
         if proc.poll() is None:
             proc.kill()
