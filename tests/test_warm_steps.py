@@ -48,6 +48,14 @@ def run_pipeline(project: Project, spec_path: Path, **kwargs):
     return outcome, steps
 
 
+def notebook_step(project: Project, name: str, source: str) -> Path:
+    """A one-step pipeline `name` running a one-cell notebook of `source`; its spec."""
+    write_notebook(project.root / f"{name}.ipynb", source)
+    spec = project.root / f"{name}.yaml"
+    spec.write_text(ONE_STEP.format(name=name, notebook=f"{name}.ipynb"))
+    return spec
+
+
 def on_pythonpath(monkeypatch, folder: Path) -> None:
     """Kernels and templates started from now on import from `folder` first."""
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
@@ -327,10 +335,9 @@ def test_a_project_module_named_as_an_installed_one_is_not_preloaded(
     folder comes before site-packages), so the template must not preload the installed
     croniter in its place."""
     (project.root / "croniter.py").write_text("WHO = 'the project'\n")
-    write_notebook(project.root / "shadow.ipynb", "import croniter\nimport scrapbook as sb\n"
+    spec = notebook_step(project, "shadow",
+                         "import croniter\nimport scrapbook as sb\n"
                    "sb.glue('who', getattr(croniter, 'WHO', 'installed'))")
-    spec = project.root / "shadow.yaml"
-    spec.write_text(ONE_STEP.format(name="shadow", notebook="shadow.ipynb"))
     executor = LocalExecutor()
     try:
         _, steps = run_pipeline(project, spec, executor=executor)
@@ -354,10 +361,8 @@ def test_an_import_that_writes_output_makes_steps_start_cold(project: Project,
         warnings.warn("noisy: careful")
     """))
     on_pythonpath(monkeypatch, library)
-    write_notebook(project.root / "noisy.ipynb",
-                   "import noisy\nimport scrapbook as sb\nsb.glue('ran', True)")
-    spec = project.root / "noisy.yaml"
-    spec.write_text(ONE_STEP.format(name="noisy", notebook="noisy.ipynb"))
+    spec = notebook_step(project, "noisy",
+                         "import noisy\nimport scrapbook as sb\nsb.glue('ran', True)")
     outcome, steps = run_pipeline(project, spec)
     assert steps["only"] == ({"ran": True}, "cold: importing noisy wrote output "
                              "('noisy: hello'), which a cold kernel shows in the notebook")
@@ -393,11 +398,10 @@ def test_what_an_import_sets_in_the_environment_is_set_in_a_warm_step(
     as after its own import in a cold kernel."""
     for name in ("KMP_DUPLICATE_LIB_OK", "KMP_INIT_AT_FORK"):  # set by an earlier import here
         monkeypatch.delenv(name, raising=False)
-    write_notebook(project.root / "env.ipynb", "import os\nimport sklearn\n"
+    spec = notebook_step(project, "env",
+                         "import os\nimport sklearn\n"
                    "import scrapbook as sb\nsb.glue('kmp', {name: value for name, value in "
                    "os.environ.items() if name.startswith('KMP_')})")
-    spec = project.root / "env.yaml"
-    spec.write_text(ONE_STEP.format(name="env", notebook="env.ipynb"))
     _, warm_steps = run_pipeline(project, spec)
     _, cold_steps = run_pipeline(project, spec, cold=True, force=["all"])
     assert warm_steps["only"][1] == "warm"
@@ -413,10 +417,9 @@ def test_a_module_imported_by_the_template_sees_the_kernels_matplotlib_backend(
     (library / "backendreader.py").write_text("import os\n\nSEEN = os.environ.get('MPLBACKEND')\n")
     on_pythonpath(monkeypatch, library)
     monkeypatch.delenv("MPLBACKEND", raising=False)
-    write_notebook(project.root / "plots.ipynb", "import backendreader\n"
+    spec = notebook_step(project, "plots",
+                         "import backendreader\n"
                    "import scrapbook as sb\nsb.glue('seen', backendreader.SEEN)")
-    spec = project.root / "plots.yaml"
-    spec.write_text(ONE_STEP.format(name="plots", notebook="plots.ipynb"))
     _, steps = run_pipeline(project, spec)
     assert steps["only"] == ({"seen": "module://matplotlib_inline.backend_inline"}, "warm")
 
@@ -465,10 +468,8 @@ def test_a_preloaded_file_outside_the_installation_that_changed_restarts_the_tem
     source = library / "libver.py"
     source.write_text("VERSION = 1\n")
     on_pythonpath(monkeypatch, library)
-    write_notebook(project.root / "ver.ipynb",
-                   "import libver\nimport scrapbook as sb\nsb.glue('version', libver.VERSION)")
-    spec = project.root / "ver.yaml"
-    spec.write_text(ONE_STEP.format(name="ver", notebook="ver.ipynb"))
+    spec = notebook_step(project, "ver", "import libver\nimport scrapbook as sb\n"
+                                         "sb.glue('version', libver.VERSION)")
     executor = LocalExecutor()
     try:
         _, first = run_pipeline(project, spec, executor=executor)
