@@ -62,6 +62,17 @@ def on_pythonpath(monkeypatch, folder: Path) -> None:
         [str(folder), *filter(None, [os.environ.get("PYTHONPATH")])]))
 
 
+def run_with_its_template(project: Project, spec_path: Path) -> tuple[dict, warm.TemplateInfo]:
+    """Run on an executor of its own; each step's (outputs, kernel tag), and what its
+    template preloaded and skipped."""
+    executor = LocalExecutor()
+    try:
+        _, steps = run_pipeline(project, spec_path, executor=executor)
+        return steps, executor.warm._template.info()
+    finally:
+        executor.close()
+
+
 def one_step(project: Project, notebook: str, name: str = "one") -> Path:
     shutil.copy(FIXTURES / notebook, project.root / notebook)
     spec = project.root / f"{name}.yaml"
@@ -168,14 +179,9 @@ def test_the_spec_can_list_modules_to_preload(project: Project) -> None:
     spec = one_step(project, "clean.ipynb")
     spec.write_text("name: one\npreload: [xml.dom.minidom]\nsteps:\n"
                     "  only:\n    notebook: clean.ipynb\n")
-    executor = LocalExecutor()
-    try:
-        _, steps = run_pipeline(project, spec, executor=executor)
-        preloaded = executor.warm._template.info().preloaded
-    finally:
-        executor.close()
+    steps, template = run_with_its_template(project, spec)
     assert steps["only"][1] == "warm"
-    assert "xml.dom.minidom" in preloaded and "sklearn" in preloaded  # listed, and learned
+    assert "xml.dom.minidom" in template.preloaded and "sklearn" in template.preloaded
 
 
 def test_a_preload_entry_that_is_no_module_name_is_refused(project: Project) -> None:
@@ -335,17 +341,11 @@ def test_a_project_module_named_as_an_installed_one_is_not_preloaded(
     folder comes before site-packages), so the template must not preload the installed
     croniter in its place."""
     (project.root / "croniter.py").write_text("WHO = 'the project'\n")
-    spec = notebook_step(project, "shadow",
-                         "import croniter\nimport scrapbook as sb\n"
-                   "sb.glue('who', getattr(croniter, 'WHO', 'installed'))")
-    executor = LocalExecutor()
-    try:
-        _, steps = run_pipeline(project, spec, executor=executor)
-        skipped = executor.warm._template.info().skipped
-    finally:
-        executor.close()
+    spec = notebook_step(project, "shadow", "import croniter\nimport scrapbook as sb\n"
+                                            "sb.glue('who', getattr(croniter, 'WHO', 'installed'))")
+    steps, template = run_with_its_template(project, spec)
     assert steps["only"] == ({"who": "the project"}, "warm")
-    assert skipped["croniter"] == "the project's own code"
+    assert template.skipped["croniter"] == "the project's own code"
 
 
 def test_an_import_that_writes_output_makes_steps_start_cold(project: Project,
