@@ -76,9 +76,9 @@ def warm_kernels(project: Project, notebook: Path, cold: bool) -> Iterator[Kerne
     notebook's modules from now on, while the run is prepared and papermill imported
     (pipelines/warm.py), or cold when asked or when forking is unavailable here; the
     template ends with the block."""
-    from ..pipelines.warm import WarmStart
+    from ..pipelines.warm import ASKED_COLD, WarmStart
 
-    kernels = WarmStart("asked for (--cold)" if cold else None)
+    kernels = WarmStart(ASKED_COLD if cold else None)
     try:
         env_digest = None
         if not cold:

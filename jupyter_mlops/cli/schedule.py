@@ -80,7 +80,9 @@ def run(args: argparse.Namespace) -> int:
 
     def run_pipeline(spec: PipelineSpec) -> None:
         if not executors:
-            executors.append(LocalExecutor(cold="asked for (--cold)" if args.cold else None))
+            from ..pipelines.warm import ASKED_COLD
+
+            executors.append(LocalExecutor(cold=ASKED_COLD if args.cold else None))
         outcome = PipelineRunner(spec, project, store, jobs=args.jobs, trigger="schedule",
                                  progress=log, executor=executors[0]).run()
         log(f"{spec.name}: run {outcome.pipeline_run_id} {outcome.status}")

@@ -373,7 +373,9 @@ class PipelineRunner:
 
     def _executor(self) -> Executor:
         if self.executor is None:
-            self.executor = LocalExecutor(cold="asked for (--cold)" if self.cold else None)
+            from .warm import ASKED_COLD
+
+            self.executor = LocalExecutor(cold=ASKED_COLD if self.cold else None)
             self._owns_executor = True
         return self.executor
 

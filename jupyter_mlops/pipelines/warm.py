@@ -33,6 +33,7 @@ from typing import Any
 from jupyter_client.provisioning import LocalProvisioner
 
 WARM = "warm"
+ASKED_COLD = "asked for (--cold)"  # the cold reason of every command's --cold
 READY_SECONDS = 300  # a template still importing after this: its steps start cold
 # Variables a step's kernel may see with values other than the template's: they are
 # read when the kernel or a magic runs, never when a module is imported.
@@ -281,7 +282,7 @@ class WarmStart:
     reused across pipeline runs, replaced when the environment changed."""
 
     def __init__(self, cold: str | None = None) -> None:
-        self.cold_reason = cold  # e.g. "asked for (--cold)": every step starts cold
+        self.cold_reason = cold  # e.g. ASKED_COLD: every step starts cold
         self._template: KernelTemplate | None = None
         self._extra: list[str] = []
         self._lock = threading.Lock()

@@ -171,9 +171,9 @@ def _warm_start(project: Project, env_digest: str, cold: bool, notebook: bytes
                 ) -> WarmStart:
     """A template process for one notebook's kernel, importing what the notebook imports
     while its inputs are checked (none with `cold`)."""
-    from ..pipelines.warm import WarmStart, notebook_text_imports, with_later_imports
+    from ..pipelines.warm import ASKED_COLD, WarmStart, notebook_text_imports, with_later_imports
 
-    kernels = WarmStart("asked for (--cold)" if cold else None)
+    kernels = WarmStart(ASKED_COLD if cold else None)
     kernels.prepare(project.root, env_digest, [],
                     with_later_imports(notebook_text_imports(notebook)))
     return kernels
